@@ -1,0 +1,85 @@
+// VmConfig: everything that describes one VM. A JSON VM file (`doppel run --config vm.json`)
+// and the command-line flags both build this one struct (Firecracker's rule: one config
+// struct per resource, shared by every front end).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/result.h"
+
+namespace doppel {
+
+enum class Arch { kRiscv64, kX86_64 };
+enum class EngineKind { kEmu, kKvm };
+enum class OnReboot { kExit, kRestart };
+
+std::string_view to_string(Arch arch);
+std::string_view to_string(EngineKind engine);
+Result<Arch> parse_arch(std::string_view text);
+Result<EngineKind> parse_engine(std::string_view text);
+
+using MacAddress = std::array<uint8_t, 6>;
+
+struct DiskConfig {
+  std::string path;
+  bool read_only = false;
+};
+
+struct NetConfig {
+  std::string tap;                 // TAP interface name; created if it does not exist
+  std::optional<MacAddress> mac;   // generated when absent
+};
+
+// A second console stream (virtio-console): to a file, or to a Unix socket.
+struct ConsoleConfig {
+  enum class Kind { kFile, kSocket } kind = Kind::kFile;
+  std::string path;
+};
+
+struct VmConfig {
+  Arch arch = Arch::kRiscv64;
+  EngineKind engine = EngineKind::kEmu;
+  std::string kernel;
+  std::string initrd;       // optional: empty means none
+  std::string firmware;     // riscv64: OpenSBI fw_dynamic.bin
+  std::string cmdline;
+  unsigned cpus = 1;
+  uint64_t memory = 256ull << 20;  // bytes
+  std::vector<DiskConfig> disks;
+  std::vector<NetConfig> nets;
+  std::optional<ConsoleConfig> console2;
+  OnReboot on_reboot = OnReboot::kExit;
+};
+
+constexpr unsigned kMaxCpus = 8;
+constexpr uint64_t kMinMemory = 16ull << 20;
+
+// "--memory" syntax: a number of bytes with an optional K, M or G suffix (binary units).
+// A bare number is MiB, as in QEMU's -m.
+Result<uint64_t> parse_memory_size(std::string_view text);
+// "--disk PATH[,ro]"
+Result<DiskConfig> parse_disk_spec(std::string_view text);
+// "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]"
+Result<NetConfig> parse_net_spec(std::string_view text);
+Result<MacAddress> parse_mac(std::string_view text);
+
+// Applies a JSON VM file onto `config` (keys present override). Unknown keys, wrong types
+// and out-of-range values are errors naming the key path: "vm.json: machine.cpus: must be
+// between 1 and 8, got 0".
+Result<void> apply_json(VmConfig& config, const nlohmann::json& doc);
+Result<VmConfig> load_vm_file(const std::string& path, VmConfig defaults);
+
+// Checks ranges and that every named file exists and is readable. host_memory is the
+// host's physical memory in bytes (0: do not check).
+Result<void> validate(const VmConfig& config, uint64_t host_memory);
+
+nlohmann::json to_json(const VmConfig& config);
+
+}  // namespace doppel
