@@ -1,0 +1,307 @@
+// One RV64IMAFDC hart (Zicsr, Zifencei, Zicntr; M/S/U modes; Sv39/Sv48) as an interpreter
+// over a decoded-block cache keyed by physical PC.
+//
+// Two ways to drive it:
+//  - The machine (EmuEngine) calls run_engine(): traps go to the guest's trap vectors,
+//    interrupts are taken from pins(), WFI sleeps on pins().
+//  - A user-mode runner (difftest) sets exit_on_trap(true), puts the hart in U-mode with
+//    satp = 0, and calls step(): every exception (ECALL, faults, illegal instruction) is
+//    returned to the caller as a Trap value with pc left at the trapping instruction, so
+//    the caller can service an ECALL, set_pc(pc + 4) and call step() again.
+//
+// Threads: a Hart belongs to one host thread (its vCPU thread); only pins() may be touched
+// from other threads. Guest RAM is shared with other harts: AMOs and LR/SC use host atomics.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "core/bus.h"
+#include "core/guest_memory.h"
+#include "engines/emu/riscv64/interrupt_pins.h"
+#include "engines/emu/riscv64/timebase.h"
+
+namespace doppel::rv64 {
+
+enum class Priv : uint8_t { kU = 0, kS = 1, kM = 3 };
+
+// Exception causes (privileged spec 3.1.15, mcause with the interrupt bit clear).
+enum class Exception : uint64_t {
+  kInsnMisaligned = 0,
+  kInsnAccessFault = 1,
+  kIllegalInsn = 2,
+  kBreakpoint = 3,
+  kLoadMisaligned = 4,
+  kLoadAccessFault = 5,
+  kStoreMisaligned = 6,  // also AMO
+  kStoreAccessFault = 7,
+  kEcallFromU = 8,
+  kEcallFromS = 9,
+  kEcallFromM = 11,
+  kInsnPageFault = 12,
+  kLoadPageFault = 13,
+  kStorePageFault = 15,
+};
+constexpr uint64_t kInterruptBit = 1ull << 63;
+
+// A trap as a value: cause as mcause encodes it (bit 63 set for interrupts), tval as mtval
+// would hold it, pc of the trapping instruction.
+struct Trap {
+  uint64_t cause = 0;
+  uint64_t tval = 0;
+  uint64_t pc = 0;
+  bool is_interrupt() const { return (cause & kInterruptBit) != 0; }
+};
+
+// Why step() returned.
+struct StepResult {
+  enum class Kind {
+    kTrap,     // `trap` is set (only in exit_on_trap mode, or for an interrupt)
+    kBudget,   // ran max_instructions without a trap
+    kWfi,      // a WFI with no interrupt pending (exit_on_trap mode only)
+  };
+  Kind kind = Kind::kBudget;
+  Trap trap;
+  uint64_t executed = 0;  // instructions executed in this call
+};
+
+// Why run_engine() returned.
+enum class EngineExit { kKicked, kCrash };
+
+// Plain, versioned register state (rule 9).
+struct HartState {
+  static constexpr uint32_t kVersion = 1;
+  uint32_t version = kVersion;
+  uint64_t pc = 0;
+  std::array<uint64_t, 32> x{};
+  std::array<uint64_t, 32> f{};
+  uint8_t priv = 3;
+  uint8_t frm = 0;
+  uint8_t fflags = 0;
+  uint64_t mstatus = 0, medeleg = 0, mideleg = 0, mie = 0, mip = 0, mtvec = 0, mscratch = 0,
+           mepc = 0, mcause = 0, mtval = 0, mcounteren = 0, menvcfg = 0, mcountinhibit = 0;
+  uint64_t stvec = 0, sscratch = 0, sepc = 0, scause = 0, stval = 0, scounteren = 0,
+           senvcfg = 0, satp = 0;
+  uint64_t instret = 0;
+  std::array<uint8_t, 16> pmpcfg{};
+  std::array<uint64_t, 16> pmpaddr{};
+};
+
+struct DecodedInsn;  // decode.h
+class Hart;
+// An instruction's semantics. Returns true when the instruction completed and the next
+// one follows at pc + length; false when it changed pc itself (taken branch, jump, trap
+// taken, or an instruction that must end the block), in which case pc is already set.
+using Handler = bool (*)(Hart&, const DecodedInsn&);
+
+class Hart {
+ public:
+  Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsigned hart_id = 0);
+  ~Hart();
+  Hart(const Hart&) = delete;
+  Hart& operator=(const Hart&) = delete;
+
+  // ---- state, for runners, tests and debuggers ----
+  uint64_t pc() const { return m_pc; }
+  void set_pc(uint64_t pc) { m_pc = pc; }
+  uint64_t x(unsigned i) const { return i == 0 ? 0 : m_x[i & 31]; }
+  void set_x(unsigned i, uint64_t v) {
+    if ((i & 31) != 0) m_x[i & 31] = v;
+  }
+  uint64_t f(unsigned i) const { return m_f[i & 31]; }  // raw 64 bits (NaN-boxed singles)
+  void set_f(unsigned i, uint64_t v) { m_f[i & 31] = v; }
+  Priv priv() const { return m_priv; }
+  void set_priv(Priv p);
+  unsigned hart_id() const { return m_hart_id; }
+
+  // Debugger access to any implemented CSR by number, with no privilege checks and no
+  // side effects beyond the architectural ones of a write. nullopt / false if the CSR does
+  // not exist.
+  std::optional<uint64_t> read_csr(uint16_t csr);
+  bool write_csr(uint16_t csr, uint64_t value);
+
+  // Exceptions come back from step() as values instead of entering the guest's handlers.
+  void set_exit_on_trap(bool on) { m_exit_on_trap = on; }
+
+  // Runs up to max_instructions (block granularity: may overshoot by less than one block
+  // in engine mode; exact in exit_on_trap mode). In exit_on_trap mode an exception stops
+  // execution with pc at the trapping instruction and nothing else changed. Interrupts
+  // pending and enabled in pins()/mip are taken (entering the guest handler) in both modes.
+  StepResult step(uint64_t max_instructions);
+
+  // The machine's loop: runs until kick() (pins().kick()) or an internal error. WFI sleeps.
+  EngineExit run_engine();
+  const std::string& crash_detail() const { return m_crash_detail; }
+
+  InterruptPins& pins() { return m_pins; }
+
+  // Writes "pc: disassembly" of each executed instruction to stderr (DOPPEL_TRACE=1).
+  void set_trace(bool on) { m_trace = on; }
+
+  // Drops every decoded block (after a host-side write to guest code, e.g. a loader).
+  void flush_decode_cache();
+  void flush_tlb();
+
+  uint64_t instret() const { return m_instret; }
+
+  HartState save() const;
+  Result<void> restore(const HartState& state);
+
+  // ---- used by instruction handlers (decode.h); not for runners ----
+  uint64_t& xr(unsigned i) { return m_x[i]; }  // i may be 32: the x0 write sink
+  uint64_t& fr(unsigned i) { return m_f[i]; }
+
+  // Memory access as the current effective privilege sees it (MPRV applied). On failure
+  // the trap is already raised (take_exception) and the caller returns false.
+  template <typename T>
+  bool load(uint64_t va, T& out) {
+    const TlbEntry& e = m_tlb[m_data_ctx][kTlbRead][(va >> 12) & (kTlbSize - 1)];
+    if (e.tag == (va >> 12) && (va & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
+      std::memcpy(&out, reinterpret_cast<const void*>(static_cast<uintptr_t>(va) + e.addend),
+                  sizeof(T));
+      return true;
+    }
+    uint64_t v = 0;
+    if (!load_slow(va, sizeof(T), v)) return false;
+    out = static_cast<T>(v);
+    return true;
+  }
+  template <typename T>
+  bool store(uint64_t va, T value) {
+    const TlbEntry& e = m_tlb[m_data_ctx][kTlbWrite][(va >> 12) & (kTlbSize - 1)];
+    if (e.tag == (va >> 12) && (va & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
+      std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(va) + e.addend), &value,
+                  sizeof(T));
+      return true;
+    }
+    return store_slow(va, sizeof(T), static_cast<uint64_t>(value));
+  }
+  // Host pointer for an aligned atomic access of `size` bytes (AMO, LR, SC), translated for
+  // writing. nullptr when a trap was raised.
+  uint8_t* atomic_ptr(uint64_t va, unsigned size, bool is_lr);
+
+  // Enters the guest's trap handler (or records the trap in exit_on_trap mode). Returns
+  // false so handlers can `return h.take_exception(...)`.
+  bool take_exception(Exception cause, uint64_t tval);
+  bool illegal(const DecodedInsn& d);
+
+  // Zicsr: the CSR instruction's view (privilege, read-only and FS checks). False = illegal.
+  bool csr_read(uint16_t csr, uint64_t& value);
+  bool csr_write(uint16_t csr, uint64_t value);
+
+  // Privileged instructions.
+  bool exec_mret(const DecodedInsn& d);
+  bool exec_sret(const DecodedInsn& d);
+  bool exec_wfi(const DecodedInsn& d);
+  bool exec_sfence_vma(const DecodedInsn& d);
+  bool exec_fence_i(const DecodedInsn& d);
+
+  // F/D helpers.
+  bool fp_enabled() const { return (m_mstatus & kMstatusFS) != 0; }
+  void fp_dirty() { m_mstatus |= kMstatusFS | kMstatusSD; }
+  // Resolves an instruction's rm field (7 = DYN -> frm); false if the result is reserved.
+  bool resolve_rm(unsigned rm_field, unsigned& rm) const {
+    rm = rm_field == 7 ? m_frm : rm_field;
+    return rm <= 4;
+  }
+  void add_fflags(uint8_t flags) { m_fflags = static_cast<uint8_t>(m_fflags | flags); }
+
+  // LR/SC reservation (SC is a compare-and-swap against the LR-loaded value).
+  uint64_t m_lr_addr = ~0ull;
+  uint64_t m_lr_value = 0;
+
+  static constexpr uint64_t kMstatusSIE = 1ull << 1;
+  static constexpr uint64_t kMstatusMIE = 1ull << 3;
+  static constexpr uint64_t kMstatusSPIE = 1ull << 5;
+  static constexpr uint64_t kMstatusMPIE = 1ull << 7;
+  static constexpr uint64_t kMstatusSPP = 1ull << 8;
+  static constexpr uint64_t kMstatusMPP = 3ull << 11;
+  static constexpr uint64_t kMstatusFS = 3ull << 13;
+  static constexpr uint64_t kMstatusMPRV = 1ull << 17;
+  static constexpr uint64_t kMstatusSUM = 1ull << 18;
+  static constexpr uint64_t kMstatusMXR = 1ull << 19;
+  static constexpr uint64_t kMstatusTVM = 1ull << 20;
+  static constexpr uint64_t kMstatusTW = 1ull << 21;
+  static constexpr uint64_t kMstatusTSR = 1ull << 22;
+  static constexpr uint64_t kMstatusUXL = 3ull << 32;
+  static constexpr uint64_t kMstatusSXL = 3ull << 34;
+  static constexpr uint64_t kMstatusSD = 1ull << 63;
+
+ private:
+  friend class HartTestPeer;
+  struct Block;
+  struct DecodeCache;
+
+  // Software TLB: per context (0 = M/bare, 1 = U, 2 = S, 3 = S with SUM) and access type,
+  // direct-mapped over 4 KiB virtual pages; only RAM pages are cached.
+  static constexpr unsigned kTlbSize = 256;
+  static constexpr unsigned kTlbRead = 0, kTlbWrite = 1, kTlbFetch = 2;
+  struct TlbEntry {
+    uint64_t tag = ~0ull;  // va >> 12
+    uintptr_t addend = 0;  // host = va + addend
+  };
+  enum class Access { kRead, kWrite, kFetch };
+
+  bool load_slow(uint64_t va, unsigned size, uint64_t& out);
+  bool store_slow(uint64_t va, unsigned size, uint64_t value);
+  // Translates va for `access` at the given effective privilege. On success returns
+  // nullopt and sets pa; otherwise the exception to raise.
+  std::optional<Exception> translate(uint64_t va, Access access, Priv priv, bool sum,
+                                     uint64_t& pa);
+  void update_contexts();
+  Priv effective_data_priv() const;
+
+  const Block* fetch_block(uint64_t& fault_tval, std::optional<Exception>& fault);
+  bool execute_block(uint64_t budget, uint64_t& executed);
+  bool execute_straddling(uint64_t& executed);
+  uint64_t mip() const { return m_mip | m_pins.pending(); }
+  // Takes the highest-priority pending enabled interrupt, if any. True if one was taken.
+  bool check_interrupts();
+  void enter_trap(uint64_t cause, uint64_t tval);
+  void trace(const DecodedInsn& d) const;
+  bool counter_allowed(uint16_t csr) const;
+
+  GuestMemory& m_memory;
+  const Bus& m_mmio;
+  const Timebase& m_timebase;
+  InterruptPins m_pins;
+  unsigned m_hart_id;
+
+  uint64_t m_pc = 0;
+  uint64_t m_x[33] = {};  // [32] is where writes to x0 land
+  uint64_t m_f[32] = {};
+  Priv m_priv = Priv::kM;
+  uint8_t m_frm = 0;
+  uint8_t m_fflags = 0;
+
+  uint64_t m_mstatus = 0;
+  uint64_t m_medeleg = 0, m_mideleg = 0, m_mie = 0, m_mip = 0, m_mtvec = 0, m_mscratch = 0;
+  uint64_t m_mepc = 0, m_mcause = 0, m_mtval = 0, m_mcounteren = 0, m_menvcfg = 0;
+  uint64_t m_mcountinhibit = 0;
+  uint64_t m_stvec = 0, m_sscratch = 0, m_sepc = 0, m_scause = 0, m_stval = 0;
+  uint64_t m_scounteren = 0, m_senvcfg = 0, m_satp = 0;
+  std::array<uint8_t, 16> m_pmpcfg{};
+  std::array<uint64_t, 16> m_pmpaddr{};
+  uint64_t m_instret = 0;
+  int64_t m_cycle_offset = 0;    // mcycle = instret + offset
+  int64_t m_instret_offset = 0;  // minstret = instret + offset
+
+  unsigned m_data_ctx = 0;   // TLB context for loads/stores
+  unsigned m_fetch_ctx = 0;  // TLB context for fetch
+  TlbEntry m_tlb[4][3][kTlbSize];
+
+  DecodeCache* m_cache;  // owned
+  bool m_exit_on_trap = false;
+  bool m_trap_pending = false;  // exit_on_trap: a trap was recorded
+  Trap m_trap;
+  bool m_wfi = false;  // the last block ended in a WFI with nothing pending
+  bool m_trace = false;
+  std::string m_crash_detail;
+};
+
+}  // namespace doppel::rv64
