@@ -1,0 +1,117 @@
+// Host fast path for fpu.cpp: round-to-nearest-even add/mul/div/sqrt on the host's SSE unit
+// when the answer is provably the one the software path would give.
+//
+// Why it is exact: SSE2 implements IEEE 754 binary32/binary64 add, mul, div and sqrt with
+// correct rounding. We only use it when (1) the host's MXCSR is in its default state
+// (round to nearest even, FTZ and DAZ off, all exceptions masked), (2) every operand is a
+// normal number (sqrt: a positive normal), and (3) the result is finite and strictly larger
+// in magnitude than the smallest normal number. Under (2) no NaN, infinity, invalid or
+// divide-by-zero case can arise; under (3) the result neither overflowed nor was tiny
+// (before or after rounding), so the only flag the operation can raise is inexact, which
+// we read from MXCSR.PE. The MXCSR write, the operation and the MXCSR read sit in one asm
+// statement so the compiler cannot move the arithmetic away from the flag accesses.
+// Anything else returns false and the caller takes the software path.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+
+#include "engines/emu/riscv64/fpu.h"
+
+namespace doppel::rv64::fpu::host {
+
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(DOPPEL_FPU_NO_HOST)
+
+constexpr uint32_t kMxcsrDefaultMask = 0xffc0;  // everything but the six flag bits
+constexpr uint32_t kMxcsrDefault = 0x1f80;      // RNE, exceptions masked, FTZ=DAZ=0
+constexpr uint32_t kMxcsrPE = 0x20;             // precision (inexact) flag
+
+inline bool normal32(uint32_t x) {
+  const uint32_t e = x & 0x7f800000u;
+  return e != 0 && e != 0x7f800000u;
+}
+inline bool normal64(uint64_t x) {
+  const uint64_t e = x & 0x7ff0000000000000ull;
+  return e != 0 && e != 0x7ff0000000000000ull;
+}
+// Finite and |x| > smallest normal.
+inline bool safe_result32(uint32_t x) {
+  const uint32_t m = x & 0x7fffffffu;
+  return m > 0x00800000u && m < 0x7f800000u;
+}
+inline bool safe_result64(uint64_t x) {
+  const uint64_t m = x & 0x7fffffffffffffffull;
+  return m > 0x0010000000000000ull && m < 0x7ff0000000000000ull;
+}
+
+inline bool mxcsr_default(uint32_t& csr) {
+  asm volatile("stmxcsr %0" : "=m"(csr));
+  return (csr & kMxcsrDefaultMask) == kMxcsrDefault;
+}
+
+#define DOPPEL_FPU_HOST_BINOP(NAME, INSN, T, U, NORMAL, SAFE)                                   \
+  inline bool NAME(U a, U b, U& out, uint8_t& flags) {                                         \
+    uint32_t csr = 0;                                                                          \
+    if (!NORMAL(a) || !NORMAL(b) || !mxcsr_default(csr)) return false;                         \
+    const uint32_t clean = csr & ~uint32_t{0x3f};                                              \
+    uint32_t after = 0;                                                                        \
+    T x = std::bit_cast<T>(a);                                                                 \
+    const T y = std::bit_cast<T>(b);                                                           \
+    asm volatile("ldmxcsr %[clean]\n\t" INSN " %[y], %[x]\n\tstmxcsr %[after]"                \
+                 : [x] "+x"(x), [after] "=m"(after)                                            \
+                 : [y] "x"(y), [clean] "m"(clean));                                            \
+    const U r = std::bit_cast<U>(x);                                                           \
+    if (!SAFE(r)) return false;                                                                \
+    if ((after & kMxcsrPE) != 0) flags |= kNX;                                                 \
+    out = r;                                                                                   \
+    return true;                                                                               \
+  }
+
+DOPPEL_FPU_HOST_BINOP(f32_add, "addss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_BINOP(f32_mul, "mulss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_BINOP(f32_div, "divss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_BINOP(f64_add, "addsd", double, uint64_t, normal64, safe_result64)
+DOPPEL_FPU_HOST_BINOP(f64_mul, "mulsd", double, uint64_t, normal64, safe_result64)
+DOPPEL_FPU_HOST_BINOP(f64_div, "divsd", double, uint64_t, normal64, safe_result64)
+#undef DOPPEL_FPU_HOST_BINOP
+
+#define DOPPEL_FPU_HOST_SQRT(NAME, INSN, T, U, NORMAL, SAFE, SIGN)                              \
+  inline bool NAME(U a, U& out, uint8_t& flags) {                                              \
+    uint32_t csr = 0;                                                                          \
+    if (!NORMAL(a) || (a & (SIGN)) != 0 || !mxcsr_default(csr)) return false;                   \
+    const uint32_t clean = csr & ~uint32_t{0x3f};                                              \
+    uint32_t after = 0;                                                                        \
+    T x = std::bit_cast<T>(a);                                                                 \
+    asm volatile("ldmxcsr %[clean]\n\t" INSN " %[x], %[x]\n\tstmxcsr %[after]"                \
+                 : [x] "+x"(x), [after] "=m"(after)                                            \
+                 : [clean] "m"(clean));                                                        \
+    const U r = std::bit_cast<U>(x);                                                           \
+    if (!SAFE(r)) return false;                                                                \
+    if ((after & kMxcsrPE) != 0) flags |= kNX;                                                 \
+    out = r;                                                                                   \
+    return true;                                                                               \
+  }
+
+DOPPEL_FPU_HOST_SQRT(f32_sqrt, "sqrtss", float, uint32_t, normal32, safe_result32, 0x80000000u)
+DOPPEL_FPU_HOST_SQRT(f64_sqrt, "sqrtsd", double, uint64_t, normal64, safe_result64,
+                     0x8000000000000000ull)
+#undef DOPPEL_FPU_HOST_SQRT
+
+constexpr bool kHostFastPath = true;
+
+#else  // no host fast path on this build: always take the software path
+
+inline bool f32_add(uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+inline bool f32_mul(uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+inline bool f32_div(uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+inline bool f32_sqrt(uint32_t, uint32_t&, uint8_t&) { return false; }
+inline bool f64_add(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+inline bool f64_mul(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+inline bool f64_div(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+inline bool f64_sqrt(uint64_t, uint64_t&, uint8_t&) { return false; }
+
+constexpr bool kHostFastPath = false;
+
+#endif
+
+}  // namespace doppel::rv64::fpu::host
