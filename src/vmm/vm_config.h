@@ -76,8 +76,10 @@ Result<MacAddress> parse_mac(std::string_view text);
 Result<void> apply_json(VmConfig& config, const nlohmann::json& doc);
 Result<VmConfig> load_vm_file(const std::string& path, VmConfig defaults);
 
-// Checks ranges and that every named file exists and is readable. host_memory is the
-// host's physical memory in bytes (0: do not check).
+// Checks counts, sizes and combinations (no files). host_memory is the host's physical
+// memory in bytes (0: do not check).
+Result<void> validate_ranges(const VmConfig& config, uint64_t host_memory);
+// validate_ranges, and that every named file exists and is readable (writable for rw disks).
 Result<void> validate(const VmConfig& config, uint64_t host_memory);
 
 nlohmann::json to_json(const VmConfig& config);

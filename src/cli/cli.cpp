@@ -1,0 +1,254 @@
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+#include "vmm/exit_codes.h"
+#include "vmm/machine.h"
+#include "vmm/vm_config.h"
+
+#ifndef DOPPEL_SOURCE_DIR
+#define DOPPEL_SOURCE_DIR ""
+#endif
+#ifndef DOPPEL_VERSION
+#define DOPPEL_VERSION "0.0.0"
+#endif
+
+namespace doppel {
+namespace {
+
+// Flags of `doppel run`, before they are merged into a VmConfig. Only flags the user gave
+// override the VM file and the guest kit's defaults.
+struct RunFlags {
+  std::string config_file;
+  std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
+      console2;
+  std::optional<uint64_t> cpus;
+  std::vector<std::string> disks, nets;
+};
+
+std::string default_cmdline(Arch arch) {
+  switch (arch) {
+    case Arch::kRiscv64: return "console=ttyS0 earlycon panic=-1";
+    case Arch::kX86_64: return "console=ttyS0 reboot=k panic=-1";
+  }
+  return "";
+}
+
+// The guest kit's script, from the source tree this binary was built from, or $DOPPEL_GUEST_KIT.
+std::string guest_kit_script() {
+  if (const char* env = getenv("DOPPEL_GUEST_KIT")) return env;
+  return std::string(DOPPEL_SOURCE_DIR) + "/guest/build.sh";
+}
+
+// Runs `guest/build.sh ARGS...` and returns its last line of output (the kit directory).
+Result<std::string> guest_kit_dir(Arch arch) {
+  const std::string script = guest_kit_script();
+  if (access(script.c_str(), X_OK) != 0) return Error::from_errno(fmt::format("guest kit {}", script));
+  const std::string command =
+      fmt::format("'{}' --arch {} --print-dir", script, to_string(arch));
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return Error::from_errno(command);
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  if (status != 0) return Error::format("{}: failed (status {})", command, status);
+  while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+  const size_t last = output.rfind('\n');
+  return last == std::string::npos ? output : output.substr(last + 1);
+}
+
+// Fills kernel/initrd/firmware from the guest kit where neither the VM file nor a flag did.
+Result<void> apply_guest_kit_defaults(VmConfig& config) {
+  const bool need_kernel = config.kernel.empty();
+  const bool need_firmware = config.arch == Arch::kRiscv64 && config.firmware.empty();
+  if (!need_kernel && !need_firmware) return {};
+  const std::string dir = TRY(guest_kit_dir(config.arch));
+  if (!std::filesystem::is_directory(dir))
+    return Error::format(
+        "no --kernel given and the {0} guest kit is not built ({1}): run `build/doppel guest build "
+        "--arch {0}` or give --kernel",
+        to_string(config.arch), dir);
+  if (need_kernel) {
+    config.kernel = dir + "/kernel";
+    if (config.initrd.empty()) config.initrd = dir + "/initrd.cpio.gz";
+  }
+  if (need_firmware) config.firmware = dir + "/fw_dynamic.bin";
+  return {};
+}
+
+uint64_t host_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_size > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) : 0;
+}
+
+Result<VmConfig> build_config(const RunFlags& flags) {
+  VmConfig config;
+  if (!flags.config_file.empty()) config = TRY(load_vm_file(flags.config_file, config));
+  const bool engine_from_file = !flags.config_file.empty() && config.engine != VmConfig{}.engine;
+
+  if (flags.arch) config.arch = TRY([&]() -> Result<Arch> {
+      auto a = parse_arch(*flags.arch);
+      if (!a) return a.error().context("--arch");
+      return a;
+    }());
+  if (flags.engine) {
+    auto e = parse_engine(*flags.engine);
+    if (!e) return e.error().context("--engine");
+    config.engine = *e;
+  } else if (!engine_from_file) {
+    // Each architecture's natural engine: emulation for riscv64, KVM for x86_64.
+    config.engine = config.arch == Arch::kX86_64 ? EngineKind::kKvm : EngineKind::kEmu;
+  }
+  if (flags.kernel) config.kernel = *flags.kernel;
+  if (flags.initrd) config.initrd = *flags.initrd;
+  if (flags.firmware) config.firmware = *flags.firmware;
+  if (flags.cmdline) config.cmdline = *flags.cmdline;
+  if (flags.cpus) {
+    if (*flags.cpus < 1 || *flags.cpus > kMaxCpus)
+      return Error::format("--cpus {}: must be between 1 and {}", *flags.cpus, kMaxCpus);
+    config.cpus = static_cast<unsigned>(*flags.cpus);
+  }
+  if (flags.memory) {
+    auto m = parse_memory_size(*flags.memory);
+    if (!m) return m.error().context("--memory");
+    config.memory = *m;
+  }
+  if (flags.on_reboot) {
+    if (*flags.on_reboot == "exit") config.on_reboot = OnReboot::kExit;
+    else if (*flags.on_reboot == "restart") config.on_reboot = OnReboot::kRestart;
+    else return Error::format("--on-reboot {}: unknown value (exit, restart)", *flags.on_reboot);
+  }
+  if (!flags.disks.empty()) config.disks.clear();
+  for (const auto& spec : flags.disks) {
+    auto d = parse_disk_spec(spec);
+    if (!d) return d.error().context("--disk");
+    config.disks.push_back(*d);
+  }
+  if (!flags.nets.empty()) config.nets.clear();
+  for (const auto& spec : flags.nets) {
+    auto n = parse_net_spec(spec);
+    if (!n) return n.error().context("--net");
+    config.nets.push_back(*n);
+  }
+  if (flags.console2) {
+    const std::string& s = *flags.console2;
+    ConsoleConfig c;
+    if (s.starts_with("file=")) c = {ConsoleConfig::Kind::kFile, s.substr(5)};
+    else if (s.starts_with("socket=")) c = {ConsoleConfig::Kind::kSocket, s.substr(7)};
+    else return Error::format("--console2 {}: expected file=PATH or socket=PATH", s);
+    if (c.path.empty()) return Error::format("--console2 {}: the path is empty", s);
+    config.console2 = c;
+  }
+
+  // Check what can be checked before looking for the guest kit, so that a bad flag is
+  // reported as itself.
+  if (auto r = validate_ranges(config, host_memory_bytes()); !r) return r.error();
+  TRY(apply_guest_kit_defaults(config));
+  if (config.cmdline.empty()) config.cmdline = default_cmdline(config.arch);
+  TRY(validate(config, host_memory_bytes()));
+  return config;
+}
+
+int run_command(const RunFlags& flags, bool print_config) {
+  auto config = build_config(flags);
+  if (!config) {
+    fmt::print(stderr, "doppel: {}\n", config.error().message());
+    return kExitError;
+  }
+  if (print_config) {
+    fmt::print("{}\n", to_json(*config).dump(2));
+    return 0;
+  }
+  auto code = run_vm(*config);
+  if (!code) {
+    fmt::print(stderr, "doppel: {}\n", code.error().message());
+    return kExitError;
+  }
+  return *code;
+}
+
+int guest_build_command(const std::string& arch_text) {
+  auto arch = parse_arch(arch_text);
+  if (!arch) {
+    fmt::print(stderr, "doppel: --arch: {}\n", arch.error().message());
+    return kExitError;
+  }
+  const std::string script = guest_kit_script();
+  if (access(script.c_str(), X_OK) != 0) {
+    fmt::print(stderr, "doppel: guest kit {}: {}\n", script, strerror(errno));
+    return kExitError;
+  }
+  const std::string a(to_string(*arch));
+  execl(script.c_str(), script.c_str(), "--arch", a.c_str(), static_cast<char*>(nullptr));
+  fmt::print(stderr, "doppel: {}: {}\n", script, strerror(errno));
+  return kExitError;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  CLI::App app{
+      "doppel: a virtual machine monitor.\n"
+      "Runs 64-bit RISC-V guests on an emulator (--engine emu) and x86-64 guests on KVM "
+      "(--engine kvm)."};
+  app.require_subcommand(1);
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  app.add_subcommand("version", "Print doppel's version");
+
+  RunFlags flags;
+  bool print_config = false;
+  auto* run = app.add_subcommand("run", "Boot a VM");
+  run->add_option("--config", flags.config_file, "A JSON VM file; flags override it")
+      ->check(CLI::ExistingFile);
+  run->add_option("--arch", flags.arch, "riscv64 (default) or x86_64");
+  run->add_option("--engine", flags.engine, "emu (riscv64's default) or kvm (x86_64's default)");
+  run->add_option("--kernel", flags.kernel, "Kernel image (default: the guest kit's)");
+  run->add_option("--initrd", flags.initrd, "Initial ramdisk (default: the guest kit's)");
+  run->add_option("--firmware", flags.firmware, "riscv64: OpenSBI fw_dynamic.bin (default: the guest kit's)");
+  run->add_option("--cmdline", flags.cmdline, "Kernel command line");
+  run->add_option("--cpus", flags.cpus, "Number of vCPUs, 1 to 8 (default 1)");
+  run->add_option("--memory", flags.memory, "Guest RAM, e.g. 512M or 1G (default 256M)");
+  run->add_option("--disk", flags.disks, "PATH[,ro]: a raw disk image (repeatable)");
+  run->add_option("--net", flags.nets, "tap=NAME[,mac=MAC]: a network interface (repeatable)");
+  run->add_option("--console2", flags.console2, "file=PATH or socket=PATH: a virtio console");
+  run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
+  run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
+
+  std::string guest_arch = "riscv64";
+  auto* guest = app.add_subcommand("guest", "The guest kit: kernels and initrds built from Debian packages");
+  guest->require_subcommand(1);
+  auto* guest_build = guest->add_subcommand("build", "Build (or find cached) a guest; prints its directory last");
+  guest_build->add_option("--arch", guest_arch, "riscv64 or x86_64");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitError;
+  }
+  log::init(log_level);
+
+  if (app.got_subcommand("version")) {
+    fmt::print("doppel {}\n", DOPPEL_VERSION);
+    return 0;
+  }
+  if (app.got_subcommand(run)) return run_command(flags, print_config);
+  if (guest_build->parsed()) return guest_build_command(guest_arch);
+  return kExitError;
+}
+
+}  // namespace doppel

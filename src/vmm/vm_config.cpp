@@ -1,0 +1,391 @@
+#include "vmm/vm_config.h"
+
+#include <unistd.h>
+
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "base/bits.h"
+
+namespace doppel {
+
+using json = nlohmann::json;
+
+std::string_view to_string(Arch arch) {
+  switch (arch) {
+    case Arch::kRiscv64: return "riscv64";
+    case Arch::kX86_64: return "x86_64";
+  }
+  return "?";
+}
+
+std::string_view to_string(EngineKind engine) {
+  switch (engine) {
+    case EngineKind::kEmu: return "emu";
+    case EngineKind::kKvm: return "kvm";
+  }
+  return "?";
+}
+
+Result<Arch> parse_arch(std::string_view text) {
+  if (text == "riscv64") return Arch::kRiscv64;
+  if (text == "x86_64" || text == "x86-64") return Arch::kX86_64;
+  return Error::format("unknown architecture '{}' (riscv64, x86_64)", text);
+}
+
+Result<EngineKind> parse_engine(std::string_view text) {
+  if (text == "emu") return EngineKind::kEmu;
+  if (text == "kvm") return EngineKind::kKvm;
+  return Error::format("unknown engine '{}' (emu, kvm)", text);
+}
+
+static Result<OnReboot> parse_on_reboot(std::string_view text) {
+  if (text == "exit") return OnReboot::kExit;
+  if (text == "restart") return OnReboot::kRestart;
+  return Error::format("unknown value '{}' (exit, restart)", text);
+}
+
+Result<uint64_t> parse_memory_size(std::string_view text) {
+  uint64_t number = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, number);
+  if (ec != std::errc() || ptr == text.data())
+    return Error::format("'{}' is not a size (a number with an optional K, M or G suffix)", text);
+  std::string_view suffix(ptr, static_cast<size_t>(end - ptr));
+  uint64_t unit = MiB;  // a bare number is MiB, as in QEMU's -m
+  if (suffix == "K" || suffix == "k" || suffix == "KiB") unit = KiB;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB") unit = MiB;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") unit = GiB;
+  else if (!suffix.empty())
+    return Error::format("'{}' has an unknown suffix '{}' (K, M or G)", text, suffix);
+  if (number > std::numeric_limits<uint64_t>::max() / unit)
+    return Error::format("'{}' is too large", text);
+  return number * unit;
+}
+
+Result<MacAddress> parse_mac(std::string_view text) {
+  MacAddress mac{};
+  const auto bad = [&] { return Error::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text); };
+  if (text.size() != 17) return bad();
+  for (size_t i = 0; i < 6; ++i) {
+    const char* p = text.data() + i * 3;
+    if (i < 5 && p[2] != ':') return bad();
+    auto [ptr, ec] = std::from_chars(p, p + 2, mac[i], 16);
+    if (ec != std::errc() || ptr != p + 2) return bad();
+  }
+  if (mac[0] & 1) return Error::format("'{}' is a multicast MAC address", text);
+  return mac;
+}
+
+// Splits "a,b,c" on commas.
+static std::vector<std::string_view> split_commas(std::string_view text) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    parts.push_back(text.substr(start, comma == std::string_view::npos ? comma : comma - start));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return parts;
+}
+
+Result<DiskConfig> parse_disk_spec(std::string_view text) {
+  const auto parts = split_commas(text);
+  DiskConfig disk;
+  disk.path = std::string(parts[0]);
+  if (disk.path.empty()) return Error::format("'{}': the path is empty", text);
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i] == "ro") disk.read_only = true;
+    else if (parts[i] == "rw") disk.read_only = false;
+    else return Error::format("'{}': unknown option '{}' (ro, rw)", text, parts[i]);
+  }
+  return disk;
+}
+
+Result<NetConfig> parse_net_spec(std::string_view text) {
+  NetConfig net;
+  for (auto part : split_commas(text)) {
+    if (part.starts_with("tap=")) {
+      net.tap = std::string(part.substr(4));
+    } else if (part.starts_with("mac=")) {
+      auto mac = parse_mac(part.substr(4));
+      if (!mac) return mac.error().context(text);
+      net.mac = *mac;
+    } else {
+      return Error::format("'{}': unknown option '{}' (tap=NAME, mac=MAC)", text, part);
+    }
+  }
+  if (net.tap.empty()) return Error::format("'{}': tap=NAME is required", text);
+  if (net.tap.size() >= 16) return Error::format("'{}': TAP name '{}' is longer than 15 characters", text, net.tap);
+  return net;
+}
+
+static Result<void> check_cpus(uint64_t cpus) {
+  if (cpus < 1 || cpus > kMaxCpus)
+    return Error::format("must be between 1 and {}, got {}", kMaxCpus, cpus);
+  return {};
+}
+
+static Result<void> check_memory(uint64_t bytes, uint64_t host_memory) {
+  if (bytes < kMinMemory)
+    return Error::format("{} bytes is too little: at least {} MiB", bytes, kMinMemory >> 20);
+  if (bytes % (4 * KiB)) return Error::format("{} bytes is not a multiple of 4 KiB", bytes);
+  if (host_memory && bytes > host_memory)
+    return Error::format("{} MiB is more than the host's {} MiB", bytes >> 20, host_memory >> 20);
+  return {};
+}
+
+// label names the thing: "--disk /x.img", or just the path inside a VM file's key.
+static Result<void> check_readable(const std::string& path, bool need_write,
+                                   std::string_view label = {}) {
+  const std::string what = label.empty() ? path : fmt::format("{} {}", label, path);
+  if (::access(path.c_str(), need_write ? (R_OK | W_OK) : R_OK) != 0) return Error::from_errno(what);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return Error::format("{}: Is a directory", what);
+  return {};
+}
+
+// ---- JSON ----
+
+namespace {
+
+// Reads one JSON object, remembering its key path for messages, and refusing unknown keys.
+class JsonReader {
+ public:
+  JsonReader(const json& node, std::string path) : m_node(node), m_path(std::move(path)) {}
+
+  Result<void> expect_object() const {
+    if (!m_node.is_object()) return fail("", fmt::format("must be an object, got {}", m_node.type_name()));
+    return {};
+  }
+  Result<void> only_keys(std::initializer_list<std::string_view> allowed) const {
+    for (const auto& [key, value] : m_node.items()) {
+      bool known = false;
+      for (auto a : allowed) known |= (a == key);
+      if (!known) {
+        std::string list;
+        for (auto a : allowed) list += fmt::format("{}{}", list.empty() ? "" : ", ", a);
+        return fail(key, fmt::format("unknown key (known: {})", list));
+      }
+    }
+    return {};
+  }
+  bool has(const char* key) const { return m_node.contains(key); }
+  const json& at(const char* key) const { return m_node.at(key); }
+  std::string path(std::string_view key) const {
+    return m_path.empty() ? std::string(key) : fmt::format("{}.{}", m_path, key);
+  }
+  Error fail(std::string_view key, std::string_view why) const {
+    return Error::format("{}: {}", key.empty() ? m_path : path(key), why);
+  }
+
+  Result<std::string> string(const char* key) const {
+    const json& v = at(key);
+    if (!v.is_string()) return fail(key, fmt::format("must be a string, got {}", v.type_name()));
+    return v.get<std::string>();
+  }
+  Result<bool> boolean(const char* key) const {
+    const json& v = at(key);
+    if (!v.is_boolean()) return fail(key, fmt::format("must be true or false, got {}", v.type_name()));
+    return v.get<bool>();
+  }
+  Result<uint64_t> unsigned_int(const char* key) const {
+    const json& v = at(key);
+    if (!v.is_number_unsigned())
+      return fail(key, fmt::format("must be a non-negative integer, got {}",
+                                   v.is_number() ? v.dump() : std::string(v.type_name())));
+    return v.get<uint64_t>();
+  }
+
+ private:
+  const json& m_node;
+  std::string m_path;
+};
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || base_dir.empty() || path.front() == '/') return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+}  // namespace
+
+static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::string& base_dir) {
+  JsonReader top(doc, "");
+  if (!doc.is_object()) return Error::format("the top level must be an object, got {}", doc.type_name());
+  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console"}));
+
+  if (top.has("machine")) {
+    JsonReader m(top.at("machine"), "machine");
+    TRY(m.expect_object());
+    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "on_reboot"}));
+    if (m.has("arch")) {
+      auto arch = parse_arch(TRY(m.string("arch")));
+      if (!arch) return m.fail("arch", arch.error().message());
+      config.arch = *arch;
+    }
+    if (m.has("engine")) {
+      auto engine = parse_engine(TRY(m.string("engine")));
+      if (!engine) return m.fail("engine", engine.error().message());
+      config.engine = *engine;
+    }
+    if (m.has("cpus")) {
+      const uint64_t cpus = TRY(m.unsigned_int("cpus"));
+      if (auto r = check_cpus(cpus); !r) return m.fail("cpus", r.error().message());
+      config.cpus = static_cast<unsigned>(cpus);
+    }
+    if (m.has("memory")) {
+      const json& v = m.at("memory");
+      uint64_t bytes = 0;
+      if (v.is_string()) {
+        auto parsed = parse_memory_size(v.get<std::string>());
+        if (!parsed) return m.fail("memory", parsed.error().message());
+        bytes = *parsed;
+      } else if (v.is_number_unsigned()) {
+        bytes = v.get<uint64_t>() * MiB;  // a bare number is MiB, as on the command line
+      } else {
+        return m.fail("memory", fmt::format("must be a size such as \"512M\" or a number of MiB, got {}",
+                                            v.type_name()));
+      }
+      if (auto r = check_memory(bytes, 0); !r) return m.fail("memory", r.error().message());
+      config.memory = bytes;
+    }
+    if (m.has("on_reboot")) {
+      auto v = parse_on_reboot(TRY(m.string("on_reboot")));
+      if (!v) return m.fail("on_reboot", v.error().message());
+      config.on_reboot = *v;
+    }
+  }
+
+  if (top.has("boot")) {
+    JsonReader b(top.at("boot"), "boot");
+    TRY(b.expect_object());
+    TRY(b.only_keys({"kernel", "initrd", "firmware", "cmdline"}));
+    for (auto [key, field] : {std::pair{"kernel", &config.kernel}, std::pair{"initrd", &config.initrd},
+                              std::pair{"firmware", &config.firmware}}) {
+      if (!b.has(key)) continue;
+      *field = resolve(base_dir, TRY(b.string(key)));
+      if (field->empty()) continue;
+      if (auto r = check_readable(*field, false); !r) return b.fail(key, r.error().message());
+    }
+    if (b.has("cmdline")) config.cmdline = TRY(b.string("cmdline"));
+  }
+
+  if (top.has("disks")) {
+    const json& list = top.at("disks");
+    if (!list.is_array()) return top.fail("disks", fmt::format("must be an array, got {}", list.type_name()));
+    config.disks.clear();
+    for (size_t i = 0; i < list.size(); ++i) {
+      JsonReader d(list[i], fmt::format("disks[{}]", i));
+      TRY(d.expect_object());
+      TRY(d.only_keys({"path", "read_only"}));
+      if (!d.has("path")) return d.fail("path", "is required");
+      DiskConfig disk;
+      disk.path = resolve(base_dir, TRY(d.string("path")));
+      if (d.has("read_only")) disk.read_only = TRY(d.boolean("read_only"));
+      if (auto r = check_readable(disk.path, !disk.read_only); !r) return d.fail("path", r.error().message());
+      config.disks.push_back(std::move(disk));
+    }
+  }
+
+  if (top.has("nets")) {
+    const json& list = top.at("nets");
+    if (!list.is_array()) return top.fail("nets", fmt::format("must be an array, got {}", list.type_name()));
+    config.nets.clear();
+    for (size_t i = 0; i < list.size(); ++i) {
+      JsonReader n(list[i], fmt::format("nets[{}]", i));
+      TRY(n.expect_object());
+      TRY(n.only_keys({"tap", "mac"}));
+      if (!n.has("tap")) return n.fail("tap", "is required");
+      NetConfig net;
+      net.tap = TRY(n.string("tap"));
+      if (net.tap.empty() || net.tap.size() >= 16) return n.fail("tap", "must be 1 to 15 characters");
+      if (n.has("mac")) {
+        auto mac = parse_mac(TRY(n.string("mac")));
+        if (!mac) return n.fail("mac", mac.error().message());
+        net.mac = *mac;
+      }
+      config.nets.push_back(std::move(net));
+    }
+  }
+
+  if (top.has("console")) {
+    JsonReader c(top.at("console"), "console");
+    TRY(c.expect_object());
+    TRY(c.only_keys({"file", "socket"}));
+    if (c.has("file") == c.has("socket")) return c.fail("", "needs exactly one of \"file\" or \"socket\"");
+    ConsoleConfig console;
+    console.kind = c.has("file") ? ConsoleConfig::Kind::kFile : ConsoleConfig::Kind::kSocket;
+    console.path = resolve(base_dir, TRY(c.string(c.has("file") ? "file" : "socket")));
+    config.console2 = std::move(console);
+  }
+  return {};
+}
+
+Result<void> apply_json(VmConfig& config, const json& doc) { return apply_json_in(config, doc, ""); }
+
+Result<VmConfig> load_vm_file(const std::string& path, VmConfig defaults) {
+  std::ifstream in(path);
+  if (!in) return Error::from_errno(path);
+  json doc = json::parse(in, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (doc.is_discarded()) return Error::format("{}: not valid JSON", path);
+  const std::string base_dir = std::filesystem::path(path).parent_path().string();
+  if (auto r = apply_json_in(defaults, doc, base_dir); !r) return r.error().context(path);
+  return defaults;
+}
+
+Result<void> validate_ranges(const VmConfig& config, uint64_t host_memory) {
+  if (auto r = check_cpus(config.cpus); !r) return r.error().context(fmt::format("--cpus {}", config.cpus));
+  if (auto r = check_memory(config.memory, host_memory); !r) return r.error().context("--memory");
+  for (size_t i = 0; i < config.nets.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (config.nets[i].tap == config.nets[j].tap)
+        return Error::format("--net tap={}: given twice", config.nets[i].tap);
+  if (config.arch == Arch::kRiscv64 && config.engine == EngineKind::kKvm)
+    return Error("--engine kvm runs x86_64 guests; riscv64 runs on --engine emu");
+  return {};
+}
+
+Result<void> validate(const VmConfig& config, uint64_t host_memory) {
+  TRY(validate_ranges(config, host_memory));
+  if (config.kernel.empty()) return Error("no kernel: give --kernel or build the guest kit");
+  TRY(check_readable(config.kernel, false, "--kernel"));
+  if (!config.initrd.empty()) TRY(check_readable(config.initrd, false, "--initrd"));
+  if (config.arch == Arch::kRiscv64 && config.firmware.empty())
+    return Error("riscv64 needs firmware: give --firmware (OpenSBI fw_dynamic.bin)");
+  if (!config.firmware.empty()) TRY(check_readable(config.firmware, false, "--firmware"));
+  for (const auto& disk : config.disks) TRY(check_readable(disk.path, !disk.read_only, "--disk"));
+  return {};
+}
+
+json to_json(const VmConfig& config) {
+  json doc;
+  doc["machine"] = {{"arch", to_string(config.arch)},
+                    {"engine", to_string(config.engine)},
+                    {"cpus", config.cpus},
+                    {"memory", fmt::format("{}K", config.memory / KiB)},
+                    {"on_reboot", config.on_reboot == OnReboot::kExit ? "exit" : "restart"}};
+  doc["boot"] = {{"kernel", config.kernel}, {"initrd", config.initrd},
+                 {"firmware", config.firmware}, {"cmdline", config.cmdline}};
+  doc["disks"] = json::array();
+  for (const auto& d : config.disks) doc["disks"].push_back({{"path", d.path}, {"read_only", d.read_only}});
+  doc["nets"] = json::array();
+  for (const auto& n : config.nets) {
+    json net = {{"tap", n.tap}};
+    if (n.mac)
+      net["mac"] = fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (*n.mac)[0], (*n.mac)[1],
+                               (*n.mac)[2], (*n.mac)[3], (*n.mac)[4], (*n.mac)[5]);
+    doc["nets"].push_back(net);
+  }
+  if (config.console2)
+    doc["console"][config.console2->kind == ConsoleConfig::Kind::kFile ? "file" : "socket"] =
+        config.console2->path;
+  return doc;
+}
+
+}  // namespace doppel
