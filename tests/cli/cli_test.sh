@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs build/doppel with good and bad command lines and checks exit codes and messages.
+set -uo pipefail
+doppel=${1:?usage: cli_test.sh path/to/doppel}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 passes=0
+
+# expect CODE PATTERN ARGS...: doppel ARGS exits with CODE and its output matches PATTERN.
+expect() {
+  local code=$1 pattern=$2
+  shift 2
+  local out rc
+  out=$("$doppel" "$@" 2>&1 </dev/null)
+  rc=$?
+  if [[ $rc -ne $code ]] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL: doppel $* -> exit $rc (want $code), output:"
+    sed 's/^/    /' <<<"$out"
+    echo "    (want a line matching: $pattern)"
+    failures=$((failures + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+touch "$tmp/kernel" "$tmp/fw.bin"
+k=(--kernel "$tmp/kernel" --firmware "$tmp/fw.bin")
+
+expect 0 '^doppel [0-9]+\.[0-9]+\.[0-9]+$' version
+expect 0 'run +Boot a VM' --help
+expect 0 -- '--disk TEXT' run --help
+expect 1 'A subcommand is required|requires? .*subcommand' 
+expect 1 '^doppel: --cpus 0: must be between 1 and 8$' run --cpus 0 "${k[@]}"
+expect 1 '^doppel: --cpus 9: must be between 1 and 8$' run --cpus 9 "${k[@]}"
+expect 1 '^doppel: --memory: 0 bytes is too little' run --memory 0 "${k[@]}"
+expect 1 "^doppel: --memory: [0-9]+ MiB is more than the host's [0-9]+ MiB$" run --memory 100000G "${k[@]}"
+expect 1 "^doppel: --memory: '12Q' has an unknown suffix 'Q'" run --memory 12Q "${k[@]}"
+expect 1 "^doppel: --engine: unknown engine 'xen' \(emu, kvm\)$" run --engine xen "${k[@]}"
+expect 1 "^doppel: --arch: unknown architecture 'arm'" run --arch arm "${k[@]}"
+expect 1 '^doppel: --kernel /nonexistent/Image: No such file or directory$' run --kernel /nonexistent/Image --firmware "$tmp/fw.bin"
+expect 1 '^doppel: --initrd /nonexistent/initrd: No such file or directory$' run "${k[@]}" --initrd /nonexistent/initrd
+expect 1 '^doppel: --disk /x.img: No such file or directory$' run "${k[@]}" --disk /x.img
+expect 1 "^doppel: --disk: '/x.img,bogus': unknown option 'bogus'" run "${k[@]}" --disk /x.img,bogus
+expect 1 "^doppel: --net: tap=t0,mac=zz: 'zz' is not a MAC address" run "${k[@]}" --net tap=t0,mac=zz
+expect 1 '^doppel: --engine kvm runs x86_64 guests' run "${k[@]}" --engine kvm
+
+# A VM file and flags build the same configuration; flags override the file.
+cat >"$tmp/vm.json" <<JSON
+{"machine": {"cpus": 2, "memory": "128M"},
+ "boot": {"kernel": "kernel", "firmware": "fw.bin", "cmdline": "console=ttyS0"}}
+JSON
+from_file=$("$doppel" run --config "$tmp/vm.json" --print-config)
+from_flags=$("$doppel" run "${k[@]}" --cpus 2 --memory 128M --cmdline console=ttyS0 --print-config)
+if [[ "$from_file" == "$from_flags" ]]; then passes=$((passes + 1)); else
+  echo "FAIL: --config and flags differ:"; diff <(echo "$from_file") <(echo "$from_flags"); failures=$((failures + 1)); fi
+expect 0 '"cpus": 4' run --config "$tmp/vm.json" --cpus 4 --print-config
+echo '{"machine": {"cpus": 0}}' >"$tmp/bad.json"
+expect 1 "^doppel: $tmp/bad.json: machine.cpus: must be between 1 and 8, got 0$" run --config "$tmp/bad.json"
+echo '{"machine": {"cpu": 2}}' >"$tmp/typo.json"
+expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, on_reboot\)" run --config "$tmp/typo.json"
+
+echo "$passes passed, $failures failed"
+[[ $failures -eq 0 ]]
