@@ -19,6 +19,8 @@
 
 namespace doppel::rv64 {
 
+class Hart;  // hart.h
+
 // Register state at reset, in M-mode (the platform's boot code: fw_dynamic's convention is
 // a0 = hartid, a1 = device tree address, a2 = fw_dynamic_info address).
 struct HartResetState {
@@ -50,6 +52,10 @@ class EmuEngine final : public Engine {
   // on the hart's InterruptPins. Poweroff and reset come from a platform device (the
   // machine stops the harts with kick()).
   Result<std::unique_ptr<Vcpu>> create_vcpu(unsigned index) override;
+
+  // Direct access to hart i (tests, debuggers, snapshot). Only from the hart's own thread
+  // while it runs.
+  Hart& hart(unsigned index);
 
  private:
   struct Impl;

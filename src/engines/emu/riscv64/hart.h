@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,7 @@ struct Trap {
 // Why step() returned.
 struct StepResult {
   enum class Kind {
-    kTrap,     // `trap` is set (only in exit_on_trap mode, or for an interrupt)
+    kTrap,     // `trap` is set (exit_on_trap mode only)
     kBudget,   // ran max_instructions without a trap
     kWfi,      // a WFI with no interrupt pending (exit_on_trap mode only)
   };
@@ -127,11 +128,14 @@ class Hart {
 
   // Exceptions come back from step() as values instead of entering the guest's handlers.
   void set_exit_on_trap(bool on) { m_exit_on_trap = on; }
+  // For a user-mode runner: U-mode, satp = 0 (bare), mstatus.FS = Initial (F/D usable),
+  // exit_on_trap on.
+  void setup_user_mode();
 
-  // Runs up to max_instructions (block granularity: may overshoot by less than one block
-  // in engine mode; exact in exit_on_trap mode). In exit_on_trap mode an exception stops
-  // execution with pc at the trapping instruction and nothing else changed. Interrupts
-  // pending and enabled in pins()/mip are taken (entering the guest handler) in both modes.
+  // Runs up to max_instructions (exactly: never more). In exit_on_trap mode an exception
+  // stops execution with pc at the trapping instruction and nothing else changed (kTrap).
+  // Interrupts pending and enabled in pins()/mip are taken by entering the guest handler
+  // in both modes. WFI: kWfi in exit_on_trap mode when nothing is pending, else a no-op.
   StepResult step(uint64_t max_instructions);
 
   // The machine's loop: runs until kick() (pins().kick()) or an internal error. WFI sleeps.
@@ -203,7 +207,7 @@ class Hart {
 
   // F/D helpers.
   bool fp_enabled() const { return (m_mstatus & kMstatusFS) != 0; }
-  void fp_dirty() { m_mstatus |= kMstatusFS | kMstatusSD; }
+  void fp_dirty() { m_mstatus |= kMstatusFS; }
   // Resolves an instruction's rm field (7 = DYN -> frm); false if the result is reserved.
   bool resolve_rm(unsigned rm_field, unsigned& rm) const {
     rm = rm_field == 7 ? m_frm : rm_field;
@@ -244,7 +248,9 @@ class Hart {
   struct TlbEntry {
     uint64_t tag = ~0ull;  // va >> 12
     uintptr_t addend = 0;  // host = va + addend
+    uint64_t pa_page = 0;  // guest physical address of the page
   };
+  void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
   enum class Access { kRead, kWrite, kFetch };
 
   bool load_slow(uint64_t va, unsigned size, uint64_t& out);
@@ -256,9 +262,14 @@ class Hart {
   void update_contexts();
   Priv effective_data_priv() const;
 
-  const Block* fetch_block(uint64_t& fault_tval, std::optional<Exception>& fault);
-  bool execute_block(uint64_t budget, uint64_t& executed);
-  bool execute_straddling(uint64_t& executed);
+  // The decoded instructions starting at pc (one block); empty if fetching trapped.
+  std::span<const DecodedInsn> fetch_block();
+  // Runs at most `budget` instructions of one block; returns how many ran.
+  uint64_t run_block(uint64_t budget);
+  bool csr_get(uint16_t csr, uint64_t& value);  // no privilege checks
+  bool csr_set(uint16_t csr, uint64_t value);
+  uint64_t mstatus_value() const;
+  void write_mstatus(uint64_t value, uint64_t writable);
   uint64_t mip() const { return m_mip | m_pins.pending(); }
   // Takes the highest-priority pending enabled interrupt, if any. True if one was taken.
   bool check_interrupts();
