@@ -1,0 +1,77 @@
+// The Linux system calls a static riscv64 program needs to print and exit, by the riscv64
+// (asm-generic) numbers: the start of a process VM that translates a foreign binary's
+// system calls to the host's.
+//
+// The guest is hostile: every pointer and length is checked against guest memory and bad
+// ones return -EFAULT, as the kernel does. Unknown system calls return -ENOSYS and are
+// logged (rate-limited) and counted.
+//
+// Threads: one LinuxSyscalls serves one hart's thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "core/guest_memory.h"
+
+namespace doppel::rv64::user {
+
+// asm-generic/unistd.h numbers (riscv64 uses the generic table).
+enum class Sysno : uint64_t {
+  kRead = 63,
+  kWrite = 64,
+  kReadv = 65,
+  kWritev = 66,
+  kExit = 93,
+  kExitGroup = 94,
+  kSetTidAddress = 96,
+  kUname = 160,
+  kGetpid = 172,
+  kGetppid = 173,
+  kGetuid = 174,
+  kGeteuid = 175,
+  kGetgid = 176,
+  kGetegid = 177,
+  kGettid = 178,
+  kBrk = 214,
+};
+
+struct SyscallOutcome {
+  bool exited = false;   // exit / exit_group: the process is over
+  int exit_status = 0;   // valid when exited (the low 8 bits, as wait() reports it)
+  uint64_t ret = 0;      // a0 on return: a value or -errno
+};
+
+class LinuxSyscalls {
+ public:
+  struct Config {
+    int stdin_fd = 0;    // guest fd 0 reads from this host fd
+    int stdout_fd = 1;   // guest fd 1 writes here
+    int stderr_fd = 2;   // guest fd 2 writes here
+    uint64_t brk_start = 0;  // initial program break (end of the image)
+    uint64_t brk_limit = 0;  // the break never grows past this (end of the heap area)
+  };
+
+  LinuxSyscalls(GuestMemory& memory, const Config& config);
+
+  // a0..a5 are the arguments; nr is a7.
+  SyscallOutcome handle(uint64_t nr, const std::array<uint64_t, 6>& args);
+
+  uint64_t brk() const { return m_brk; }
+  uint64_t unknown_calls() const { return m_unknown_calls; }
+
+ private:
+  int host_fd(uint64_t guest_fd, bool for_write) const;
+  uint64_t sys_read(uint64_t fd, uint64_t buf, uint64_t len);
+  uint64_t sys_write(uint64_t fd, uint64_t buf, uint64_t len);
+  uint64_t sys_iov(uint64_t fd, uint64_t iov, uint64_t count, bool write);
+  uint64_t sys_brk(uint64_t addr);
+  uint64_t sys_uname(uint64_t buf);
+
+  GuestMemory& m_memory;
+  Config m_config;
+  uint64_t m_brk;
+  uint64_t m_unknown_calls = 0;
+};
+
+}  // namespace doppel::rv64::user
