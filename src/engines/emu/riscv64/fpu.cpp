@@ -527,6 +527,12 @@ uint64_t f64_div(uint64_t a, uint64_t b, Rounding rm, uint8_t& flags) {
   return div<F64>(a, b, rm, flags);
 }
 uint64_t f64_sqrt(uint64_t a, Rounding rm, uint8_t& flags) { return sqrt<F64>(a, rm, flags); }
+uint32_t f32_fma(uint32_t a, uint32_t b, uint32_t c, Rounding rm, uint8_t& flags) {
+  return fma<F32>(a, b, c, rm, flags);
+}
+uint64_t f64_fma(uint64_t a, uint64_t b, uint64_t c, Rounding rm, uint8_t& flags) {
+  return fma<F64>(a, b, c, rm, flags);
+}
 }  // namespace soft
 
 // ---- binary32 ----
@@ -554,6 +560,8 @@ uint32_t f32_sqrt(uint32_t a, Rounding rm, uint8_t& flags) {
   return sqrt<F32>(a, rm, flags);
 }
 uint32_t f32_fma(uint32_t a, uint32_t b, uint32_t c, Rounding rm, uint8_t& flags) {
+  uint32_t r = 0;
+  if (rm == Rounding::kRNE && host::f32_fma(a, b, c, r, flags)) return r;
   return fma<F32>(a, b, c, rm, flags);
 }
 uint32_t f32_min(uint32_t a, uint32_t b, uint8_t& flags) { return min_max<F32>(a, b, false, flags); }
@@ -612,6 +620,8 @@ uint64_t f64_sqrt(uint64_t a, Rounding rm, uint8_t& flags) {
   return sqrt<F64>(a, rm, flags);
 }
 uint64_t f64_fma(uint64_t a, uint64_t b, uint64_t c, Rounding rm, uint8_t& flags) {
+  uint64_t r = 0;
+  if (rm == Rounding::kRNE && host::f64_fma(a, b, c, r, flags)) return r;
   return fma<F64>(a, b, c, rm, flags);
 }
 uint64_t f64_min(uint64_t a, uint64_t b, uint8_t& flags) { return min_max<F64>(a, b, false, flags); }
@@ -647,6 +657,11 @@ uint64_t u64_to_f64(uint64_t a, Rounding rm, uint8_t& flags) {
 
 // ---- between formats ----
 uint64_t f32_to_f64(uint32_t a, uint8_t& flags) {
+  const uint32_t biased = (a >> 23) & 0xff;
+  if (biased != 0 && biased != 0xff) {  // normal: rebias the exponent, widen the fraction
+    return (uint64_t{a >> 31} << 63) | (uint64_t{biased + (1023 - 127)} << 52) |
+           (uint64_t{a & 0x7fffffu} << 29);
+  }
   return convert<F32, F64>(a, Rounding::kRNE, flags);
 }
 uint32_t f64_to_f32(uint64_t a, Rounding rm, uint8_t& flags) {

@@ -1,5 +1,5 @@
-// Host fast path for fpu.cpp: round-to-nearest-even add/mul/div/sqrt on the host's SSE unit
-// when the answer is provably the one the software path would give.
+// Host fast path for fpu.cpp: round-to-nearest-even add/mul/div/sqrt/fma on the host's
+// SSE/FMA unit when the answer is provably the one the software path would give.
 //
 // Why it is exact: SSE2 implements IEEE 754 binary32/binary64 add, mul, div and sqrt with
 // correct rounding. We only use it when (1) the host's MXCSR is in its default state
@@ -49,17 +49,24 @@ inline bool mxcsr_default(uint32_t& csr) {
   return (csr & kMxcsrDefaultMask) == kMxcsrDefault;
 }
 
+// Runs `INSN` (an SSE instruction "op src, dst") on x and y. When the caller's flags already
+// hold NX (it passes the accumulated fflags), whether this operation is inexact cannot
+// change them, so MXCSR's flags need not be cleared and read: the mode check suffices.
 #define DOPPEL_FPU_HOST_BINOP(NAME, INSN, T, U, NORMAL, SAFE)                                   \
   inline bool NAME(U a, U b, U& out, uint8_t& flags) {                                         \
     uint32_t csr = 0;                                                                          \
     if (!NORMAL(a) || !NORMAL(b) || !mxcsr_default(csr)) return false;                         \
-    const uint32_t clean = csr & ~uint32_t{0x3f};                                              \
-    uint32_t after = 0;                                                                        \
     T x = std::bit_cast<T>(a);                                                                 \
     const T y = std::bit_cast<T>(b);                                                           \
-    asm volatile("ldmxcsr %[clean]\n\t" INSN " %[y], %[x]\n\tstmxcsr %[after]"                \
-                 : [x] "+x"(x), [after] "=m"(after)                                            \
-                 : [y] "x"(y), [clean] "m"(clean));                                            \
+    uint32_t after = 0;                                                                        \
+    if ((flags & kNX) != 0) {                                                                  \
+      asm(INSN " %[y], %[x]" : [x] "+x"(x) : [y] "x"(y));                                      \
+    } else {                                                                                   \
+      const uint32_t clean = csr & ~uint32_t{0x3f};                                            \
+      asm volatile("ldmxcsr %[clean]\n\t" INSN " %[y], %[x]\n\tstmxcsr %[after]"              \
+                   : [x] "+x"(x), [after] "=m"(after)                                          \
+                   : [y] "x"(y), [clean] "m"(clean));                                          \
+    }                                                                                          \
     const U r = std::bit_cast<U>(x);                                                           \
     if (!SAFE(r)) return false;                                                                \
     if ((after & kMxcsrPE) != 0) flags |= kNX;                                                 \
@@ -73,29 +80,54 @@ DOPPEL_FPU_HOST_BINOP(f32_div, "divss", float, uint32_t, normal32, safe_result32
 DOPPEL_FPU_HOST_BINOP(f64_add, "addsd", double, uint64_t, normal64, safe_result64)
 DOPPEL_FPU_HOST_BINOP(f64_mul, "mulsd", double, uint64_t, normal64, safe_result64)
 DOPPEL_FPU_HOST_BINOP(f64_div, "divsd", double, uint64_t, normal64, safe_result64)
+// sqrt: a positive normal operand (y = x; the instruction reads y and writes x).
+DOPPEL_FPU_HOST_BINOP(f32_sqrt_impl, "sqrtss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_BINOP(f64_sqrt_impl, "sqrtsd", double, uint64_t, normal64, safe_result64)
 #undef DOPPEL_FPU_HOST_BINOP
 
-#define DOPPEL_FPU_HOST_SQRT(NAME, INSN, T, U, NORMAL, SAFE, SIGN)                              \
-  inline bool NAME(U a, U& out, uint8_t& flags) {                                              \
+inline bool f32_sqrt(uint32_t a, uint32_t& out, uint8_t& flags) {
+  return (a & 0x80000000u) == 0 && f32_sqrt_impl(a, a, out, flags);
+}
+inline bool f64_sqrt(uint64_t a, uint64_t& out, uint8_t& flags) {
+  return (a & 0x8000000000000000ull) == 0 && f64_sqrt_impl(a, a, out, flags);
+}
+
+// Fused multiply-add needs the FMA3 extension; GCC's runtime CPU check decides once. The
+// instruction is VEX-encoded but 128-bit only, so no AVX/SSE transition penalty arises.
+inline bool host_has_fma() {
+  static const bool has = __builtin_cpu_supports("fma") != 0;
+  return has;
+}
+
+#define DOPPEL_FPU_HOST_FMA(NAME, INSN, T, U, NORMAL, SAFE)                                     \
+  inline bool NAME(U a, U b, U c, U& out, uint8_t& flags) {                                    \
     uint32_t csr = 0;                                                                          \
-    if (!NORMAL(a) || (a & (SIGN)) != 0 || !mxcsr_default(csr)) return false;                   \
-    const uint32_t clean = csr & ~uint32_t{0x3f};                                              \
+    if (!NORMAL(a) || !NORMAL(b) || !NORMAL(c) || !host_has_fma() || !mxcsr_default(csr)) {    \
+      return false;                                                                            \
+    }                                                                                          \
+    const T x = std::bit_cast<T>(a);                                                           \
+    const T y = std::bit_cast<T>(b);                                                           \
+    T z = std::bit_cast<T>(c);                                                                 \
     uint32_t after = 0;                                                                        \
-    T x = std::bit_cast<T>(a);                                                                 \
-    asm volatile("ldmxcsr %[clean]\n\t" INSN " %[x], %[x]\n\tstmxcsr %[after]"                \
-                 : [x] "+x"(x), [after] "=m"(after)                                            \
-                 : [clean] "m"(clean));                                                        \
-    const U r = std::bit_cast<U>(x);                                                           \
+    if ((flags & kNX) != 0) {                                                                  \
+      asm(INSN " %[y], %[x], %[z]" : [z] "+x"(z) : [x] "x"(x), [y] "x"(y));                    \
+    } else {                                                                                   \
+      const uint32_t clean = csr & ~uint32_t{0x3f};                                            \
+      asm volatile("ldmxcsr %[clean]\n\t" INSN " %[y], %[x], %[z]\n\tstmxcsr %[after]"        \
+                   : [z] "+x"(z), [after] "=m"(after)                                          \
+                   : [x] "x"(x), [y] "x"(y), [clean] "m"(clean));                              \
+    }                                                                                          \
+    const U r = std::bit_cast<U>(z);                                                           \
     if (!SAFE(r)) return false;                                                                \
     if ((after & kMxcsrPE) != 0) flags |= kNX;                                                 \
     out = r;                                                                                   \
     return true;                                                                               \
   }
 
-DOPPEL_FPU_HOST_SQRT(f32_sqrt, "sqrtss", float, uint32_t, normal32, safe_result32, 0x80000000u)
-DOPPEL_FPU_HOST_SQRT(f64_sqrt, "sqrtsd", double, uint64_t, normal64, safe_result64,
-                     0x8000000000000000ull)
-#undef DOPPEL_FPU_HOST_SQRT
+// AT&T operand order: vfmadd231 y, x, z computes z = x*y + z with one rounding.
+DOPPEL_FPU_HOST_FMA(f32_fma, "vfmadd231ss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_FMA(f64_fma, "vfmadd231sd", double, uint64_t, normal64, safe_result64)
+#undef DOPPEL_FPU_HOST_FMA
 
 constexpr bool kHostFastPath = true;
 
@@ -109,6 +141,8 @@ inline bool f64_add(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
 inline bool f64_mul(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
 inline bool f64_div(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
 inline bool f64_sqrt(uint64_t, uint64_t&, uint8_t&) { return false; }
+inline bool f32_fma(uint32_t, uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+inline bool f64_fma(uint64_t, uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
 
 constexpr bool kHostFastPath = false;
 

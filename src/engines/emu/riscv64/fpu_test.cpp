@@ -129,6 +129,15 @@ TEST(Fpu, TininessIsDetectedAfterRounding) {
   uint8_t fl = 0;
   EXPECT_EQ(f32_mul(ones24, kMinNormal32, kRNE, fl), kMinNormal32);
   EXPECT_EQ(fl, kUF | kNX);
+  fl = 0;
+  EXPECT_EQ(f64_mul(0x3fefffffffffffffull, kMinNormal64, kRNE, fl), kMinNormal64);
+  EXPECT_EQ(fl, kUF | kNX);
+  fl = kNX;  // same with NX already accumulated
+  EXPECT_EQ(f64_mul(0x3fefffffffffffffull, kMinNormal64, kRNE, fl), kMinNormal64);
+  EXPECT_EQ(fl, kUF | kNX);
+  fl = 0;
+  EXPECT_EQ(f32_div(ones24, b32(std::ldexp(1.0f, 126)), kRNE, fl), kMinNormal32);
+  EXPECT_EQ(fl, kUF | kNX);
   // 2^-1022 - 2^-1077 is tiny before rounding, but at 53 bits (quantum 2^-1075) it rounds
   // to 2^-1022 in RNE and RUP: not tiny after rounding, so only NX. A tininess-before-
   // rounding implementation would raise UF here.
@@ -634,6 +643,21 @@ void check_modes(Checker& ck, HostOp host_op, SoftOp soft, IsExact is_exact,
   ck.expect(got, fl, want, h[0].flags, kRMM);
 }
 
+// The public functions (host fast path in RNE) must match the software path, both with
+// fresh flags and with NX already accumulated (where the fast path skips reading the host's
+// flags).
+template <class Pub, class Soft>
+void check_paths(Checker& ck, Pub pub, Soft soft_only) {
+  uint8_t want_flags = 0;
+  const uint64_t want = soft_only(want_flags);
+  uint8_t fl = 0;
+  uint64_t got = pub(fl);
+  ck.expect(got, fl, want, want_flags, kRNE);
+  fl = kNX;
+  got = pub(fl);
+  ck.expect(got, fl, want, static_cast<uint8_t>(want_flags | kNX), kRNE);
+}
+
 // Random operands: a mix of uniformly random bit patterns and values steered to the
 // interesting places (specials, subnormals, near overflow, short significands).
 template <class U>
@@ -746,20 +770,25 @@ void random_binary(const char* name, uint64_t seed, int op) {
     };
     check_modes<T>(ck, host, soft, is_exact);
     // The software path must agree with the public (host fast path) one in RNE too.
-    if (op != 1) {
-      uint8_t f1 = 0;
-      uint8_t f2 = 0;
-      uint64_t s1 = soft(kRNE, f1);
-      uint64_t s2 = 0;
-      if constexpr (sizeof(T) == 4) {
-        s2 = op == 0 ? soft::f32_add(a, b, kRNE, f2)
-                     : op == 2 ? soft::f32_mul(a, b, kRNE, f2) : soft::f32_div(a, b, kRNE, f2);
-      } else {
-        s2 = op == 0 ? soft::f64_add(a, b, kRNE, f2)
-                     : op == 2 ? soft::f64_mul(a, b, kRNE, f2) : soft::f64_div(a, b, kRNE, f2);
-      }
-      ck.expect(s2, f2, s1, f1, kRNE);
-    }
+    check_paths(
+        ck, [&](uint8_t& fl) { return soft(kRNE, fl); },
+        [&](uint8_t& fl) -> uint64_t {
+          if constexpr (sizeof(T) == 4) {
+            switch (op) {
+              case 0: return soft::f32_add(a, b, kRNE, fl);
+              case 1: return soft::f32_add(a, b ^ 0x80000000u, kRNE, fl);
+              case 2: return soft::f32_mul(a, b, kRNE, fl);
+              default: return soft::f32_div(a, b, kRNE, fl);
+            }
+          } else {
+            switch (op) {
+              case 0: return soft::f64_add(a, b, kRNE, fl);
+              case 1: return soft::f64_add(a, b ^ kNegZero64, kRNE, fl);
+              case 2: return soft::f64_mul(a, b, kRNE, fl);
+              default: return soft::f64_div(a, b, kRNE, fl);
+            }
+          }
+        });
   }
   EXPECT_EQ(ck.failures, 0) << name << ": " << ck.failures << " of " << ck.checks;
 }
@@ -798,16 +827,15 @@ void random_sqrt(const char* name, uint64_t seed) {
     };
     auto is_exact = [&](Quad mid) { return mid * mid == qa; };
     check_modes<T>(ck, host, soft, is_exact);
-    uint8_t f1 = 0;
-    uint8_t f2 = 0;
-    const uint64_t s1 = soft(kRNE, f1);
-    uint64_t s2 = 0;
-    if constexpr (sizeof(T) == 4) {
-      s2 = soft::f32_sqrt(a, kRNE, f2);
-    } else {
-      s2 = soft::f64_sqrt(a, kRNE, f2);
-    }
-    ck.expect(s2, f2, s1, f1, kRNE);
+    check_paths(
+        ck, [&](uint8_t& fl) { return soft(kRNE, fl); },
+        [&](uint8_t& fl) -> uint64_t {
+          if constexpr (sizeof(T) == 4) {
+            return soft::f32_sqrt(a, kRNE, fl);
+          } else {
+            return soft::f64_sqrt(a, kRNE, fl);
+          }
+        });
   }
   EXPECT_EQ(ck.failures, 0) << name << ": " << ck.failures << " of " << ck.checks;
 }
@@ -864,6 +892,15 @@ void random_fma(const char* name, uint64_t seed) {
     const bool inf_times_zero = (std::isinf(x) && y == 0) || (x == 0 && std::isinf(y));
     const uint8_t extra = (inf_times_zero && std::isnan(std::bit_cast<T>(c))) ? kNV : 0;
     check_modes<T>(ck, host, soft, is_exact, extra);
+    check_paths(
+        ck, [&](uint8_t& fl) { return soft(kRNE, fl); },
+        [&](uint8_t& fl) -> uint64_t {
+          if constexpr (sizeof(T) == 4) {
+            return soft::f32_fma(a, b, c, kRNE, fl);
+          } else {
+            return soft::f64_fma(a, b, c, kRNE, fl);
+          }
+        });
   }
   EXPECT_EQ(ck.failures, 0) << name << ": " << ck.failures << " of " << ck.checks;
 }
