@@ -132,23 +132,33 @@ std::span<const DecodedInsn> Hart::fetch_block() {
 uint64_t Hart::run_block(uint64_t budget) {
   const std::span<const DecodedInsn> insns = fetch_block();
   const uint64_t n = insns.size() < budget ? insns.size() : budget;
-  uint64_t i = 0;
+  const uint64_t start = m_instret;
+  m_excepted = false;
+  // m_instret counts retired instructions as they go, so a CSR read of instret sees the
+  // count before itself; an instruction that raised an exception did not retire.
   if (m_trace) [[unlikely]] {
-    while (i < n) {
-      const DecodedInsn& d = insns[i++];
+    for (uint64_t i = 0; i < n; ++i) {
+      const DecodedInsn& d = insns[i];
       trace(d);
-      if (!d.handler(*this, d)) break;
+      if (!d.handler(*this, d)) {
+        if (!m_excepted) ++m_instret;
+        break;
+      }
       m_pc += d.len;
+      ++m_instret;
     }
   } else {
-    while (i < n) {
-      const DecodedInsn& d = insns[i++];
-      if (!d.handler(*this, d)) break;
+    for (uint64_t i = 0; i < n; ++i) {
+      const DecodedInsn& d = insns[i];
+      if (!d.handler(*this, d)) {
+        if (!m_excepted) ++m_instret;
+        break;
+      }
       m_pc += d.len;
+      ++m_instret;
     }
   }
-  m_instret += i;
-  return i;
+  return m_instret - start;
 }
 
 StepResult Hart::step(uint64_t max_instructions) {
@@ -157,15 +167,16 @@ StepResult Hart::step(uint64_t max_instructions) {
     check_interrupts();
     m_trap_pending = false;
     m_wfi = false;
-    const uint64_t before = m_instret;
-    run_block(max_instructions - r.executed);
-    r.executed += m_instret - before;
+    const uint64_t ran = run_block(max_instructions - r.executed);
+    r.executed += ran;
     if (m_trap_pending) {
       m_trap_pending = false;
       r.kind = StepResult::Kind::kTrap;
       r.trap = m_trap;
       return r;
     }
+    // An exception the guest handles uses budget too, so a trap storm cannot spin forever.
+    if (m_excepted) ++r.executed;
     if (m_wfi && m_exit_on_trap) {
       r.kind = StepResult::Kind::kWfi;
       return r;
@@ -257,6 +268,7 @@ void Hart::enter_trap(uint64_t cause, uint64_t tval) {
 }
 
 bool Hart::take_exception(Exception cause, uint64_t tval) {
+  m_excepted = true;
   if (m_exit_on_trap) {
     m_trap = Trap{static_cast<uint64_t>(cause), tval, m_pc};
     m_trap_pending = true;

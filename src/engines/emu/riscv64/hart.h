@@ -264,7 +264,7 @@ class Hart {
 
   // The decoded instructions starting at pc (one block); empty if fetching trapped.
   std::span<const DecodedInsn> fetch_block();
-  // Runs at most `budget` instructions of one block; returns how many ran.
+  // Runs at most `budget` instructions of one block; returns how many retired.
   uint64_t run_block(uint64_t budget);
   bool csr_get(uint16_t csr, uint64_t& value);  // no privilege checks
   bool csr_set(uint16_t csr, uint64_t value);
@@ -310,6 +310,7 @@ class Hart {
   bool m_exit_on_trap = false;
   bool m_trap_pending = false;  // exit_on_trap: a trap was recorded
   Trap m_trap;
+  bool m_excepted = false;  // the current instruction raised an exception
   bool m_wfi = false;  // the last block ended in a WFI with nothing pending
   bool m_trace = false;
   std::string m_crash_detail;
