@@ -67,13 +67,13 @@ LINUX_PKG=linux-source-6.1
 LINUX_TARBALL=/usr/src/linux-source-6.1.tar.xz
 if [[ $ARCH == riscv64 ]]; then
   PKGS=(linux-source-6.1 opensbi gcc-riscv64-linux-gnu gcc-12-riscv64-linux-gnu
-        binutils-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-12 cpio)
+        binutils-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-12)
   CROSS=riscv64-linux-gnu-
   KARCH=riscv
   CC=${CROSS}gcc
   BUSYBOX_SRC_VERSION=$(busybox_src_version)
 else
-  PKGS=(linux-source-6.1 busybox-static gcc-12 binutils libc6-dev cpio)
+  PKGS=(linux-source-6.1 busybox-static gcc-12 binutils libc6-dev)
   CROSS=""
   KARCH=x86_64
   CC=gcc
@@ -92,8 +92,11 @@ input_files() {
 # The manifest is both the hash input and a record kept in the output directory.
 manifest() {
   echo "arch $ARCH"
-  local p f
-  for p in "${PKGS[@]}"; do echo "package $p $(pkgver "$p")"; done
+  local p f versions
+  versions=$(dpkg-query -W -f='${Package} ${Version}\n' "${PKGS[@]}" 2>/dev/null || true)
+  for p in "${PKGS[@]}"; do
+    echo "package $p $(awk -v p="$p" '$1 == p {v = $2} END {print v ? v : "missing"}' <<<"$versions")"
+  done
   echo "source busybox $BUSYBOX_SRC_VERSION"
   while read -r f; do
     echo "file $f $(sha256sum < "$GUEST_DIR/$f" | cut -c1-64)"
@@ -290,7 +293,8 @@ build_kernel() {
 # busybox: riscv64 cross-built from Debian's source package; x86_64 from busybox-static
 # ---------------------------------------------------------------------------------------
 busybox_source() {
-  local dir=$CACHE/src/busybox-$BUSYBOX_SRC_VERSION dl
+  # No ':' (the epoch) in the path: make cannot handle it.
+  local dir=$CACHE/src/busybox-${BUSYBOX_SRC_VERSION//:/_} dl
   exec 8>"$CACHE/locks/src-busybox.lock"
   flock 8
   if [[ ! -f "$dir/Makefile" ]]; then
@@ -300,7 +304,7 @@ busybox_source() {
     mkdir -p "$dl"
     (cd "$dl" && apt-get source --download-only -qq "busybox=$BUSYBOX_SRC_VERSION" >&2) ||
       die "busybox: apt-get source busybox=$BUSYBOX_SRC_VERSION failed"
-    (cd "$dl" && dpkg-source -x --skip-debianization ./*.dsc unpacked >&2) ||
+    (cd "$dl" && dpkg-source -x ./*.dsc unpacked >&2) ||
       die "busybox: dpkg-source -x failed"
     mv -T "$dl/unpacked" "$dir"
     rm -rf "$dl"
@@ -326,7 +330,6 @@ build_busybox_riscv64() {
   fi
   busybox_source
   BOBJ=$CACHE/build/busybox-$ARCH
-  rm -rf "$BOBJ"
   mkdir -p "$BOBJ"
   local logfile=$BOBJ/build.log
   : > "$logfile"
