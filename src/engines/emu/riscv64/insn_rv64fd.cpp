@@ -31,19 +31,21 @@ bool prologue(Hart& h, const DecodedInsn& d, Rounding& rm) {
   return true;
 }
 
-bool put_s(Hart& h, const DecodedInsn& d, uint32_t v, uint8_t flags) {
+// `flags` is taken by reference on purpose: handlers write put_s(h, d, fpu::op(..., fl), fl)
+// and argument evaluation order is unspecified, so the flags must be read in here.
+bool put_s(Hart& h, const DecodedInsn& d, uint32_t v, const uint8_t& flags) {
   h.fr(d.rd) = kBox | v;
   h.add_fflags(flags);
   h.fp_dirty();
   return true;
 }
-bool put_d(Hart& h, const DecodedInsn& d, uint64_t v, uint8_t flags) {
+bool put_d(Hart& h, const DecodedInsn& d, uint64_t v, const uint8_t& flags) {
   h.fr(d.rd) = v;
   h.add_fflags(flags);
   h.fp_dirty();
   return true;
 }
-bool put_x(Hart& h, const DecodedInsn& d, uint64_t v, uint8_t flags) {
+bool put_x(Hart& h, const DecodedInsn& d, uint64_t v, const uint8_t& flags) {
   h.xr(d.rd) = v;
   if (flags) {
     h.add_fflags(flags);
