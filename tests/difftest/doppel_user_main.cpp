@@ -2,7 +2,8 @@
 //
 //   doppel-user [--report-instret] [--max-instructions N] [--trace] [--state-trace] PROGRAM [ARGS...]
 //
-// Exit status: the program's, or 128 + signal if it died of a fault (as a shell reports
+// The program gets doppel-user's environment. DOPPEL_LOG=debug|info|warn|error sets the
+// log level (stderr). Exit status: the program's, or 128 + signal if it died of a fault (as a shell reports
 // it), 1 if doppel-user could not start it, 124 if --max-instructions ran out.
 #include <cstdio>
 #include <cstdlib>
@@ -11,7 +12,10 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "engines/emu/riscv64/user/user_process.h"
+
+extern char** environ;
 
 namespace {
 
@@ -31,6 +35,9 @@ int usage(const char* why) {
 
 int main(int argc, char** argv) {
   using doppel::rv64::user::UserExit;
+  // Diagnostics go to stderr: the program's stdout is the output under test.
+  const char* level = std::getenv("DOPPEL_LOG");
+  doppel::log::init(level ? level : "warn");
   doppel::rv64::user::UserProcessConfig config;
   bool report_instret = false;
   bool state_trace = false;
@@ -63,6 +70,7 @@ int main(int argc, char** argv) {
   if (i >= argc) return usage("no program given");
   config.path = argv[i];
   for (; i < argc; ++i) config.argv.emplace_back(argv[i]);
+  for (char** e = environ; e && *e; ++e) config.envp.emplace_back(*e);  // as execve would
   if (const char* t = std::getenv("DOPPEL_TRACE"); t && std::string_view(t) == "1") config.trace = true;
 
   auto process = doppel::rv64::user::UserProcess::create(config);

@@ -27,6 +27,7 @@ SCRATCH_SIZE = 4096
 X_SAVE = -640   # x[i] at X_SAVE + 8*i
 F_SAVE = -384   # f[i] at F_SAVE + 8*i
 FCSR_SAVE = -128
+INITIAL_SP = -16  # the stack pointer the program started with
 REGSAVE_SIZE = 640
 
 DEST_X = [i for i in range(1, 31) if i != 29]
@@ -64,8 +65,11 @@ RMS = ['rne', 'rtz', 'rdn', 'rup', 'rmm', 'dyn']
 
 
 class Gen:
-  def __init__(self, seed):
+  def __init__(self, seed, observe_fflags=True):
     self.r = random.Random(seed)
+    # False: no fflags value reaches the printed state (the dump masks fcsr to frm). Only
+    # for keeping a known fflags bug from hiding every other mismatch.
+    self.observe_fflags = observe_fflags
     self.lines = []
     self.label_n = 0
     self.norvc = False  # inside an `.option norvc` block: no explicit c.* mnemonics
@@ -277,7 +281,11 @@ class Gen:
   def rand_csr_op(self):
     r = self.r
     kind = r.randrange(6)
-    rd = self.xd()
+    # Without fflags observation the old value of fflags/fcsr never reaches a register.
+    rd = self.xd() if self.observe_fflags else 'x0'
+    if not self.observe_fflags and kind in (0, 5):
+      self.emit(f'frrm {self.xd()}')
+      return
     if kind == 0:
       self.emit(f'frflags {rd}')
     elif kind == 1:
@@ -354,6 +362,7 @@ class Gen:
   # ---- program skeleton ----
   def prologue(self):
     self.emit('la x31, scratch')
+    self.emit(f'sd x2, {INITIAL_SP}(x31)')  # for the `process` group
     self.emit('fscsr x0')
     for i in range(32):
       self.fli(f'f{i}', self.fval())
@@ -372,7 +381,10 @@ class Gen:
     body_fn()
     self.emit('j dump')
     out.extend(self.lines)
-    out.append(DUMP_ROUTINE)
+    dump = DUMP_ROUTINE
+    if not self.observe_fflags:
+      dump = dump.replace('  frcsr t0\n', '  frcsr t0\n  andi t0, t0, 0xe0\n')
+    out.append(dump)
     out.append('  .data')
     out.append('  .balign 16')
     out.append('regsave:')
@@ -388,6 +400,7 @@ class Gen:
     for name in OUT_NAMES:
       out.append(f'  .ascii "{name:<5}{"0" * 16}\\n"')
     out.append('outbuf_end:')
+    out.append('end_of_image:')
     return '\n'.join(out) + '\n'
 
 
@@ -463,7 +476,8 @@ class Directed(Gen):
   def snapshot(self):
     """Folds the block's result registers and fflags into x26/x27 (printed by the dump), so
     a wrong value anywhere in the block shows even if later code overwrites it."""
-    for reg in ['x5', 'x6', 'x7', 'x10', 'x11', 'x12', 'x13', 'x14', 'fflags']:
+    regs = ['x5', 'x6', 'x7', 'x10', 'x11', 'x12', 'x13', 'x14']
+    for reg in regs + (['fflags'] if self.observe_fflags else []):
       if reg == 'fflags':
         self.emit('frflags x25')
         reg = 'x25'
@@ -801,7 +815,87 @@ class Directed(Gen):
     self.emit('mv x13, x10')
     self.snapshot()
 
-  GROUPS = ['int_edges', 'compressed', 'memory', 'atomics', 'fp_edges', 'fcvt_edges',
+  def process(self):
+    # What the loader and the system calls give a program, as Linux (qemu-user) does:
+    # argc, argv[0], envp count, auxv entries, brk, and error returns of system calls.
+    self.emit(f'ld x8, {INITIAL_SP}(x31)')
+    self.emit('andi x5, x8, 15')          # 0: sp is 16-byte aligned
+    self.emit('ld x6, 0(x8)')             # argc
+    self.emit('ld x7, 8(x8)')             # argv[0]
+    self.emit('lbu x10, 0(x7)')           # its first byte ('/')
+    self.emit('li x7, 0')                 # (a stack address: differs between implementations)
+    self.emit('ld x11, 16(x8)')           # argv[argc] == NULL
+    self.snapshot()
+    self.emit('addi x9, x8, 24')          # envp
+    self.emit('li x12, 0')
+    loop, done = self.new_label(), self.new_label()
+    self.label(loop)
+    self.emit('ld x13, 0(x9)')
+    self.emit('addi x9, x9, 8')
+    self.emit(f'beqz x13, {done}')
+    self.emit('addi x12, x12, 1')         # number of environment strings
+    self.emit(f'j {loop}')
+    self.label(done)
+    # auxv: fold the value of each type the program can rely on.
+    for at in [3, 4, 5, 6, 9, 16, 23]:    # PHDR PHENT PHNUM PAGESZ ENTRY HWCAP SECURE
+      found, nxt, end = self.new_label(), self.new_label(), self.new_label()
+      self.emit('mv x15, x9')
+      self.emit('li x5, -1')
+      self.label(nxt)
+      self.emit('ld x6, 0(x15)')
+      self.emit(f'beqz x6, {end}')
+      self.emit(f'li x7, {at}')
+      self.emit(f'bne x6, x7, {found}')
+      self.emit('ld x5, 8(x15)')
+      self.label(found)
+      self.emit('addi x15, x15, 16')
+      self.emit(f'j {nxt}')
+      self.label(end)
+      self.emit('mv x6, x0')
+      self.emit('mv x7, x0')
+      self.snapshot()
+    # AT_RANDOM points at 16 readable bytes on the stack (values differ: not folded).
+    self.emit('li x5, 0')
+    # brk: the initial break is the page-aligned end of the image; it grows, and new
+    # memory is zero and writable.
+    def sys(nr, a0=None, a1=None, a2=None):
+      for reg, v in (('x10', a0), ('x11', a1), ('x12', a2)):
+        if v is not None:
+          self.emit(f'{"mv" if isinstance(v, str) else "li"} {reg}, {v}')
+      self.emit(f'li x17, {nr}')
+      self.emit('ecall')
+    sys(214, 0)
+    self.emit('mv x5, x10')
+    self.emit('la x6, end_of_image')
+    self.emit('sub x6, x5, x6')           # distance to the end of the data
+    self.emit('lui x7, 0x10')
+    self.emit('add x7, x5, x7')
+    sys(214, 'x7')                        # grow by 64 KiB
+    self.emit('sub x7, x10, x5')
+    self.emit('ld x11, 8(x5)')            # zero
+    self.emit('sd x7, 0x7f8(x5)')
+    self.emit('ld x12, 0x7f8(x5)')
+    sys(214, 1)                           # below the start: unchanged
+    self.emit('sub x13, x10, x5')
+    self.snapshot()
+    # Error returns: bad fd, bad pointer, unknown call, and a successful zero-length write.
+    sys(64, 99, 'x31', 1)
+    self.emit('mv x5, x10')               # -EBADF
+    sys(64, 1, 8, 1)
+    self.emit('mv x6, x10')               # -EFAULT
+    sys(9999, 0)
+    self.emit('mv x7, x10')               # -ENOSYS
+    sys(64, 1, 'x31', 0)
+    self.emit('mv x11, x10')              # 0
+    self.emit('li x12, 0')
+    self.emit('li x13, 0')
+    self.emit('li x14, 0')
+    self.emit('li x17, 0')
+    self.snapshot()
+    for reg in ['x8', 'x9', 'x15']:       # stack addresses differ between implementations
+      self.emit(f'li {reg}, 0')
+
+  GROUPS = ['process', 'int_edges', 'compressed', 'memory', 'atomics', 'fp_edges', 'fcvt_edges',
             'nan_boxing', 'rounding_dyn', 'counters', 'fence_i']
 
   def run(self, group):
@@ -810,6 +904,25 @@ class Directed(Gen):
     getattr(self, group)()
     self.set_frm(0)
 
+
+# Programs that must die of a signal, the same one as under Linux: name -> body.
+FAULTS = {
+    'illegal_unimp': ['unimp'],
+    'illegal_rm5': ['.insn r 0x53, 5, 0, f1, f2, f3'],          # fadd.s with reserved rm 5
+    'illegal_dyn_frm7': ['fsrmi x0, 7', 'fadd.d f1, f2, f3'],    # DYN with frm = 7
+    'illegal_csr_mstatus': ['csrr x5, mstatus'],                 # M-mode CSR from U-mode
+    'illegal_csr_sstatus': ['csrr x5, sstatus'],
+    'illegal_wfi': ['wfi'],
+    'illegal_mret': ['mret'],
+    'breakpoint': ['ebreak'],
+    'c_breakpoint': ['c.ebreak'],
+    'load_page_zero': ['li x5, 8', 'ld x6, 0(x5)'],
+    'store_page_zero': ['sd x5, 0(x0)'],
+    'load_high': ['li x5, 0x7ffffffff000', 'lw x6, 0(x5)'],
+    'jump_unmapped': ['li x5, 0x100', 'jr x5'],
+    'amo_misaligned': ['addi x5, x31, 2', 'amoadd.w x6, x6, (x5)'],
+    'lr_misaligned': ['addi x5, x31, 4', 'lr.d x6, (x5)'],
+}
 
 SMC_SECTION = """
   .section .smc, "awx"
@@ -823,11 +936,19 @@ smc_fn:
 """
 
 
-def generate(kind, seed, loops, body, iterations, group=None):
+def generate(kind, seed, loops, body, iterations, group=None, observe_fflags=True):
+  if kind == 'fault':
+    g = Gen(seed)
+
+    def fault_body():
+      for line in FAULTS[group]:
+        g.emit(line)
+
+    return g.program(fault_body)
   if kind == 'directed':
-    g = Directed(seed)
+    g = Directed(seed, observe_fflags)
     return g.program(lambda: g.run(group)) + (SMC_SECTION if group == 'fence_i' else '')
-  g = Gen(seed)
+  g = Gen(seed, observe_fflags)
 
   def body_fn():
     for _ in range(loops):
@@ -840,17 +961,19 @@ def generate(kind, seed, loops, body, iterations, group=None):
 
 def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  ap.add_argument('--kind', choices=['directed', 'random'], required=True)
-  ap.add_argument('--group', choices=Directed.GROUPS, help='directed: which group')
+  ap.add_argument('--kind', choices=['directed', 'random', 'fault'], required=True)
+  ap.add_argument('--group', choices=Directed.GROUPS + list(FAULTS), help='directed, fault: which group')
   ap.add_argument('--seed', type=int, required=True)
   ap.add_argument('--loops', type=int, default=4, help='random: number of loops')
   ap.add_argument('--body', type=int, default=40, help='random: instructions per loop body')
   ap.add_argument('--iterations', type=int, default=400, help='random: iterations per loop')
+  ap.add_argument('--no-fflags', action='store_true',
+                  help='keep fflags values out of the printed state')
   ap.add_argument('-o', '--output', default='-')
   a = ap.parse_args()
-  if a.kind == 'directed' and not a.group:
-    ap.error('--kind directed needs --group')
-  text = generate(a.kind, a.seed, a.loops, a.body, a.iterations, a.group)
+  if a.kind in ('directed', 'fault') and not a.group:
+    ap.error(f'--kind {a.kind} needs --group')
+  text = generate(a.kind, a.seed, a.loops, a.body, a.iterations, a.group, not a.no_fflags)
   if a.output == '-':
     sys.stdout.write(text)
   else:

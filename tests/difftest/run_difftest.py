@@ -33,13 +33,17 @@ class Case:
     self.name, self.kind, self.seed, self.group = name, kind, seed, group
 
   def describe(self):
+    if self.kind == 'fault':
+      return f'fault {self.group}'
     if self.kind == 'directed':
       return f'directed group {self.group} (seed {self.seed})'
     return f'random seed {self.seed}'
 
-  def regen_cmd(self):
+  def regen_cmd(self, args):
     g = f' --group {self.group}' if self.group else ''
-    return f'{HERE}/gen_program.py --kind {self.kind}{g} --seed {self.seed}'
+    nf = ' --no-fflags' if args.no_fflags else ''
+    return (f'{HERE}/gen_program.py --kind {self.kind}{g} --seed {self.seed}{nf} '
+            f'--loops {args.loops} --body {args.body} --iterations {args.iterations}')
 
 
 def run(cmd, timeout, **kw):
@@ -51,7 +55,7 @@ def build(case, args):
   obj = os.path.join(args.workdir, case.name + '.o')
   exe = os.path.join(args.workdir, case.name)
   text = gen_program.generate(case.kind, case.seed, args.loops, args.body, args.iterations,
-                              case.group)
+                              case.group, not args.no_fflags)
   with open(src, 'w') as f:
     f.write(text)
   p = run([args.cross_prefix + 'as', f'-march={MARCH}', src, '-o', obj], 120)
@@ -67,9 +71,34 @@ def build(case, args):
 INSTRET_RE = re.compile(rb'instret (\d+)')
 
 
+def shell_status(returncode):
+  """subprocess reports death by signal N as -N; doppel-user exits 128 + N as a shell would."""
+  return 128 - returncode if returncode < 0 else returncode
+
+
+def check_fault(case, args, src, exe):
+  ref = run([args.qemu, exe], args.timeout)
+  if ref.returncode >= 0:
+    return False, f'{case.describe()}: qemu-riscv64 exited {ref.returncode} instead of dying of a signal: generator bug', 0
+  got = run([args.runner, '--report-instret', exe], args.timeout)
+  m = INSTRET_RE.search(got.stderr)
+  instret = int(m.group(1)) if m else 0
+  if shell_status(ref.returncode) == got.returncode and got.stdout == ref.stdout:
+    return True, '', instret
+  return False, (f'{case.describe()}: MISMATCH\n  program: {src}\n'
+                 f'  exit status: qemu {shell_status(ref.returncode)} (signal {-ref.returncode}), '
+                 f'doppel {got.returncode}\n  doppel-user stderr: '
+                 f'{got.stderr.decode(errors="replace").strip()[-2000:]}'), instret
+
+
 def check(case, args):
   """Returns (ok, message, instret)."""
   src, exe = build(case, args)
+  if case.kind == 'fault':
+    if args.runner is None:
+      ref = run([args.qemu, exe], args.timeout)
+      return ref.returncode < 0, f'{case.describe()}: qemu exited {ref.returncode}, no signal', 0
+    return check_fault(case, args, src, exe)
   ref = run([args.qemu, exe], args.timeout)
   if ref.returncode != 0 or ref.stdout.count(b'\n') != len(gen_program.OUT_NAMES):
     return False, (f'{case.describe()}: the reference qemu-riscv64 run failed '
@@ -86,7 +115,8 @@ def check(case, args):
   if got.returncode == ref.returncode and got.stdout == ref.stdout:
     return True, '', instret
   lines = [f'{case.describe()}: MISMATCH',
-           f'  program: {src}', f'  regenerate: {case.regen_cmd()}',
+           f'  program: {src}', f'  regenerate: {case.regen_cmd(args)}',
+           f'  locate: {HERE}/locate_mismatch.py --runner {args.runner} {exe}',
            f'  exit status: qemu {ref.returncode}, doppel {got.returncode}']
   exp_lines = ref.stdout.decode(errors='replace').splitlines()
   got_lines = got.stdout.decode(errors='replace').splitlines()
@@ -116,6 +146,8 @@ def main():
   ap.add_argument('--groups', nargs='*', help='only these directed groups')
   ap.add_argument('--skip-groups', nargs='*', default=[],
                   help='directed groups left out (see KNOWN_MISMATCHES.md)')
+  ap.add_argument('--no-fflags', action='store_true',
+                  help='random programs keep fflags out of the printed state (a known-bug workaround)')
   ap.add_argument('--loops', type=int, default=5)
   ap.add_argument('--body', type=int, default=40)
   ap.add_argument('--iterations', type=int, default=500)
@@ -130,6 +162,9 @@ def main():
     for g in args.groups or gen_program.Directed.GROUPS:
       if g not in args.skip_groups:
         cases.append(Case(f'directed_{g}', 'directed', 1, g))
+    for g in gen_program.FAULTS:
+      if g not in args.skip_groups and not args.groups:
+        cases.append(Case(f'fault_{g}', 'fault', 1, g))
   if args.seeds:
     seeds = args.seeds
   else:
