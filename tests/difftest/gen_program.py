@@ -86,6 +86,8 @@ class Gen:
 
   # ---- operand choices ----
   def xd(self):
+    if self.r.random() < 0.03:
+      return 'x0'  # writes to x0 are discarded
     return f'x{self.r.choice(DEST_X)}'
 
   def xs(self):
@@ -895,7 +897,43 @@ class Directed(Gen):
     for reg in ['x8', 'x9', 'x15']:       # stack addresses differ between implementations
       self.emit(f'li {reg}, 0')
 
-  GROUPS = ['process', 'int_edges', 'compressed', 'memory', 'atomics', 'fp_edges', 'fcvt_edges',
+  def page_cross(self):
+    # Loads and stores that straddle a 4 KiB page boundary (the slow path of a software
+    # TLB), and instructions that straddle one (fetch from two pages).
+    self.emit('la x8, pagebuf + 4096')
+    self.li('x5', 0x0123456789abcdef)
+    self.li('x6', 0xfedcba9876543210)
+    for off in [-1, -2, -3, -4, -5, -7]:
+      for op in ['sd', 'sw', 'sh']:
+        self.emit(f'{op} x5, {off}(x8)')
+        for lop in ['ld', 'lw', 'lwu', 'lh', 'lhu', 'lb']:
+          self.emit(f'{lop} x7, {off}(x8)')
+          self.emit('add x10, x10, x7')
+          self.emit('slli x11, x11, 1')
+          self.emit('xor x11, x11, x7')
+        self.emit('xor x5, x5, x6')
+        self.emit('slli x6, x6, 3')
+      self.emit(f'fld f1, {off}(x8)')
+      self.emit(f'flw f2, {off}(x8)')
+      self.emit(f'fsd f2, {off - 8}(x8)')
+      self.emit(f'fsw f1, {off + 8}(x8)')
+      self.emit(f'ld x12, {off - 8}(x8)')
+      self.emit(f'ld x13, {off + 8}(x8)')
+      self.snapshot()
+    self.emit('ld x14, -16(x8)')
+    self.emit('ld x13, 0(x8)')
+    self.emit('ld x12, 8(x8)')
+    self.emit('li x8, 0')
+    # Straddling instructions, reached by falling through and by a jump.
+    self.emit('li x5, 0')
+    self.emit('call straddle_fn')
+    self.emit('mv x6, x5')
+    self.emit('la x7, straddle_insn')
+    self.emit('jalr x1, 0(x7)')
+    self.emit('mv x7, x5')
+    self.snapshot()
+
+  GROUPS = ['process', 'page_cross', 'int_edges', 'compressed', 'memory', 'atomics', 'fp_edges', 'fcvt_edges',
             'nan_boxing', 'rounding_dyn', 'counters', 'fence_i']
 
   def run(self, group):
@@ -936,6 +974,29 @@ smc_fn:
 """
 
 
+# page_cross: a 32-bit instruction at page offset 0xffe, and a data buffer across pages.
+PAGE_CROSS_SECTIONS = """
+  .text
+  .balign 4096
+straddle_fn:
+  .option push
+  .option rvc
+  .rept 2047
+  c.addi x5, 1
+  .endr
+  .option norvc
+straddle_insn:
+  addi x5, x5, 1000
+  addi x5, x5, 7
+  ret
+  .option pop
+  .data
+  .balign 4096
+pagebuf:
+  .zero 8192
+"""
+
+
 def generate(kind, seed, loops, body, iterations, group=None, observe_fflags=True):
   if kind == 'fault':
     g = Gen(seed)
@@ -947,7 +1008,8 @@ def generate(kind, seed, loops, body, iterations, group=None, observe_fflags=Tru
     return g.program(fault_body)
   if kind == 'directed':
     g = Directed(seed, observe_fflags)
-    return g.program(lambda: g.run(group)) + (SMC_SECTION if group == 'fence_i' else '')
+    extra = {'fence_i': SMC_SECTION, 'page_cross': PAGE_CROSS_SECTIONS}.get(group, '')
+    return g.program(lambda: g.run(group)) + extra
   g = Gen(seed, observe_fflags)
 
   def body_fn():
