@@ -147,7 +147,7 @@ bool Hart::csr_set(uint16_t csr, uint64_t v) {
       return true;
 
     case kSstatus: write_mstatus(v, kSstatusWritable); return true;
-    case kSie: m_mie = (m_mie & ~m_mideleg) | (v & m_mideleg); return true;
+    case kSie: m_mie = (m_mie & ~m_mideleg) | (v & m_mideleg); update_irq_mask(); return true;
     case kStvec: m_stvec = warl_tvec(v); return true;
     case kScounteren: m_scounteren = v & 0xffffffffull; return true;
     case kSenvcfg: return true;  // no optional features: all fields read zero
@@ -171,8 +171,8 @@ bool Hart::csr_set(uint16_t csr, uint64_t v) {
     case kMstatus: write_mstatus(v, kMstatusWritable); return true;
     case kMisa: return true;  // not writable (WARL)
     case kMedeleg: m_medeleg = v & kDelegableExceptions; return true;
-    case kMideleg: m_mideleg = v & kSupervisorInts; return true;
-    case kMie: m_mie = v & kAllInts; return true;
+    case kMideleg: m_mideleg = v & kSupervisorInts; update_irq_mask(); return true;
+    case kMie: m_mie = v & kAllInts; update_irq_mask(); return true;
     case kMtvec: m_mtvec = warl_tvec(v); return true;
     case kMcounteren: m_mcounteren = v & 0xffffffffull; return true;
     case kMenvcfg: return true;

@@ -40,7 +40,7 @@ struct Hart::DecodeCache {
 
 Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsigned hart_id)
     : m_memory(memory), m_mmio(mmio), m_timebase(timebase), m_hart_id(hart_id),
-      m_cache(new DecodeCache) {
+      m_cache(new DecodeCache), m_slots(m_cache->slots.data()), m_arena(m_cache->arena.data()) {
   m_mstatus = kMstatusUXL & (2ull << 32);
   m_mstatus |= kMstatusSXL & (2ull << 34);
   flush_tlb();
@@ -64,33 +64,35 @@ void Hart::setup_user_mode() {
 
 void Hart::flush_decode_cache() { m_cache->clear(); }
 
-std::span<const DecodedInsn> Hart::fetch_block() {
+inline std::span<const DecodedInsn> Hart::fetch_block() {
   const uint64_t va = m_pc;
   const TlbEntry& e = m_tlb[m_fetch_ctx][kTlbFetch][(va >> 12) & (kTlbSize - 1)];
-  uint64_t pa;
-  const uint8_t* page;
   if (e.tag == (va >> 12)) [[likely]] {
-    pa = e.pa_page | (va & 0xfff);
-    page = reinterpret_cast<const uint8_t*>((va & ~0xfffull) + e.addend);
-  } else {
-    if (auto ex = translate(va, Access::kFetch, m_priv, false, pa)) {
-      take_exception(*ex, va);
-      return {};
-    }
-    uint8_t* host = m_memory.host_ptr(pa & ~0xfffull, 0x1000);
-    if (!host) {
-      take_exception(Exception::kInsnAccessFault, va);
-      return {};
-    }
-    tlb_fill(m_fetch_ctx, kTlbFetch, va, pa, host);
-    page = host;
+    const uint64_t pa = e.pa_page | (va & 0xfff);
+    const Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
+    if (b.pa == pa) [[likely]]
+      return {m_arena + b.first, b.count};
+    return fetch_block_slow(pa, reinterpret_cast<const uint8_t*>((va & ~0xfffull) + e.addend));
   }
+  uint64_t pa;
+  if (auto ex = translate(va, Access::kFetch, m_priv, false, pa)) {
+    take_exception(*ex, va);
+    return {};
+  }
+  uint8_t* host = m_memory.host_ptr(pa & ~0xfffull, 0x1000);
+  if (!host) {
+    take_exception(Exception::kInsnAccessFault, va);
+    return {};
+  }
+  tlb_fill(m_fetch_ctx, kTlbFetch, va, pa, host);
+  const Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
+  if (b.pa == pa) return {m_arena + b.first, b.count};
+  return fetch_block_slow(pa, host);
+}
 
+std::span<const DecodedInsn> Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
+  const uint64_t va = m_pc;
   DecodeCache& c = *m_cache;
-  Block& slot = c.slots[(pa >> 1) & (kBlockSlots - 1)];
-  if (slot.pa == pa) [[likely]]
-    return {c.arena.data() + slot.first, slot.count};
-
   unsigned off = static_cast<unsigned>(va & 0xfff);
   const uint16_t lo = load_le<uint16_t>(page + off);
   if ((lo & 3) == 3 && off == 0xffe) {
@@ -125,61 +127,82 @@ std::span<const DecodedInsn> Hart::fetch_block() {
     if (ends_block(d)) break;
   }
   c.used += count;
+  Block& slot = c.slots[(pa >> 1) & (kBlockSlots - 1)];
   slot = Block{pa, static_cast<uint32_t>(first), count};
   return {c.arena.data() + first, count};
 }
 
-uint64_t Hart::run_block(uint64_t budget) {
-  const std::span<const DecodedInsn> insns = fetch_block();
-  const uint64_t n = insns.size() < budget ? insns.size() : budget;
-  const uint64_t start = m_instret;
+uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
+  uint64_t used = 0;
   m_excepted = false;
-  // m_instret counts retired instructions as they go, so a CSR read of instret sees the
-  // count before itself; an instruction that raised an exception did not retire.
-  if (m_trace) [[unlikely]] {
-    for (uint64_t i = 0; i < n; ++i) {
-      const DecodedInsn& d = insns[i];
-      trace(d);
-      if (!d.handler(*this, d)) {
-        if (!m_excepted) ++m_instret;
-        break;
+  while (used < budget) {
+    const uint64_t raw = m_pins.raw();
+    if ((((raw | m_mip) & m_irq_takeable) | (raw & stop_bits)) != 0) [[unlikely]]
+      break;
+    const std::span<const DecodedInsn> insns = fetch_block();
+    const uint64_t n = insns.size() < budget - used ? insns.size() : budget - used;
+    // m_instret counts retired instructions as they go, so a CSR read of instret sees the
+    // count before itself; an instruction that raised an exception did not retire.
+    uint64_t i = 0;
+    if (m_trace) [[unlikely]] {
+      while (i < n) {
+        const DecodedInsn& d = insns[i++];
+        trace(d);
+        if (!d.handler(*this, d)) goto stopped;
+        m_pc += d.len;
+        ++m_instret;
       }
-      m_pc += d.len;
-      ++m_instret;
-    }
-  } else {
-    for (uint64_t i = 0; i < n; ++i) {
-      const DecodedInsn& d = insns[i];
-      if (!d.handler(*this, d)) {
-        if (!m_excepted) ++m_instret;
-        break;
+    } else {
+      while (i < n) {
+        const DecodedInsn& d = insns[i++];
+        if (!d.handler(*this, d)) goto stopped;
+        m_pc += d.len;
+        ++m_instret;
       }
-      m_pc += d.len;
-      ++m_instret;
     }
+    used += i;
+    if (insns.empty()) goto fetch_trapped;
+    continue;
+  stopped:
+    used += i;
+    if (!m_excepted) {
+      ++m_instret;
+      if (m_wfi) break;
+      continue;
+    }
+  fetch_trapped:
+    // An exception the guest handles uses budget too, so a trap storm cannot spin forever
+    // (a fetch fault counts as one attempted instruction).
+    if (insns.empty()) ++used;
+    m_excepted = false;
+    if (m_trap_pending) break;
   }
-  return m_instret - start;
+  return used;
 }
 
 StepResult Hart::step(uint64_t max_instructions) {
   StepResult r;
+  m_trap_pending = false;
   while (r.executed < max_instructions) {
     check_interrupts();
-    m_trap_pending = false;
     m_wfi = false;
-    const uint64_t ran = run_block(max_instructions - r.executed);
-    r.executed += ran;
-    if (m_trap_pending) {
-      m_trap_pending = false;
-      r.kind = StepResult::Kind::kTrap;
-      r.trap = m_trap;
-      return r;
-    }
-    // An exception the guest handles uses budget too, so a trap storm cannot spin forever.
-    if (m_excepted) ++r.executed;
-    if (m_wfi && m_exit_on_trap) {
-      r.kind = StepResult::Kind::kWfi;
-      return r;
+    const uint64_t before = m_instret;
+    const uint64_t used = run_blocks(max_instructions - r.executed, 0);
+    if (m_exit_on_trap) {
+      r.executed += m_instret - before;  // exact: only retired instructions
+      if (m_trap_pending) {
+        m_trap_pending = false;
+        r.kind = StepResult::Kind::kTrap;
+        r.trap = m_trap;
+        return r;
+      }
+      if (m_wfi) {
+        r.kind = StepResult::Kind::kWfi;
+        return r;
+      }
+      if (used == 0) break;  // cannot happen: nothing was takeable and no exception
+    } else {
+      r.executed += used == 0 ? 1 : used;
     }
   }
   r.kind = StepResult::Kind::kBudget;
@@ -193,11 +216,10 @@ EngineExit Hart::run_engine() {
       m_pins.take_kick();
       return EngineExit::kKicked;
     }
-    if (((raw | m_mip) & m_mie) != 0) [[unlikely]]
-      check_interrupts();
+    check_interrupts();
     m_wfi = false;
     m_trap_pending = false;
-    run_block(kMaxBlock);
+    run_blocks(1u << 20, InterruptPins::kKickBit);
     if (m_trap_pending) [[unlikely]] {
       m_crash_detail = fmt::format("hart {}: trap with exit_on_trap set in engine mode", m_hart_id);
       return EngineExit::kCrash;
@@ -215,22 +237,23 @@ EngineExit Hart::run_engine() {
   }
 }
 
-bool Hart::check_interrupts() {
-  const uint64_t pending = mip() & m_mie;
-  if (pending == 0) return false;
-  const uint64_t m_level = pending & ~m_mideleg;
-  const uint64_t s_level = pending & m_mideleg;
+void Hart::update_irq_mask() {
   const bool m_enabled = m_priv != Priv::kM || (m_mstatus & kMstatusMIE);
   const bool s_enabled =
       m_priv == Priv::kU || (m_priv == Priv::kS && (m_mstatus & kMstatusSIE));
-  uint64_t take = 0;
-  if (m_enabled && m_level) take = m_level;
-  else if (s_enabled && s_level) take = s_level;
+  m_irq_takeable = (m_enabled ? (m_mie & ~m_mideleg) : 0) | (s_enabled ? (m_mie & m_mideleg) : 0);
+}
+
+bool Hart::check_interrupts() {
+  const uint64_t take = mip() & m_irq_takeable;
   if (take == 0) return false;
-  // Priority (privileged spec 3.1.9): MEI, MSI, MTI, SEI, SSI, STI.
+  // M-level interrupts outrank S-level ones; within a level, privileged spec 3.1.9's
+  // order: MEI, MSI, MTI, SEI, SSI, STI.
+  const uint64_t m_level = take & ~m_mideleg;
+  const uint64_t pick = m_level ? m_level : take;
   static constexpr unsigned kOrder[] = {11, 3, 7, 9, 1, 5};
   for (unsigned cause : kOrder) {
-    if (take & (1ull << cause)) {
+    if (pick & (1ull << cause)) {
       enter_trap(kInterruptBit | cause, 0);
       return true;
     }

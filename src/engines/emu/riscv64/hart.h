@@ -264,8 +264,13 @@ class Hart {
 
   // The decoded instructions starting at pc (one block); empty if fetching trapped.
   std::span<const DecodedInsn> fetch_block();
-  // Runs at most `budget` instructions of one block; returns how many retired.
-  uint64_t run_block(uint64_t budget);
+  std::span<const DecodedInsn> fetch_block_slow(uint64_t pa, const uint8_t* page);
+  // Runs blocks until `budget` instructions were attempted (retired or trapped), an
+  // exception was recorded (exit_on_trap), a WFI found nothing pending, or an interrupt
+  // became takeable (or a bit of `stop_bits` rose in pins). Returns the attempted count.
+  uint64_t run_blocks(uint64_t budget, uint64_t stop_bits);
+  // Recomputes m_irq_takeable after a change of privilege, mstatus, mie or mideleg.
+  void update_irq_mask();
   bool csr_get(uint16_t csr, uint64_t& value);  // no privilege checks
   bool csr_set(uint16_t csr, uint64_t value);
   uint64_t mstatus_value() const;
@@ -307,6 +312,9 @@ class Hart {
   TlbEntry m_tlb[4][3][kTlbSize];
 
   DecodeCache* m_cache;  // owned
+  Block* m_slots;         // m_cache's block table and instruction arena, for the fast path
+  DecodedInsn* m_arena;
+  uint64_t m_irq_takeable = 0;  // mie bits that would be taken now if pending
   bool m_exit_on_trap = false;
   bool m_trap_pending = false;  // exit_on_trap: a trap was recorded
   Trap m_trap;

@@ -30,6 +30,7 @@ void Hart::update_contexts() {
   m_fetch_ctx = m_priv == Priv::kM ? 0 : m_priv == Priv::kU ? 1 : 2;
   const Priv eff = effective_data_priv();
   m_data_ctx = eff == Priv::kM ? 0 : eff == Priv::kU ? 1 : ((m_mstatus & kMstatusSUM) ? 3 : 2);
+  update_irq_mask();
 }
 
 void Hart::flush_tlb() {
