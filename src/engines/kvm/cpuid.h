@@ -1,0 +1,21 @@
+// CPUID for one vCPU: what KVM supports, with the topology of this VM written in.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace doppel::kvm {
+
+// Takes KVM_GET_SUPPORTED_CPUID's entries and returns those for vCPU `index` of `count`
+// vCPUs: APIC ID in leaf 0x1 EBX and 0xb/0x1f EDX, logical processor count in 0x1 and
+// 0x4, one core per vCPU in one package (0xb/0x1f levels SMT=1, core=count), the
+// hypervisor bit in 0x1 ECX. Pure function: unit-tested without /dev/kvm.
+std::vector<kvm_cpuid_entry2> cpuid_for_vcpu(const std::vector<kvm_cpuid_entry2>& supported,
+                                             unsigned index, unsigned count);
+
+// Bits needed to number `count` cores (ceil(log2(count))), for the 0xb/0x1f shift fields.
+unsigned topology_shift(unsigned count);
+
+}  // namespace doppel::kvm

@@ -1,0 +1,81 @@
+// One KVM vCPU: its fd, its mmap'ed kvm_run page, and the exit translation from
+// KVM_EXIT_* into VcpuExit.
+//
+// Threads: run() and set_io_result() on the vCPU's own thread only; kick() from any
+// thread (it sets kvm_run.immediate_exit and signals the vCPU thread with SIGUSR1).
+#pragma once
+
+#include <linux/kvm.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "base/persist.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "core/engine.h"
+#include "engines/kvm/x86_entry.h"
+
+namespace doppel::kvm {
+
+// Register capture for snapshots (rule 9). Version 1.
+struct VcpuState {
+  uint32_t version = 1;
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  kvm_fpu fpu{};
+  kvm_lapic_state lapic{};
+  kvm_mp_state mp_state{};
+  kvm_vcpu_events events{};
+  kvm_xcrs xcrs{};
+  std::vector<kvm_msr_entry> msrs;
+};
+
+class KvmVcpu final : public Vcpu, public Persist<VcpuState> {
+ public:
+  // Takes ownership of the vCPU fd; maps its kvm_run area (run_size bytes).
+  static Result<std::unique_ptr<KvmVcpu>> create(UniqueFd fd, unsigned index, size_t run_size);
+  ~KvmVcpu() override;
+
+  unsigned index() const override { return m_index; }
+  Result<VcpuExit> run() override;
+  void set_io_result(uint64_t data) override;
+  void kick() override;
+
+  // Set-up, before the first run(): CPUID, MSRs, FPU, local APIC LINT0/LINT1, and for
+  // the boot vCPU its entry registers.
+  Result<void> set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);
+  Result<void> set_boot_msrs();
+  Result<void> set_fpu_defaults();
+  Result<void> set_lapic_lints();
+  Result<void> set_entry(const X86EntryState& entry);
+
+  // Debug and tests.
+  Result<kvm_regs> regs() const;
+  Result<kvm_sregs> sregs() const;
+
+  VcpuState save() const override;
+  Result<void> restore(const VcpuState& state) override;
+
+  int fd() const { return m_fd.get(); }
+
+ private:
+  KvmVcpu(UniqueFd fd, unsigned index, kvm_run* run, size_t run_size);
+  // One element of a pending (string) port I/O, or of a pending MMIO access.
+  VcpuExit next_io_exit();
+
+  UniqueFd m_fd;
+  unsigned m_index;
+  kvm_run* m_run;
+  size_t m_run_size;
+  std::atomic<pthread_t> m_thread{};
+  std::atomic<bool> m_thread_known{false};
+  // A KVM_EXIT_IO with count > 1 (rep ins/outs) is handed out one element at a time.
+  uint32_t m_io_next = 0;
+  uint32_t m_io_count = 0;
+  bool m_pending_read = false;  // set_io_result() has somewhere to store
+};
+
+}  // namespace doppel::kvm

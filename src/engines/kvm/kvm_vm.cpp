@@ -1,0 +1,207 @@
+#include "engines/kvm/kvm_vm.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+#include <cstring>
+
+#include "base/log.h"
+#include "engines/kvm/cpuid.h"
+#include "engines/kvm/kvm_vcpu.h"
+
+namespace doppel::kvm {
+
+namespace {
+
+struct Capability {
+  int id;
+  const char* name;
+  const char* why;
+};
+
+// Everything doppel relies on; each missing one is named in the error.
+constexpr Capability kRequired[] = {
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM as memory slots"},
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel PIC, IOAPIC and local APICs"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel i8254 timer"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "KVM_GET_SUPPORTED_CPUID"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "VMX real-mode support"},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR", "VMX real-mode support"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD", "virtio queue notifications without exits"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD", "device interrupts from worker threads"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT", "stopping vCPUs without races"},
+    {KVM_CAP_GET_TSC_KHZ, "KVM_CAP_GET_TSC_KHZ", "the guest's TSC frequency"},
+    {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPU state for snapshots"},
+};
+
+}  // namespace
+
+void KvmIrqLine::set_level(bool high) {
+  kvm_irq_level irq{};
+  irq.irq = m_gsi;
+  irq.level = high ? 1 : 0;
+  if (ioctl(m_vm_fd, KVM_IRQ_LINE, &irq) < 0)
+    DOPPEL_GUEST_WARN("KVM_IRQ_LINE gsi {}: {}", m_gsi, std::strerror(errno));
+}
+
+Result<std::unique_ptr<KvmVm>> KvmVm::create(GuestMemory& memory, const Options& options,
+                                             const std::string& device) {
+  UniqueFd kvm(open(device.c_str(), O_RDWR | O_CLOEXEC));
+  if (!kvm.valid()) {
+    const int e = errno;
+    return Error::from_errno(
+        fmt::format("{} (the KVM engine needs it: is the kvm module loaded and do you have "
+                    "access to it?)", device),
+        e);
+  }
+  const int version = ioctl(kvm.get(), KVM_GET_API_VERSION, 0);
+  if (version != KVM_API_VERSION)
+    return Error::format("{}: KVM API version {}, doppel needs {}", device, version,
+                         KVM_API_VERSION);
+  const int type = 0;
+  UniqueFd vm(ioctl(kvm.get(), KVM_CREATE_VM, type));
+  if (!vm.valid()) return Error::from_errno(fmt::format("{}: KVM_CREATE_VM", device));
+  std::unique_ptr<KvmVm> self(new KvmVm(std::move(kvm), std::move(vm), memory, options));
+  TRY(self->check_capabilities());
+  TRY(self->set_up_vm());
+  return self;
+}
+
+KvmVm::KvmVm(UniqueFd kvm, UniqueFd vm, GuestMemory& memory, const Options& options)
+    : m_kvm(std::move(kvm)), m_vm(std::move(vm)), m_memory(memory), m_options(options) {}
+
+KvmVm::~KvmVm() = default;
+
+Result<void> KvmVm::check_capabilities() {
+  std::string missing;
+  for (const auto& cap : kRequired) {
+    if (ioctl(m_vm.get(), KVM_CHECK_EXTENSION, cap.id) <= 0)
+      missing += fmt::format("{}{} ({})", missing.empty() ? "" : ", ", cap.name, cap.why);
+  }
+  if (!missing.empty()) return Error::format("KVM lacks capabilities doppel needs: {}", missing);
+
+  int max_vcpus = ioctl(m_vm.get(), KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+  if (max_vcpus <= 0) max_vcpus = ioctl(m_vm.get(), KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+  if (max_vcpus > 0 && m_options.cpus > static_cast<unsigned>(max_vcpus))
+    return Error::format("{} vCPUs requested, KVM allows at most {} (KVM_CAP_MAX_VCPUS)",
+                         m_options.cpus, max_vcpus);
+  const int slots = ioctl(m_vm.get(), KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+  if (slots > 0 && m_memory.regions().size() > static_cast<size_t>(slots))
+    return Error::format("{} memory regions, KVM has {} slots (KVM_CAP_NR_MEMSLOTS)",
+                         m_memory.regions().size(), slots);
+
+  const int run_size = ioctl(m_kvm.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (run_size <= 0) return Error::from_errno("KVM_GET_VCPU_MMAP_SIZE");
+  m_run_size = static_cast<size_t>(run_size);
+  return ok();
+}
+
+Result<void> KvmVm::set_up_vm() {
+  if (ioctl(m_vm.get(), KVM_SET_TSS_ADDR, kTssAddress) < 0)
+    return Error::from_errno(fmt::format("KVM_SET_TSS_ADDR {:#x}", kTssAddress));
+  uint64_t identity = kIdentityMapAddress;
+  if (ioctl(m_vm.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
+    return Error::from_errno(fmt::format("KVM_SET_IDENTITY_MAP_ADDR {:#x}", identity));
+
+  uint32_t slot = 0;
+  for (const auto& r : m_memory.regions()) {
+    kvm_userspace_memory_region region{};
+    region.slot = slot;
+    region.guest_phys_addr = r.gpa;
+    region.memory_size = r.size;
+    region.userspace_addr = reinterpret_cast<uint64_t>(r.host);
+    if (ioctl(m_vm.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
+      return Error::from_errno(
+          fmt::format("KVM_SET_USER_MEMORY_REGION slot {} ({:#x}+{:#x})", slot, r.gpa, r.size));
+    ++slot;
+  }
+
+  if (ioctl(m_vm.get(), KVM_CREATE_IRQCHIP, 0) < 0)
+    return Error::from_errno("KVM_CREATE_IRQCHIP");
+  if (m_options.create_pit) {
+    kvm_pit_config pit{};
+    pit.flags = KVM_PIT_SPEAKER_DUMMY;
+    if (ioctl(m_vm.get(), KVM_CREATE_PIT2, &pit) < 0)
+      return Error::from_errno("KVM_CREATE_PIT2");
+  }
+
+  // KVM_GET_SUPPORTED_CPUID fails with E2BIG until the buffer is large enough.
+  for (uint32_t n = 64; n <= 4096; n *= 2) {
+    std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
+    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
+    cpuid->nent = n;
+    if (ioctl(m_kvm.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
+      m_supported_cpuid.assign(cpuid->entries, cpuid->entries + cpuid->nent);
+      break;
+    }
+    if (errno != E2BIG) {
+      // Some restricted KVMs (paravirtual ones such as kvm_pvm) refuse the query; their
+      // vCPUs keep the CPUID KVM gives them by default, without doppel's topology.
+      spdlog::warn("KVM_GET_SUPPORTED_CPUID: {}: vCPUs keep KVM's default CPUID",
+                   std::strerror(errno));
+      break;
+    }
+  }
+  return ok();
+}
+
+Result<std::unique_ptr<Vcpu>> KvmVm::create_vcpu(unsigned index) {
+  if (index >= m_options.cpus)
+    return Error::format("vCPU {}: the VM was created for {} vCPUs", index, m_options.cpus);
+  UniqueFd fd(ioctl(m_vm.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
+  if (!fd.valid()) return Error::from_errno(fmt::format("KVM_CREATE_VCPU {}", index));
+  auto vcpu = TRY(KvmVcpu::create(std::move(fd), index, m_run_size));
+  if (!m_supported_cpuid.empty())
+    TRY(vcpu->set_cpuid(cpuid_for_vcpu(m_supported_cpuid, index, m_options.cpus)));
+  TRY(vcpu->set_boot_msrs());
+  TRY(vcpu->set_fpu_defaults());
+  TRY(vcpu->set_lapic_lints());
+  if (index == 0) {
+    TRY(vcpu->set_entry(m_boot_entry));
+    const int khz = ioctl(vcpu->fd(), KVM_GET_TSC_KHZ, 0);
+    if (khz > 0) {
+      m_tsc_khz = static_cast<uint32_t>(khz);
+      spdlog::debug("kvm: guest TSC at {} kHz", m_tsc_khz);
+    }
+  }
+  return std::unique_ptr<Vcpu>(std::move(vcpu));
+}
+
+Result<std::unique_ptr<KvmIrqLine>> KvmVm::irq_line(uint32_t gsi) {
+  constexpr uint32_t kIoApicPins = 24;
+  if (gsi >= kIoApicPins) return Error::format("IRQ {}: the IOAPIC has pins 0 to 23", gsi);
+  return std::make_unique<KvmIrqLine>(m_vm.get(), gsi);
+}
+
+Result<void> KvmVm::add_ioeventfd(uint64_t addr, unsigned len, std::optional<uint64_t> datamatch,
+                                  int eventfd, bool pio) {
+  kvm_ioeventfd io{};
+  io.addr = addr;
+  io.len = len;
+  io.fd = eventfd;
+  if (pio) io.flags |= KVM_IOEVENTFD_FLAG_PIO;
+  if (datamatch) {
+    io.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+    io.datamatch = *datamatch;
+  }
+  if (ioctl(m_vm.get(), KVM_IOEVENTFD, &io) < 0)
+    return Error::from_errno(fmt::format("KVM_IOEVENTFD at {:#x} ({} bytes)", addr, len));
+  return ok();
+}
+
+Result<void> KvmVm::add_irqfd(uint32_t gsi, int eventfd, std::optional<int> resample_fd) {
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(eventfd);
+  irqfd.gsi = gsi;
+  if (resample_fd) {
+    if (ioctl(m_vm.get(), KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE) <= 0)
+      return Error("KVM lacks KVM_CAP_IRQFD_RESAMPLE (level-triggered irqfd)");
+    irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    irqfd.resamplefd = static_cast<uint32_t>(*resample_fd);
+  }
+  if (ioctl(m_vm.get(), KVM_IRQFD, &irqfd) < 0)
+    return Error::from_errno(fmt::format("KVM_IRQFD gsi {}", gsi));
+  return ok();
+}
+
+}  // namespace doppel::kvm

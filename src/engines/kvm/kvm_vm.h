@@ -1,0 +1,102 @@
+// The KVM engine for x86-64: one VM file descriptor, its memory slots and in-kernel
+// interrupt controllers (PIC, IOAPIC, local APICs, PIT), and its vCPUs.
+//
+// Threads: create() and the set-up calls (map_memory, add_ioeventfd, add_irqfd) run on the
+// machine's thread before any vCPU runs. irq_line() objects may be driven from any thread
+// (KVM_IRQ_LINE is thread-safe in the kernel). Each KvmVcpu runs on its own thread.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "core/engine.h"
+#include "core/guest_memory.h"
+#include "core/irq.h"
+#include "engines/kvm/x86_entry.h"
+
+namespace doppel::kvm {
+
+// Where KVM's VMX helpers live (three pages for the TSS, one for the identity map): just
+// below the 4 GiB boundary, in the hole the e820 map reports as reserved.
+constexpr uint64_t kTssAddress = 0xfffbd000;
+constexpr uint64_t kIdentityMapAddress = 0xfffbc000;
+constexpr uint64_t kIoApicAddress = 0xfec00000;
+constexpr uint64_t kLocalApicAddress = 0xfee00000;
+
+class KvmVm;
+
+// A GSI of the in-kernel IOAPIC/PIC, driven with KVM_IRQ_LINE. Level semantics: the line
+// stays asserted while set_level(true); edge-configured pins see the rising edge.
+class KvmIrqLine final : public IrqLine {
+ public:
+  KvmIrqLine(int vm_fd, uint32_t gsi) : m_vm_fd(vm_fd), m_gsi(gsi) {}
+  void set_level(bool high) override;
+  uint32_t gsi() const { return m_gsi; }
+
+ private:
+  int m_vm_fd;  // not owned: the KvmVm outlives its lines
+  uint32_t m_gsi;
+};
+
+class KvmVm final : public Engine {
+ public:
+  struct Options {
+    unsigned cpus = 1;
+    bool create_pit = true;  // the i8254 PIT (Linux calibrates against it)
+  };
+  // Opens /dev/kvm (or `device`), checks the API version and every capability doppel
+  // relies on, creates the VM with an in-kernel irqchip and PIT, and maps every region of
+  // `memory` as a memory slot. `memory` must outlive the VM.
+  static Result<std::unique_ptr<KvmVm>> create(GuestMemory& memory, const Options& options,
+                                               const std::string& device = "/dev/kvm");
+  ~KvmVm() override;
+
+  std::string_view name() const override { return "kvm"; }
+
+  // Boot vCPU state (loaded by create_vcpu(0)). Call before create_vcpu(0).
+  void set_boot_entry(const X86EntryState& entry) { m_boot_entry = entry; }
+
+  // vCPU `index` (its APIC ID is `index`). Index 0 is the boot processor; the others
+  // wait for INIT/SIPI from the guest.
+  Result<std::unique_ptr<Vcpu>> create_vcpu(unsigned index) override;
+
+  // An interrupt line to GSI `gsi` (0..23 on the IOAPIC; 0..15 also reach the PIC).
+  Result<std::unique_ptr<KvmIrqLine>> irq_line(uint32_t gsi);
+
+  // The guest writing `len` bytes (to port `addr` if pio, else MMIO `addr`), optionally only
+  // with value `datamatch`, signals `eventfd` in the kernel without an exit (virtio
+  // QueueNotify). The fd must stay open while the VM exists.
+  Result<void> add_ioeventfd(uint64_t addr, unsigned len, std::optional<uint64_t> datamatch,
+                             int eventfd, bool pio);
+  // Signalling `eventfd` asserts GSI `gsi`. With a resample fd the line is level-triggered:
+  // KVM keeps it asserted until the guest EOIs, then signals `resample_fd` so the device
+  // can re-assert if its condition is still pending.
+  Result<void> add_irqfd(uint32_t gsi, int eventfd, std::optional<int> resample_fd);
+
+  int vm_fd() const { return m_vm.get(); }
+  uint32_t tsc_khz() const { return m_tsc_khz; }
+  unsigned cpus() const { return m_options.cpus; }
+
+ private:
+  KvmVm(UniqueFd kvm, UniqueFd vm, GuestMemory& memory, const Options& options);
+  Result<void> check_capabilities();
+  Result<void> set_up_vm();
+
+  UniqueFd m_kvm;
+  UniqueFd m_vm;
+  GuestMemory& m_memory;
+  Options m_options;
+  size_t m_run_size = 0;
+  std::vector<kvm_cpuid_entry2> m_supported_cpuid;
+  X86EntryState m_boot_entry;
+  uint32_t m_tsc_khz = 0;
+};
+
+}  // namespace doppel::kvm

