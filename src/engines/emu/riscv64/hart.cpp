@@ -343,7 +343,17 @@ bool Hart::exec_wfi(const DecodedInsn& d) {
 bool Hart::exec_sfence_vma(const DecodedInsn& d) {
   if (m_priv == Priv::kU || (m_priv == Priv::kS && (m_mstatus & kMstatusTVM))) return illegal(d);
   m_pc += d.len;
-  flush_tlb();
+  if (((d.raw >> 15) & 31) != 0) {
+    // One address: the TLB holds 4 KiB entries, so only that page's entries can be stale.
+    const uint64_t vpn = m_x[d.rs1] >> 12;
+    for (auto& ctx : m_tlb)
+      for (auto& type : ctx) {
+        TlbEntry& e = type[vpn & (kTlbSize - 1)];
+        if (e.tag == vpn) e.tag = ~0ull;
+      }
+  } else {
+    flush_tlb();
+  }
   return false;
 }
 
