@@ -33,6 +33,8 @@ class Case:
     self.name, self.kind, self.seed, self.group = name, kind, seed, group
 
   def describe(self):
+    if self.kind == 'libc':
+      return f'static glibc program {self.group}.c'
     if self.kind == 'fault':
       return f'fault {self.group}'
     if self.kind == 'directed':
@@ -50,7 +52,25 @@ def run(cmd, timeout, **kw):
   return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
 
 
+class Skip(Exception):
+  pass
+
+
+def build_c(case, args):
+  src = os.path.join(HERE, 'programs', case.group + '.c')
+  exe = os.path.join(args.workdir, case.name)
+  p = run([args.cross_prefix + 'gcc', '-static', '-O2', src, '-o', exe, '-lm'], 120)
+  if p.returncode:
+    err = p.stderr.decode(errors='replace')
+    if 'stdio.h' in err or 'crt1.o' in err or 'cannot find -l' in err:
+      raise Skip(f'no riscv64 libc to build {src} (libc6-dev-riscv64-cross)')
+    raise RuntimeError(f'{case.describe()}: compiling {src} failed:\n{err}')
+  return src, exe
+
+
 def build(case, args):
+  if case.kind == 'libc':
+    return build_c(case, args)
   src = os.path.join(args.workdir, case.name + '.S')
   obj = os.path.join(args.workdir, case.name + '.o')
   exe = os.path.join(args.workdir, case.name)
@@ -99,6 +119,22 @@ def check(case, args):
       ref = run([args.qemu, exe], args.timeout)
       return ref.returncode < 0, f'{case.describe()}: qemu exited {ref.returncode}, no signal', 0
     return check_fault(case, args, src, exe)
+  if case.kind == 'libc':
+    ref = run([args.qemu, exe], args.timeout)
+    if args.runner is None:
+      return True, '', 0
+    got = run([args.runner, '--report-instret', exe], args.timeout)
+    m = INSTRET_RE.search(got.stderr)
+    instret = int(m.group(1)) if m else 0
+    if got.returncode == shell_status(ref.returncode) and got.stdout == ref.stdout:
+      return True, '', instret
+    exp_lines = ref.stdout.decode(errors='replace').splitlines()
+    got_lines = got.stdout.decode(errors='replace').splitlines()
+    first = next((f'    qemu:   {e}\n    doppel: {g}' for e, g in zip(exp_lines, got_lines) if e != g),
+                 f'    qemu printed {len(exp_lines)} lines, doppel {len(got_lines)}')
+    return False, (f'{case.describe()}: MISMATCH\n  exit status: qemu {shell_status(ref.returncode)}, '
+                   f'doppel {got.returncode}\n  first differing line:\n{first}\n  doppel-user stderr: '
+                   f'{got.stderr.decode(errors="replace").strip()[-2000:]}'), instret
   ref = run([args.qemu, exe], args.timeout)
   if ref.returncode != 0 or ref.stdout.count(b'\n') != len(gen_program.OUT_NAMES):
     return False, (f'{case.describe()}: the reference qemu-riscv64 run failed '
@@ -165,6 +201,10 @@ def main():
     for g in gen_program.FAULTS:
       if g not in args.skip_groups and not args.groups:
         cases.append(Case(f'fault_{g}', 'fault', 1, g))
+    for c_file in sorted(os.listdir(os.path.join(HERE, 'programs'))):
+      g = c_file[:-2]
+      if c_file.endswith('.c') and g not in args.skip_groups and not args.groups:
+        cases.append(Case(f'libc_{g}', 'libc', 0, g))
   if args.seeds:
     seeds = args.seeds
   else:
@@ -174,30 +214,37 @@ def main():
   cases += [Case(f'random_{s}', 'random', s) for s in seeds]
 
   start = time.monotonic()
-  failures, total = [], 0
+  failures, skipped, total, generated = [], [], 0, 0
   with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
     futures = {pool.submit(check, c, args): c for c in cases}
     for fut in concurrent.futures.as_completed(futures):
       c = futures[fut]
       try:
         ok, msg, instret = fut.result()
+      except Skip as e:
+        skipped.append(f'{c.describe()}: skipped: {e}')
+        print(f'difftest: {c.name:<24} skipped ({e})', flush=True)
+        continue
       except Exception as e:  # build or timeout problems are failures, not crashes
         ok, msg, instret = False, f'{c.describe()}: {e}', 0
       total += instret
+      if c.kind in ('directed', 'random'):
+        generated += instret
       status = 'ok' if ok else 'FAIL'
       print(f'difftest: {c.name:<24} {status:<4} instret {instret}', flush=True)
       if not ok:
         failures.append(msg)
   elapsed = time.monotonic() - start
   print(f'difftest: {len(cases)} programs, {len(failures)} failed, {total} instructions '
-        f'executed by doppel, {elapsed:.1f}s')
-  for msg in failures:
+        f'executed by doppel ({generated} in generated programs), {elapsed:.1f}s')
+  for msg in skipped + failures:
     print(msg)
   if failures:
     print(f'difftest: known CPU/FPU mismatches are listed in {KNOWN}')
     return 1
-  if args.runner and total < args.min_instret:
-    print(f'difftest: only {total} instructions executed, fewer than --min-instret {args.min_instret}')
+  if args.runner and generated < args.min_instret:
+    print(f'difftest: only {generated} instructions executed in generated programs, fewer than '
+          f'--min-instret {args.min_instret}')
     return 1
   return 0
 

@@ -1,6 +1,9 @@
-// The Linux system calls a static riscv64 program needs to print and exit, by the riscv64
-// (asm-generic) numbers: the start of a process VM that translates a foreign binary's
-// system calls to the host's.
+// The Linux system calls a static riscv64 program needs (the difftest programs, and a
+// static glibc program's startup, stdio, malloc and exit), by the riscv64 (asm-generic)
+// numbers: the start of a process VM that translates a foreign binary's system calls to
+// the host's. Memory protection is not enforced (the hart runs with satp bare), so
+// mprotect() only validates its range; signals are never delivered, so rt_sigaction and
+// rt_sigprocmask only succeed.
 //
 // The guest is hostile: every pointer and length is checked against guest memory and bad
 // ones return -EFAULT, as the kernel does. Unknown system calls return -ENOSYS and are
@@ -11,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include "core/guest_memory.h"
 
@@ -34,6 +38,16 @@ enum class Sysno : uint64_t {
   kGetegid = 177,
   kGettid = 178,
   kBrk = 214,
+  kReadlinkat = 78,
+  kSetRobustList = 99,
+  kClockGettime = 113,
+  kRtSigaction = 134,
+  kRtSigprocmask = 135,
+  kMunmap = 215,
+  kMmap = 222,
+  kMprotect = 226,
+  kPrlimit64 = 261,
+  kGetrandom = 278,
 };
 
 struct SyscallOutcome {
@@ -50,6 +64,10 @@ class LinuxSyscalls {
     int stderr_fd = 2;   // guest fd 2 writes here
     uint64_t brk_start = 0;  // initial program break (end of the image)
     uint64_t brk_limit = 0;  // the break never grows past this (end of the heap area)
+    uint64_t mmap_base = 0;  // anonymous mmap() hands out pages from [base, limit)
+    uint64_t mmap_limit = 0;
+    uint64_t stack_size = 0;  // what getrlimit(RLIMIT_STACK) reports
+    std::string execfn;       // what readlink("/proc/self/exe") returns
   };
 
   LinuxSyscalls(GuestMemory& memory, const Config& config);
@@ -67,10 +85,18 @@ class LinuxSyscalls {
   uint64_t sys_iov(uint64_t fd, uint64_t iov, uint64_t count, bool write);
   uint64_t sys_brk(uint64_t addr);
   uint64_t sys_uname(uint64_t buf);
+  uint64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, uint64_t fd);
+  uint64_t sys_munmap(uint64_t addr, uint64_t len);
+  uint64_t sys_mprotect(uint64_t addr, uint64_t len);
+  uint64_t sys_prlimit64(uint64_t pid, uint64_t resource, uint64_t new_limit, uint64_t old_limit);
+  uint64_t sys_clock_gettime(uint64_t clock, uint64_t ts);
+  uint64_t sys_getrandom(uint64_t buf, uint64_t len);
+  uint64_t sys_readlinkat(uint64_t dirfd, uint64_t path, uint64_t buf, uint64_t len);
 
   GuestMemory& m_memory;
   Config m_config;
   uint64_t m_brk;
+  uint64_t m_mmap_next;  // anonymous mappings are handed out upwards and never reused
   uint64_t m_unknown_calls = 0;
 };
 

@@ -26,14 +26,19 @@ class LinuxSyscallsTest : public ::testing::Test {
     c.stderr_fd = m_pipe[1];
     c.brk_start = kBase + 0x4000;
     c.brk_limit = kBase + 0x8000;
+    c.mmap_base = kBase + 0x8000;
+    c.mmap_limit = kBase + 0x10000;
+    c.stack_size = 0x800000;
+    c.execfn = "/bin/prog";
     m_sys = std::make_unique<LinuxSyscalls>(*m_mem, c);
   }
   void TearDown() override {
     close(m_pipe[0]);
     close(m_pipe[1]);
   }
-  uint64_t call(Sysno nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0) {
-    auto o = m_sys->handle(static_cast<uint64_t>(nr), {a0, a1, a2, 0, 0, 0});
+  uint64_t call(Sysno nr, uint64_t a0 = 0, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
+                uint64_t a4 = 0) {
+    auto o = m_sys->handle(static_cast<uint64_t>(nr), {a0, a1, a2, a3, a4, 0});
     EXPECT_FALSE(o.exited);
     return o.ret;
   }
@@ -105,7 +110,7 @@ TEST_F(LinuxSyscallsTest, ExitGroupEndsTheProcessWithTheLowByte) {
 }
 
 TEST_F(LinuxSyscallsTest, UnknownCallsReturnEnosysAndAreCounted) {
-  EXPECT_EQ(call(static_cast<Sysno>(222)), neg(ENOSYS));  // mmap: not yet
+  EXPECT_EQ(call(static_cast<Sysno>(79)), neg(ENOSYS));  // newfstatat: not yet
   EXPECT_EQ(call(static_cast<Sysno>(~0ull)), neg(ENOSYS));
   EXPECT_EQ(m_sys->unknown_calls(), 2u);
 }
@@ -116,6 +121,46 @@ TEST_F(LinuxSyscallsTest, UnameSaysLinuxOnRiscv64) {
   ASSERT_TRUE(m_mem->read(kBase + 0x1000, {reinterpret_cast<uint8_t*>(buf), sizeof buf}));
   EXPECT_STREQ(buf, "Linux");
   EXPECT_STREQ(buf + 65 * 4, "riscv64");
+}
+
+TEST_F(LinuxSyscallsTest, AnonymousMmapHandsOutFreshZeroedPages) {
+  constexpr uint64_t kPrivAnon = 0x22, kFixed = 0x10, kRw = 3;
+  const uint64_t a = call(Sysno::kMmap, 0, 0x1800, kRw, kPrivAnon, ~0ull);
+  EXPECT_EQ(a, kBase + 0x8000);
+  const uint64_t b = call(Sysno::kMmap, 0, 0x1000, kRw, kPrivAnon, ~0ull);
+  EXPECT_EQ(b, kBase + 0xa000);  // page-rounded, no overlap
+  ASSERT_TRUE(m_mem->write_le<uint64_t>(a + 8, 77));
+  EXPECT_EQ(call(Sysno::kMmap, a, 0x1000, kRw, kPrivAnon | kFixed, ~0ull), a);  // replaces: zero
+  EXPECT_EQ(m_mem->read_le<uint64_t>(a + 8), 0u);
+  EXPECT_EQ(call(Sysno::kMmap, 0, 0x100000, kRw, kPrivAnon, ~0ull), neg(ENOMEM));  // area is full
+  EXPECT_EQ(call(Sysno::kMmap, 0, 0x1000, kRw, 0x02, 3), neg(ENODEV));  // files: not yet
+  EXPECT_EQ(call(Sysno::kMmap, 0, 0, kRw, kPrivAnon, ~0ull), neg(EINVAL));
+  EXPECT_EQ(call(Sysno::kMmap, kBase, 0x1000, kRw, kPrivAnon | kFixed, ~0ull), neg(ENOMEM));
+  ASSERT_TRUE(m_mem->write_le<uint64_t>(b, 5));
+  EXPECT_EQ(call(Sysno::kMunmap, b, 0x1000), 0u);
+  EXPECT_EQ(m_mem->read_le<uint64_t>(b), 0u);
+  EXPECT_EQ(call(Sysno::kMunmap, b + 1, 0x1000), neg(EINVAL));
+}
+
+TEST_F(LinuxSyscallsTest, WhatGlibcStartupAsksFor) {
+  const uint64_t buf = kBase + 0x2000;
+  EXPECT_EQ(call(Sysno::kPrlimit64, 0, 3, 0, buf), 0u);  // RLIMIT_STACK
+  EXPECT_EQ(m_mem->read_le<uint64_t>(buf), 0x800000u);
+  EXPECT_EQ(call(Sysno::kPrlimit64, 0, 3, buf, 0), neg(EPERM));
+  put(kBase + 0x3000, std::string("/proc/self/exe") + '\0');
+  EXPECT_EQ(call(Sysno::kReadlinkat, static_cast<uint64_t>(-100), kBase + 0x3000, buf, 64), 9u);
+  char name[10] = {};
+  ASSERT_TRUE(m_mem->read(buf, {reinterpret_cast<uint8_t*>(name), 9}));
+  EXPECT_STREQ(name, "/bin/prog");
+  put(kBase + 0x3000, std::string("/etc/passwd") + '\0');
+  EXPECT_EQ(call(Sysno::kReadlinkat, static_cast<uint64_t>(-100), kBase + 0x3000, buf, 64), neg(ENOENT));
+  EXPECT_EQ(call(Sysno::kGetrandom, buf, 16), 16u);
+  EXPECT_EQ(call(Sysno::kGetrandom, 0, 16), neg(EFAULT));
+  EXPECT_EQ(call(Sysno::kClockGettime, 1, buf), 0u);  // CLOCK_MONOTONIC
+  EXPECT_EQ(call(Sysno::kClockGettime, 1, 8), neg(EFAULT));
+  EXPECT_EQ(call(Sysno::kMprotect, kBase, 0x1000, 1), 0u);
+  EXPECT_EQ(call(Sysno::kMprotect, kBase + 1, 0x1000, 1), neg(EINVAL));
+  EXPECT_EQ(call(Sysno::kMprotect, 0x100000000, 0x1000, 1), neg(ENOMEM));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "engines/emu/riscv64/user/user_process.h"
 
+#include <climits>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 
@@ -68,20 +70,22 @@ Result<std::unique_ptr<UserProcess>> UserProcess::create_from_image(std::span<co
   if (config.stack_size < 64 * KiB || config.stack_size % kUserPageSize)
     return Error::format("user stack size {:#x}: must be a multiple of 4 KiB and at least 64 KiB",
                          config.stack_size);
-  if (config.heap_size % kUserPageSize)
-    return Error::format("user heap size {:#x}: not a multiple of 4 KiB", config.heap_size);
+  if (config.heap_size % kUserPageSize || config.mmap_size % kUserPageSize)
+    return Error::format("user heap size {:#x} / mmap size {:#x}: not a multiple of 4 KiB",
+                         config.heap_size, config.mmap_size);
   std::unique_ptr<UserProcess> p(new UserProcess());
   p->m_config = config;
   p->m_image = TRY(parse_elf(elf, config.path));
   const ElfImage& image = p->m_image;
 
   const uint64_t stack_bottom = kUserStackTop - config.stack_size;
+  const uint64_t mmap_base = stack_bottom - config.mmap_size;
   const uint64_t heap_end = image.high + config.heap_size;
-  if (heap_end < image.high || heap_end > stack_bottom)
-    return Error::format("{}: image and heap [{:#x}, {:#x}) run into the stack at {:#x}", config.path,
-                         image.low, heap_end, stack_bottom);
+  if (config.mmap_size > stack_bottom || heap_end < image.high || heap_end > mmap_base)
+    return Error::format("{}: image and heap [{:#x}, {:#x}) run into the mmap area and stack at {:#x}",
+                         config.path, image.low, heap_end, mmap_base);
   p->m_memory = TRY(GuestMemory::create({{image.low, heap_end - image.low},
-                                         {stack_bottom, config.stack_size}}));
+                                         {mmap_base, config.mmap_size + config.stack_size}}));
   TRY(load_elf(image, elf, *p->m_memory));
 
   StackSpec spec;
@@ -127,6 +131,16 @@ Result<std::unique_ptr<UserProcess>> UserProcess::create_from_image(std::span<co
   sc.stderr_fd = config.stderr_fd;
   sc.brk_start = image.high;
   sc.brk_limit = heap_end;
+  sc.mmap_base = mmap_base;
+  sc.mmap_limit = stack_bottom;
+  sc.stack_size = config.stack_size;
+  // readlink("/proc/self/exe") is absolute (glibc asserts it).
+  if (char* real = realpath(config.path.c_str(), nullptr)) {
+    sc.execfn = real;
+    free(real);
+  } else {
+    sc.execfn = config.path;
+  }
   p->m_syscalls = std::make_unique<LinuxSyscalls>(*p->m_memory, sc);
   return p;
 }

@@ -3,7 +3,7 @@
 // runner (`doppel-user`), used by the differential test against qemu-riscv64.
 //
 // Address space: the ELF's PT_LOAD segments followed by a heap for brk(), and a stack
-// below kUserStackTop. Nothing else is mapped: any other access faults, and a fault ends
+// below kUserStackTop with the anonymous mmap() area right under it. Nothing else is mapped: any other access faults, and a fault ends
 // the process as the matching signal would (SIGSEGV, SIGILL, SIGBUS...).
 //
 // Threads: create() and run() on one thread.
@@ -35,6 +35,7 @@ struct UserProcessConfig {
   std::vector<std::string> envp;
   uint64_t stack_size = 8 * MiB;
   uint64_t heap_size = 64 * MiB;   // brk() may grow this far past the image
+  uint64_t mmap_size = 256 * MiB;  // anonymous mmap() area, just below the stack
   uint64_t max_instructions = 0;   // 0: no limit
   int stdin_fd = 0, stdout_fd = 1, stderr_fd = 2;
   bool trace = false;              // disassemble every instruction to stderr

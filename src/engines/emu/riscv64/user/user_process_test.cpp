@@ -118,7 +118,7 @@ TEST(UserProcess, RefusesImpossibleLayouts) {
   c.heap_size = kUserStackTop;  // runs into the stack
   r = UserProcess::create_from_image(elf, c);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message().find("run into the stack"), std::string::npos);
+  EXPECT_NE(r.error().message().find("run into the mmap area"), std::string::npos);
 }
 
 TEST(UserProcess, AMissingFileIsAClearError) {
