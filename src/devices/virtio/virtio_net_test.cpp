@@ -2,11 +2,17 @@
 // one 12-byte virtio_net_hdr + frame per packet).
 #include "devices/virtio/virtio_net.h"
 
+#include <arpa/inet.h>
+#include <linux/if.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -115,6 +121,85 @@ TEST(TapTest, OpenErrorNamesTheInterface) {
   auto tap = Tap::open("this-name-is-far-too-long");
   ASSERT_FALSE(tap.ok());
   EXPECT_NE(tap.error().message().find("tap 'this-name-is-far-too-long'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace doppel::virtio
+
+namespace doppel::virtio {
+namespace {
+
+// A real TAP, in a network namespace of its own (so the host's network is untouched): the
+// guest sends an ARP request for the TAP's address and the host kernel's ARP reply comes
+// back through the RX path. Needs CAP_NET_ADMIN; skips otherwise.
+TEST(VirtioNetTapTest, ArpRequestGetsTheHostKernelsReply) {
+  std::string skip_reason, failure;
+  std::vector<uint8_t> reply;
+  std::thread t([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      skip_reason = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+      return;
+    }
+    auto tap = Tap::open("dtest0");
+    if (!tap.ok()) {
+      skip_reason = tap.error().message();
+      return;
+    }
+    // 10.9.0.1/24 on the TAP, link up.
+    UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "dtest0");
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ifr.ifr_addr);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(0x0a090001);
+    if (::ioctl(sock.get(), SIOCSIFADDR, &ifr) != 0) {
+      failure = std::string("SIOCSIFADDR: ") + std::strerror(errno);
+      return;
+    }
+    auto mem = testing::make_ram();
+    const std::array<uint8_t, 6> mac{0x02, 0, 0, 0, 0, 0x10};
+    auto dev = VirtioNet::create(*mem, tap.release_value(), mac, "virtio-net0");
+    testing::RecordingIrq irq;
+    VirtioMmio mmio(dev.release_value(), irq);
+    testing::TestDriver drv(mmio, *mem);
+    if (!drv.init(kFVersion1 | kNetFMac | kNetFCsum | kNetFGuestCsum)) {
+      failure = "feature negotiation failed";
+      return;
+    }
+    const uint64_t rx = drv.alloc(2048);
+    drv.add_chain(VirtioNet::kRxQ, {{rx, 2048, true}});
+    drv.notify(VirtioNet::kRxQ);
+    // virtio_net_hdr (12 zero bytes) + Ethernet + ARP request "who has 10.9.0.1".
+    std::vector<uint8_t> f(12, 0);
+    const uint8_t eth[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x10, 0x08, 0x06};
+    const uint8_t arp[] = {0, 1, 8, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 0x10, 10, 9, 0, 2,
+                           0, 0, 0, 0, 0, 0, 10, 9, 0, 1};
+    f.insert(f.end(), std::begin(eth), std::end(eth));
+    f.insert(f.end(), std::begin(arp), std::end(arp));
+    f.resize(12 + 60, 0);
+    const uint64_t tx = drv.alloc(f.size());
+    (void)mem->write(tx, f);
+    drv.add_chain(VirtioNet::kTxQ, {{tx, static_cast<uint32_t>(f.size()), false}});
+    drv.notify(VirtioNet::kTxQ);
+    if (!wait_for([&] { return drv.used_idx(VirtioNet::kRxQ) == 1; })) {
+      failure = "no frame came back from the TAP";
+      return;
+    }
+    reply = drv.bytes(rx, drv.used_len(VirtioNet::kRxQ, 0));
+    mmio.stop();
+  });
+  t.join();
+  if (!skip_reason.empty()) GTEST_SKIP() << "needs CAP_NET_ADMIN: " << skip_reason;
+  ASSERT_TRUE(failure.empty()) << failure;
+  ASSERT_GE(reply.size(), 12u + 14 + 28);
+  EXPECT_EQ(reply[10], 1u);  // num_buffers
+  const uint8_t* eth = reply.data() + 12;
+  EXPECT_EQ(std::vector<uint8_t>(eth, eth + 6), (std::vector<uint8_t>{0x02, 0, 0, 0, 0, 0x10}));
+  EXPECT_EQ(eth[12], 0x08);
+  EXPECT_EQ(eth[13], 0x06);               // ARP
+  EXPECT_EQ(eth[14 + 7], 2u);             // opcode: reply
+  EXPECT_EQ(eth[14 + 14], 10u);           // sender IP 10.9.0.1
+  EXPECT_EQ(eth[14 + 17], 1u);
 }
 
 }  // namespace
