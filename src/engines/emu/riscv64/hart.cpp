@@ -62,7 +62,10 @@ void Hart::setup_user_mode() {
   flush_tlb();
 }
 
-void Hart::flush_decode_cache() { m_cache->clear(); }
+void Hart::flush_decode_cache() {
+  m_cache->clear();
+  ++m_generation;
+}
 
 inline std::span<const DecodedInsn> Hart::fetch_block() {
   const uint64_t va = m_pc;
@@ -140,42 +143,59 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
     if ((((raw | m_mip) & m_irq_takeable) | (raw & stop_bits)) != 0) [[unlikely]]
       break;
     const std::span<const DecodedInsn> insns = fetch_block();
-    const uint64_t n = insns.size() < budget - used ? insns.size() : budget - used;
-    // m_instret counts retired instructions as they go, so a CSR read of instret sees the
-    // count before itself; an instruction that raised an exception did not retire.
-    uint64_t i = 0;
-    if (m_trace) [[unlikely]] {
-      while (i < n) {
-        const DecodedInsn& d = insns[i++];
-        trace(d);
-        if (!d.handler(*this, d)) goto stopped;
-        m_pc += d.len;
-        ++m_instret;
-      }
-    } else {
-      while (i < n) {
-        const DecodedInsn& d = insns[i++];
-        if (!d.handler(*this, d)) goto stopped;
-        m_pc += d.len;
-        ++m_instret;
-      }
-    }
-    used += i;
-    if (insns.empty()) goto fetch_trapped;
-    continue;
-  stopped:
-    used += i;
-    if (!m_excepted) {
-      ++m_instret;
-      if (m_wfi) break;
+    if (insns.empty()) [[unlikely]] {
+      // The fetch raised an exception. It uses budget too, so a trap storm cannot spin
+      // forever.
+      ++used;
+      m_excepted = false;
+      if (m_trap_pending) break;
       continue;
     }
-  fetch_trapped:
-    // An exception the guest handles uses budget too, so a trap storm cannot spin forever
-    // (a fetch fault counts as one attempted instruction).
-    if (insns.empty()) ++used;
-    m_excepted = false;
-    if (m_trap_pending) break;
+    const uint64_t block_pc = m_pc;
+    const uint64_t generation = m_generation;
+    for (;;) {
+      const uint64_t n = insns.size() < budget - used ? insns.size() : budget - used;
+      // m_instret counts retired instructions as they go, so a CSR read of instret sees
+      // the count before itself; an instruction that raised an exception did not retire.
+      uint64_t i = 0;
+      bool stopped = false;
+      if (m_trace) [[unlikely]] {
+        while (i < n) {
+          const DecodedInsn& d = insns[i++];
+          trace(d);
+          if (!d.handler(*this, d)) {
+            stopped = true;
+            break;
+          }
+          m_pc += d.len;
+          ++m_instret;
+        }
+      } else {
+        while (i < n) {
+          const DecodedInsn& d = insns[i++];
+          if (!d.handler(*this, d)) {
+            stopped = true;
+            break;
+          }
+          m_pc += d.len;
+          ++m_instret;
+        }
+      }
+      used += i;
+      if (!stopped) break;
+      if (m_excepted) {
+        m_excepted = false;
+        if (m_trap_pending) return used;
+        break;
+      }
+      ++m_instret;
+      if (m_wfi) return used;
+      // A loop that jumps back to its own start runs again without a lookup, unless
+      // translation or the decode cache changed, or an interrupt needs attention.
+      if (m_pc != block_pc || m_generation != generation || used >= budget) break;
+      const uint64_t now = m_pins.raw();
+      if ((((now | m_mip) & m_irq_takeable) | (now & stop_bits)) != 0) break;
+    }
   }
   return used;
 }
@@ -346,6 +366,7 @@ bool Hart::exec_sfence_vma(const DecodedInsn& d) {
   if (((d.raw >> 15) & 31) != 0) {
     // One address: the TLB holds 4 KiB entries, so only that page's entries can be stale.
     const uint64_t vpn = m_x[d.rs1] >> 12;
+    ++m_generation;
     for (auto& ctx : m_tlb)
       for (auto& type : ctx) {
         TlbEntry& e = type[vpn & (kTlbSize - 1)];

@@ -315,6 +315,7 @@ class Hart {
   Block* m_slots;         // m_cache's block table and instruction arena, for the fast path
   DecodedInsn* m_arena;
   uint64_t m_irq_takeable = 0;  // mie bits that would be taken now if pending
+  uint64_t m_generation = 0;    // bumped when translation or the decode cache changes
   bool m_exit_on_trap = false;
   bool m_trap_pending = false;  // exit_on_trap: a trap was recorded
   Trap m_trap;

@@ -27,6 +27,7 @@ Priv Hart::effective_data_priv() const {
 }
 
 void Hart::update_contexts() {
+  ++m_generation;
   m_fetch_ctx = m_priv == Priv::kM ? 0 : m_priv == Priv::kU ? 1 : 2;
   const Priv eff = effective_data_priv();
   m_data_ctx = eff == Priv::kM ? 0 : eff == Priv::kU ? 1 : ((m_mstatus & kMstatusSUM) ? 3 : 2);
@@ -34,6 +35,7 @@ void Hart::update_contexts() {
 }
 
 void Hart::flush_tlb() {
+  ++m_generation;
   for (auto& ctx : m_tlb)
     for (auto& type : ctx)
       for (auto& e : type) e.tag = ~0ull;
