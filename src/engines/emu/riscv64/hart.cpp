@@ -3,6 +3,7 @@
 #include "engines/emu/riscv64/hart.h"
 
 #include <cstdio>
+#include <memory>
 #include <vector>
 
 #include <fmt/format.h>
@@ -28,7 +29,8 @@ struct Hart::Block {
 
 struct Hart::DecodeCache {
   std::vector<Block> slots = std::vector<Block>(kBlockSlots);
-  std::vector<DecodedInsn> arena = std::vector<DecodedInsn>(kArenaInsns);
+  // Default-initialized (not zeroed), so the host commits arena pages only as code is seen.
+  std::unique_ptr<DecodedInsn[]> arena{new DecodedInsn[kArenaInsns]};
   size_t used = 0;
   DecodedInsn straddle{};  // an instruction that crosses a page: executed uncached
 
@@ -40,7 +42,7 @@ struct Hart::DecodeCache {
 
 Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsigned hart_id)
     : m_memory(memory), m_mmio(mmio), m_timebase(timebase), m_hart_id(hart_id),
-      m_cache(new DecodeCache), m_slots(m_cache->slots.data()), m_arena(m_cache->arena.data()) {
+      m_cache(new DecodeCache), m_slots(m_cache->slots.data()), m_arena(m_cache->arena.get()) {
   m_mstatus = kMstatusUXL & (2ull << 32);
   m_mstatus |= kMstatusSXL & (2ull << 34);
   flush_tlb();
@@ -115,7 +117,7 @@ std::span<const DecodedInsn> Hart::fetch_block_slow(uint64_t pa, const uint8_t* 
     return {&c.straddle, 1};
   }
 
-  if (c.used + kMaxBlock > c.arena.size()) c.clear();
+  if (c.used + kMaxBlock > kArenaInsns) c.clear();
   const size_t first = c.used;
   unsigned count = 0;
   while (count < kMaxBlock && off <= 0xffe) {
@@ -132,7 +134,7 @@ std::span<const DecodedInsn> Hart::fetch_block_slow(uint64_t pa, const uint8_t* 
   c.used += count;
   Block& slot = c.slots[(pa >> 1) & (kBlockSlots - 1)];
   slot = Block{pa, static_cast<uint32_t>(first), count};
-  return {c.arena.data() + first, count};
+  return {c.arena.get() + first, count};
 }
 
 uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
