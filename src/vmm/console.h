@@ -69,6 +69,8 @@ class Console {
   std::vector<std::string> recent_lines() const;
   // Whether any output line so far contained "Kernel panic".
   bool saw_kernel_panic() const { return m_saw_panic.load(std::memory_order_relaxed); }
+  // Starts watching afresh (a new boot of the same console).
+  void forget_kernel_panic() { m_saw_panic.store(false, std::memory_order_relaxed); }
 
   bool input_is_terminal() const { return m_raw_mode; }
 

@@ -7,7 +7,7 @@
 
 namespace doppel::rv64::memmap {
 
-// sifive,test1 finisher: poweroff / reboot / fail (devices/legacy/sifive_test.h).
+// sifive,test1 finisher: poweroff / reboot / fail (devices/legacy/sifive_finisher.h).
 constexpr uint64_t kTestBase = 0x0010'0000;
 constexpr uint64_t kTestSize = 0x1000;
 

@@ -1,3 +1,4 @@
+// (File named sifive_finisher, not sifive_test: the build treats *_test.cpp as unit tests.)
 // SiFive's test "finisher" ("sifive,test1", as in QEMU virt): the guest writes a 32-bit
 // command at offset 0 to power off, reboot, or power off reporting failure. OpenSBI's
 // generic platform drives it for SBI SRST, which is how Linux powers off and reboots.
@@ -16,15 +17,15 @@
 
 namespace doppel {
 
-class SifiveTest final : public Device {
+class SifiveFinisher final : public Device {
  public:
   enum class Action { kPowerOff, kReset, kFail };
   static constexpr uint64_t kSize = 0x1000;
   using Handler = std::function<void(Action action, uint16_t code)>;
 
-  explicit SifiveTest(Handler handler) : m_handler(std::move(handler)) {}
+  explicit SifiveFinisher(Handler handler) : m_handler(std::move(handler)) {}
 
-  std::string_view name() const override { return "sifive_test"; }
+  std::string_view name() const override { return "sifive_finisher"; }
   uint64_t read(uint64_t offset, unsigned size) override;
   void write(uint64_t offset, unsigned size, uint64_t value) override;
 

@@ -1,14 +1,14 @@
-#include "devices/legacy/sifive_test.h"
+#include "devices/legacy/sifive_finisher.h"
 
 #include "base/log.h"
 
 namespace doppel {
 
-uint64_t SifiveTest::read(uint64_t, unsigned) { return 0; }
+uint64_t SifiveFinisher::read(uint64_t, unsigned) { return 0; }
 
-void SifiveTest::write(uint64_t offset, unsigned size, uint64_t value) {
+void SifiveFinisher::write(uint64_t offset, unsigned size, uint64_t value) {
   if (offset != 0 || size < 2) {
-    DOPPEL_GUEST_WARN("sifive_test: ignored {}-byte write at offset {:#x}", size, offset);
+    DOPPEL_GUEST_WARN("sifive_finisher: ignored {}-byte write at offset {:#x}", size, offset);
     return;
   }
   const auto command = static_cast<Command>(value & 0xffff);
@@ -24,7 +24,7 @@ void SifiveTest::write(uint64_t offset, unsigned size, uint64_t value) {
       if (m_handler) m_handler(Action::kFail, code);
       return;
   }
-  DOPPEL_GUEST_WARN("sifive_test: unknown command {:#x}", value);
+  DOPPEL_GUEST_WARN("sifive_finisher: unknown command {:#x}", value);
 }
 
 }  // namespace doppel
