@@ -38,9 +38,18 @@ class EmuVcpu final : public Vcpu {
   unsigned m_index;
 };
 
-bool trace_from_env() {
+// DOPPEL_TRACE=1 (or "insns"): every instruction; DOPPEL_TRACE=traps: every trap taken.
+struct TraceConfig {
+  bool insns = false;
+  bool traps = false;
+};
+TraceConfig trace_from_env() {
+  TraceConfig t;
   const char* v = std::getenv("DOPPEL_TRACE");
-  return v && *v && std::strcmp(v, "0") != 0;
+  if (!v || !*v || std::strcmp(v, "0") == 0) return t;
+  if (std::strcmp(v, "traps") == 0) t.traps = true;
+  else t.insns = true;
+  return t;
 }
 
 }  // namespace
@@ -59,10 +68,11 @@ Result<std::unique_ptr<EmuEngine>> EmuEngine::create(GuestMemory& memory, const 
   if (harts == 0 || harts > 64)
     return Error::format("emu engine: {} harts requested; supported: 1 to 64", harts);
   auto impl = std::make_unique<Impl>();
-  const bool trace = trace_from_env();
+  const TraceConfig trace = trace_from_env();
   for (unsigned i = 0; i < harts; ++i) {
     impl->harts.push_back(std::make_unique<Hart>(memory, mmio, timebase, i));
-    impl->harts.back()->set_trace(trace);
+    impl->harts.back()->set_trace(trace.insns);
+    impl->harts.back()->set_trace_traps(trace.traps);
   }
   impl->reset.resize(harts);
   impl->created.resize(harts, false);

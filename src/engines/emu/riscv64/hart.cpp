@@ -288,6 +288,9 @@ void Hart::enter_trap(uint64_t cause, uint64_t tval) {
   const uint64_t code = cause & ~kInterruptBit;
   const uint64_t deleg = interrupt ? m_mideleg : m_medeleg;
   const uint64_t prev = static_cast<uint64_t>(m_priv);
+  if (m_trace_traps) [[unlikely]]
+    fmt::print(stderr, "hart{} trap: cause {:#x} tval {:#x} epc {:#x} from priv {}\n", m_hart_id,
+               cause, tval, m_pc, prev);
   if (m_priv != Priv::kM && code < 64 && ((deleg >> code) & 1)) {
     m_scause = cause;
     m_sepc = m_pc;

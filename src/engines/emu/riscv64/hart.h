@@ -146,6 +146,9 @@ class Hart {
 
   // Writes "pc: disassembly" of each executed instruction to stderr (DOPPEL_TRACE=1).
   void set_trace(bool on) { m_trace = on; }
+  // Writes one line per trap taken (cause, tval, epc, privilege change) to stderr
+  // (DOPPEL_TRACE=traps).
+  void set_trace_traps(bool on) { m_trace_traps = on; }
 
   // Drops every decoded block (after a host-side write to guest code, e.g. a loader).
   void flush_decode_cache();
@@ -322,6 +325,7 @@ class Hart {
   bool m_excepted = false;  // the current instruction raised an exception
   bool m_wfi = false;  // the last block ended in a WFI with nothing pending
   bool m_trace = false;
+  bool m_trace_traps = false;
   std::string m_crash_detail;
 };
 
