@@ -230,6 +230,7 @@ Result<int> run_riscv64_emu(const VmConfig& config) {
       return machine.release_error();
     }
     router.attach(machine->get());
+    console->notify_room();  // input that arrived before there was a UART
     auto code = (*machine)->run();
     router.attach(nullptr);
     if (!code.ok() || *code != kExitReboot || config.on_reboot != OnReboot::kRestart) {

@@ -48,14 +48,10 @@ void Uart16550::set_rx_room_callback(std::function<void()> callback) {
 }
 
 void Uart16550::reset() {
-  bool was_full;
-  {
-    std::lock_guard lock(m_mutex);
-    was_full = rx_full();
-    m_state = Uart16550State{};
-    update_irq();
-  }
-  notify_if_room(was_full);
+  std::lock_guard lock(m_mutex);
+  m_state = Uart16550State{};
+  update_irq();
+  // Nothing is accepted until a driver enables the receive interrupt again.
 }
 
 unsigned Uart16550::rx_trigger() const {
@@ -129,22 +125,22 @@ uint8_t Uart16550::pop_rx() {
   return byte;
 }
 
-void Uart16550::notify_if_room(bool was_full) {
-  if (!was_full || !m_room_callback) return;
-  bool full_now;
-  {
-    std::lock_guard lock(m_mutex);
-    full_now = rx_full();
-  }
-  if (!full_now) m_room_callback();
+bool Uart16550::accepting() const {
+  // In loopback the receiver is disconnected from the line (datasheet 8.6).
+  return (m_state.ier & kIerRda) && !(m_state.mcr & kMcrLoop) && !rx_full();
+}
+
+bool Uart16550::room_due_locked() {
+  if (!m_rx_refused || !accepting()) return false;
+  m_rx_refused = false;
+  return true;
 }
 
 size_t Uart16550::receive(std::span<const uint8_t> bytes) {
   std::lock_guard lock(m_mutex);
-  // In loopback the receiver is disconnected from the line (datasheet 8.6).
-  if (m_state.mcr & kMcrLoop) return 0;
   size_t taken = 0;
-  while (taken < bytes.size() && !rx_full()) push_rx(bytes[taken++]);
+  while (taken < bytes.size() && accepting()) push_rx(bytes[taken++]);
+  if (taken < bytes.size()) m_rx_refused = true;
   if (taken) update_irq();
   return taken;
 }
@@ -154,7 +150,7 @@ uint64_t Uart16550::read(uint64_t offset, unsigned size) {
   const uint64_t mask = (1ull << m_reg_shift) - 1;
   if ((offset & mask) != 0 || (offset >> m_reg_shift) > 7) return 0;
   const auto reg = static_cast<Reg>(offset >> m_reg_shift);
-  bool was_full = false;
+  bool room = false;
   uint8_t value = 0;
   {
     std::lock_guard lock(m_mutex);
@@ -164,7 +160,6 @@ uint64_t Uart16550::read(uint64_t offset, unsigned size) {
         if (dlab) {
           value = m_state.dll;
         } else {
-          was_full = rx_full();
           value = pop_rx();
         }
         break;
@@ -197,8 +192,9 @@ uint64_t Uart16550::read(uint64_t offset, unsigned size) {
         break;
     }
     update_irq();
+    room = room_due_locked();
   }
-  notify_if_room(was_full);
+  if (room && m_room_callback) m_room_callback();
   return value;
 }
 
@@ -208,7 +204,7 @@ void Uart16550::write(uint64_t offset, unsigned size, uint64_t value64) {
   if ((offset & mask) != 0 || (offset >> m_reg_shift) > 7) return;
   const auto reg = static_cast<Reg>(offset >> m_reg_shift);
   const auto value = static_cast<uint8_t>(value64);
-  bool was_full = false;
+  bool room = false;
   {
     std::lock_guard lock(m_mutex);
     const bool dlab = (m_state.lcr & kLcrDlab) != 0;
@@ -237,7 +233,6 @@ void Uart16550::write(uint64_t offset, unsigned size, uint64_t value64) {
         }
         break;
       case Reg::kIirFcr: {
-        was_full = rx_full();
         const bool was_enabled = fifo_enabled();
         const bool enable = (value & kFcrEnable) != 0;
         // Changing the FIFO enable bit resets both FIFOs (datasheet 8.10).
@@ -263,8 +258,9 @@ void Uart16550::write(uint64_t offset, unsigned size, uint64_t value64) {
         break;
     }
     update_irq();
+    room = room_due_locked();
   }
-  notify_if_room(was_full);
+  if (room && m_room_callback) m_room_callback();
 }
 
 Uart16550State Uart16550::save() const {
@@ -279,14 +275,15 @@ Result<void> Uart16550::restore(const Uart16550State& state) {
   if (state.rx_count > state.rx_fifo.size())
     return Error::format("uart16550: state has {} bytes in a {}-byte receive FIFO",
                          state.rx_count, state.rx_fifo.size());
-  bool was_full;
+  bool room;
   {
     std::lock_guard lock(m_mutex);
-    was_full = rx_full();
     m_state = state;
+    m_rx_refused = true;  // the host may hold input for the restored guest
     update_irq();
+    room = room_due_locked();
   }
-  notify_if_room(was_full);
+  if (room && m_room_callback) m_room_callback();
   return {};
 }
 

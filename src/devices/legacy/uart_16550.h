@@ -4,8 +4,14 @@
 // Transmission is instantaneous: a byte written to THR goes to the TX sink at once, so the
 // transmitter is always empty (LSR.THRE and LSR.TEMT stay set). Reception goes through a
 // 16-byte FIFO (1 byte when the guest disables FIFOs) that the host side fills with
-// receive(): it takes only what fits, and the UART calls the "room" callback when the guest
-// has drained a full FIFO, so the host can offer the rest (flow control: nothing is lost).
+// receive(): it takes only what fits, and the UART calls the "room" callback once it can
+// take more, so the host can offer the rest (flow control: nothing is lost).
+//
+// Host input is accepted only while the guest's driver listens, i.e. has the receive
+// interrupt enabled (IER.ERBFI). Firmware and drivers reset the FIFO and discard RBR when
+// they initialise the port (OpenSBI's uart8250 init, Linux's 8250 startup), so bytes given
+// earlier would be lost; and Linux clears ERBFI to throttle input when its tty buffer is
+// full. A guest that only polls LSR/RBR with interrupts masked receives nothing.
 //
 // Threads: read()/write() come from vCPU threads; receive() from the console's input
 // thread; save()/restore() from the VMM while vCPUs are stopped. m_mutex guards all state.
@@ -52,7 +58,8 @@ class Uart16550 final : public Device, public Persist<Uart16550State> {
   // Host side: queue received bytes. Returns how many were taken (the FIFO's free room);
   // the caller keeps the rest until the room callback fires.
   size_t receive(std::span<const uint8_t> bytes);
-  // Called (no lock held) when the receive FIFO had no room and now has some.
+  // Called (no lock held) when receive() took less than offered and the UART can now take
+  // more (FIFO drained or cleared, receive interrupt enabled, loopback left).
   void set_rx_room_callback(std::function<void()> callback);
 
   // Back to power-on state (registers, FIFOs, interrupt line low).
@@ -80,6 +87,8 @@ class Uart16550 final : public Device, public Persist<Uart16550State> {
   bool fifo_enabled() const { return (m_state.fcr & 1) != 0; }
   size_t rx_capacity() const { return fifo_enabled() ? m_state.rx_fifo.size() : 1; }
   bool rx_full() const { return m_state.rx_count >= rx_capacity(); }
+  // Whether receive() would take a byte now.
+  bool accepting() const;
   unsigned rx_trigger() const;
   uint8_t compute_iir() const;
   uint8_t compute_msr_lines() const;
@@ -87,8 +96,9 @@ class Uart16550 final : public Device, public Persist<Uart16550State> {
   void push_rx(uint8_t byte);  // loopback path: overrun sets OE when full
   uint8_t pop_rx();
   void update_irq();
-  // Runs after a locked section: fires the room callback if room appeared.
-  void notify_if_room(bool was_full);
+  // Under the lock, after a guest access: whether the room callback is due (and clears
+  // the refusal it answers). The caller calls the callback after unlocking.
+  bool room_due_locked();
 
   IrqLine& m_irq;
   const unsigned m_reg_shift;
@@ -98,6 +108,7 @@ class Uart16550 final : public Device, public Persist<Uart16550State> {
   mutable std::mutex m_mutex;
   Uart16550State m_state;  // GUARDED_BY(m_mutex)
   bool m_irq_level = false;  // GUARDED_BY(m_mutex)
+  bool m_rx_refused = false;  // GUARDED_BY(m_mutex): receive() left bytes with the host
 };
 
 }  // namespace doppel

@@ -83,6 +83,7 @@ TEST_F(UartTest, ReceivedByteRaisesDataReadyAndInterruptUntilRead) {
 TEST_F(UartTest, WithoutFifoOnlyOneByteIsTakenAndRoomIsSignalled) {
   int room_calls = 0;
   uart.set_rx_room_callback([&] { ++room_calls; });
+  wr(kIer, 0x01);
   EXPECT_EQ(feed("abc"), 1u);
   EXPECT_EQ(rd(kRbr), 'a');
   EXPECT_EQ(room_calls, 1);
@@ -95,6 +96,7 @@ TEST_F(UartTest, FifoHoldsSixteenBytesInOrderAndNothingIsLost) {
   int room_calls = 0;
   uart.set_rx_room_callback([&] { ++room_calls; });
   wr(kFcr, 0x07);  // enable + clear both FIFOs, trigger level 1
+  wr(kIer, 0x01);
   EXPECT_EQ(rd(kIir) & 0xc0, 0xc0);
   std::string input;
   for (int i = 0; i < 40; ++i) input.push_back(static_cast<char>('A' + i % 26));
@@ -110,6 +112,25 @@ TEST_F(UartTest, FifoHoldsSixteenBytesInOrderAndNothingIsLost) {
   EXPECT_EQ(got, input);
   EXPECT_GE(room_calls, 1);
   EXPECT_EQ(rd(kLsr) & 0x03, 0);  // empty, no overrun
+}
+
+TEST_F(UartTest, InputWaitsUntilTheDriverListensAndWhileItThrottles) {
+  int room_calls = 0;
+  uart.set_rx_room_callback([&] { ++room_calls; });
+  // Firmware initialising the port: FIFO reset and a dummy RBR read would eat early input.
+  EXPECT_EQ(feed("early"), 0u);
+  wr(kFcr, 0x07);
+  rd(kRbr);
+  EXPECT_EQ(room_calls, 0);
+  wr(kIer, 0x05);  // the driver opens the port: RLS + RDA
+  EXPECT_EQ(room_calls, 1);
+  EXPECT_EQ(feed("early"), 5u);
+  EXPECT_EQ(rd(kRbr), 'e');
+  wr(kIer, 0x00);  // Linux throttles by masking receive interrupts
+  EXPECT_EQ(feed("more"), 0u);
+  wr(kIer, 0x01);
+  EXPECT_EQ(room_calls, 2);
+  EXPECT_EQ(feed("more"), 4u);
 }
 
 TEST_F(UartTest, TriggerLevelChoosesBetweenDataAvailableAndTimeout) {
@@ -155,7 +176,8 @@ TEST_F(UartTest, LoopbackEchoesTransmitAndWiresModemLines) {
   const uint8_t msr = rd(kMsr);
   EXPECT_EQ(msr & 0xf0, 0);
   EXPECT_EQ(msr & 0x0f, 0x0f);  // DCTS DDSR TERI DDCD
-  EXPECT_EQ(feed("h"), 0u);     // host input waits while the receiver is disconnected
+  wr(kIer, 0x01);
+  EXPECT_EQ(feed("h"), 0u);  // host input waits while the receiver is disconnected
   wr(kMcr, 0x00);
   EXPECT_EQ(rd(kMsr) & 0xb0, 0xb0);  // CTS DSR DCD from the host console
 }
@@ -177,6 +199,7 @@ TEST_F(UartTest, ClearingTheFifoDropsDataAndSignalsRoom) {
   int room_calls = 0;
   uart.set_rx_room_callback([&] { ++room_calls; });
   wr(kFcr, 0x01);
+  wr(kIer, 0x01);
   EXPECT_EQ(feed(std::string(20, 'x')), 16u);
   wr(kFcr, 0x03);
   EXPECT_EQ(rd(kLsr) & 0x01, 0);
