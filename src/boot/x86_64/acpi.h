@@ -1,0 +1,30 @@
+// Minimal ACPI tables for a hardware-reduced ACPI machine (ACPI 6.4): RSDP, XSDT, FADT,
+// DSDT and MADT. Why: on x86, Linux powers off only through ACPI. The FADT's
+// HW_REDUCED_ACPI flag and SLEEP_CONTROL_REG let `poweroff` write SLP_TYP(S5)|SLP_EN to an
+// I/O port (kAcpiPmPort, see devices/legacy/acpi_pm.h) that ends the VM with exit code 0; the
+// DSDT carries only the _S5_ package giving the sleep type. The MADT lists the local APICs
+// and the IOAPIC (Linux takes CPUs from it when ACPI is on) and marks the virtio IRQs
+// level-triggered; RESET_REG offers a reset through the same device.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/result.h"
+#include "core/guest_memory.h"
+
+namespace doppel::x86boot {
+
+struct AcpiTables {
+  uint64_t rsdp_addr;
+  std::vector<uint8_t> bytes;  // everything, to be written at rsdp_addr
+};
+
+// Builds the tables (pure) for `cpus` vCPUs, laid out from address `at` (16-byte aligned).
+AcpiTables build_acpi_tables(uint64_t at, unsigned cpus, std::span<const unsigned> level_irqs);
+// Writes them at kAcpiAddr; returns the RSDP address.
+Result<uint64_t> write_acpi_tables(GuestMemory& memory, unsigned cpus,
+                                   std::span<const unsigned> level_irqs);
+
+}  // namespace doppel::x86boot
