@@ -533,6 +533,9 @@ uint32_t f32_fma(uint32_t a, uint32_t b, uint32_t c, Rounding rm, uint8_t& flags
 uint64_t f64_fma(uint64_t a, uint64_t b, uint64_t c, Rounding rm, uint8_t& flags) {
   return fma<F64>(a, b, c, rm, flags);
 }
+uint32_t f64_to_f32(uint64_t a, Rounding rm, uint8_t& flags) {
+  return convert<F64, F32>(a, rm, flags);
+}
 }  // namespace soft
 
 // ---- binary32 ----
@@ -665,6 +668,8 @@ uint64_t f32_to_f64(uint32_t a, uint8_t& flags) {
   return convert<F32, F64>(a, Rounding::kRNE, flags);
 }
 uint32_t f64_to_f32(uint64_t a, Rounding rm, uint8_t& flags) {
+  uint32_t r = 0;
+  if (rm == Rounding::kRNE && host::f64_to_f32(a, r, flags)) return r;
   return convert<F64, F32>(a, rm, flags);
 }
 

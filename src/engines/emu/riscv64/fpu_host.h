@@ -1,11 +1,11 @@
-// Host fast path for fpu.cpp: round-to-nearest-even add/mul/div/sqrt/fma on the host's
+// Host fast path for fpu.cpp: round-to-nearest-even add/mul/div/sqrt/fma/fcvt.s.d on the host's
 // SSE/FMA unit when the answer is provably the one the software path would give.
 //
 // Why it is exact: SSE2 implements IEEE 754 binary32/binary64 add, mul, div and sqrt with
 // correct rounding. We only use it when (1) the host's MXCSR is in its default state
 // (round to nearest even, FTZ and DAZ off, all exceptions masked), (2) every operand is a
 // normal number (sqrt: a positive normal), and (3) the result is finite and strictly larger
-// in magnitude than the smallest normal number. Under (2) no NaN, infinity, invalid or
+// in magnitude than the smallest normal number (or, for add, an exact zero; see safe_sum). Under (2) no NaN, infinity, invalid or
 // divide-by-zero case can arise; under (3) the result neither overflowed nor was tiny
 // (before or after rounding), so the only flag the operation can raise is inexact, which
 // we read from MXCSR.PE. The MXCSR write, the operation and the MXCSR read sit in one asm
@@ -44,6 +44,11 @@ inline bool safe_result64(uint64_t x) {
   return m > 0x0010000000000000ull && m < 0x7ff0000000000000ull;
 }
 
+// Sums of normal numbers that are tiny are exact (IEEE 754 binary formats have gradual
+// underflow), so a zero sum is an exact cancellation: +0 in RNE, no flags. The host agrees.
+inline bool safe_sum32(uint32_t x) { return x == 0 || safe_result32(x); }
+inline bool safe_sum64(uint64_t x) { return x == 0 || safe_result64(x); }
+
 inline bool mxcsr_default(uint32_t& csr) {
   asm volatile("stmxcsr %0" : "=m"(csr));
   return (csr & kMxcsrDefaultMask) == kMxcsrDefault;
@@ -74,10 +79,10 @@ inline bool mxcsr_default(uint32_t& csr) {
     return true;                                                                               \
   }
 
-DOPPEL_FPU_HOST_BINOP(f32_add, "addss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_BINOP(f32_add, "addss", float, uint32_t, normal32, safe_sum32)
 DOPPEL_FPU_HOST_BINOP(f32_mul, "mulss", float, uint32_t, normal32, safe_result32)
 DOPPEL_FPU_HOST_BINOP(f32_div, "divss", float, uint32_t, normal32, safe_result32)
-DOPPEL_FPU_HOST_BINOP(f64_add, "addsd", double, uint64_t, normal64, safe_result64)
+DOPPEL_FPU_HOST_BINOP(f64_add, "addsd", double, uint64_t, normal64, safe_sum64)
 DOPPEL_FPU_HOST_BINOP(f64_mul, "mulsd", double, uint64_t, normal64, safe_result64)
 DOPPEL_FPU_HOST_BINOP(f64_div, "divsd", double, uint64_t, normal64, safe_result64)
 // sqrt: a positive normal operand (y = x; the instruction reads y and writes x).
@@ -90,6 +95,28 @@ inline bool f32_sqrt(uint32_t a, uint32_t& out, uint8_t& flags) {
 }
 inline bool f64_sqrt(uint64_t a, uint64_t& out, uint8_t& flags) {
   return (a & 0x8000000000000000ull) == 0 && f64_sqrt_impl(a, a, out, flags);
+}
+
+// binary64 -> binary32 (fcvt.s.d): a normal input whose rounded result is a safe normal.
+inline bool f64_to_f32(uint64_t a, uint32_t& out, uint8_t& flags) {
+  uint32_t csr = 0;
+  if (!normal64(a) || !mxcsr_default(csr)) return false;
+  const double x = std::bit_cast<double>(a);
+  float y = 0;
+  uint32_t after = 0;
+  if ((flags & kNX) != 0) {
+    asm("cvtsd2ss %[x], %[y]" : [y] "=x"(y) : [x] "x"(x));
+  } else {
+    const uint32_t clean = csr & ~uint32_t{0x3f};
+    asm volatile("ldmxcsr %[clean]\n\tcvtsd2ss %[x], %[y]\n\tstmxcsr %[after]"
+                 : [y] "=x"(y), [after] "=m"(after)
+                 : [x] "x"(x), [clean] "m"(clean));
+  }
+  const uint32_t r = std::bit_cast<uint32_t>(y);
+  if (!safe_result32(r)) return false;
+  if ((after & kMxcsrPE) != 0) flags |= kNX;
+  out = r;
+  return true;
 }
 
 // Fused multiply-add needs the FMA3 extension; GCC's runtime CPU check decides once. The
@@ -143,6 +170,7 @@ inline bool f64_div(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
 inline bool f64_sqrt(uint64_t, uint64_t&, uint8_t&) { return false; }
 inline bool f32_fma(uint32_t, uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
 inline bool f64_fma(uint64_t, uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+inline bool f64_to_f32(uint64_t, uint32_t&, uint8_t&) { return false; }
 
 constexpr bool kHostFastPath = false;
 

@@ -18,5 +18,6 @@ uint64_t f64_div(uint64_t a, uint64_t b, Rounding rm, uint8_t& flags);
 uint64_t f64_sqrt(uint64_t a, Rounding rm, uint8_t& flags);
 uint32_t f32_fma(uint32_t a, uint32_t b, uint32_t c, Rounding rm, uint8_t& flags);
 uint64_t f64_fma(uint64_t a, uint64_t b, uint64_t c, Rounding rm, uint8_t& flags);
+uint32_t f64_to_f32(uint64_t a, Rounding rm, uint8_t& flags);
 
 }  // namespace doppel::rv64::fpu::soft

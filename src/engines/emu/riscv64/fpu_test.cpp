@@ -927,6 +927,9 @@ TEST(FpuRandom, FormatConversions) {
         ck, [&]() -> float { return static_cast<float>(va); },
         [&](Rounding rm, uint8_t& fl) -> uint64_t { return f64_to_f32(a, rm, fl); },
         [&](Quad mid) { return qa == mid; });
+    check_paths(
+        ck, [&](uint8_t& fl) -> uint64_t { return f64_to_f32(a, kRNE, fl); },
+        [&](uint8_t& fl) -> uint64_t { return soft::f64_to_f32(a, kRNE, fl); });
 
     const uint32_t s = gen32.value();
     volatile float vs = f32(s);
