@@ -188,18 +188,22 @@ Wide normalize125(Wide w) {
   return w;
 }
 
-// x + y for nonzero x, y. Both are normalized so their leading bit is bit 125; the one with
-// the smaller exponent is shifted right with a jammed sticky bit. Inputs have at most 106
-// significant bits, so shifts of up to 19 bits are exact and a lossy shift leaves the sum
-// with >= 120 bits above the sticky bit. sig == 0 on exact cancellation.
-Wide add_wide(Wide x, Wide y) {
-  x = normalize125(x);
-  y = normalize125(y);
+// x + y for nonzero x, y. The operand with the smaller exponent is shifted right with the
+// bits it loses jammed into a sticky lsb. Callers place the significands high in the 128
+// bits so that a shift which loses bits leaves the sum with far more than p + 2 bits above
+// the sticky bit (see add() and add_wide()). sig == 0 on exact cancellation.
+Wide add_aligned(Wide x, Wide y) {
   if (x.exp < y.exp) std::swap(x, y);
   y.sig = shift_right_jam(y.sig, x.exp - y.exp);
   if (x.sign == y.sign) return {x.sign, x.exp, x.sig + y.sig};
   if (x.sig >= y.sig) return {x.sign, x.exp, x.sig - y.sig};
   return {y.sign, x.exp, y.sig - x.sig};
+}
+
+// For fma: both leading bits at 125. Inputs have at most 106 significant bits, so shifts
+// of up to 19 bits are exact and a lossy one leaves the sum >= 123 bits above the sticky bit.
+Wide add_wide(Wide x, Wide y) {
+  return add_aligned(normalize125(x), normalize125(y));
 }
 
 template <class F>
@@ -234,7 +238,11 @@ typename F::Bits add(typename F::Bits a, typename F::Bits b, Rounding rm, uint8_
   if (is_zero<F>(b)) return a;
   const Unpacked ua = unpack<F>(a);
   const Unpacked ub = unpack<F>(b);
-  const Wide sum = add_wide({ua.sign, ua.exp, ua.sig}, {ub.sign, ub.exp, ub.sig});
+  // Fixed placement: a normal significand's leading bit lands at bit 122. Subnormals sit
+  // lower but have the smallest exponent, so the operand with the larger exponent is normal.
+  constexpr int kPlace = 122 - (F::kP - 1);
+  const Wide sum = add_aligned({ua.sign, ua.exp - kPlace, u128{ua.sig} << kPlace},
+                               {ub.sign, ub.exp - kPlace, u128{ub.sig} << kPlace});
   if (sum.sig == 0) return zero_of<F>(rm == Rounding::kRDN);
   return round_pack<F>(sum.sign, sum.exp, sum.sig, rm, flags);
 }

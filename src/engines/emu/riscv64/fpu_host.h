@@ -79,11 +79,11 @@ inline bool mxcsr_default(uint32_t& csr) {
     return true;                                                                               \
   }
 
-DOPPEL_FPU_HOST_BINOP(f32_add, "addss", float, uint32_t, normal32, safe_sum32)
-DOPPEL_FPU_HOST_BINOP(f32_mul, "mulss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_BINOP(f32_add_csr, "addss", float, uint32_t, normal32, safe_sum32)
+DOPPEL_FPU_HOST_BINOP(f32_mul_csr, "mulss", float, uint32_t, normal32, safe_result32)
 DOPPEL_FPU_HOST_BINOP(f32_div, "divss", float, uint32_t, normal32, safe_result32)
-DOPPEL_FPU_HOST_BINOP(f64_add, "addsd", double, uint64_t, normal64, safe_sum64)
-DOPPEL_FPU_HOST_BINOP(f64_mul, "mulsd", double, uint64_t, normal64, safe_result64)
+DOPPEL_FPU_HOST_BINOP(f64_add_csr, "addsd", double, uint64_t, normal64, safe_sum64)
+DOPPEL_FPU_HOST_BINOP(f64_mul_csr, "mulsd", double, uint64_t, normal64, safe_result64)
 DOPPEL_FPU_HOST_BINOP(f64_div, "divsd", double, uint64_t, normal64, safe_result64)
 // sqrt: a positive normal operand (y = x; the instruction reads y and writes x).
 DOPPEL_FPU_HOST_BINOP(f32_sqrt_impl, "sqrtss", float, uint32_t, normal32, safe_result32)
@@ -95,6 +95,47 @@ inline bool f32_sqrt(uint32_t a, uint32_t& out, uint8_t& flags) {
 }
 inline bool f64_sqrt(uint64_t a, uint64_t& out, uint8_t& flags) {
   return (a & 0x8000000000000000ull) == 0 && f64_sqrt_impl(a, a, out, flags);
+}
+
+// Writing MXCSR costs more than the operation, so add and mul find inexactness by exact
+// error terms instead when they can (the MXCSR mode check stays: the error terms assume
+// round-to-nearest-even, as do the results).
+//
+// add: Knuth's 2Sum gives err = (x + y) - s exactly in round-to-nearest when nothing
+// overflows; with both |x|, |y| < 2^(emax-2) every intermediate stays below 2^(emax+1), so
+// the sum is inexact iff err != 0.
+template <class T, class U, U kBigExp>
+inline bool add_2sum(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
+  uint32_t csr = 0;
+  constexpr U kExp = static_cast<U>(sizeof(U) == 4 ? 0x7f800000u : 0x7ff0000000000000ull);
+  if (!normal(a) || !normal(b) || (a & kExp) >= kBigExp || (b & kExp) >= kBigExp ||
+      !mxcsr_default(csr)) {
+    return false;
+  }
+  T x = std::bit_cast<T>(a);
+  T y = std::bit_cast<T>(b);
+  // The asm keeps the compiler from evaluating (or folding) before the mode check.
+  asm("" : "+x"(x), "+x"(y));
+  const T sum = x + y;
+  const U r = std::bit_cast<U>(sum);
+  if (!safe(r)) return false;
+  if ((flags & kNX) == 0) {
+    const T bb = sum - x;
+    const T err = (x - (sum - bb)) + (y - bb);
+    if (err != 0) flags |= kNX;
+  }
+  out = r;
+  return true;
+}
+// Exponent fields at or above emax - 2 (biased) take the MXCSR path.
+inline bool f32_add(uint32_t a, uint32_t b, uint32_t& out, uint8_t& flags) {
+  return add_2sum<float, uint32_t, uint32_t{127 + 127 - 2} << 23>(a, b, out, flags, normal32, safe_sum32) ||
+         f32_add_csr(a, b, out, flags);
+}
+inline bool f64_add(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
+  return add_2sum<double, uint64_t, uint64_t{1023 + 1023 - 2} << 52>(a, b, out, flags, normal64,
+                                                                     safe_sum64) ||
+         f64_add_csr(a, b, out, flags);
 }
 
 // binary64 -> binary32 (fcvt.s.d): a normal input whose rounded result is a safe normal.
@@ -124,6 +165,45 @@ inline bool f64_to_f32(uint64_t a, uint32_t& out, uint8_t& flags) {
 inline bool host_has_fma() {
   static const bool has = __builtin_cpu_supports("fma") != 0;
   return has;
+}
+
+// mul: with FMA3, err = x*y - p exactly whenever e_x + e_y >= emin + p - 1 (the error is
+// then a multiple of the smallest subnormal and below half an ulp of p), so the product is
+// inexact iff err != 0. Biased: Ex + Ey >= bias + precision.
+template <class T, class U, int kMinExpSum>
+inline bool mul_err(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
+  uint32_t csr = 0;
+  constexpr int kFracBits = sizeof(U) == 4 ? 23 : 52;
+  constexpr U kExpField = static_cast<U>(sizeof(U) == 4 ? 0xff : 0x7ff);
+  if (!normal(a) || !normal(b)) return false;
+  const int exp_sum = static_cast<int>((a >> kFracBits) & kExpField) +
+                      static_cast<int>((b >> kFracBits) & kExpField);
+  if (exp_sum < kMinExpSum || !host_has_fma() || !mxcsr_default(csr)) return false;
+  T x = std::bit_cast<T>(a);
+  T y = std::bit_cast<T>(b);
+  asm("" : "+x"(x), "+x"(y));
+  const T p = x * y;
+  const U r = std::bit_cast<U>(p);
+  if (!safe(r)) return false;
+  if ((flags & kNX) == 0) {
+    T err = p;
+    if constexpr (sizeof(U) == 4) {
+      asm("vfmsub231ss %[y], %[x], %[e]" : [e] "+x"(err) : [x] "x"(x), [y] "x"(y));
+    } else {
+      asm("vfmsub231sd %[y], %[x], %[e]" : [e] "+x"(err) : [x] "x"(x), [y] "x"(y));
+    }
+    if (err != 0) flags |= kNX;  // err = x*y - p, rounded once: exact here
+  }
+  out = r;
+  return true;
+}
+inline bool f32_mul(uint32_t a, uint32_t b, uint32_t& out, uint8_t& flags) {
+  return mul_err<float, uint32_t, 127 + 24>(a, b, out, flags, normal32, safe_result32) ||
+         f32_mul_csr(a, b, out, flags);
+}
+inline bool f64_mul(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
+  return mul_err<double, uint64_t, 1023 + 53>(a, b, out, flags, normal64, safe_result64) ||
+         f64_mul_csr(a, b, out, flags);
 }
 
 #define DOPPEL_FPU_HOST_FMA(NAME, INSN, T, U, NORMAL, SAFE)                                     \
