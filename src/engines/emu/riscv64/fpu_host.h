@@ -1,15 +1,18 @@
-// Host fast path for fpu.cpp: round-to-nearest-even add/mul/div/sqrt/fma/fcvt.s.d on the host's
-// SSE/FMA unit when the answer is provably the one the software path would give.
+// Host fast path for fpu.cpp: round-to-nearest-even add/mul/div/sqrt/fma/fcvt.s.d on the
+// host's SSE/FMA unit when the answer is provably the one the software path would give.
 //
-// Why it is exact: SSE2 implements IEEE 754 binary32/binary64 add, mul, div and sqrt with
-// correct rounding. We only use it when (1) the host's MXCSR is in its default state
-// (round to nearest even, FTZ and DAZ off, all exceptions masked), (2) every operand is a
-// normal number (sqrt: a positive normal), and (3) the result is finite and strictly larger
-// in magnitude than the smallest normal number (or, for add, an exact zero; see safe_sum). Under (2) no NaN, infinity, invalid or
-// divide-by-zero case can arise; under (3) the result neither overflowed nor was tiny
-// (before or after rounding), so the only flag the operation can raise is inexact, which
-// we read from MXCSR.PE. The MXCSR write, the operation and the MXCSR read sit in one asm
-// statement so the compiler cannot move the arithmetic away from the flag accesses.
+// Why it is exact: SSE2 implements IEEE 754 binary32/binary64 add, mul, div, sqrt and
+// conversion with correct rounding, FMA3 fused multiply-add with a single rounding. We
+// only use it when (1) the host's MXCSR is in its default state (round to nearest even,
+// FTZ and DAZ off, all exceptions masked), (2) every operand is a normal number (sqrt: a
+// positive normal), and (3) the result is finite and strictly larger in magnitude than the
+// smallest normal number (or, for add, an exact zero; see safe_sum). Under (2) no NaN,
+// infinity, invalid or divide-by-zero case can arise; under (3) the result neither
+// overflowed nor was tiny (before or after rounding), so the only flag the operation can
+// raise is inexact. Inexactness comes from an exact error term where one is cheap (add:
+// 2Sum; mul: FMA residual) and otherwise from MXCSR.PE, with the MXCSR write, the
+// operation and the MXCSR read in one asm statement so the compiler cannot separate them.
+// When the caller's flags already hold NX, inexactness is not computed at all.
 // Anything else returns false and the caller takes the software path.
 #pragma once
 
