@@ -1,0 +1,121 @@
+#!/bin/bash
+# The KVM lab: a standard KVM inside QEMU's software emulation (see /work/shared/kvm-lab.md).
+#
+# L1 = Debian's cloud kernel (downloaded with apt-get download, never installed, cached under
+# ${XDG_CACHE_HOME:-~/.cache}/doppel/kvm-lab) + kvm_amd, booted under qemu-system-x86_64 in
+# pure TCG with an emulated AMD-V CPU. Its initramfs holds busybox, doppel (with the shared
+# libraries ldd lists), the x86_64 guest kit (L2) and a script to run.
+#
+#   tests/kvm_lab/lab.sh --doppel build/doppel --guest-dir DIR --script L1_SCRIPT [--extra FILE]...
+#                        [--qemu-l2] [--timeout SECONDS] [--smp N]
+#
+# L1_SCRIPT runs as the tail of L1's /init, with /dev/kvm ready, doppel at /lab/doppel and
+# the guest kit at /lab/guest/{kernel,vmlinux,initrd.cpio.gz}; --extra files land in /lab/.
+# With --qemu-l2, qemu-system-x86_64 and what it needs are copied in too (as /lab/qemu).
+# L1's console (and so the script's output) goes to stdout. Exit status: 0 if L1 ran the
+# script and powered off; 2 on a lab set-up failure (message on stderr).
+set -euo pipefail
+
+die() { echo "kvm-lab: $*" >&2; exit 2; }
+
+doppel="" guest_dir="" script="" qemu_l2=0 timeout=600 smp=1
+extras=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --doppel) doppel=$2; shift 2 ;;
+    --guest-dir) guest_dir=$2; shift 2 ;;
+    --script) script=$2; shift 2 ;;
+    --extra) extras+=("$2"); shift 2 ;;
+    --qemu-l2) qemu_l2=1; shift ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
+    *) die "unknown argument '$1'" ;;
+  esac
+done
+[ -x "$doppel" ] || die "--doppel '$doppel': not an executable"
+[ -f "$script" ] || die "--script '$script': no such file"
+for f in kernel initrd.cpio.gz; do
+  [ -f "$guest_dir/$f" ] || die "--guest-dir '$guest_dir': no $f (build it: guest/build.sh --arch x86_64)"
+done
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed (scripts/install-deps)"
+command -v cpio >/dev/null || die "cpio is not installed"
+busybox=$(command -v busybox) || die "busybox-static is not installed"
+
+# L1 kernel and modules, cached.
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/doppel/kvm-lab
+mkdir -p "$cache"
+if ! ls "$cache"/root/boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1; then
+  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -1)
+  [ -n "$pkg" ] || die "cannot resolve linux-image-cloud-amd64 (apt-get update?)"
+  (cd "$cache" && apt-get download "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
+  rm -rf "$cache/root"
+  dpkg-deb -x "$cache"/"$pkg"_*.deb "$cache/root" || die "dpkg-deb -x failed"
+fi
+vmlinuz=$(ls "$cache"/root/boot/vmlinuz-*-cloud-amd64 | head -1)
+kver=${vmlinuz##*/vmlinuz-}
+moddir=$cache/root/lib/modules/$kver/kernel
+
+work=$(mktemp -d /tmp/doppel-kvm-lab.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,lab/guest,lib/modules}
+cp "$busybox" "$root/bin/busybox"
+for app in sh mount insmod poweroff cat echo grep sed sleep printf date head tail wc awk tr cut; do
+  ln -sf busybox "$root/bin/$app"
+done
+for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko; do
+  [ -f "$moddir/$m" ] || die "$moddir/$m is missing"
+  cp "$moddir/$m" "$root/lib/modules/"
+done
+
+# A program and the shared libraries ldd lists, at the same paths.
+copy_program() {  # source destination
+  cp "$1" "$root$2"
+  ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+    [ -f "$lib" ] || continue
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+copy_program "$doppel" /lab/doppel
+cp "$guest_dir/kernel" "$guest_dir/initrd.cpio.gz" "$root/lab/guest/"
+[ -f "$guest_dir/vmlinux" ] && cp "$guest_dir/vmlinux" "$root/lab/guest/"
+for f in "${extras[@]}"; do cp "$f" "$root/lab/"; done
+if [ $qemu_l2 = 1 ]; then
+  copy_program "$(command -v qemu-system-x86_64)" /lab/qemu
+  mkdir -p "$root/usr/share/qemu"
+  # microvm needs no firmware with -kernel, but QEMU looks for its data directory.
+  for f in /usr/share/qemu/{bios-microvm.bin,linuxboot_dma.bin,kvmvapic.bin}; do
+    [ -f "$f" ] && cp "$f" "$root/usr/share/qemu/"
+  done
+  cp -r /usr/share/qemu/keymaps "$root/usr/share/qemu/" 2>/dev/null || true
+fi
+
+cat >"$root/init" <<'INIT'
+#!/bin/sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+for m in irqbypass kvm kvm-amd; do
+  insmod /lib/modules/$m.ko || echo "LAB: insmod $m failed"
+done
+if [ -e /dev/kvm ]; then
+  echo "LAB: /dev/kvm ready"
+  . /lab/script.sh
+else
+  echo "LAB: no /dev/kvm in L1"
+fi
+echo "LAB: done"
+poweroff -f
+INIT
+chmod +x "$root/init"
+cp "$script" "$root/lab/script.sh"
+
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/l1.cpio.gz"
+
+timeout --foreground "$timeout" qemu-system-x86_64 -M q35 -cpu EPYC,+svm -smp "$smp" -m 2048 \
+  -nodefaults -nographic -serial stdio -monitor none -no-reboot \
+  -kernel "$vmlinuz" -initrd "$work/l1.cpio.gz" \
+  -append "console=ttyS0 quiet panic=-1" </dev/null || die "qemu (L1) failed or timed out after ${timeout}s"

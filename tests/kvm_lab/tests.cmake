@@ -1,0 +1,6 @@
+# The KVM lab (tests/kvm_lab/lab.sh): Linux under doppel's KVM engine inside QEMU TCG with
+# an emulated AMD-V CPU (a standard KVM; the host's may be restricted). Several minutes.
+# Skips (77) when the x86_64 guest kit or QEMU is missing.
+add_test(NAME kvm_lab_boot
+         COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/boot_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
+set_tests_properties(kvm_lab_boot PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "lab;kvm")
