@@ -233,10 +233,11 @@ void Uart16550::write(uint64_t offset, unsigned size, uint64_t value64) {
         }
         break;
       case Reg::kIirFcr: {
-        const bool was_enabled = fifo_enabled();
-        const bool enable = (value & kFcrEnable) != 0;
-        // Changing the FIFO enable bit resets both FIFOs (datasheet 8.10).
-        if (enable != was_enabled || (value & kFcrClearRx)) m_state.rx_count = 0;
+        // The chip also empties the FIFOs when the enable bit changes (datasheet 8.10).
+        // Not here: Linux's 8250 startup disables the FIFO after enabling receive
+        // interrupts and set_termios enables it again, so input taken in between would
+        // be lost. Drivers that want an empty FIFO set the clear bit, which is honoured.
+        if (value & kFcrClearRx) m_state.rx_count = 0;
         // Bits 1-2 are self-clearing; 4-5 reserved.
         m_state.fcr = static_cast<uint8_t>(value & 0xc9);
         break;

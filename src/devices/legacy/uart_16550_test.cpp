@@ -206,6 +206,16 @@ TEST_F(UartTest, ClearingTheFifoDropsDataAndSignalsRoom) {
   EXPECT_EQ(room_calls, 1);
 }
 
+TEST_F(UartTest, TogglingFifoEnableKeepsReceivedInput) {
+  wr(kFcr, 0x01);
+  wr(kIer, 0x01);
+  EXPECT_EQ(feed("ab"), 2u);
+  wr(kFcr, 0x00);  // Linux's 8250 startup: FIFO off ...
+  wr(kFcr, 0x01);  // ... and on again in set_termios
+  EXPECT_EQ(rd(kRbr), 'a');
+  EXPECT_EQ(rd(kRbr), 'b');
+}
+
 TEST(Uart16550Shift, RegistersAreSpacedByTheShift) {
   RecordingIrq irq;
   std::string out;
