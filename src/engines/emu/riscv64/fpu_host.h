@@ -10,7 +10,7 @@
 // infinity, invalid or divide-by-zero case can arise; under (3) the result neither
 // overflowed nor was tiny (before or after rounding), so the only flag the operation can
 // raise is inexact. Inexactness comes from an exact error term where one is cheap (add:
-// 2Sum; mul: FMA residual) and otherwise from MXCSR.PE, with the MXCSR write, the
+// 2Sum; mul, div, sqrt: FMA residual) and otherwise from MXCSR.PE, with the MXCSR write, the
 // operation and the MXCSR read in one asm statement so the compiler cannot separate them.
 // When the caller's flags already hold NX, inexactness is not computed at all.
 // Anything else returns false and the caller takes the software path.
@@ -84,21 +84,15 @@ inline bool mxcsr_default(uint32_t& csr) {
 
 DOPPEL_FPU_HOST_BINOP(f32_add_csr, "addss", float, uint32_t, normal32, safe_sum32)
 DOPPEL_FPU_HOST_BINOP(f32_mul_csr, "mulss", float, uint32_t, normal32, safe_result32)
-DOPPEL_FPU_HOST_BINOP(f32_div, "divss", float, uint32_t, normal32, safe_result32)
+DOPPEL_FPU_HOST_BINOP(f32_div_csr, "divss", float, uint32_t, normal32, safe_result32)
 DOPPEL_FPU_HOST_BINOP(f64_add_csr, "addsd", double, uint64_t, normal64, safe_sum64)
 DOPPEL_FPU_HOST_BINOP(f64_mul_csr, "mulsd", double, uint64_t, normal64, safe_result64)
-DOPPEL_FPU_HOST_BINOP(f64_div, "divsd", double, uint64_t, normal64, safe_result64)
+DOPPEL_FPU_HOST_BINOP(f64_div_csr, "divsd", double, uint64_t, normal64, safe_result64)
 // sqrt: a positive normal operand (y = x; the instruction reads y and writes x).
 DOPPEL_FPU_HOST_BINOP(f32_sqrt_impl, "sqrtss", float, uint32_t, normal32, safe_result32)
 DOPPEL_FPU_HOST_BINOP(f64_sqrt_impl, "sqrtsd", double, uint64_t, normal64, safe_result64)
 #undef DOPPEL_FPU_HOST_BINOP
 
-inline bool f32_sqrt(uint32_t a, uint32_t& out, uint8_t& flags) {
-  return (a & 0x80000000u) == 0 && f32_sqrt_impl(a, a, out, flags);
-}
-inline bool f64_sqrt(uint64_t a, uint64_t& out, uint8_t& flags) {
-  return (a & 0x8000000000000000ull) == 0 && f64_sqrt_impl(a, a, out, flags);
-}
 
 // Writing MXCSR costs more than the operation, so add and mul find inexactness by exact
 // error terms instead when they can (the MXCSR mode check stays: the error terms assume
@@ -207,6 +201,89 @@ inline bool f32_mul(uint32_t a, uint32_t b, uint32_t& out, uint8_t& flags) {
 inline bool f64_mul(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
   return mul_err<double, uint64_t, 1023 + 53>(a, b, out, flags, normal64, safe_result64) ||
          f64_mul_csr(a, b, out, flags);
+}
+
+// div and sqrt: with FMA3 the residual is exact under exponent conditions like mul's, and
+// the result is inexact iff it is nonzero.
+//   div: r = x - q*y is a multiple of 2^(e_q+e_y-2(p-1)) below 2^(e_q+e_y-(p-1)), so it
+//        has <= p bits and is representable when e_q + e_y >= emin + p - 1.
+//   sqrt: r = x - s*s is a multiple of 2^(2e_s-2(p-1)) below 2^(2e_s+2-p), representable
+//        when 2e_s >= emin + p - 1.
+// Biased: Eq + Ey >= bias + p, and 2Es >= bias + p.
+template <class U>
+inline int biased_exp(U v) {
+  constexpr int kFracBits = sizeof(U) == 4 ? 23 : 52;
+  constexpr U kExpField = static_cast<U>(sizeof(U) == 4 ? 0xff : 0x7ff);
+  return static_cast<int>((v >> kFracBits) & kExpField);
+}
+
+template <class T, class U, int kMinExpSum>
+inline bool div_residual(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
+  uint32_t csr = 0;
+  if (!normal(a) || !normal(b) || !host_has_fma() || !mxcsr_default(csr)) return false;
+  T x = std::bit_cast<T>(a);
+  T y = std::bit_cast<T>(b);
+  asm("" : "+x"(x), "+x"(y));
+  const T q = x / y;
+  const U r = std::bit_cast<U>(q);
+  if (!safe(r) || biased_exp(r) + biased_exp(b) < kMinExpSum) return false;
+  if ((flags & kNX) == 0) {
+    T rem = x;
+    if constexpr (sizeof(U) == 4) {
+      asm("vfnmadd231ss %[y], %[q], %[r]" : [r] "+x"(rem) : [q] "x"(q), [y] "x"(y));
+    } else {
+      asm("vfnmadd231sd %[y], %[q], %[r]" : [r] "+x"(rem) : [q] "x"(q), [y] "x"(y));
+    }
+    if (rem != 0) flags |= kNX;  // rem = x - q*y, exact here
+  }
+  out = r;
+  return true;
+}
+
+template <class T, class U, int kMinExpSum>
+inline bool sqrt_residual(U a, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
+  uint32_t csr = 0;
+  constexpr U kSignBit = static_cast<U>(U(1) << (sizeof(U) * 8 - 1));
+  if (!normal(a) || (a & kSignBit) != 0 || !host_has_fma() || !mxcsr_default(csr)) return false;
+  T x = std::bit_cast<T>(a);
+  T sq = x;
+  if constexpr (sizeof(U) == 4) {
+    asm("sqrtss %[x], %[s]" : [s] "+x"(sq) : [x] "x"(x));
+  } else {
+    asm("sqrtsd %[x], %[s]" : [s] "+x"(sq) : [x] "x"(x));
+  }
+  const U r = std::bit_cast<U>(sq);
+  if (!safe(r) || 2 * biased_exp(r) < kMinExpSum) return false;
+  if ((flags & kNX) == 0) {
+    T rem = x;
+    if constexpr (sizeof(U) == 4) {
+      asm("vfnmadd231ss %[s], %[s], %[r]" : [r] "+x"(rem) : [s] "x"(sq));
+    } else {
+      asm("vfnmadd231sd %[s], %[s], %[r]" : [r] "+x"(rem) : [s] "x"(sq));
+    }
+    if (rem != 0) flags |= kNX;  // rem = x - s*s, exact here
+  }
+  out = r;
+  return true;
+}
+
+inline bool f32_div(uint32_t a, uint32_t b, uint32_t& out, uint8_t& flags) {
+  return div_residual<float, uint32_t, 127 + 24>(a, b, out, flags, normal32, safe_result32) ||
+         f32_div_csr(a, b, out, flags);
+}
+inline bool f64_div(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
+  return div_residual<double, uint64_t, 1023 + 53>(a, b, out, flags, normal64, safe_result64) ||
+         f64_div_csr(a, b, out, flags);
+}
+inline bool f32_sqrt(uint32_t a, uint32_t& out, uint8_t& flags) {
+  if ((a & 0x80000000u) != 0) return false;
+  return sqrt_residual<float, uint32_t, 127 + 24>(a, out, flags, normal32, safe_result32) ||
+         f32_sqrt_impl(a, a, out, flags);
+}
+inline bool f64_sqrt(uint64_t a, uint64_t& out, uint8_t& flags) {
+  if ((a & 0x8000000000000000ull) != 0) return false;
+  return sqrt_residual<double, uint64_t, 1023 + 53>(a, out, flags, normal64, safe_result64) ||
+         f64_sqrt_impl(a, a, out, flags);
 }
 
 #define DOPPEL_FPU_HOST_FMA(NAME, INSN, T, U, NORMAL, SAFE)                                     \
