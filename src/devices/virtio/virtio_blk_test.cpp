@@ -210,6 +210,31 @@ TEST_F(VirtioBlkTest, MalformedChainsFailWithIoErr) {
   EXPECT_EQ(run({{header(kBlkTIn, 0), 16, false}, {buf, 512, true}}), kBlkSOk);
 }
 
+TEST_F(VirtioBlkTest, ResetWithRequestsInFlightCompletesThemCleanly) {
+  open(false);
+  // Fill the queue with reads, notify, and reset at once: reset waits for the worker pool,
+  // so every request has finished (status written) before the rings are forgotten.
+  std::vector<uint64_t> statuses;
+  for (int i = 0; i < 5; i++) {  // 3 descriptors each, 16 in the table
+    const uint64_t buf = m_drv->alloc(4096), status = m_drv->alloc(1);
+    (void)m_mem->write_le<uint8_t>(status, 0xee);
+    statuses.push_back(status);
+    m_drv->add_chain(0, {{header(kBlkTIn, static_cast<uint64_t>(i) * 8), 16, false},
+                         {buf, 4096, true},
+                         {status, 1, true}});
+  }
+  m_drv->notify(0);
+  m_drv->set(MmioReg::kStatus, 0);
+  for (uint64_t s : statuses) EXPECT_EQ(*m_mem->read_le<uint8_t>(s), kBlkSOk);
+  EXPECT_EQ(m_drv->used_idx(0), 5u);
+  EXPECT_FALSE(m_irq.level());  // reset cleared the interrupt
+  EXPECT_EQ(m_drv->reg(MmioReg::kQueueReady), 0u);
+  // The device comes back and works.
+  ASSERT_TRUE(m_drv->init(kFVersion1));
+  const uint64_t buf = m_drv->alloc(512);
+  EXPECT_EQ(run({{header(kBlkTIn, 0), 16, false}, {buf, 512, true}}), kBlkSOk);
+}
+
 TEST(RawDiskTest, RefusesImageNotMultipleOfSectorSize) {
   char tmpl[] = "/tmp/doppel-odd-XXXXXX";
   int fd = mkstemp(tmpl);

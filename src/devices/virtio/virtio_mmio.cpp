@@ -134,7 +134,11 @@ void VirtioMmio::write(uint64_t offset, unsigned size, uint64_t value) {
       if (queue_cfg_ok) q->set_size(v > 0xffff ? 0 : static_cast<uint16_t>(v));
       break;
     case MmioReg::kQueueReady:
-      if (q && !(status & kStatusDriverOk)) {
+      // Disabling is allowed at any time (Linux's del_vqs checks it reads back 0); enabling
+      // only during setup.
+      if (q && v == 0) {
+        (void)q->set_ready(false);
+      } else if (q && !(status & kStatusDriverOk)) {
         if (!q->set_ready(v != 0))
           DOPPEL_GUEST_WARN("{}: queue {}: size {} is not a power of two <= {}", m_name,
                             m_queue_sel, q->size(), q->max_size());

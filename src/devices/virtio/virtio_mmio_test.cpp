@@ -117,6 +117,18 @@ TEST_F(VirtioMmioTest, ResetClearsEverything) {
   EXPECT_EQ(m_drv.used_idx(0), 1u);
 }
 
+TEST_F(VirtioMmioTest, QueueCanBeDisabledAfterDriverOkButNotReconfigured) {
+  ASSERT_TRUE(m_drv.init(kFVersion1));
+  m_drv.set(MmioReg::kQueueSel, 0);
+  m_drv.set(MmioReg::kQueueNum, 4);  // ignored: the device is live
+  EXPECT_EQ(m_mmio.device().queue(0).size(), testing::TestDriver::kQueueSize);
+  m_drv.set(MmioReg::kQueueReady, 0);
+  EXPECT_EQ(m_drv.reg(MmioReg::kQueueReady), 0u);
+  m_drv.add_chain(0, {{m_drv.alloc(8), 8, true}});
+  m_drv.notify(0);
+  EXPECT_EQ(m_drv.used_idx(0), 0u);  // a disabled queue is not processed
+}
+
 TEST_F(VirtioMmioTest, OddSizedRegisterAccessesAreIgnored) {
   EXPECT_EQ(m_mmio.read(0, 2), 0u);
   EXPECT_EQ(m_mmio.read(2, 4), 0u);

@@ -71,6 +71,9 @@ class TestDriver {
     if (!(reg(MmioReg::kStatus) & kStatusFeaturesOk)) return false;
     m_size = queue_size;
     for (uint32_t q = 0; q < m_dev.device().num_queues(); q++) {
+      // Fresh, zeroed rings, as a driver allocates them.
+      const std::vector<uint8_t> zero(0x10000, 0);
+      (void)m_mem.write(desc(q), zero);
       set(MmioReg::kQueueSel, q);
       set(MmioReg::kQueueNum, queue_size);
       set(MmioReg::kQueueDescLow, static_cast<uint32_t>(desc(q)));
