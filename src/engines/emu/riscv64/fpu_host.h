@@ -10,7 +10,7 @@
 // infinity, invalid or divide-by-zero case can arise; under (3) the result neither
 // overflowed nor was tiny (before or after rounding), so the only flag the operation can
 // raise is inexact. Inexactness comes from an exact error term where one is cheap (add:
-// 2Sum; mul, div, sqrt: FMA residual) and otherwise from MXCSR.PE, with the MXCSR write, the
+// 2Sum; mul, div, sqrt: FMA residual; fcvt.s.d: widening back) and otherwise from MXCSR.PE, with the MXCSR write, the
 // operation and the MXCSR read in one asm statement so the compiler cannot separate them.
 // When the caller's flags already hold NX, inexactness is not computed at all.
 // Anything else returns false and the caller takes the software path.
@@ -136,23 +136,16 @@ inline bool f64_add(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
 }
 
 // binary64 -> binary32 (fcvt.s.d): a normal input whose rounded result is a safe normal.
+// Widening back is exact, so the conversion was inexact iff the round trip differs.
 inline bool f64_to_f32(uint64_t a, uint32_t& out, uint8_t& flags) {
   uint32_t csr = 0;
   if (!normal64(a) || !mxcsr_default(csr)) return false;
-  const double x = std::bit_cast<double>(a);
-  float y = 0;
-  uint32_t after = 0;
-  if ((flags & kNX) != 0) {
-    asm("cvtsd2ss %[x], %[y]" : [y] "=x"(y) : [x] "x"(x));
-  } else {
-    const uint32_t clean = csr & ~uint32_t{0x3f};
-    asm volatile("ldmxcsr %[clean]\n\tcvtsd2ss %[x], %[y]\n\tstmxcsr %[after]"
-                 : [y] "=x"(y), [after] "=m"(after)
-                 : [x] "x"(x), [clean] "m"(clean));
-  }
+  double x = std::bit_cast<double>(a);
+  asm("" : "+x"(x));
+  const float y = static_cast<float>(x);
   const uint32_t r = std::bit_cast<uint32_t>(y);
   if (!safe_result32(r)) return false;
-  if ((after & kMxcsrPE) != 0) flags |= kNX;
+  if (static_cast<double>(y) != x) flags |= kNX;
   out = r;
   return true;
 }
