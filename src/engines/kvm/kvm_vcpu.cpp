@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "base/log.h"
+#include "engines/kvm/kvm_abi.h"
 #include "engines/kvm/msr.h"
 
 namespace doppel::kvm {
@@ -37,6 +38,14 @@ const char* internal_error_name(uint32_t suberror) {
     case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON: return "unexpected exit reason";
     default: return "unknown";
   }
+}
+
+// struct kvm_msrs as the kernel lays it out: an 8-byte header, then the entries.
+std::vector<uint8_t> msr_buffer(const std::vector<kvm_msr_entry>& entries) {
+  std::vector<uint8_t> buf(sizeof(MsrsHeader) + entries.size() * sizeof(kvm_msr_entry));
+  reinterpret_cast<MsrsHeader*>(buf.data())->nmsrs = static_cast<uint32_t>(entries.size());
+  std::memcpy(buf.data() + sizeof(MsrsHeader), entries.data(), entries.size() * sizeof(kvm_msr_entry));
+  return buf;
 }
 
 VcpuExit simple(VcpuExit::Reason reason, std::string detail = {}) {
@@ -183,32 +192,24 @@ void KvmVcpu::kick() {
 }
 
 Result<void> KvmVcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
-  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-  cpuid->nent = static_cast<uint32_t>(entries.size());
-  std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-  if (ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0)
+  std::vector<uint8_t> buf(sizeof(CpuidHeader) + entries.size() * sizeof(kvm_cpuid_entry2));
+  reinterpret_cast<CpuidHeader*>(buf.data())->nent = static_cast<uint32_t>(entries.size());
+  std::memcpy(buf.data() + sizeof(CpuidHeader), entries.data(),
+              entries.size() * sizeof(kvm_cpuid_entry2));
+  if (ioctl(m_fd.get(), kSetCpuid2, buf.data()) < 0)
     return Error::from_errno(fmt::format("vCPU {}: KVM_SET_CPUID2", m_index));
   return ok();
 }
 
 Result<void> KvmVcpu::set_boot_msrs() {
   const auto values = boot_msrs();
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + values.size() * sizeof(kvm_msr_entry));
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
-  msrs->nmsrs = static_cast<uint32_t>(values.size());
+  std::vector<kvm_msr_entry> entries(values.size());
   for (size_t i = 0; i < values.size(); ++i) {
-    msrs->entries[i].index = static_cast<uint32_t>(values[i].index);
-    msrs->entries[i].data = values[i].value;
+    entries[i].index = static_cast<uint32_t>(values[i].index);
+    entries[i].data = values[i].value;
   }
-  const int n = ioctl(m_fd.get(), KVM_SET_MSRS, msrs);
-  if (n < 0 && errno == EINVAL) {
-    // Restricted KVMs (kvm_pvm) refuse MSR access from user space altogether; the vCPU
-    // keeps KVM's reset values, which suffice for tiny guests.
-    spdlog::warn("vCPU {}: KVM_SET_MSRS: {}: MSRs keep KVM's reset values", m_index,
-                 std::strerror(errno));
-    return ok();
-  }
+  auto buf = msr_buffer(entries);
+  const int n = ioctl(m_fd.get(), kSetMsrs, buf.data());
   if (n < 0) return Error::from_errno(fmt::format("vCPU {}: KVM_SET_MSRS", m_index));
   if (static_cast<size_t>(n) != values.size())
     return Error::format("vCPU {}: KVM_SET_MSRS: KVM refused MSR {:#x}", m_index,
@@ -338,13 +339,15 @@ VcpuState KvmVcpu::save() const {
   ioctl(m_fd.get(), KVM_GET_VCPU_EVENTS, &s.events);
   ioctl(m_fd.get(), KVM_GET_XCRS, &s.xcrs);
   const auto list = boot_msrs();
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + list.size() * sizeof(kvm_msr_entry));
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
-  msrs->nmsrs = static_cast<uint32_t>(list.size());
-  for (size_t i = 0; i < list.size(); ++i)
-    msrs->entries[i].index = static_cast<uint32_t>(list[i].index);
-  const int n = ioctl(m_fd.get(), KVM_GET_MSRS, msrs);
-  for (int i = 0; i < n; ++i) s.msrs.push_back(msrs->entries[i]);
+  std::vector<kvm_msr_entry> entries(list.size());
+  for (size_t i = 0; i < list.size(); ++i) entries[i].index = static_cast<uint32_t>(list[i].index);
+  auto buf = msr_buffer(entries);
+  const int n = ioctl(m_fd.get(), kGetMsrs, buf.data());
+  for (int i = 0; i < n; ++i) {
+    kvm_msr_entry e;
+    std::memcpy(&e, buf.data() + sizeof(MsrsHeader) + static_cast<size_t>(i) * sizeof e, sizeof e);
+    s.msrs.push_back(e);
+  }
   return s;
 }
 
@@ -362,11 +365,8 @@ Result<void> KvmVcpu::restore(const VcpuState& s) {
   TRY(set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC"));
   TRY(set(KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
   TRY(set(KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS"));
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + s.msrs.size() * sizeof(kvm_msr_entry));
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
-  msrs->nmsrs = static_cast<uint32_t>(s.msrs.size());
-  std::memcpy(msrs->entries, s.msrs.data(), s.msrs.size() * sizeof(kvm_msr_entry));
-  TRY(set(KVM_SET_MSRS, msrs, "KVM_SET_MSRS"));
+  auto buf = msr_buffer(s.msrs);
+  TRY(set(kSetMsrs, buf.data(), "KVM_SET_MSRS"));
   return ok();
 }
 

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/log.h"
 #include "engines/kvm/cpuid.h"
+#include "engines/kvm/kvm_abi.h"
 #include "engines/kvm/kvm_vcpu.h"
 
 namespace doppel::kvm {
@@ -127,21 +129,18 @@ Result<void> KvmVm::set_up_vm() {
 
   // KVM_GET_SUPPORTED_CPUID fails with E2BIG until the buffer is large enough.
   for (uint32_t n = 64; n <= 4096; n *= 2) {
-    std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-    cpuid->nent = n;
-    if (ioctl(m_kvm.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-      m_supported_cpuid.assign(cpuid->entries, cpuid->entries + cpuid->nent);
+    std::vector<uint8_t> buf(sizeof(CpuidHeader) + n * sizeof(kvm_cpuid_entry2));
+    auto* header = reinterpret_cast<CpuidHeader*>(buf.data());
+    header->nent = n;
+    if (ioctl(m_kvm.get(), kGetSupportedCpuid, buf.data()) == 0) {
+      m_supported_cpuid.resize(std::min(header->nent, n));
+      std::memcpy(m_supported_cpuid.data(), buf.data() + sizeof(CpuidHeader),
+                  m_supported_cpuid.size() * sizeof(kvm_cpuid_entry2));
       break;
     }
-    if (errno != E2BIG) {
-      // Some restricted KVMs (paravirtual ones such as kvm_pvm) refuse the query; their
-      // vCPUs keep the CPUID KVM gives them by default, without doppel's topology.
-      spdlog::warn("KVM_GET_SUPPORTED_CPUID: {}: vCPUs keep KVM's default CPUID",
-                   std::strerror(errno));
-      break;
-    }
+    if (errno != E2BIG) return Error::from_errno("KVM_GET_SUPPORTED_CPUID");
   }
+  if (m_supported_cpuid.empty()) return Error("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
   return ok();
 }
 
@@ -151,8 +150,7 @@ Result<std::unique_ptr<Vcpu>> KvmVm::create_vcpu(unsigned index) {
   UniqueFd fd(ioctl(m_vm.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
   if (!fd.valid()) return Error::from_errno(fmt::format("KVM_CREATE_VCPU {}", index));
   auto vcpu = TRY(KvmVcpu::create(std::move(fd), index, m_run_size));
-  if (!m_supported_cpuid.empty())
-    TRY(vcpu->set_cpuid(cpuid_for_vcpu(m_supported_cpuid, index, m_options.cpus)));
+  TRY(vcpu->set_cpuid(cpuid_for_vcpu(m_supported_cpuid, index, m_options.cpus)));
   TRY(vcpu->set_boot_msrs());
   TRY(vcpu->set_fpu_defaults());
   TRY(vcpu->set_lapic_lints());
