@@ -60,9 +60,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,lab/guest,lib/modules}
 cp "$busybox" "$root/bin/busybox"
-for app in sh mount insmod poweroff cat echo grep sed sleep printf date head tail wc awk tr cut; do
-  ln -sf busybox "$root/bin/$app"
-done
+ln -sf busybox "$root/bin/sh"
 for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko; do
   [ -f "$moddir/$m" ] || die "$moddir/$m is missing"
   cp "$moddir/$m" "$root/lib/modules/"
@@ -85,7 +83,7 @@ if [ $qemu_l2 = 1 ]; then
   copy_program "$(command -v qemu-system-x86_64)" /lab/qemu
   mkdir -p "$root/usr/share/qemu"
   # microvm needs no firmware with -kernel, but QEMU looks for its data directory.
-  for f in /usr/share/qemu/{bios-microvm.bin,linuxboot_dma.bin,kvmvapic.bin}; do
+  for f in /usr/share/qemu/{bios-microvm.bin,linuxboot_dma.bin,kvmvapic.bin,pvh.bin}; do
     [ -f "$f" ] && cp "$f" "$root/usr/share/qemu/"
   done
   cp -r /usr/share/qemu/keymaps "$root/usr/share/qemu/" 2>/dev/null || true
@@ -94,6 +92,7 @@ fi
 cat >"$root/init" <<'INIT'
 #!/bin/sh
 export PATH=/bin:/sbin
+/bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev

@@ -236,8 +236,11 @@ Result<BootEntry> load_pvh(GuestMemory& memory, const LinuxImages& images) {
       return Error::format("kernel: ELF segment {} lies outside the file", i);
     if (ph.p_type == PT_LOAD) {
       if (ph.p_filesz > ph.p_memsz) return Error::format("kernel: ELF segment {} is malformed", i);
+      if (ph.p_paddr < kKernelAddr)
+        return Error::format("kernel: ELF segment {} at {:#x} lies below {:#x}, where doppel keeps "
+                             "the boot structures", i, ph.p_paddr, kKernelAddr);
       uint8_t* dst = memory.host_ptr(ph.p_paddr, ph.p_memsz);
-      if (!dst || ph.p_paddr < kKernelAddr)
+      if (!dst)
         return Error::format("kernel: ELF segment {} ({:#x}+{:#x}) is outside guest RAM", i,
                              ph.p_paddr, ph.p_memsz);
       std::memcpy(dst, img.data() + ph.p_offset, ph.p_filesz);
