@@ -24,7 +24,7 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for n in 0 20000; do
-  as --64 --defsym N=$n -o "$tmp/pio$n.o" "$here/pio_loop.S"
+  as --64 --defsym N=$n -o "$tmp/pio$n.o" "$src/tests/guests/pio_loop_pvh.S"
   ld -m elf_x86_64 -N -Ttext=0x100000 -o "$tmp/pio$n.elf" "$tmp/pio$n.o"
 done
 sed "s/@RUNS@/$runs/" "$here/l1_bench.sh" >"$tmp/l1_bench.sh"

@@ -4,3 +4,5 @@
 add_test(NAME kvm_tiny_bzimage
          COMMAND ${CMAKE_SOURCE_DIR}/tests/kvm/tiny_bzimage_test.sh $<TARGET_FILE:doppel>)
 set_tests_properties(kvm_tiny_bzimage PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "kvm")
+add_test(NAME kvm_tiny_pvh COMMAND ${CMAKE_SOURCE_DIR}/tests/kvm/tiny_pvh_test.sh $<TARGET_FILE:doppel>)
+set_tests_properties(kvm_tiny_pvh PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "kvm")
