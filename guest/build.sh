@@ -302,10 +302,10 @@ busybox_source() {
     dl=$CACHE/src/.busybox-dl
     rm -rf "$dl" "$dir.tmp"
     mkdir -p "$dl"
-    (cd "$dl" && apt-get source --download-only -qq "busybox=$BUSYBOX_SRC_VERSION" >&2) ||
-      die "busybox: apt-get source busybox=$BUSYBOX_SRC_VERSION failed"
-    (cd "$dl" && dpkg-source -x ./*.dsc unpacked >&2) ||
-      die "busybox: dpkg-source -x failed"
+    (cd "$dl" && apt-get source --download-only -qq "busybox=$BUSYBOX_SRC_VERSION" >fetch.log 2>&1) ||
+      { cat "$dl/fetch.log" >&2; die "busybox: apt-get source busybox=$BUSYBOX_SRC_VERSION failed"; }
+    (cd "$dl" && dpkg-source -x ./*.dsc unpacked >>fetch.log 2>&1) ||
+      { cat "$dl/fetch.log" >&2; die "busybox: dpkg-source -x failed"; }
     mv -T "$dl/unpacked" "$dir"
     rm -rf "$dl"
     prune "$CACHE/src/busybox-*" 1
@@ -343,7 +343,8 @@ build_busybox_riscv64() {
     grep -E '^(# )?CONFIG_' "$frag" >> "$BOBJ/.config.new"
     mv "$BOBJ/.config.new" "$BOBJ/.config"
   fi
-  yes '' | run_logged "$logfile" bbmake oldconfig
+  # (not `yes | ...`: with pipefail, yes's SIGPIPE would fail the pipeline)
+  run_logged "$logfile" bbmake oldconfig < <(yes '')
   check_fragment "$frag" "$BOBJ/.config" ||
     die "busybox: the options above from guest/riscv64/busybox.config did not survive oldconfig"
   log "busybox: building with -j$JOBS (log: $logfile)"
