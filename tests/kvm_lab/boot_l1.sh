@@ -21,5 +21,5 @@ if [ -f /lab/guest/vmlinux ]; then
 fi
 run_l2 virtio 1 /lab/guest/kernel \
   'echo hwrng=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)' \
-  'head -c 16 /dev/hwrng | wc -c' 'poweroff -f'
+  'echo rngbytes=$(head -c 16 /dev/hwrng | wc -c)' 'poweroff -f'
 echo "LAB: virtio exit=$?"
