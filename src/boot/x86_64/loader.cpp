@@ -34,6 +34,7 @@ constexpr size_t kCmdLinePtr = 0x228;
 constexpr size_t kInitrdAddrMax = 0x22c;
 constexpr size_t kCmdlineSize = 0x238;
 constexpr size_t kXLoadFlags = 0x236;
+constexpr size_t kPrefAddress = 0x258;
 constexpr size_t kInitSize = 0x260;
 constexpr size_t kE820Table = 0x2d0;
 constexpr size_t kE820Max = 128;
@@ -178,9 +179,15 @@ Result<BootEntry> load_bzimage(GuestMemory& memory, const LinuxImages& images) {
   TRY(put(memory, kCmdlineAddr, cmdline, "command line"));
   store_le<uint32_t>(bp.data() + kCmdLinePtr, static_cast<uint32_t>(kCmdlineAddr));
 
+  // The decompressor moves the kernel to pref_address (LOAD_PHYSICAL_ADDR, 16 MiB by default)
+  // when it was loaded lower; the initrd must stay clear of [pref_address, +init_size).
+  const uint64_t pref = std::max<uint64_t>(get<uint64_t>(img, kPrefAddress), kKernelAddr);
+  if (pref > low_ram_end(memory) || init_size > low_ram_end(memory) - pref)
+    return Error::format("kernel: decompresses to {:#x}+{} MiB; guest RAM is too small", pref,
+                         init_size >> 20);
   BootEntry entry;
   entry.kernel_start = kKernelAddr;
-  entry.kernel_end = kKernelAddr + init_size;
+  entry.kernel_end = pref + init_size;
   if (!images.initrd.empty()) {
     const uint64_t max = get<uint32_t>(img, kInitrdAddrMax);
     const uint64_t at = TRY(place_initrd(memory, images.initrd.size(),
