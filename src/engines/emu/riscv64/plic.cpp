@@ -108,6 +108,7 @@ uint64_t Plic::read(uint64_t offset, unsigned size) {
     case 4: {
       // Claim: the best pending source, which stops being pending until complete.
       const unsigned id = best_locked(static_cast<unsigned>(context));
+      spdlog::trace("plic: context {} claims source {}", context, id);
       if (id != 0) {
         m_state.pending[id] = 0;
         m_state.claimed[id] = 1;
