@@ -200,6 +200,13 @@ class Hart {
   // Zicsr: the CSR instruction's view (privilege, read-only and FS checks). False = illegal.
   bool csr_read(uint16_t csr, uint64_t& value);
   bool csr_write(uint16_t csr, uint64_t value);
+  // The value csrrs/csrrc modify: for mip/sip, SEIP is the software-writable bit only, not
+  // the PLIC's line ORed into reads (privileged spec 3.1.9), so an RMW cannot latch it.
+  uint64_t csr_rmw_base(uint16_t csr, uint64_t read_value) const {
+    if (csr == 0x344 || csr == 0x144)
+      return (read_value & ~kMipSEIP) | (m_mip & kMipSEIP & (csr == 0x144 ? m_mideleg : ~0ull));
+    return read_value;
+  }
 
   // Privileged instructions.
   bool exec_mret(const DecodedInsn& d);

@@ -220,6 +220,18 @@ TEST_F(HartTest, SupervisorInterruptsAreNotTakenInMachineMode) {
   EXPECT_EQ(hart->priv(), Priv::kM);
 }
 
+TEST_F(HartTest, ClearingStipDoesNotLatchThePlicSeipLine) {
+  // OpenSBI does csrc mip, STIP while the PLIC holds SEIP high: the read-modify-write must
+  // not copy the line into the software SEIP bit, or SEIP stays pending forever.
+  hart->set_x(t0, kMipSTIP);
+  ASSERT_TRUE(hart->write_csr(kMip, kMipSTIP));
+  hart->pins().set(kMipSEIP, true);
+  load({0x3442b073 /* csrrc zero, mip, t0 */});
+  hart->step(1);
+  hart->pins().set(kMipSEIP, false);
+  EXPECT_EQ(csr(kMip) & (kMipSEIP | kMipSTIP), 0u);
+}
+
 TEST_F(HartTest, VectoredModeUsesCauseOffset) {
   load({ADDI(a0, a0, 1), JAL(zero, -4)});
   ASSERT_TRUE(hart->write_csr(kMtvec, (kRamBase + 0x100) | 1));

@@ -28,7 +28,8 @@ bool csr_modify(Hart& h, const DecodedInsn& d, uint64_t mask, bool set) {
   const auto csr = static_cast<uint16_t>(d.imm);
   uint64_t old = 0;
   if (!h.csr_read(csr, old)) return h.illegal(d);
-  if (raw_rs1(d) != 0 && !h.csr_write(csr, set ? (old | mask) : (old & ~mask)))
+  const uint64_t base = h.csr_rmw_base(csr, old);
+  if (raw_rs1(d) != 0 && !h.csr_write(csr, set ? (base | mask) : (base & ~mask)))
     return h.illegal(d);
   h.xr(d.rd) = old;
   return next(h, d);
