@@ -19,7 +19,7 @@ trap 'rm -f "$out"' EXIT
 start=$(date +%s)
 # Single quotes: the guest's shell, not this one, must compute 6*7.
 printf 'uname -a\necho hello-$((6*7))\npoweroff -f\n' |
-  timeout 900 "$doppel" run --arch riscv64 --cpus "$cpus" >"$out" 2>&1
+  timeout 600 "$doppel" run --arch riscv64 --cpus "$cpus" >"$out" 2>&1
 rc=$?
 end=$(date +%s)
 
