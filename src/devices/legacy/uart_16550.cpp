@@ -20,7 +20,6 @@ constexpr uint8_t kIirThre = 0x02;
 constexpr uint8_t kIirMs = 0x00;
 constexpr uint8_t kIirFifoEnabled = 0xc0;
 // FCR bits.
-constexpr uint8_t kFcrEnable = 0x01;
 constexpr uint8_t kFcrClearRx = 0x02;
 // LCR bits.
 constexpr uint8_t kLcrDlab = 0x80;

@@ -84,7 +84,7 @@ class Uart16550 final : public Device, public Persist<Uart16550State> {
     kScr = 7,        // scratch
   };
 
-  bool fifo_enabled() const { return (m_state.fcr & 1) != 0; }
+  bool fifo_enabled() const { return (m_state.fcr & 0x01) != 0; }  // FCR bit 0: FIFO enable
   size_t rx_capacity() const { return fifo_enabled() ? m_state.rx_fifo.size() : 1; }
   bool rx_full() const { return m_state.rx_count >= rx_capacity(); }
   // Whether receive() would take a byte now.
