@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# virtio-console: a second console stream. With file=PATH, what the guest writes to
+# $hvc lands in the host file; with socket=PATH, a host client reads the guest's
+# output and its input reaches the guest.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need python3
+guest_dir >/dev/null
+# The riscv64 guest's hvc0 is the SBI console (CONFIG_HVC_RISCV_SBI); virtio-console's
+# first port is the next hvc device.
+hvc=/dev/hvc1
+
+# File: guest -> host.
+vm_start cfile "$(doppel_cmd --console2 "file=$WORK/c2.log")"
+vm_wait_ready
+vm_send "echo hvc-file-\$((6*7)) > $hvc && echo HVC-WRITTEN"
+vm_wait_for 'HVC-WRITTEN'
+vm_send 'poweroff -f'
+vm_wait_exit 0
+grep -aq 'hvc-file-42' "$WORK/c2.log" || fail "the guest's $hvc output is not in the file ($(head -c 200 "$WORK/c2.log"))"
+
+# Socket: both directions. The client waits for the guest's line, then answers.
+sock=$WORK/c2.sock
+vm_start csock "$(doppel_cmd --console2 "socket=$sock")"
+vm_wait_ready
+python3 - "$sock" >"$WORK/client.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+for _ in range(100):
+    try:
+        s.connect(sys.argv[1]); break
+    except OSError:
+        time.sleep(0.1)
+buf = b""
+s.settimeout(60)
+while b"hvc-ping" not in buf:
+    chunk = s.recv(4096)
+    if not chunk: break
+    buf += chunk
+print("client got:", buf.decode(errors="replace").strip())
+s.sendall(b"host-pong\n")
+time.sleep(1)
+PY
+client=$!
+sleep 1
+vm_send "stty -F $hvc raw -echo 2>/dev/null; (head -n1 $hvc | sed 's/^/hvc-got /') & sleep 1; echo hvc-ping > $hvc; wait; echo HVC-SOCK-DONE"
+vm_wait_for 'HVC-SOCK-DONE'
+vm_send 'poweroff -f'
+vm_wait_exit 0
+wait "$client" || true
+grep -aq 'client got: .*hvc-ping' "$WORK/client.out" || fail "the socket client did not get the guest's line ($(cat "$WORK/client.out"))"
+grep -aq 'hvc-got host-pong' "$VM_OUT" || fail "the guest did not read the client's line from $hvc"
+echo "PASS: virtio-console (file and socket)"
