@@ -7,3 +7,10 @@ foreach(harts 1 4)
   set_tests_properties(boot_riscv64.harts${harts} PROPERTIES
                        SKIP_RETURN_CODE 77 TIMEOUT 700 LABELS "guest;boot")
 endforeach()
+
+# The console on a terminal: typed input, Ctrl-A x (exit 5), the terminal restored.
+add_test(NAME boot_riscv64.terminal
+         COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/boot_riscv64/terminal.py $<TARGET_FILE:doppel>
+                 ${CMAKE_SOURCE_DIR})
+set_tests_properties(boot_riscv64.terminal PROPERTIES
+                     SKIP_RETURN_CODE 77 TIMEOUT 400 LABELS "guest;boot")
