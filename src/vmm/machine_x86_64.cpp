@@ -18,6 +18,12 @@ namespace doppel {
 
 namespace lay = x86boot;
 
+// The FADT (boot/x86_64/acpi.cpp) describes AcpiPm's registers by these ports.
+static_assert(lay::kAcpiPm1aEvtPort == lay::kAcpiPmPort + AcpiPm::kPm1aStatus);
+static_assert(lay::kAcpiPm1aCntPort == lay::kAcpiPmPort + AcpiPm::kPm1aControl);
+static_assert(lay::kAcpiResetPort == lay::kAcpiPmPort + AcpiPm::kReset);
+static_assert(lay::kAcpiPmTimerPort == lay::kAcpiPmPort + AcpiPm::kPmTimer);
+
 MachineX86_64::~MachineX86_64() { m_vcpus.clear(); }
 
 Result<std::unique_ptr<MachineX86_64>> MachineX86_64::create(const VmConfig& config,

@@ -119,34 +119,71 @@ uint8_t sum(std::span<const uint8_t> b) {
   return s;
 }
 
-TEST(X86Boot, AcpiTablesChecksumAndDescribeSleepRegister) {
+TEST(X86Boot, AcpiTablesChecksumAndDescribePcPowerManagement) {
   const unsigned level[] = {5, 6};
   const auto t = x86boot::build_acpi_tables(0xe0000, 4, level);
-  ASSERT_GE(t.bytes.size(), 0x280u);
+  ASSERT_GE(t.bytes.size(), 0x2c0u);
+  auto at = [&](uint64_t gpa) { return gpa - 0xe0000; };
+  auto sig = [&](uint64_t off) {
+    return std::string(t.bytes.begin() + static_cast<long>(off),
+                       t.bytes.begin() + static_cast<long>(off) + 4);
+  };
   const auto rsdp = std::span(t.bytes).first(36);
   EXPECT_EQ(std::string(rsdp.begin(), rsdp.begin() + 8), "RSD PTR ");
   EXPECT_EQ(sum(rsdp.first(20)), 0);
   EXPECT_EQ(sum(rsdp), 0);
-  const uint64_t xsdt = load_le<uint64_t>(t.bytes.data() + 24) - 0xe0000;
-  const uint64_t fadt = load_le<uint64_t>(t.bytes.data() + xsdt + 36) - 0xe0000;
-  const uint64_t madt = load_le<uint64_t>(t.bytes.data() + xsdt + 44) - 0xe0000;
+  const uint64_t xsdt = at(load_le<uint64_t>(t.bytes.data() + 24));
+  const uint64_t fadt = at(load_le<uint64_t>(t.bytes.data() + xsdt + 36));
+  const uint64_t madt = at(load_le<uint64_t>(t.bytes.data() + xsdt + 44));
   for (uint64_t off : {xsdt, fadt, madt}) {
     const uint32_t len = load_le<uint32_t>(t.bytes.data() + off + 4);
     EXPECT_EQ(sum(std::span(t.bytes).subspan(off, len)), 0) << "table at " << off;
   }
-  EXPECT_EQ(std::string(t.bytes.begin() + static_cast<long>(fadt), t.bytes.begin() + static_cast<long>(fadt) + 4), "FACP");
-  EXPECT_TRUE(load_le<uint32_t>(t.bytes.data() + fadt + 112) & (1u << 20)) << "HW_REDUCED_ACPI";
-  EXPECT_EQ(load_le<uint64_t>(t.bytes.data() + fadt + 248), x86boot::kAcpiPmPort);
-  // MADT: 4 local APICs with IDs 0..3.
+  EXPECT_EQ(sig(fadt), "FACP");
+  EXPECT_EQ(sig(madt), "APIC");
+  // A PC FADT: HW_REDUCED_ACPI would cost Linux its legacy PIC and the ISA IRQs of COM1
+  // and the virtio devices.
+  EXPECT_FALSE(load_le<uint32_t>(t.bytes.data() + fadt + 112) & (1u << 20)) << "HW_REDUCED_ACPI";
+  EXPECT_EQ(load_le<uint16_t>(t.bytes.data() + fadt + 46), x86boot::kAcpiSciIrq);
+  EXPECT_EQ(load_le<uint32_t>(t.bytes.data() + fadt + 64), x86boot::kAcpiPm1aCntPort);
+  EXPECT_EQ(t.bytes[fadt + 89], 2u);  // PM1_CNT_LEN
+  EXPECT_EQ(load_le<uint64_t>(t.bytes.data() + fadt + 172 + 4), x86boot::kAcpiPm1aCntPort);
+  EXPECT_EQ(load_le<uint32_t>(t.bytes.data() + fadt + 56), x86boot::kAcpiPm1aEvtPort);
+  EXPECT_EQ(load_le<uint32_t>(t.bytes.data() + fadt + 76), x86boot::kAcpiPmTimerPort);
+  EXPECT_EQ(load_le<uint64_t>(t.bytes.data() + fadt + 116 + 4), x86boot::kAcpiResetPort);
+  const uint64_t facs = at(load_le<uint32_t>(t.bytes.data() + fadt + 36));
+  EXPECT_EQ(sig(facs), "FACS");
+  EXPECT_EQ((facs + 0xe0000) % 64, 0u) << "the FACS must be 64-byte aligned";
+  const uint64_t dsdt = at(load_le<uint64_t>(t.bytes.data() + fadt + 140));
+  EXPECT_EQ(sig(dsdt), "DSDT");
+  const std::string aml(t.bytes.begin() + static_cast<long>(dsdt) + 36,
+                        t.bytes.begin() + static_cast<long>(dsdt) +
+                            load_le<uint32_t>(t.bytes.data() + dsdt + 4));
+  EXPECT_NE(aml.find("_S5_"), std::string::npos);
+  // MADT: 4 local APICs with IDs 0..3; level-triggered overrides for the SCI and virtio.
   int lapics = 0;
+  std::vector<unsigned> level_isos;
   const uint32_t madt_len = load_le<uint32_t>(t.bytes.data() + madt + 4);
   for (uint64_t off = madt + 44; off < madt + madt_len; off += t.bytes[off + 1]) {
     if (t.bytes[off] == 0) {
       EXPECT_EQ(t.bytes[off + 3], lapics++);
     }
+    if (t.bytes[off] == 2 && (load_le<uint16_t>(t.bytes.data() + off + 8) >> 2) == 3) {
+      level_isos.push_back(t.bytes[off + 3]);
+    }
     ASSERT_GT(t.bytes[off + 1], 0);
   }
   EXPECT_EQ(lapics, 4);
+  EXPECT_EQ(level_isos, (std::vector<unsigned>{9, 5, 6}));
+}
+
+TEST(X86Boot, VirtioIrqsAreFreeIsaLines) {
+  for (unsigned slot = 0; slot < x86boot::kVirtioSlots; ++slot) {
+    const unsigned irq = x86boot::virtio_irq(slot);
+    EXPECT_LT(irq, 16u) << "Linux maps only ISA IRQs before a driver asks";
+    for (unsigned taken : {0u, 1u, 2u, x86boot::kCom1Irq, 8u, x86boot::kAcpiSciIrq})
+      EXPECT_NE(irq, taken) << "slot " << slot;
+  }
 }
 
 TEST(X86Boot, MpTableChecksumsAndCountsProcessors) {

@@ -2,7 +2,7 @@
 # part: the machine enters it at load address + 0x200 in long mode through doppel's own
 # page tables and GDT, with RSI = boot_params. It prints to the UART, checks it really is
 # in 64-bit mode, reads its boot_params and powers off through
-# the ACPI sleep control register; if anything is off it resets through the i8042.
+# the ACPI PM1a control register; if anything is off it resets through the i8042.
 .code64
 .globl _start
 _start:
@@ -25,9 +25,9 @@ entry64:
   mov 0x202(%rsi), %eax        # boot_params.hdr.header must be "HdrS"
   cmp $0x53726448, %eax
   jne 4f
-  mov $0x34, %al               # ACPI sleep control: SLP_TYPx = 5 (S5) << 2 | SLP_EN
-  mov $0x600, %dx
-  out %al, %dx
+  mov $0x3400, %ax             # ACPI PM1a control: SLP_TYPx = 5 (S5) << 10 | SLP_EN
+  mov $0x604, %dx
+  out %ax, %dx
 4:
   mov $0x64, %dx               # i8042: pulse reset
   mov $0xfe, %al

@@ -1,5 +1,5 @@
 # Port-I/O exit cost: N round trips through `out` to port 0x80 (no device: each one exits
-# to the VMM's user space and back), then power off: doppel's ACPI sleep register (0x600),
+# to the VMM's user space and back), then power off: doppel's ACPI PM1a control register (0x604),
 # and QEMU's isa-debug-exit (0xf4) for the side-by-side run. A PVH ELF, so doppel and QEMU
 # microvm both load it with -kernel. Assemble with --defsym N=count.
 .section .note.pvh, "a", @note
@@ -19,9 +19,9 @@ _start:
   dec %ecx
   jnz 1b
 2:
-  mov $0x34, %al
-  mov $0x600, %dx
-  out %al, %dx
+  mov $0x3400, %ax     # ACPI PM1a control: SLP_TYPx = 5 (S5) << 10 | SLP_EN
+  mov $0x604, %dx
+  out %ax, %dx
   xor %al, %al
   out %al, $0xf4
 3:

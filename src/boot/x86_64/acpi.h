@@ -1,10 +1,16 @@
-// Minimal ACPI tables for a hardware-reduced ACPI machine (ACPI 6.4): RSDP, XSDT, FADT,
-// DSDT and MADT. Why: on x86, Linux powers off only through ACPI. The FADT's
-// HW_REDUCED_ACPI flag and SLEEP_CONTROL_REG let `poweroff` write SLP_TYP(S5)|SLP_EN to an
-// I/O port (kAcpiPmPort, see devices/legacy/acpi_pm.h) that ends the VM with exit code 0; the
-// DSDT carries only the _S5_ package giving the sleep type. The MADT lists the local APICs
-// and the IOAPIC (Linux takes CPUs from it when ACPI is on) and marks the virtio IRQs
-// level-triggered; RESET_REG offers a reset through the same device.
+// Minimal ACPI tables for a PC-compatible machine (ACPI 6.4): RSDP, XSDT, FADT, FACS, DSDT
+// and MADT. Why: on x86, Linux powers off only through ACPI. `poweroff` writes
+// SLP_TYP(S5)|SLP_EN to the FADT's PM1a control block, an I/O port of
+// devices/legacy/acpi_pm.h that ends the VM with exit code 0; the DSDT carries only the
+// _S5_ package giving the sleep type. The MADT lists the local APICs and the IOAPIC (Linux
+// takes CPUs from it when ACPI is on) and marks the SCI and virtio IRQs level-triggered;
+// RESET_REG offers a reset through the same device.
+//
+// Not hardware-reduced ACPI: with HW_REDUCED_ACPI, Linux drops the legacy PIC and with it
+// the identity mapping of ISA IRQs 0-15, so the COM1 UART (IRQ 4) and the virtio devices of
+// the command line (virtio_mmio.device=...:IRQ) get no interrupt (request_irq fails: the
+// console's tty answers EIO and init dies). A PC FADT keeps them: PM1a event and control
+// blocks, a PM timer, an SCI (never raised) and a FACS.
 #pragma once
 
 #include <cstdint>

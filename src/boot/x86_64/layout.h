@@ -11,10 +11,13 @@
 //   0x0010_0000  kernel (bzImage protected-mode code, or vmlinux segments at their paddr)
 //   ...          initrd, at the top of low RAM
 //   0xc000_0000  32-bit hole: no RAM from here to 4 GiB
-//   0xd000_0000  virtio-mmio windows, 4 KiB apart (IRQ 5, 6, ...)
+//   0xd000_0000  virtio-mmio windows, 4 KiB apart (IRQs 5, 6, 7, 10, 11, 12, 14, 15)
 //   0xfec0_0000  IOAPIC; 0xfee0_0000 local APICs (in KVM)
 //   0x1_0000_0000  RAM beyond 3 GiB continues here
-// Ports: 0x3f8 COM1 (IRQ 4), 0x60/0x64 i8042, 0x600-0x603 ACPI sleep control/status/reset.
+// Ports: 0x3f8 COM1 (IRQ 4), 0x60/0x64 i8042, 0x600-0x60b ACPI PM1a event/control, reset
+// and PM timer (devices/legacy/acpi_pm.h; SCI on IRQ 9, never raised).
+// IRQs: ISA numbering, identical to IOAPIC pins and Linux IRQ numbers below 16 (no
+// overrides; KVM's PIT drives GSI 0). 0 PIT, 4 COM1, 9 ACPI SCI, the rest as listed for virtio.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +43,11 @@ constexpr uint64_t kHighRamStart = 0x100000000;
 
 constexpr uint64_t kVirtioBase = 0xd0000000;
 constexpr uint64_t kVirtioStride = 0x1000;
-constexpr unsigned kVirtioFirstIrq = 5;
-constexpr unsigned kVirtioSlots = 8;  // IRQs 5..12 (skipping none of the ISA lines used here)
+// Legacy (ISA) IRQs, because the command line's virtio_mmio.device=...:IRQ is a Linux IRQ
+// number and only ISA IRQs 0-15 are mapped to IOAPIC pins before any driver asks. Skipped:
+// 0 PIT, 1 keyboard, 2 cascade, 3 COM2, 4 COM1, 8 RTC, 9 SCI, 13 FPU error.
+constexpr unsigned kVirtioIrqs[] = {5, 6, 7, 10, 11, 12, 14, 15};
+constexpr unsigned kVirtioSlots = sizeof kVirtioIrqs / sizeof kVirtioIrqs[0];
 constexpr uint64_t kIoApicAddr = 0xfec00000;
 constexpr uint64_t kLocalApicAddr = 0xfee00000;
 
@@ -49,11 +55,16 @@ constexpr uint16_t kCom1Port = 0x3f8;
 constexpr unsigned kCom1Irq = 4;
 constexpr uint16_t kI8042DataPort = 0x60;
 constexpr uint16_t kI8042CommandPort = 0x64;
-constexpr uint16_t kAcpiPmPort = 0x600;  // sleep control, +1 sleep status, +2 reset
+constexpr uint16_t kAcpiPmPort = 0x600;  // AcpiPm's register block (the machine checks these)
+constexpr uint16_t kAcpiPm1aEvtPort = kAcpiPmPort + 0;    // PM1a_STS, PM1a_EN (4 bytes)
+constexpr uint16_t kAcpiPm1aCntPort = kAcpiPmPort + 4;    // PM1a_CNT (2 bytes)
+constexpr uint16_t kAcpiResetPort = kAcpiPmPort + 6;      // RESET_REG (1 byte)
+constexpr uint16_t kAcpiPmTimerPort = kAcpiPmPort + 8;    // PM_TMR (4 bytes)
+constexpr unsigned kAcpiSciIrq = 9;
 constexpr uint8_t kAcpiS5SleepType = 5;  // the _S5_ package's SLP_TYPa
 constexpr uint8_t kAcpiResetValue = 1;
 
 constexpr uint64_t virtio_base(unsigned slot) { return kVirtioBase + slot * kVirtioStride; }
-constexpr unsigned virtio_irq(unsigned slot) { return kVirtioFirstIrq + slot; }
+constexpr unsigned virtio_irq(unsigned slot) { return kVirtioIrqs[slot]; }
 
 }  // namespace doppel::x86boot
