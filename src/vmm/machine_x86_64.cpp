@@ -277,6 +277,9 @@ Result<int> run_x86_64_kvm(const VmConfig& config) {
       return machine.release_error();
     }
     router.attach(machine->get());
+    // Input that arrived before there was a UART: offer it now, so the UART remembers the
+    // refusal and asks for it again once the guest's driver enables receive interrupts.
+    console->notify_room();
     auto code = (*machine)->run();
     router.attach(nullptr);
     if (!code.ok() || *code != kExitReboot || config.on_reboot != OnReboot::kRestart) {

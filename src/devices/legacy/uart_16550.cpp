@@ -126,7 +126,8 @@ uint8_t Uart16550::pop_rx() {
 
 bool Uart16550::accepting() const {
   // In loopback the receiver is disconnected from the line (datasheet 8.6).
-  return (m_state.ier & kIerRda) && !(m_state.mcr & kMcrLoop) && !rx_full();
+  return (m_state.ier & kIerRda) && (m_state.mcr & kMcrOut2) && !(m_state.mcr & kMcrLoop) &&
+         !rx_full();
 }
 
 bool Uart16550::room_due_locked() {

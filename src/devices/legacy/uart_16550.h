@@ -8,10 +8,13 @@
 // take more, so the host can offer the rest (flow control: nothing is lost).
 //
 // Host input is accepted only while the guest's driver listens, i.e. has the receive
-// interrupt enabled (IER.ERBFI). Firmware and drivers reset the FIFO and discard RBR when
-// they initialise the port (OpenSBI's uart8250 init, Linux's 8250 startup), so bytes given
-// earlier would be lost; and Linux clears ERBFI to throttle input when its tty buffer is
-// full. A guest that only polls LSR/RBR with interrupts masked receives nothing.
+// interrupt enabled (IER.ERBFI) and routed to the interrupt controller (MCR.OUT2, which
+// gates the IRQ line on a PC; drivers that use interrupts set it on every platform).
+// Firmware and drivers reset the FIFO and discard RBR when they initialise the port
+// (OpenSBI's uart8250 init, Linux's 8250 startup), and Linux's port probe briefly sets
+// IER to 0x0f with OUT2 clear, so bytes given earlier would be lost; and Linux clears ERBFI
+// to throttle input when its tty buffer is full. A guest that only polls LSR/RBR with
+// interrupts masked receives nothing.
 //
 // Threads: read()/write() come from vCPU threads; receive() from the console's input
 // thread; save()/restore() from the VMM while vCPUs are stopped. m_mutex guards all state.

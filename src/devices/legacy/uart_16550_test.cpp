@@ -29,6 +29,12 @@ struct UartTest : ::testing::Test {
 
   uint8_t rd(uint64_t off) { return static_cast<uint8_t>(uart.read(off, 1)); }
   void wr(uint64_t off, uint8_t v) { uart.write(off, 1, v); }
+  // What Linux's 8250 driver does when a tty opens the port: DTR, RTS and OUT2 (the PC's
+  // IRQ gate), then the interrupt enables.
+  void listen(uint8_t ier) {
+    wr(kMcr, 0x0b);
+    wr(kIer, ier);
+  }
   size_t feed(std::string_view s) {
     return uart.receive({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
   }
@@ -68,7 +74,7 @@ TEST_F(UartTest, ScratchRegisterHoldsAValue) {
 }
 
 TEST_F(UartTest, ReceivedByteRaisesDataReadyAndInterruptUntilRead) {
-  wr(kIer, 0x01);  // RDA
+  listen(0x01);  // RDA
   EXPECT_FALSE(irq.level);
   EXPECT_EQ(feed("x"), 1u);
   EXPECT_TRUE(irq.level);
@@ -83,7 +89,7 @@ TEST_F(UartTest, ReceivedByteRaisesDataReadyAndInterruptUntilRead) {
 TEST_F(UartTest, WithoutFifoOnlyOneByteIsTakenAndRoomIsSignalled) {
   int room_calls = 0;
   uart.set_rx_room_callback([&] { ++room_calls; });
-  wr(kIer, 0x01);
+  listen(0x01);
   EXPECT_EQ(feed("abc"), 1u);
   EXPECT_EQ(rd(kRbr), 'a');
   EXPECT_EQ(room_calls, 1);
@@ -96,7 +102,7 @@ TEST_F(UartTest, FifoHoldsSixteenBytesInOrderAndNothingIsLost) {
   int room_calls = 0;
   uart.set_rx_room_callback([&] { ++room_calls; });
   wr(kFcr, 0x07);  // enable + clear both FIFOs, trigger level 1
-  wr(kIer, 0x01);
+  listen(0x01);
   EXPECT_EQ(rd(kIir) & 0xc0, 0xc0);
   std::string input;
   for (int i = 0; i < 40; ++i) input.push_back(static_cast<char>('A' + i % 26));
@@ -121,8 +127,14 @@ TEST_F(UartTest, InputWaitsUntilTheDriverListensAndWhileItThrottles) {
   EXPECT_EQ(feed("early"), 0u);
   wr(kFcr, 0x07);
   rd(kRbr);
+  // Linux's port probe (autoconfig) writes IER 0x0f and back with OUT2 clear, then resets
+  // the FIFO: a byte taken then would be lost.
+  wr(kIer, 0x0f);
   EXPECT_EQ(room_calls, 0);
-  wr(kIer, 0x05);  // the driver opens the port: RLS + RDA
+  EXPECT_EQ(feed("early"), 0u);
+  wr(kIer, 0x00);
+  wr(kFcr, 0x07);
+  listen(0x05);  // the driver opens the port: OUT2, then RLS + RDA
   EXPECT_EQ(room_calls, 1);
   EXPECT_EQ(feed("early"), 5u);
   EXPECT_EQ(rd(kRbr), 'e');
@@ -133,9 +145,17 @@ TEST_F(UartTest, InputWaitsUntilTheDriverListensAndWhileItThrottles) {
   EXPECT_EQ(feed("more"), 4u);
 }
 
+TEST_F(UartTest, ClosingThePortClearsOut2AndStopsInput) {
+  listen(0x01);
+  EXPECT_EQ(feed("a"), 1u);
+  EXPECT_EQ(rd(kRbr), 'a');
+  wr(kMcr, 0x00);  // Linux's 8250 shutdown drops OUT2 (and IER)
+  EXPECT_EQ(feed("b"), 0u);
+}
+
 TEST_F(UartTest, TriggerLevelChoosesBetweenDataAvailableAndTimeout) {
   wr(kFcr, 0x81);  // FIFO on, trigger level 8
-  wr(kIer, 0x01);
+  listen(0x01);
   EXPECT_EQ(feed("1234"), 4u);
   EXPECT_EQ(rd(kIir), 0xcc);  // character timeout: data below the trigger level
   EXPECT_EQ(feed("5678"), 4u);
@@ -156,7 +176,7 @@ TEST_F(UartTest, ThreInterruptFiresOnEnableAndClearsOnIirRead) {
 }
 
 TEST_F(UartTest, ReceiveHasPriorityOverThre) {
-  wr(kIer, 0x03);
+  listen(0x03);
   feed("q");
   EXPECT_EQ(rd(kIir), 0x04);
   EXPECT_EQ(rd(kRbr), 'q');
@@ -199,7 +219,7 @@ TEST_F(UartTest, ClearingTheFifoDropsDataAndSignalsRoom) {
   int room_calls = 0;
   uart.set_rx_room_callback([&] { ++room_calls; });
   wr(kFcr, 0x01);
-  wr(kIer, 0x01);
+  listen(0x01);
   EXPECT_EQ(feed(std::string(20, 'x')), 16u);
   wr(kFcr, 0x03);
   EXPECT_EQ(rd(kLsr) & 0x01, 0);
@@ -208,7 +228,7 @@ TEST_F(UartTest, ClearingTheFifoDropsDataAndSignalsRoom) {
 
 TEST_F(UartTest, TogglingFifoEnableKeepsReceivedInput) {
   wr(kFcr, 0x01);
-  wr(kIer, 0x01);
+  listen(0x01);
   EXPECT_EQ(feed("ab"), 2u);
   wr(kFcr, 0x00);  // Linux's 8250 startup: FIFO off ...
   wr(kFcr, 0x01);  // ... and on again in set_termios
@@ -236,7 +256,7 @@ TEST_F(UartTest, OutOfRangeOffsetsAreIgnored) {
 
 TEST_F(UartTest, SaveRestoreKeepsRegistersAndPendingInput) {
   wr(kFcr, 0x01);
-  wr(kIer, 0x01);
+  listen(0x01);
   wr(kScr, 0x77);
   feed("abc");
   const Uart16550State s = uart.save();
