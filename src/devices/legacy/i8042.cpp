@@ -16,7 +16,7 @@ uint64_t I8042::read(uint64_t offset, unsigned /*size*/) {
     }
     case Port::kCommand:
       return (m_state.output_full ? kStatusOutputFull : 0) | kStatusSystemFlag |
-             (m_command_last ? kStatusCommandLast : 0);
+             kStatusNotInhibited | (m_command_last ? kStatusCommandLast : 0);
   }
   return 0;
 }

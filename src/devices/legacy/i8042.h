@@ -53,6 +53,7 @@ class I8042 final : public Device, public Persist<I8042State> {
   static constexpr uint8_t kStatusOutputFull = 0x01;
   static constexpr uint8_t kStatusSystemFlag = 0x04;
   static constexpr uint8_t kStatusCommandLast = 0x08;
+  static constexpr uint8_t kStatusNotInhibited = 0x10;  // keyboard lock switch off
 
   void put_output(uint8_t value);
 
