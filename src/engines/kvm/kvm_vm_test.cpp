@@ -220,5 +220,59 @@ TEST(Cpuid, TopologyCarriesApicIdAndCount) {
   EXPECT_EQ(topology_shift(3), 2u);
 }
 
+TEST(Cpuid, AmdTopologyLeavesDescribeOnePackageOfCores) {
+  std::vector<kvm_cpuid_entry2> supported(6);
+  supported[0].function = 0x0;  // "AuthenticAMD"
+  supported[0].ebx = 0x68747541;
+  supported[0].edx = 0x69746e65;
+  supported[0].ecx = 0x444d4163;
+  supported[1].function = 0x80000001;
+  supported[1].ecx = 1u << 22;  // TOPOEXT kept
+  supported[2].function = 0x80000008;
+  supported[2].ecx = 0x00010000;  // bits above 15 kept
+  supported[3].function = 0x8000001e;
+  supported[4].function = 0x8000001d;
+  supported[4].eax = 0x163;  // level 3 unified cache, "shared by 1"
+  supported[5].function = 0x8000001d;
+  supported[5].eax = 0x121;  // level 1 data cache
+  const auto out = cpuid_for_vcpu(supported, 6, 8);
+  int seen = 0;
+  for (const auto& e : out) {
+    switch (e.function) {
+      case 0x80000001:
+        EXPECT_EQ(e.ecx, (1u << 22) | (1u << 1)) << "CmpLegacy";
+        ++seen;
+        break;
+      case 0x80000008:
+        EXPECT_EQ(e.ecx, 0x00013007u) << "8 cores, 3 APIC ID bits for the core";
+        ++seen;
+        break;
+      case 0x8000001e:
+        EXPECT_EQ(e.eax, 6u);
+        EXPECT_EQ(e.ebx, 6u) << "core 6, one thread per core";
+        EXPECT_EQ(e.ecx, 0u);
+        ++seen;
+        break;
+      case 0x8000001d:
+        EXPECT_EQ((e.eax >> 14) & 0xfff, ((e.eax >> 5) & 7) == 3 ? 7u : 0u);
+        ++seen;
+        break;
+    }
+  }
+  EXPECT_EQ(seen, 5);
+  // One vCPU: no CmpLegacy; Intel hosts: the AMD leaves are left alone.
+  for (const auto& e : cpuid_for_vcpu(supported, 0, 1)) {
+    if (e.function == 0x80000001) {
+      EXPECT_EQ(e.ecx, 1u << 22);
+    }
+  }
+  supported[0].ebx = 0x756e6547;  // "GenuineIntel"
+  for (const auto& e : cpuid_for_vcpu(supported, 3, 4)) {
+    if (e.function == 0x80000008) {
+      EXPECT_EQ(e.ecx, 0x00010000u);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace doppel::kvm
