@@ -1,7 +1,10 @@
 #!/bin/bash
 # ctest: in the KVM lab, `doppel run --arch x86_64 --engine kvm` boots the guest kit's x86_64
 # Linux on 1 and on 2 vCPUs, runs commands fed on stdin, and powers off with exit 0; also a
-# reboot (exit 3) and the PVH entry (vmlinux).
+# reboot (exit 3), the PVH entry (vmlinux) and virtio-rng; virtio-blk: an ext4 image made
+# here is mounted in L2 and written, and its bytes are checked here with debugfs and
+# e2fsck, and a read-only disk refuses writes; CPU topology (CPUID, APIC IDs, XSAVE, TSC
+# frequency) on 4 and 8 vCPUs, checked inside L2 by tests/kvm_lab/cpu_probe.c.
 #   tests/kvm_lab/boot_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,15 +13,39 @@ if [ -z "$guest_dir" ] || [ ! -f "$guest_dir/kernel" ]; then
   echo "SKIP: no x86_64 guest kit (guest/build.sh --arch x86_64)"; exit 77
 fi
 if ! command -v qemu-system-x86_64 >/dev/null; then echo "SKIP: no qemu-system-x86_64"; exit 77; fi
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+for t in mkfs.ext4 debugfs e2fsck gcc cpio; do
+  command -v $t >/dev/null || PATH=$PATH:/sbin:/usr/sbin
+  command -v $t >/dev/null || { echo "FAIL: $t is not installed (scripts/install-deps)"; exit 1; }
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+out=$tmp/lab.out
+
+# virtio-blk inputs: a writable ext4 image, a read-only one with a marker file, and the
+# NVMe disk L1 copies the written image to.
+marker="ro-marker-$$"
+truncate -s 16M "$tmp/disk.img" && mkfs.ext4 -q -F -L doppel-rw "$tmp/disk.img" &&
+  mkdir "$tmp/rodir" && echo "$marker" >"$tmp/rodir/marker.txt" &&
+  truncate -s 4M "$tmp/ro.img" && mkfs.ext4 -q -F -L doppel-ro -d "$tmp/rodir" "$tmp/ro.img" &&
+  truncate -s 16M "$tmp/out.img" || { echo "FAIL: cannot make the ext4 images"; exit 1; }
+ro_md5=$(md5sum <"$tmp/ro.img")
+# The CPU probe, static, appended to the guest kit's initrd in L1 as /usr/bin/cpu_probe.
+mkdir -p "$tmp/probe/usr/bin" &&
+  gcc -static -O2 -ffp-contract=off -o "$tmp/probe/usr/bin/cpu_probe" "$here/cpu_probe.c" &&
+  (cd "$tmp/probe" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/probe.cpio.gz" ||
+  { echo "FAIL: cannot build the CPU probe"; exit 1; }
+
 "$here/lab.sh" --doppel "$doppel" --guest-dir "$guest_dir" --script "$here/boot_l1.sh" \
-  --timeout 900 | tee "$out"
+  --extra "$tmp/disk.img" --extra "$tmp/ro.img" --extra "$tmp/probe.cpio.gz" \
+  --out-disk "$tmp/out.img" --timeout 900 | tee "$out"
 status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "FAIL: the lab did not run (status $status)"; exit 1; }
 fail=0
 expect() {  # pattern description
   if grep -q -- "$1" "$out"; then echo "ok: $2"; else echo "FAIL: $2 (no '$1' in the output)"; fail=1; fi
+}
+check() {  # condition-status description
+  if [ "$1" = 0 ]; then echo "ok: $2"; else echo "FAIL: $2"; fail=1; fi
 }
 expect "LAB: /dev/kvm ready" "kvm_amd loaded in L1"
 for n in 1 2; do
@@ -34,4 +61,56 @@ if grep -q "LAB: pvh" "$out"; then
 fi
 expect "L2-virtio| hwrng=virtio_rng" "virtio-rng found through virtio_mmio.device="
 expect "L2-virtio| rngbytes=16" "virtio-rng answers reads (QueueNotify by ioeventfd, used-buffer IRQ)"
+
+# virtio-blk: the guest's view, then the bytes on this side.
+expect "L2-blk| blk-mounted-rw" "virtio-blk: the host-made ext4 image mounts read-write"
+expect "L2-blk| blk-umounted" "virtio-blk: unmount (flush) succeeds"
+expect "L2-blk| blk-ro-sysfs=1" "virtio-blk: the ,ro disk is read-only in the guest"
+expect "L2-blk| blk-ro-marker=$marker" "virtio-blk: the read-only disk's file reads back"
+expect "L2-blk| blk-ro-fs=refused" "virtio-blk: the read-only filesystem refuses a new file"
+expect "L2-blk| blk-ro-dev=refused" "virtio-blk: the read-only device refuses a raw write"
+expect "LAB: blk exit=0" "virtio-blk run: poweroff exit 0"
+expect "LAB: blk ro image unchanged" "virtio-blk: the read-only image's bytes are unchanged"
+expect "LAB: blk image copied out" "virtio-blk: L1 copied the written image out"
+hello=$(debugfs -R "cat /hello.txt" "$tmp/out.img" 2>/dev/null)
+[ "$hello" = "hello-from-l2" ]; check $? "virtio-blk: /hello.txt on the host reads '$hello'"
+want=$(seq 1 30000 | md5sum)
+got=$(debugfs -R "cat /dir/seq.txt" "$tmp/out.img" 2>/dev/null | md5sum)
+[ "$got" = "$want" ]; check $? "virtio-blk: /dir/seq.txt (30000 lines) has the right bytes on the host"
+expect "L2-blk| blk-seq-md5=${want%% *}" "virtio-blk: the guest read back the same bytes it wrote"
+e2fsck -fn "$tmp/out.img" >"$tmp/fsck.out" 2>&1
+rc=$?; check $rc "virtio-blk: e2fsck -fn is clean"
+[ $rc = 0 ] || cat "$tmp/fsck.out"
+[ "$(md5sum <"$tmp/ro.img")" = "$ro_md5" ]; check $? "virtio-blk: the host's read-only image is untouched"
+
+# CPU topology, FPU state and TSC frequency on 4 and 8 vCPUs.
+for n in 4 8; do
+  expect "L2-cpus$n| probe: $n cpus, topology ok" "$n vCPUs: CPUID leaves 0x1/0x4/0xb/0x1f/AMD and APIC IDs (cpu_probe)"
+  expect "L2-cpus$n| probe: fpu ok" "$n vCPUs: floating-point state survives context switches on every CPU"
+  if grep -q "L2-cpus$n| probe: xsave ok" "$out"; then
+    echo "ok: $n vCPUs: XCR0 and the XSAVE area size (CPUID 0xd) agree"
+  elif grep -q "L2-cpus$n| probe: xsave not enabled" "$out" &&
+       grep -q "L2-cpus$n| .*XSAVE consistency problem: size 832 != kernel_size 576" "$out"; then
+    # Under QEMU's TCG, L1's KVM keeps reporting the XSAVE size for XCR0 = x87|SSE after
+    # the guest enabled AVX, so Linux falls back to FXSAVE. QEMU microvm in the same lab
+    # logs the same warning (bench/kvm/run.sh shows it): the lab's, not doppel's.
+    echo "note: $n vCPUs: XSAVE off in the lab (its known CPUID 0xd.0 EBX artifact); FXSAVE checked above"
+  else
+    echo "FAIL: $n vCPUs: XSAVE: neither consistent nor the lab's known artifact"; fail=1
+  fi
+  expect "L2-cpus$n| topo-packages=1/0" "$n vCPUs: Linux sees one package (ID 0)"
+  expect "L2-cpus$n| topo-cores=$n" "$n vCPUs: Linux sees $n distinct cores"
+  expect "L2-cpus$n| topo-threads=$n" "$n vCPUs: one thread per core"
+  expect "LAB: cpus$n exit=0" "$n vCPUs: poweroff exit 0"
+  # The guest's TSC frequency (from kvmclock) is the one KVM runs its TSC at.
+  host_khz=$(sed -n "s/^L2-cpus$n| .*guest TSC at \([0-9]*\) kHz.*/\1/p" "$out" | head -1)
+  guest_khz=$(sed -n "s/^L2-cpus$n| .*tsc: Detected \([0-9]*\)\.\([0-9]\{3\}\) MHz.*/\1\2/p" "$out" | head -1)
+  if [ -n "$host_khz" ] && [ -n "$guest_khz" ] &&
+     [ $(( (guest_khz - host_khz) * 1000 / host_khz )) -eq 0 ]; then
+    echo "ok: $n vCPUs: the guest's TSC frequency ($guest_khz kHz) is KVM's ($host_khz kHz)"
+  else
+    echo "FAIL: $n vCPUs: TSC frequency: guest '$guest_khz' kHz, KVM '$host_khz' kHz"; fail=1
+  fi
+done
+grep "probe: FAIL" "$out" | head -20
 exit $fail

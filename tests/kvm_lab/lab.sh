@@ -7,18 +7,20 @@
 # libraries ldd lists), the x86_64 guest kit (L2) and a script to run.
 #
 #   tests/kvm_lab/lab.sh --doppel build/doppel --guest-dir DIR --script L1_SCRIPT [--extra FILE]...
-#                        [--qemu-l2] [--timeout SECONDS] [--smp N]
+#                        [--out-disk FILE] [--qemu-l2] [--timeout SECONDS] [--smp N]
 #
 # L1_SCRIPT runs as the tail of L1's /init, with /dev/kvm ready, doppel at /lab/doppel and
 # the guest kit at /lab/guest/{kernel,vmlinux,initrd.cpio.gz}; --extra files land in /lab/.
 # With --qemu-l2, qemu-system-x86_64 and what it needs are copied in too (as /lab/qemu).
+# --out-disk FILE (an existing file) is L1's NVMe disk /dev/nvme0n1 (the cloud kernel has
+# NVMe built in): what L1 writes there is in FILE once the lab has run.
 # L1's console (and so the script's output) goes to stdout. Exit status: 0 if L1 ran the
 # script and powered off; 2 on a lab set-up failure (message on stderr).
 set -euo pipefail
 
 die() { echo "kvm-lab: $*" >&2; exit 2; }
 
-doppel="" guest_dir="" script="" qemu_l2=0 timeout=600 smp=1
+doppel="" guest_dir="" script="" qemu_l2=0 timeout=600 smp=1 out_disk=""
 extras=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --guest-dir) guest_dir=$2; shift 2 ;;
     --script) script=$2; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
+    --out-disk) out_disk=$2; shift 2 ;;
     --qemu-l2) qemu_l2=1; shift ;;
     --timeout) timeout=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
@@ -37,6 +40,7 @@ done
 for f in kernel initrd.cpio.gz; do
   [ -f "$guest_dir/$f" ] || die "--guest-dir '$guest_dir': no $f (build it: guest/build.sh --arch x86_64)"
 done
+[ -z "$out_disk" ] || [ -f "$out_disk" ] || die "--out-disk '$out_disk': no such file"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed (scripts/install-deps)"
 command -v cpio >/dev/null || die "cpio is not installed"
 busybox=$(command -v busybox) || die "busybox-static is not installed"
@@ -114,7 +118,11 @@ cp "$script" "$root/lab/script.sh"
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/l1.cpio.gz"
 
+disk_args=()
+[ -n "$out_disk" ] && disk_args=(-drive "file=$out_disk,if=none,id=out,format=raw"
+                                 -device nvme,drive=out,serial=doppel-lab)
+
 timeout --foreground "$timeout" qemu-system-x86_64 -M q35 -cpu EPYC,+svm -smp "$smp" -m 2048 \
-  -nodefaults -nographic -serial stdio -monitor none -no-reboot \
+  -nodefaults -nographic -serial stdio -monitor none -no-reboot "${disk_args[@]}" \
   -kernel "$vmlinuz" -initrd "$work/l1.cpio.gz" \
   -append "console=ttyS0 quiet panic=-1" </dev/null || die "qemu (L1) failed or timed out after ${timeout}s"
