@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of the RISC-V interpreter (--engine emu) against QEMU TCG: the same
+# guest kit (kernel, initrd, OpenSBI fw_dynamic.bin), the same -m/-smp and kernel command
+# line, under build/doppel and under qemu-system-riscv64 -M virt. Prints the raw numbers and
+# the doppel/QEMU ratios (for times: lower is better for doppel; targets are <= 3).
+#
+#   bench/emu/run.sh                        # boot x5, cpumark 10, RSS
+#   BOOT_RUNS=9 CPUMARK_N=20 bench/emu/run.sh
+#   DOPPEL=/path/to/doppel bench/emu/run.sh # another build (e.g. to compare commits)
+#
+# Metrics:
+#   boot      host wall time from starting the process to the guest's "doppel-guest: ready"
+#             line on the console; median of BOOT_RUNS boots per side (the sides alternate).
+#   cpumark   guest/programs/cpumark.c (in the kit's initrd) with CPUMARK_N iterations, started
+#             from the shell after boot: the time cpumark prints (guest clock) and the host
+#             wall time from sending the command until its result line appears.
+#   rss       the VMM's resident memory beyond guest RAM (/proc/PID/smaps, every mapping but
+#             the anonymous one of exactly the guest RAM size), with the guest idle at the
+#             shell after boot and again after cpumark.
+# Not a test: nothing is asserted. Run on an otherwise idle host; CPU contention shows up in
+# both sides' numbers but not always equally.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/virtio_guest/lib.sh"
+need qemu-system-riscv64
+GUEST_DIR=$(guest_dir)
+[[ -x $DOPPEL ]] || skip "$DOPPEL not built (make build)"
+BOOT_RUNS=${BOOT_RUNS:-5}
+CPUMARK_N=${CPUMARK_N:-10}
+MEM_MIB=${MEM_MIB:-256}
+CMDLINE='console=ttyS0 panic=-1'
+VM_TIMEOUT=${VM_TIMEOUT:-600}
+
+side_cmd() {  # doppel|qemu: the command line, as an array in CMD
+  if [[ $1 == doppel ]]; then
+    CMD=("$DOPPEL" run --arch riscv64 --engine emu --cpus 1 --memory "${MEM_MIB}M"
+         --firmware "$GUEST_DIR/fw_dynamic.bin" --kernel "$GUEST_DIR/kernel"
+         --initrd "$GUEST_DIR/initrd.cpio.gz" --cmdline "$CMDLINE")
+  else
+    CMD=(qemu-system-riscv64 -M virt -smp 1 -m "$MEM_MIB" -nographic -no-reboot
+         -bios "$GUEST_DIR/fw_dynamic.bin" -kernel "$GUEST_DIR/kernel"
+         -initrd "$GUEST_DIR/initrd.cpio.gz" -append "$CMDLINE")
+  fi
+}
+
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# start NAME SIDE: the VM with its console on a FIFO (fd 7); sets VM_PID, VM_OUT, T_START.
+start() {
+  local name=$1 side=$2
+  side_cmd "$side"
+  VM_OUT=$WORK/$name.out
+  rm -f "$WORK/$name.in"; mkfifo "$WORK/$name.in"
+  T_START=$(now)
+  "${CMD[@]}" <"$WORK/$name.in" >"$VM_OUT" 2>&1 &
+  VM_PID=$!
+  exec 7>"$WORK/$name.in"
+}
+
+# wait_line PATTERN [POLL]: until the console shows PATTERN (grep -E); prints the time.
+wait_line() {
+  local deadline=$((SECONDS + VM_TIMEOUT))
+  until grep -aqE "$1" "$VM_OUT"; do
+    kill -0 "$VM_PID" 2>/dev/null || fail "VM exited while waiting for /$1/"
+    ((SECONDS < deadline)) || fail "timed out waiting for /$1/"
+    sleep "${2:-0.01}"
+  done
+  now
+}
+
+stop() {
+  printf 'poweroff -f\n' >&7
+  local i
+  for ((i = 0; i < 300; i++)); do kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.1; done
+  kill "$VM_PID" 2>/dev/null || true
+  wait "$VM_PID" 2>/dev/null || true
+  exec 7>&-
+  VM_PID=""
+}
+
+# rss_beyond_ram PID: KiB resident outside the guest RAM mapping.
+rss_beyond_ram() {
+  awk -v ram=$((MEM_MIB * 1024)) '
+    /^Size:/ { size = $2 }
+    /^Rss:/  { if (size == ram && !skipped) skipped = 1; else other += $2 }
+    END      { print other + 0 }' "/proc/$1/smaps"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A boots result
+sides=(doppel qemu)
+echo "guest kit: $GUEST_DIR"
+echo "doppel: $DOPPEL"
+echo "qemu: $(qemu-system-riscv64 --version | head -n1)"
+echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for ((run = 1; run <= BOOT_RUNS; run++)); do
+  for side in "${sides[@]}"; do
+    start "boot-$side-$run" "$side"
+    t=$(wait_line 'doppel-guest: ready')
+    boots[$side]+="$(elapsed "$T_START" "$t") "
+    stop
+  done
+done
+
+for side in "${sides[@]}"; do
+  start "cpumark-$side" "$side"
+  wait_line 'doppel-guest: ready' >/dev/null
+  sleep 2
+  result[$side.rss_boot]=$(rss_beyond_ram "$VM_PID")
+  t0=$(now)
+  printf 'cpumark %s\n' "$CPUMARK_N" >&7
+  t1=$(wait_line "cpumark: $CPUMARK_N iterations?, checksum" 0.02)
+  result[$side.cpumark_wall]=$(elapsed "$t0" "$t1")
+  line=$(grep -aoE "cpumark: $CPUMARK_N iterations?, checksum 0x[0-9a-f]+, [0-9.]+ s" "$VM_OUT" | tail -n1)
+  result[$side.cpumark_guest]=$(sed -E 's/.*, ([0-9.]+) s$/\1/' <<<"$line")
+  result[$side.checksum]=$(sed -E 's/.*checksum (0x[0-9a-f]+).*/\1/' <<<"$line")
+  sleep 2
+  result[$side.rss_idle]=$(rss_beyond_ram "$VM_PID")
+  stop
+done
+
+for side in "${sides[@]}"; do
+  # shellcheck disable=SC2086
+  result[$side.boot]=$(median ${boots[$side]})
+done
+[[ ${result[doppel.checksum]} == "${result[qemu.checksum]}" ]] ||
+  echo "WARNING: cpumark checksums differ: doppel ${result[doppel.checksum]}, qemu ${result[qemu.checksum]}"
+
+ratio() { awk -v d="$1" -v q="$2" 'BEGIN { if (q > 0) printf "%.2f", d / q; else print "-" }'; }
+echo
+echo "boot runs (s): doppel ${boots[doppel]}| qemu ${boots[qemu]}"
+printf '%-30s %12s %12s %14s\n' metric doppel qemu doppel/qemu
+row() { printf '%-30s %12s %12s %14s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+row "boot to ready, median (s)" "${result[doppel.boot]}" "${result[qemu.boot]}"
+row "cpumark $CPUMARK_N, guest clock (s)" "${result[doppel.cpumark_guest]}" "${result[qemu.cpumark_guest]}"
+row "cpumark $CPUMARK_N, host wall (s)" "${result[doppel.cpumark_wall]}" "${result[qemu.cpumark_wall]}"
+row "RSS beyond RAM, booted (MiB)" "$(awk -v k="${result[doppel.rss_boot]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
+  "$(awk -v k="${result[qemu.rss_boot]}" 'BEGIN { printf "%.1f", k / 1024 }')"
+row "RSS beyond RAM, after (MiB)" "$(awk -v k="${result[doppel.rss_idle]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
+  "$(awk -v k="${result[qemu.rss_idle]}" 'BEGIN { printf "%.1f", k / 1024 }')"
+echo "targets (issue 3): boot and cpumark ratios <= 3; doppel RSS beyond RAM <= 20 MiB"
