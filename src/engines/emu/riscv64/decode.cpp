@@ -39,7 +39,13 @@ const Tables& tables() {
   return t;
 }
 
-bool illegal_handler(Hart& h, const DecodedInsn& d) { return h.illegal(d); }
+bool illegal_body(Hart& h, const DecodedInsn& d) { return h.illegal(d); }
+constexpr Handler kIllegalExec = &threaded<illegal_body, true, false>;
+
+bool block_end_exec(Hart& h, const DecodedInsn& d) {
+  h.enter(d);
+  return h.leave(d, true);
+}
 
 bool writes_xrd(const InsnSpec& s) {
   if (s.fregs & kRdF) return false;
@@ -98,7 +104,7 @@ DecodedInsn decode(uint32_t raw) {
     raw = expand_compressed(static_cast<uint16_t>(raw));
   }
   d.raw = raw;
-  d.handler = illegal_handler;
+  d.handler = kIllegalExec;
   d.spec = kIllegalSpec;
   if (raw == 0 || (raw & 3) != 3) return d;
 
@@ -106,17 +112,25 @@ DecodedInsn decode(uint32_t raw) {
   for (uint16_t idx : t.by_opcode[(raw >> 2) & 31]) {
     const InsnSpec& s = t.all[idx];
     if ((raw & s.mask) != s.match) continue;
-    d.handler = s.handler;
+    d.handler = s.exec;
     d.spec = idx;
     d.rd = static_cast<uint8_t>(bits(raw, 11, 7));
     d.rs1 = static_cast<uint8_t>(bits(raw, 19, 15));
     d.rs2 = static_cast<uint8_t>(bits(raw, 24, 20));
-    d.rs3 = static_cast<uint8_t>(bits(raw, 31, 27));
+    d.rs3 = s.format == Format::kBranch ? 0 : static_cast<uint8_t>(bits(raw, 31, 27));
     d.rm = static_cast<uint8_t>(bits(raw, 14, 12));
     d.imm = immediate(s.format, raw);
     if (d.rd == 0 && writes_xrd(s)) d.rd = 32;
     return d;
   }
+  return d;
+}
+
+DecodedInsn block_end(uint16_t pc_off) {
+  DecodedInsn d{};
+  d.handler = block_end_exec;
+  d.spec = kIllegalSpec;
+  d.pc_off = pc_off;
   return d;
 }
 

@@ -44,21 +44,92 @@ struct InsnSpec {
   Format format;
   uint8_t fregs;      // kRdF | kRs1F | ...
   bool ends_block;    // jumps and system instructions end a decoded block
-  Handler handler;
+  Handler handler;    // the semantics alone (see Handler)
+  Handler exec;       // the threaded form the interpreter runs (see threaded() below)
 };
 
 // A decoded instruction as the interpreter executes it. rd == 32 means "x0" for an
-// instruction that writes an x register (the write lands in a sink).
+// instruction that writes an x register (the write lands in a sink). Blocks are arrays of
+// these ending in a block_end() entry, so `this + 1` is always the next thing to run.
 struct DecodedInsn {
-  Handler handler;
+  Handler handler;   // the spec's exec: threaded, runs the rest of the block too
   int64_t imm;
   uint32_t raw;      // the 32-bit instruction (compressed ones: their expansion)
   uint16_t spec;     // index into all_specs(), for the disassembler
-  uint8_t rd, rs1, rs2, rs3;
+  uint16_t pc_off;   // byte offset from the first instruction of its block
+  uint8_t rd, rs1, rs2;
+  // rs3 of R4 instructions. Branches have no rs3: for them it is 1 + the index in the
+  // block of the instruction they branch to when that is a later one of the same block
+  // (set by the block decoder), else 0.
+  uint8_t rs3;
   uint8_t len;       // 2 or 4
   uint8_t rm;        // funct3 (rounding mode of F/D instructions)
   uint16_t raw16;    // the original 16-bit encoding of a compressed instruction
 };
+static_assert(sizeof(DecodedInsn) == 32, "two decoded instructions per cache line");
+
+inline uint64_t Hart::insn_pc(const DecodedInsn& d) const { return m_block_pc + d.pc_off; }
+inline void Hart::enter(const DecodedInsn& d) { m_pc = insn_pc(d); }
+
+// Threaded execution: an instruction's exec runs its semantics and, if they completed
+// (returned true), jumps straight to the next entry's exec, which the compiler turns into a
+// tail jump; the block's final block_end() entry sets pc past the block. When the semantics
+// return false (a jump, a trap, an instruction that ends the block), or at block_end(),
+// Hart::leave() continues with the next block or returns to the run loop. Blocks hold at
+// most 64 instructions and leave() chains a bounded number of blocks, so the recursion is
+// bounded even where the compiler makes real calls (unoptimized builds).
+//
+// Which instructions set pc to their own address on entry (traps read it as mepc, auipc
+// and jumps as their base). Not: pure integer instructions (OP, OP-IMM, OP-32, OP-IMM-32,
+// LUI), which neither read pc nor trap; conditional branches, which cannot trap and compute
+// a taken target from Hart::insn_pc(); loads and stores (LOAD, STORE, LOAD-FP, STORE-FP),
+// whose slow path sets pc before anything that can trap, and whose illegal-instruction
+// exception (FS off) leave() raises after setting it.
+constexpr bool needs_pc(uint32_t match) {
+  switch (match & 0x7f) {
+    case 0x13: case 0x1b: case 0x33: case 0x3b: case 0x37:  // integer
+    case 0x63:                                              // branches
+    case 0x03: case 0x23: case 0x07: case 0x27:             // loads and stores
+      return false;
+    default:
+      return true;
+  }
+}
+
+// A taken branch to a later instruction of its own block (DecodedInsn::rs3) goes straight
+// there: nothing can loop, so no interrupt or budget check is due, only the skipped
+// instructions come off the retired count.
+inline bool Hart::skip_to(const DecodedInsn& d) {
+  const DecodedInsn& target = m_block_first[d.rs3 - 1];
+  const auto skipped = static_cast<uint64_t>(&target - &d - 1);
+  m_block_instret -= skipped;
+  m_instret -= skipped;
+  return target.handler(*this, target);
+}
+
+constexpr bool is_branch(uint32_t match) { return (match & 0x7f) == 0x63; }
+
+template <auto kBody, bool kNeedsPc, bool kBranch>
+bool threaded(Hart& h, const DecodedInsn& d) {
+  if constexpr (kNeedsPc) h.enter(d);
+  if (!kBody(h, d)) [[unlikely]] {
+    if constexpr (kBranch) {
+      if (d.rs3 != 0) return h.skip_to(d);
+    }
+    return h.leave(d, false);
+  }
+  const DecodedInsn& next = (&d)[1];
+  return next.handler(h, next);
+}
+
+template <uint32_t kMask, uint32_t kMatch, auto kBody>
+constexpr InsnSpec make_spec(const char* name, Format format, uint8_t fregs, bool ends_block) {
+  return InsnSpec{kMask,      kMatch, name, format, fregs, ends_block, +kBody,
+                  &threaded<kBody, needs_pc(kMatch), is_branch(kMatch)>};
+}
+
+// The entry that ends every decoded block: pc moves to the instruction after the block.
+DecodedInsn block_end(uint16_t pc_off);
 
 // The per-extension tables, concatenated (defined in the insn_*.cpp files).
 std::span<const InsnSpec> rv64i_specs();

@@ -57,13 +57,44 @@ inline bool mxcsr_default(uint32_t& csr) {
   return (csr & kMxcsrDefaultMask) == kMxcsrDefault;
 }
 
+// Every fast-path function takes kCheckEnv: true (the default) reads MXCSR on each call and
+// falls back when it is not in its default state; false is for callers that hold a
+// DefaultEnvScope (the interpreter, for the whole of a run), which saves that read.
+template <bool kCheckEnv>
+inline bool env_default(uint32_t& csr) {
+  if constexpr (!kCheckEnv) {
+    csr = kMxcsrDefault;
+    return true;
+  } else {
+    return mxcsr_default(csr);
+  }
+}
+
+// Puts MXCSR in its default state for the lifetime of the object (keeping the flag bits)
+// and restores the previous value after.
+class DefaultEnvScope {
+ public:
+  DefaultEnvScope() {
+    asm volatile("stmxcsr %0" : "=m"(m_saved) : : "memory");
+    const uint32_t v = kMxcsrDefault | (m_saved & 0x3f);
+    asm volatile("ldmxcsr %0" : : "m"(v) : "memory");
+  }
+  ~DefaultEnvScope() { asm volatile("ldmxcsr %0" : : "m"(m_saved) : "memory"); }
+  DefaultEnvScope(const DefaultEnvScope&) = delete;
+  DefaultEnvScope& operator=(const DefaultEnvScope&) = delete;
+
+ private:
+  uint32_t m_saved = 0;
+};
+
 // Runs `INSN` (an SSE instruction "op src, dst") on x and y. When the caller's flags already
 // hold NX (it passes the accumulated fflags), whether this operation is inexact cannot
 // change them, so MXCSR's flags need not be cleared and read: the mode check suffices.
 #define DOPPEL_FPU_HOST_BINOP(NAME, INSN, T, U, NORMAL, SAFE)                                   \
+  template <bool kCheckEnv = true>                                                             \
   inline bool NAME(U a, U b, U& out, uint8_t& flags) {                                         \
     uint32_t csr = 0;                                                                          \
-    if (!NORMAL(a) || !NORMAL(b) || !mxcsr_default(csr)) return false;                         \
+    if (!NORMAL(a) || !NORMAL(b) || !env_default<kCheckEnv>(csr)) return false;                \
     T x = std::bit_cast<T>(a);                                                                 \
     const T y = std::bit_cast<T>(b);                                                           \
     uint32_t after = 0;                                                                        \
@@ -101,12 +132,12 @@ DOPPEL_FPU_HOST_BINOP(f64_sqrt_impl, "sqrtsd", double, uint64_t, normal64, safe_
 // add: Knuth's 2Sum gives err = (x + y) - s exactly in round-to-nearest when nothing
 // overflows; with both |x|, |y| < 2^(emax-2) every intermediate stays below 2^(emax+1), so
 // the sum is inexact iff err != 0.
-template <class T, class U, U kBigExp>
+template <class T, class U, U kBigExp, bool kCheckEnv>
 inline bool add_2sum(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
   uint32_t csr = 0;
   constexpr U kExp = static_cast<U>(sizeof(U) == 4 ? 0x7f800000u : 0x7ff0000000000000ull);
   if (!normal(a) || !normal(b) || (a & kExp) >= kBigExp || (b & kExp) >= kBigExp ||
-      !mxcsr_default(csr)) {
+      !env_default<kCheckEnv>(csr)) {
     return false;
   }
   T x = std::bit_cast<T>(a);
@@ -125,21 +156,25 @@ inline bool add_2sum(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (
   return true;
 }
 // Exponent fields at or above emax - 2 (biased) take the MXCSR path.
+template <bool kCheckEnv = true>
 inline bool f32_add(uint32_t a, uint32_t b, uint32_t& out, uint8_t& flags) {
-  return add_2sum<float, uint32_t, uint32_t{127 + 127 - 2} << 23>(a, b, out, flags, normal32, safe_sum32) ||
-         f32_add_csr(a, b, out, flags);
+  return add_2sum<float, uint32_t, uint32_t{127 + 127 - 2} << 23, kCheckEnv>(
+             a, b, out, flags, normal32, safe_sum32) ||
+         f32_add_csr<kCheckEnv>(a, b, out, flags);
 }
+template <bool kCheckEnv = true>
 inline bool f64_add(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
-  return add_2sum<double, uint64_t, uint64_t{1023 + 1023 - 2} << 52>(a, b, out, flags, normal64,
-                                                                     safe_sum64) ||
-         f64_add_csr(a, b, out, flags);
+  return add_2sum<double, uint64_t, uint64_t{1023 + 1023 - 2} << 52, kCheckEnv>(
+             a, b, out, flags, normal64, safe_sum64) ||
+         f64_add_csr<kCheckEnv>(a, b, out, flags);
 }
 
 // binary64 -> binary32 (fcvt.s.d): a normal input whose rounded result is a safe normal.
 // Widening back is exact, so the conversion was inexact iff the round trip differs.
+template <bool kCheckEnv = true>
 inline bool f64_to_f32(uint64_t a, uint32_t& out, uint8_t& flags) {
   uint32_t csr = 0;
-  if (!normal64(a) || !mxcsr_default(csr)) return false;
+  if (!normal64(a) || !env_default<kCheckEnv>(csr)) return false;
   double x = std::bit_cast<double>(a);
   asm("" : "+x"(x));
   const float y = static_cast<float>(x);
@@ -160,7 +195,7 @@ inline bool host_has_fma() {
 // mul: with FMA3, err = x*y - p exactly whenever e_x + e_y >= emin + p - 1 (the error is
 // then a multiple of the smallest subnormal and below half an ulp of p), so the product is
 // inexact iff err != 0. Biased: Ex + Ey >= bias + precision.
-template <class T, class U, int kMinExpSum>
+template <class T, class U, int kMinExpSum, bool kCheckEnv>
 inline bool mul_err(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
   uint32_t csr = 0;
   constexpr int kFracBits = sizeof(U) == 4 ? 23 : 52;
@@ -168,7 +203,7 @@ inline bool mul_err(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*
   if (!normal(a) || !normal(b)) return false;
   const int exp_sum = static_cast<int>((a >> kFracBits) & kExpField) +
                       static_cast<int>((b >> kFracBits) & kExpField);
-  if (exp_sum < kMinExpSum || !host_has_fma() || !mxcsr_default(csr)) return false;
+  if (exp_sum < kMinExpSum || !host_has_fma() || !env_default<kCheckEnv>(csr)) return false;
   T x = std::bit_cast<T>(a);
   T y = std::bit_cast<T>(b);
   asm("" : "+x"(x), "+x"(y));
@@ -187,13 +222,17 @@ inline bool mul_err(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*
   out = r;
   return true;
 }
+template <bool kCheckEnv = true>
 inline bool f32_mul(uint32_t a, uint32_t b, uint32_t& out, uint8_t& flags) {
-  return mul_err<float, uint32_t, 127 + 24>(a, b, out, flags, normal32, safe_result32) ||
-         f32_mul_csr(a, b, out, flags);
+  return mul_err<float, uint32_t, 127 + 24, kCheckEnv>(a, b, out, flags, normal32,
+                                                      safe_result32) ||
+         f32_mul_csr<kCheckEnv>(a, b, out, flags);
 }
+template <bool kCheckEnv = true>
 inline bool f64_mul(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
-  return mul_err<double, uint64_t, 1023 + 53>(a, b, out, flags, normal64, safe_result64) ||
-         f64_mul_csr(a, b, out, flags);
+  return mul_err<double, uint64_t, 1023 + 53, kCheckEnv>(a, b, out, flags, normal64,
+                                                         safe_result64) ||
+         f64_mul_csr<kCheckEnv>(a, b, out, flags);
 }
 
 // div and sqrt: with FMA3 the residual is exact under exponent conditions like mul's, and
@@ -210,10 +249,10 @@ inline int biased_exp(U v) {
   return static_cast<int>((v >> kFracBits) & kExpField);
 }
 
-template <class T, class U, int kMinExpSum>
+template <class T, class U, int kMinExpSum, bool kCheckEnv>
 inline bool div_residual(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
   uint32_t csr = 0;
-  if (!normal(a) || !normal(b) || !host_has_fma() || !mxcsr_default(csr)) return false;
+  if (!normal(a) || !normal(b) || !host_has_fma() || !env_default<kCheckEnv>(csr)) return false;
   T x = std::bit_cast<T>(a);
   T y = std::bit_cast<T>(b);
   asm("" : "+x"(x), "+x"(y));
@@ -233,11 +272,12 @@ inline bool div_residual(U a, U b, U& out, uint8_t& flags, bool (*normal)(U), bo
   return true;
 }
 
-template <class T, class U, int kMinExpSum>
+template <class T, class U, int kMinExpSum, bool kCheckEnv>
 inline bool sqrt_residual(U a, U& out, uint8_t& flags, bool (*normal)(U), bool (*safe)(U)) {
   uint32_t csr = 0;
   constexpr U kSignBit = static_cast<U>(U(1) << (sizeof(U) * 8 - 1));
-  if (!normal(a) || (a & kSignBit) != 0 || !host_has_fma() || !mxcsr_default(csr)) return false;
+  if (!normal(a) || (a & kSignBit) != 0 || !host_has_fma() || !env_default<kCheckEnv>(csr))
+    return false;
   T x = std::bit_cast<T>(a);
   T sq = x;
   if constexpr (sizeof(U) == 4) {
@@ -260,29 +300,39 @@ inline bool sqrt_residual(U a, U& out, uint8_t& flags, bool (*normal)(U), bool (
   return true;
 }
 
+template <bool kCheckEnv = true>
 inline bool f32_div(uint32_t a, uint32_t b, uint32_t& out, uint8_t& flags) {
-  return div_residual<float, uint32_t, 127 + 24>(a, b, out, flags, normal32, safe_result32) ||
-         f32_div_csr(a, b, out, flags);
+  return div_residual<float, uint32_t, 127 + 24, kCheckEnv>(a, b, out, flags, normal32,
+                                                           safe_result32) ||
+         f32_div_csr<kCheckEnv>(a, b, out, flags);
 }
+template <bool kCheckEnv = true>
 inline bool f64_div(uint64_t a, uint64_t b, uint64_t& out, uint8_t& flags) {
-  return div_residual<double, uint64_t, 1023 + 53>(a, b, out, flags, normal64, safe_result64) ||
-         f64_div_csr(a, b, out, flags);
+  return div_residual<double, uint64_t, 1023 + 53, kCheckEnv>(a, b, out, flags, normal64,
+                                                              safe_result64) ||
+         f64_div_csr<kCheckEnv>(a, b, out, flags);
 }
+template <bool kCheckEnv = true>
 inline bool f32_sqrt(uint32_t a, uint32_t& out, uint8_t& flags) {
   if ((a & 0x80000000u) != 0) return false;
-  return sqrt_residual<float, uint32_t, 127 + 24>(a, out, flags, normal32, safe_result32) ||
-         f32_sqrt_impl(a, a, out, flags);
+  return sqrt_residual<float, uint32_t, 127 + 24, kCheckEnv>(a, out, flags, normal32,
+                                                            safe_result32) ||
+         f32_sqrt_impl<kCheckEnv>(a, a, out, flags);
 }
+template <bool kCheckEnv = true>
 inline bool f64_sqrt(uint64_t a, uint64_t& out, uint8_t& flags) {
   if ((a & 0x8000000000000000ull) != 0) return false;
-  return sqrt_residual<double, uint64_t, 1023 + 53>(a, out, flags, normal64, safe_result64) ||
-         f64_sqrt_impl(a, a, out, flags);
+  return sqrt_residual<double, uint64_t, 1023 + 53, kCheckEnv>(a, out, flags, normal64,
+                                                               safe_result64) ||
+         f64_sqrt_impl<kCheckEnv>(a, a, out, flags);
 }
 
 #define DOPPEL_FPU_HOST_FMA(NAME, INSN, T, U, NORMAL, SAFE)                                     \
+  template <bool kCheckEnv = true>                                                             \
   inline bool NAME(U a, U b, U c, U& out, uint8_t& flags) {                                    \
     uint32_t csr = 0;                                                                          \
-    if (!NORMAL(a) || !NORMAL(b) || !NORMAL(c) || !host_has_fma() || !mxcsr_default(csr)) {    \
+    if (!NORMAL(a) || !NORMAL(b) || !NORMAL(c) || !host_has_fma() ||                           \
+        !env_default<kCheckEnv>(csr)) {                                                        \
       return false;                                                                            \
     }                                                                                          \
     const T x = std::bit_cast<T>(a);                                                           \
@@ -313,19 +363,32 @@ constexpr bool kHostFastPath = true;
 
 #else  // no host fast path on this build: always take the software path
 
+template <bool kCheckEnv = true>
 inline bool f32_add(uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f32_mul(uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f32_div(uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f32_sqrt(uint32_t, uint32_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f64_add(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f64_mul(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f64_div(uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f64_sqrt(uint64_t, uint64_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f32_fma(uint32_t, uint32_t, uint32_t, uint32_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f64_fma(uint64_t, uint64_t, uint64_t, uint64_t&, uint8_t&) { return false; }
+template <bool kCheckEnv = true>
 inline bool f64_to_f32(uint64_t, uint32_t&, uint8_t&) { return false; }
 
 constexpr bool kHostFastPath = false;
+
+class DefaultEnvScope {};
 
 #endif
 

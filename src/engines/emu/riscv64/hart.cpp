@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "engines/emu/riscv64/decode.h"
+#include "engines/emu/riscv64/fpu_host.h"
 
 namespace doppel::rv64 {
 
@@ -16,23 +17,40 @@ namespace {
 constexpr unsigned kMaxBlock = 64;
 constexpr size_t kBlockSlots = 1u << 14;
 constexpr size_t kArenaInsns = 1u << 18;
+// Blocks leave() runs in a row before returning to the run loop: bounds the recursion in
+// builds where the threaded code's tail calls are real calls.
+constexpr unsigned kMaxChain = 16;
 }  // namespace
 
 // A block: up to kMaxBlock instructions decoded from one physical page, ending at a jump
-// or system instruction. Keyed by the guest physical address of its first instruction, so
-// a later JIT can hang translated code off the same entries.
+// or system instruction, followed in the arena by a block_end() entry. Keyed by the guest
+// physical address of its first instruction, so a later JIT can hang translated code off
+// the same entries.
+//
+// Chains: the blocks that ran after this one, by virtual pc, so the next block is found
+// without the fetch TLB and slot lookups (whose tables are too big for the host's L1). They
+// are valid in the generation that recorded them: the same pc then fetches the same
+// physical block, and that block is still in its slot (evictions bump the generation).
 struct Hart::Block {
+  struct Chain {
+    uint64_t va = ~0ull;  // never matches a pc (pcs are even)
+    Block* block = nullptr;
+  };
   uint64_t pa = ~0ull;
-  uint32_t first = 0;
-  uint32_t count = 0;
+  const DecodedInsn* first = nullptr;  // in the arena
+  uint32_t count = 0;                  // instructions, without the block_end() entry
+  uint64_t chain_generation = 0;       // the generation `next` was recorded in
+  Chain next[2];                       // most recently recorded first
 };
 
 struct Hart::DecodeCache {
   std::vector<Block> slots = std::vector<Block>(kBlockSlots);
   // Default-initialized (not zeroed), so the host commits arena pages only as code is seen.
-  std::unique_ptr<DecodedInsn[]> arena{new DecodedInsn[kArenaInsns]};
+  // The last two entries hold an instruction that crosses a page (executed uncached).
+  std::unique_ptr<DecodedInsn[]> arena{new DecodedInsn[kArenaInsns + 2]};
   size_t used = 0;
-  DecodedInsn straddle{};  // an instruction that crosses a page: executed uncached
+  Block straddle{~0ull, arena.get() + kArenaInsns, 1, 0, {}};
+  DecodedInsn single[2]{};  // one instruction run on its own (tracing, budget tails)
 
   void clear() {
     for (auto& b : slots) b.pa = ~0ull;
@@ -69,33 +87,34 @@ void Hart::flush_decode_cache() {
   ++m_generation;
 }
 
-inline std::span<const DecodedInsn> Hart::fetch_block() {
+inline Hart::Block* Hart::fetch_block() {
   const uint64_t va = m_pc;
-  const TlbEntry& e = m_tlb[m_fetch_ctx][kTlbFetch][(va >> 12) & (kTlbSize - 1)];
+  const unsigned index = (va >> 12) & (kTlbSize - 1);
+  const TlbEntry& e = m_tlb[m_fetch_ctx][kTlbFetch][index];
   if (e.tag == (va >> 12)) [[likely]] {
-    const uint64_t pa = e.pa_page | (va & 0xfff);
-    const Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
+    const uint64_t pa = m_fetch_pa[m_fetch_ctx][index] | (va & 0xfff);
+    Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
     if (b.pa == pa) [[likely]]
-      return {m_arena + b.first, b.count};
+      return &b;
     return fetch_block_slow(pa, reinterpret_cast<const uint8_t*>((va & ~0xfffull) + e.addend));
   }
   uint64_t pa;
   if (auto ex = translate(va, Access::kFetch, m_priv, false, pa)) {
     take_exception(*ex, va);
-    return {};
+    return nullptr;
   }
   uint8_t* host = m_memory.host_ptr(pa & ~0xfffull, 0x1000);
   if (!host) {
     take_exception(Exception::kInsnAccessFault, va);
-    return {};
+    return nullptr;
   }
   tlb_fill(m_fetch_ctx, kTlbFetch, va, pa, host);
-  const Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
-  if (b.pa == pa) return {m_arena + b.first, b.count};
+  Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
+  if (b.pa == pa) return &b;
   return fetch_block_slow(pa, host);
 }
 
-std::span<const DecodedInsn> Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
+Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   const uint64_t va = m_pc;
   DecodeCache& c = *m_cache;
   unsigned off = static_cast<unsigned>(va & 0xfff);
@@ -106,19 +125,22 @@ std::span<const DecodedInsn> Hart::fetch_block_slow(uint64_t pa, const uint8_t* 
     uint64_t pa2;
     if (auto ex = translate(va2, Access::kFetch, m_priv, false, pa2)) {
       take_exception(*ex, va2);
-      return {};
+      return nullptr;
     }
     const auto hi = m_memory.read_le<uint16_t>(pa2);
     if (!hi) {
       take_exception(Exception::kInsnAccessFault, va2);
-      return {};
+      return nullptr;
     }
-    c.straddle = decode(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(*hi) << 16));
-    return {&c.straddle, 1};
+    DecodedInsn* d = m_arena + kArenaInsns;
+    d[0] = decode(static_cast<uint32_t>(lo) | (static_cast<uint32_t>(*hi) << 16));
+    d[1] = block_end(d[0].len);
+    return &c.straddle;
   }
 
-  if (c.used + kMaxBlock > kArenaInsns) c.clear();
+  if (c.used + kMaxBlock + 1 > kArenaInsns) flush_decode_cache();
   const size_t first = c.used;
+  const unsigned start = off;
   unsigned count = 0;
   while (count < kMaxBlock && off <= 0xffe) {
     uint32_t raw = load_le<uint16_t>(page + off);
@@ -126,65 +148,152 @@ std::span<const DecodedInsn> Hart::fetch_block_slow(uint64_t pa, const uint8_t* 
       if (off > 0xffc) break;  // straddles: the next block handles it
       raw = load_le<uint32_t>(page + off);
     }
-    const DecodedInsn d = decode(raw);
-    c.arena[first + count++] = d;
+    DecodedInsn d = decode(raw);
+    d.pc_off = static_cast<uint16_t>(off - start);
+    m_arena[first + count++] = d;
     off += d.len;
     if (ends_block(d)) break;
   }
-  c.used += count;
-  Block& slot = c.slots[(pa >> 1) & (kBlockSlots - 1)];
-  slot = Block{pa, static_cast<uint32_t>(first), count};
-  return {c.arena.get() + first, count};
+  m_arena[first + count] = block_end(static_cast<uint16_t>(off - start));
+  // Branches forward to an instruction of this block (decode.h skip_to()).
+  for (unsigned i = 0; i < count; ++i) {
+    DecodedInsn& d = m_arena[first + i];
+    if ((d.raw & 0x7f) != 0x63 || d.imm <= 0) continue;
+    const int64_t target = d.pc_off + d.imm;
+    for (unsigned j = i + 1; j < count && m_arena[first + j].pc_off <= target; ++j) {
+      if (m_arena[first + j].pc_off == target) {
+        d.rs3 = static_cast<uint8_t>(j + 1);
+        break;
+      }
+    }
+  }
+  c.used += count + 1;
+  Block& slot = m_slots[(pa >> 1) & (kBlockSlots - 1)];
+  if (slot.pa != ~0ull) ++m_generation;  // chains may point at the evicted block
+  slot = Block{pa, m_arena + first, count, 0, {}};
+  return &slot;
+}
+
+bool Hart::leave(const DecodedInsn& d, bool at_end) {
+  m_stop = &d;
+  if (m_illegal | m_excepted | m_wfi) [[unlikely]]
+    return leave_trapped(d);
+  Block* const b = m_block;
+  if (b->chain_generation != m_generation || m_chain_left == 0) return false;
+  Block* next;
+  if (b->next[0].va == m_pc) next = b->next[0].block;
+  else if (b->next[1].va == m_pc) next = b->next[1].block;
+  else return false;
+  const uint64_t retired =
+      m_block_instret + static_cast<uint64_t>(&d - m_block_first) + (at_end ? 0 : 1);
+  if (retired + next->count > m_instret_limit) return false;
+  const uint64_t raw = m_pins.raw();
+  if ((((raw | m_mip) & m_irq_takeable) | (raw & m_stop_bits)) != 0) return false;
+  --m_chain_left;
+  const DecodedInsn* first = next->first;
+  m_block = next;
+  m_block_first = first;
+  m_block_pc = m_pc;
+  m_block_instret = retired;
+  m_instret = retired + next->count - 1;
+  return first->handler(*this, *first);
+}
+
+bool Hart::leave_trapped(const DecodedInsn& d) {
+  if (m_illegal) {
+    m_illegal = false;
+    enter(d);  // not done on entry by every instruction (decode.h needs_pc())
+    take_exception(Exception::kIllegalInsn, d.len == 2 ? d.raw16 : d.raw);
+  }
+  return false;
 }
 
 uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
   uint64_t used = 0;
   m_excepted = false;
+  m_stop_bits = stop_bits;
+  Block* const straddle = &m_cache->straddle;
+  Block* prev = nullptr;  // the block that ran last, if the next one may be chained to it
   while (used < budget) {
     const uint64_t raw = m_pins.raw();
     if ((((raw | m_mip) & m_irq_takeable) | (raw & stop_bits)) != 0) [[unlikely]]
       break;
-    const std::span<const DecodedInsn> insns = fetch_block();
-    if (insns.empty()) [[unlikely]] {
-      // The fetch raised an exception. It uses budget too, so a trap storm cannot spin
-      // forever.
-      ++used;
-      m_excepted = false;
-      if (m_trap_pending) break;
+    Block* b = nullptr;
+    if (prev != nullptr && prev->chain_generation == m_generation) {
+      if (prev->next[0].va == m_pc) b = prev->next[0].block;
+      else if (prev->next[1].va == m_pc) b = prev->next[1].block;
+    }
+    if (b == nullptr) {
+      b = fetch_block();
+      if (b == nullptr) [[unlikely]] {
+        // The fetch raised an exception. It uses budget too, so a trap storm cannot spin
+        // forever.
+        ++used;
+        m_excepted = false;
+        prev = nullptr;
+        if (m_trap_pending) break;
+        continue;
+      }
+      if (prev != nullptr && b != straddle) {
+        if (prev->chain_generation != m_generation) {
+          prev->chain_generation = m_generation;
+          prev->next[0] = {};
+        }
+        prev->next[1] = prev->next[0];
+        prev->next[0] = Block::Chain{m_pc, b};
+      }
+    }
+    const DecodedInsn* first = b->first;
+    const uint64_t n = b->count;
+    const uint64_t start = m_instret;
+    m_block = b;
+    m_block_first = first;
+    m_block_pc = m_pc;
+    m_block_instret = start;
+    if (n <= budget - used && !m_trace) [[likely]] {
+      // Threaded (decode.h), chaining further blocks as long as they fit in the budget. An
+      // instruction that raised an exception did not retire; one that left the block
+      // otherwise (a jump, a system instruction) did.
+      m_instret_limit = start + (budget - used);
+      m_chain_left = kMaxChain;
+      m_instret = start + n - 1;
+      first->handler(*this, *first);
+      const auto i = static_cast<uint64_t>(m_stop - m_block_first);
+      if (m_excepted) {
+        m_instret = m_block_instret + i;
+        used += m_instret - start + 1;
+        m_excepted = false;
+        prev = nullptr;
+        if (m_trap_pending) return used;
+        continue;
+      }
+      m_instret = m_block_instret + (i == m_block->count ? i : i + 1);
+      used += m_instret - start;
+      if (m_wfi) return used;
+      prev = m_block == straddle ? nullptr : m_block;
       continue;
     }
-    const uint64_t block_pc = m_pc;
-    const uint64_t generation = m_generation;
-    for (;;) {
-      const uint64_t n = insns.size() < budget - used ? insns.size() : budget - used;
-      // m_instret counts retired instructions as they go, so a CSR read of instret sees
-      // the count before itself; an instruction that raised an exception did not retire.
-      uint64_t i = 0;
-      bool stopped = false;
-      if (m_trace) [[unlikely]] {
-        while (i < n) {
-          const DecodedInsn& d = insns[i++];
-          trace(d);
-          if (!d.handler(*this, d)) {
-            stopped = true;
-            break;
-          }
-          m_pc += d.len;
-          ++m_instret;
-        }
-      } else {
-        while (i < n) {
-          const DecodedInsn& d = insns[i++];
-          if (!d.handler(*this, d)) {
-            stopped = true;
-            break;
-          }
-          m_pc += d.len;
-          ++m_instret;
-        }
+    // One instruction at a time: to stop exactly at the budget, or to trace. Each runs as a
+    // one-instruction block that chains nothing, so m_instret is exact for every one.
+    prev = nullptr;
+    m_chain_left = 0;
+    DecodedInsn* single = m_cache->single;
+    const uint64_t limit = n < budget - used ? n : budget - used;
+    for (uint64_t i = 0; i < limit; ++i) {
+      if (m_trace) [[unlikely]]
+        trace(first[i]);
+      single[0] = first[i];
+      single[0].pc_off = 0;
+      if ((single[0].raw & 0x7f) == 0x63) single[0].rs3 = 0;  // no block to skip in
+      single[1] = block_end(single[0].len);
+      m_block_first = single;
+      m_block_pc = m_pc;
+      ++used;
+      single[0].handler(*this, single[0]);
+      if (m_stop == &single[1]) {
+        ++m_instret;
+        continue;
       }
-      used += i;
-      if (!stopped) break;
       if (m_excepted) {
         m_excepted = false;
         if (m_trap_pending) return used;
@@ -192,17 +301,14 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
       }
       ++m_instret;
       if (m_wfi) return used;
-      // A loop that jumps back to its own start runs again without a lookup, unless
-      // translation or the decode cache changed, or an interrupt needs attention.
-      if (m_pc != block_pc || m_generation != generation || used >= budget) break;
-      const uint64_t now = m_pins.raw();
-      if ((((now | m_mip) & m_irq_takeable) | (now & stop_bits)) != 0) break;
+      break;
     }
   }
   return used;
 }
 
 StepResult Hart::step(uint64_t max_instructions) {
+  const fpu::host::DefaultEnvScope fp_env;  // what the F/D handlers' fast path assumes
   StepResult r;
   m_trap_pending = false;
   while (r.executed < max_instructions) {
@@ -232,6 +338,7 @@ StepResult Hart::step(uint64_t max_instructions) {
 }
 
 EngineExit Hart::run_engine() {
+  const fpu::host::DefaultEnvScope fp_env;  // what the F/D handlers' fast path assumes
   for (;;) {
     const uint64_t raw = m_pins.raw();
     if (raw & InterruptPins::kKickBit) [[unlikely]] {
@@ -324,10 +431,6 @@ bool Hart::take_exception(Exception cause, uint64_t tval) {
   }
   enter_trap(static_cast<uint64_t>(cause), tval);
   return false;
-}
-
-bool Hart::illegal(const DecodedInsn& d) {
-  return take_exception(Exception::kIllegalInsn, d.len == 2 ? d.raw16 : d.raw);
 }
 
 bool Hart::exec_mret(const DecodedInsn& d) {

@@ -95,9 +95,11 @@ struct HartState {
 
 struct DecodedInsn;  // decode.h
 class Hart;
-// An instruction's semantics. Returns true when the instruction completed and the next
-// one follows at pc + length; false when it changed pc itself (taken branch, jump, trap
-// taken, or an instruction that must end the block), in which case pc is already set.
+// An instruction's semantics (InsnSpec::handler) or its threaded form, which the
+// interpreter runs (InsnSpec::exec; decode.h threaded()). Semantics return true when the
+// instruction completed and the next one follows at pc + length; false when it changed pc
+// itself (taken branch, jump, trap taken, or an instruction that must end the block), in
+// which case pc is already set, or when it called illegal().
 using Handler = bool (*)(Hart&, const DecodedInsn&);
 
 class Hart {
@@ -160,32 +162,51 @@ class Hart {
   Result<void> restore(const HartState& state);
 
   // ---- used by instruction handlers (decode.h); not for runners ----
+  // Threaded execution (decode.h threaded(); the three inline ones are defined there).
+  // enter() sets pc to the running instruction's address. leave() is where the running
+  // block ends: at `d`, whose semantics returned false (pc is set), or at its block_end()
+  // entry `d` (`at_end`). It runs the next block straight away when a chain knows it and
+  // nothing needs the run loop's attention, else returns to run_blocks(), which reads
+  // m_stop.
+  inline uint64_t insn_pc(const DecodedInsn& d) const;  // the address of `d` in its block
+  inline void enter(const DecodedInsn& d);
+  bool leave(const DecodedInsn& d, bool at_end);
+  [[gnu::noinline]] bool leave_trapped(const DecodedInsn& d);
+  inline bool skip_to(const DecodedInsn& d);  // decode.h
   uint64_t& xr(unsigned i) { return m_x[i]; }  // i may be 32: the x0 write sink
   uint64_t& fr(unsigned i) { return m_f[i]; }
 
-  // Memory access as the current effective privilege sees it (MPRV applied). On failure
-  // the trap is already raised (take_exception) and the caller returns false.
+  // Memory access by instruction `d` as the current effective privilege sees it (MPRV
+  // applied). On failure the trap is already raised (take_exception) and the caller returns
+  // false. Loads and stores do not set pc on entry (decode.h needs_pc()): only their slow
+  // path, which may trap, does.
+  //
+  // The TLB check is one compare: the tag is that of the access's last byte, read at the
+  // index of its first, so an access that crosses into the next page cannot match (that
+  // page's number is never stored at this index) and takes the slow path. The slow paths
+  // return values, not through pointers, so handlers need no stack frame on the fast path.
   template <typename T>
-  bool load(uint64_t va, T& out) {
-    const TlbEntry& e = m_tlb[m_data_ctx][kTlbRead][(va >> 12) & (kTlbSize - 1)];
-    if (e.tag == (va >> 12) && (va & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
+  bool load(const DecodedInsn& d, uint64_t va, T& out) {
+    const TlbEntry& e = m_tlb_read[(va >> 12) & (kTlbSize - 1)];
+    if (e.tag == ((va + (sizeof(T) - 1)) >> 12)) [[likely]] {
       std::memcpy(&out, reinterpret_cast<const void*>(static_cast<uintptr_t>(va) + e.addend),
                   sizeof(T));
       return true;
     }
-    uint64_t v = 0;
-    if (!load_slow(va, sizeof(T), v)) return false;
-    out = static_cast<T>(v);
-    return true;
+    enter(d);
+    const SlowLoad r = load_slow(va, sizeof(T));
+    out = static_cast<T>(r.value);
+    return r.ok;
   }
   template <typename T>
-  bool store(uint64_t va, T value) {
-    const TlbEntry& e = m_tlb[m_data_ctx][kTlbWrite][(va >> 12) & (kTlbSize - 1)];
-    if (e.tag == (va >> 12) && (va & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
+  bool store(const DecodedInsn& d, uint64_t va, T value) {
+    const TlbEntry& e = m_tlb_write[(va >> 12) & (kTlbSize - 1)];
+    if (e.tag == ((va + (sizeof(T) - 1)) >> 12)) [[likely]] {
       std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(va) + e.addend), &value,
                   sizeof(T));
       return true;
     }
+    enter(d);
     return store_slow(va, sizeof(T), static_cast<uint64_t>(value));
   }
   // Host pointer for an aligned atomic access of `size` bytes (AMO, LR, SC), translated for
@@ -195,7 +216,13 @@ class Hart {
   // Enters the guest's trap handler (or records the trap in exit_on_trap mode). Returns
   // false so handlers can `return h.take_exception(...)`.
   bool take_exception(Exception cause, uint64_t tval);
-  bool illegal(const DecodedInsn& d);
+  // An illegal-instruction exception for the running instruction, raised by leave() as it
+  // leaves the block: the handler's path to it is a plain return, not a call (which would
+  // cost every fast path a stack frame). Returns false.
+  bool illegal(const DecodedInsn&) {
+    m_illegal = true;
+    return false;
+  }
 
   // Zicsr: the CSR instruction's view (privilege, read-only and FS checks). False = illegal.
   bool csr_read(uint16_t csr, uint64_t& value);
@@ -224,6 +251,7 @@ class Hart {
     return rm <= 4;
   }
   void add_fflags(uint8_t flags) { m_fflags = static_cast<uint8_t>(m_fflags | flags); }
+  uint8_t fflags() const { return m_fflags; }
 
   // LR/SC reservation (SC is a compare-and-swap against the LR-loaded value).
   uint64_t m_lr_addr = ~0ull;
@@ -253,18 +281,22 @@ class Hart {
 
   // Software TLB: per context (0 = M/bare, 1 = U, 2 = S, 3 = S with SUM) and access type,
   // direct-mapped over 4 KiB virtual pages; only RAM pages are cached.
-  static constexpr unsigned kTlbSize = 256;
+  static constexpr unsigned kTlbSize = 1024;
   static constexpr unsigned kTlbRead = 0, kTlbWrite = 1, kTlbFetch = 2;
   struct TlbEntry {
     uint64_t tag = ~0ull;  // va >> 12
     uintptr_t addend = 0;  // host = va + addend
-    uint64_t pa_page = 0;  // guest physical address of the page
   };
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
   enum class Access { kRead, kWrite, kFetch };
 
-  bool load_slow(uint64_t va, unsigned size, uint64_t& out);
-  bool store_slow(uint64_t va, unsigned size, uint64_t value);
+  struct SlowLoad {
+    uint64_t value;
+    bool ok;
+  };
+  [[gnu::noinline]] SlowLoad load_slow(uint64_t va, unsigned size);
+  bool load_bytes(uint64_t va, unsigned size, uint64_t& out);
+  [[gnu::noinline]] bool store_slow(uint64_t va, unsigned size, uint64_t value);
   // Translates va for `access` at the given effective privilege. On success returns
   // nullopt and sets pa; otherwise the exception to raise.
   std::optional<Exception> translate(uint64_t va, Access access, Priv priv, bool sum,
@@ -272,9 +304,9 @@ class Hart {
   void update_contexts();
   Priv effective_data_priv() const;
 
-  // The decoded instructions starting at pc (one block); empty if fetching trapped.
-  std::span<const DecodedInsn> fetch_block();
-  std::span<const DecodedInsn> fetch_block_slow(uint64_t pa, const uint8_t* page);
+  // The block starting at pc; nullptr if fetching trapped.
+  Block* fetch_block();
+  Block* fetch_block_slow(uint64_t pa, const uint8_t* page);
   // Runs blocks until `budget` instructions were attempted (retired or trapped), an
   // exception was recorded (exit_on_trap), a WFI found nothing pending, or an interrupt
   // became takeable (or a bit of `stop_bits` rose in pins). Returns the attempted count.
@@ -313,6 +345,8 @@ class Hart {
   uint64_t m_scounteren = 0, m_senvcfg = 0, m_satp = 0;
   std::array<uint8_t, 16> m_pmpcfg{};
   std::array<uint64_t, 16> m_pmpaddr{};
+  // Retired instructions. While a block runs threaded, it holds the count before the
+  // block's last instruction: the only one that can read it, as CSR instructions end blocks.
   uint64_t m_instret = 0;
   int64_t m_cycle_offset = 0;    // mcycle = instret + offset
   int64_t m_instret_offset = 0;  // minstret = instret + offset
@@ -320,16 +354,32 @@ class Hart {
   unsigned m_data_ctx = 0;   // TLB context for loads/stores
   unsigned m_fetch_ctx = 0;  // TLB context for fetch
   TlbEntry m_tlb[4][3][kTlbSize];
+  uint64_t m_fetch_pa[4][kTlbSize];  // guest physical page of each fetch entry
+  TlbEntry* m_tlb_read = nullptr;    // m_tlb[m_data_ctx][kTlbRead]
+  TlbEntry* m_tlb_write = nullptr;   // m_tlb[m_data_ctx][kTlbWrite]
 
   DecodeCache* m_cache;  // owned
   Block* m_slots;         // m_cache's block table and instruction arena, for the fast path
   DecodedInsn* m_arena;
+  // The running block (run_blocks(), leave()).
+  Block* m_block = nullptr;
+  const DecodedInsn* m_block_first = nullptr;
+  uint64_t m_block_pc = 0;         // pc of its first instruction
+  uint64_t m_block_instret = 0;    // instructions retired before it
+  const DecodedInsn* m_stop = nullptr;  // where the last block left (leave())
+  uint64_t m_instret_limit = 0;    // leave() chains only blocks that fit below this
+  uint64_t m_stop_bits = 0;        // run_blocks()'s stop_bits
+  unsigned m_chain_left = 0;       // blocks leave() may still chain before returning
   uint64_t m_irq_takeable = 0;  // mie bits that would be taken now if pending
-  uint64_t m_generation = 0;    // bumped when translation or the decode cache changes
+  // Bumped when what a virtual pc fetches may have changed: TLB flushes, a change of fetch
+  // context, a decode cache flush or a block evicted from its slot. Block chains
+  // (hart.cpp) are valid only within the generation that recorded them.
+  uint64_t m_generation = 0;
   bool m_exit_on_trap = false;
   bool m_trap_pending = false;  // exit_on_trap: a trap was recorded
   Trap m_trap;
   bool m_excepted = false;  // the current instruction raised an exception
+  bool m_illegal = false;   // ... or is about to raise an illegal-instruction one (illegal())
   bool m_wfi = false;  // the last block ended in a WFI with nothing pending
   bool m_trace = false;
   bool m_trace_traps = false;

@@ -9,15 +9,17 @@
 #include "engines/emu/riscv64/decode.h"
 #include "engines/emu/riscv64/hart.h"
 
-#define INSN(name_, mask_, match_, fmt_, fregs_, ends_, ...)                        \
-  ::doppel::rv64::InsnSpec {                                                      \
-    mask_, match_, name_, ::doppel::rv64::Format::fmt_, fregs_, ends_,             \
-        [](::doppel::rv64::Hart & h, const ::doppel::rv64::DecodedInsn& d) -> bool { \
-          (void)h;                                                                 \
-          (void)d;                                                                 \
-          __VA_ARGS__                                                              \
-        }                                                                          \
-  }
+// The body becomes both the plain handler and its threaded form (decode.h make_spec); the
+// parentheses keep a `>` in the body from ending the template argument list.
+#define INSN(name_, mask_, match_, fmt_, fregs_, ends_, ...)                                  \
+  ::doppel::rv64::make_spec<mask_, match_,                                                  \
+                            ([](::doppel::rv64::Hart & h,                                   \
+                                const ::doppel::rv64::DecodedInsn& d)                       \
+                                 __attribute__((always_inline)) -> bool {                   \
+                              (void)h;                                                      \
+                              (void)d;                                                      \
+                              __VA_ARGS__                                                   \
+                            })>(name_, ::doppel::rv64::Format::fmt_, fregs_, ends_)
 
 #define RD h.xr(d.rd)
 #define RS1 h.xr(d.rs1)

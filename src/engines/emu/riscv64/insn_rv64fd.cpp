@@ -4,6 +4,7 @@
 // that is not properly boxed reads as the canonical NaN), sign injection, moves, loads and
 // stores.
 #include "engines/emu/riscv64/fpu.h"
+#include "engines/emu/riscv64/fpu_host.h"
 #include "engines/emu/riscv64/insn_common.h"
 
 namespace doppel::rv64 {
@@ -54,14 +55,83 @@ bool put_x(Hart& h, const DecodedInsn& d, uint64_t v, const uint8_t& flags) {
   return true;
 }
 
+// Arithmetic in round-to-nearest-even goes to the host's FPU inline (fpu_host.h), without
+// the per-operation MXCSR check: the hart holds a DefaultEnvScope while it runs. Other
+// rounding modes and operands the fast path declines go to fpu.h.
+namespace host = fpu::host;
+[[gnu::always_inline]] inline bool rne(Rounding rm) { return rm == Rounding::kRNE; }
+
+uint32_t add_s(uint32_t a, uint32_t b, Rounding rm, uint8_t& fl) {
+  uint32_t r;
+  if (rne(rm) && host::f32_add<false>(a, b, r, fl)) return r;
+  return fpu::f32_add(a, b, rm, fl);
+}
+uint32_t mul_s(uint32_t a, uint32_t b, Rounding rm, uint8_t& fl) {
+  uint32_t r;
+  if (rne(rm) && host::f32_mul<false>(a, b, r, fl)) return r;
+  return fpu::f32_mul(a, b, rm, fl);
+}
+uint32_t div_s(uint32_t a, uint32_t b, Rounding rm, uint8_t& fl) {
+  uint32_t r;
+  if (rne(rm) && host::f32_div<false>(a, b, r, fl)) return r;
+  return fpu::f32_div(a, b, rm, fl);
+}
+uint32_t sqrt_s(uint32_t a, Rounding rm, uint8_t& fl) {
+  uint32_t r;
+  if (rne(rm) && host::f32_sqrt<false>(a, r, fl)) return r;
+  return fpu::f32_sqrt(a, rm, fl);
+}
+uint32_t fma_s(uint32_t a, uint32_t b, uint32_t c, Rounding rm, uint8_t& fl) {
+  uint32_t r;
+  if (rne(rm) && host::f32_fma<false>(a, b, c, r, fl)) return r;
+  return fpu::f32_fma(a, b, c, rm, fl);
+}
+uint64_t add_d(uint64_t a, uint64_t b, Rounding rm, uint8_t& fl) {
+  uint64_t r;
+  if (rne(rm) && host::f64_add<false>(a, b, r, fl)) return r;
+  return fpu::f64_add(a, b, rm, fl);
+}
+uint64_t mul_d(uint64_t a, uint64_t b, Rounding rm, uint8_t& fl) {
+  uint64_t r;
+  if (rne(rm) && host::f64_mul<false>(a, b, r, fl)) return r;
+  return fpu::f64_mul(a, b, rm, fl);
+}
+uint64_t div_d(uint64_t a, uint64_t b, Rounding rm, uint8_t& fl) {
+  uint64_t r;
+  if (rne(rm) && host::f64_div<false>(a, b, r, fl)) return r;
+  return fpu::f64_div(a, b, rm, fl);
+}
+uint64_t sqrt_d(uint64_t a, Rounding rm, uint8_t& fl) {
+  uint64_t r;
+  if (rne(rm) && host::f64_sqrt<false>(a, r, fl)) return r;
+  return fpu::f64_sqrt(a, rm, fl);
+}
+uint64_t fma_d(uint64_t a, uint64_t b, uint64_t c, Rounding rm, uint8_t& fl) {
+  uint64_t r;
+  if (rne(rm) && host::f64_fma<false>(a, b, c, r, fl)) return r;
+  return fpu::f64_fma(a, b, c, rm, fl);
+}
+uint32_t d_to_s(uint64_t a, Rounding rm, uint8_t& fl) {
+  uint32_t r;
+  if (rne(rm) && host::f64_to_f32<false>(a, r, fl)) return r;
+  return fpu::f64_to_f32(a, rm, fl);
+}
+
 uint64_t sx(int32_t v) { return static_cast<uint64_t>(static_cast<int64_t>(v)); }
 uint64_t sxu(uint32_t v) { return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v))); }
 
-// Handler bodies. `rm` and `fl` are in scope after FP_RM; FP_ON checks FS only.
+// Handler bodies. `rm` and `fl` are in scope after FP_RM; FP_ON checks FS only. FP_ARITH
+// is FP_RM for arithmetic with an F/D result, whose `fl` starts with the NX already accrued
+// in fflags: put_s/put_d OR it back (changing nothing) and mark FS dirty anyway, and the
+// host fast path need not work out whether the result is inexact (fpu_host.h).
 #define FP_RM                                          \
   Rounding rm;                                         \
   if (!prologue(h, d, rm)) return h.illegal(d);        \
   uint8_t fl = 0;
+#define FP_ARITH                                       \
+  Rounding rm;                                         \
+  if (!prologue(h, d, rm)) return h.illegal(d);        \
+  uint8_t fl = h.fflags() & fpu::kNX;
 #define FP_ON                                          \
   if (!h.fp_enabled()) return h.illegal(d);            \
   uint8_t fl = 0;                                      \
@@ -80,53 +150,53 @@ const InsnSpec kSpecs[] = {
     INSN("flw", kMaskF3, 0x2007, kLoad, kRdF, false, {
       if (!h.fp_enabled()) return h.illegal(d);
       uint32_t v;
-      if (!h.load<uint32_t>(h.xr(d.rs1) + SIMM, v)) return false;
+      if (!h.load<uint32_t>(d, h.xr(d.rs1) + SIMM, v)) return false;
       return put_s(h, d, v, 0);
     }),
     INSN("fld", kMaskF3, 0x3007, kLoad, kRdF, false, {
       if (!h.fp_enabled()) return h.illegal(d);
       uint64_t v;
-      if (!h.load<uint64_t>(h.xr(d.rs1) + SIMM, v)) return false;
+      if (!h.load<uint64_t>(d, h.xr(d.rs1) + SIMM, v)) return false;
       return put_d(h, d, v, 0);
     }),
     INSN("fsw", kMaskF3, 0x2027, kStore, kRs2F, false, {
       if (!h.fp_enabled()) return h.illegal(d);
-      return h.store<uint32_t>(h.xr(d.rs1) + SIMM, static_cast<uint32_t>(h.fr(d.rs2)));
+      return h.store<uint32_t>(d, h.xr(d.rs1) + SIMM, static_cast<uint32_t>(h.fr(d.rs2)));
     }),
     INSN("fsd", kMaskF3, 0x3027, kStore, kRs2F, false, {
       if (!h.fp_enabled()) return h.illegal(d);
-      return h.store<uint64_t>(h.xr(d.rs1) + SIMM, h.fr(d.rs2));
+      return h.store<uint64_t>(d, h.xr(d.rs1) + SIMM, h.fr(d.rs2));
     }),
 
     // Fused multiply-add: fmadd = a*b+c, fmsub = a*b-c, fnmsub = -a*b+c, fnmadd = -a*b-c.
-    INSN("fmadd.s", kMaskFpR4, 0x43, kR4, kFFF | kRs3F, false, FP_RM
-         return put_s(h, d, fpu::f32_fma(fs1(h, d), fs2(h, d), fs3(h, d), rm, fl), fl);),
-    INSN("fmsub.s", kMaskFpR4, 0x47, kR4, kFFF | kRs3F, false, FP_RM
-         return put_s(h, d, fpu::f32_fma(fs1(h, d), fs2(h, d), fs3(h, d) ^ 0x80000000u, rm, fl), fl);),
-    INSN("fnmsub.s", kMaskFpR4, 0x4b, kR4, kFFF | kRs3F, false, FP_RM
-         return put_s(h, d, fpu::f32_fma(fs1(h, d) ^ 0x80000000u, fs2(h, d), fs3(h, d), rm, fl), fl);),
-    INSN("fnmadd.s", kMaskFpR4, 0x4f, kR4, kFFF | kRs3F, false, FP_RM
-         return put_s(h, d, fpu::f32_fma(fs1(h, d) ^ 0x80000000u, fs2(h, d), fs3(h, d) ^ 0x80000000u, rm, fl), fl);),
-    INSN("fmadd.d", kMaskFpR4, 0x02000043, kR4, kFFF | kRs3F, false, FP_RM
-         return put_d(h, d, fpu::f64_fma(fd1(h, d), fd2(h, d), fd3(h, d), rm, fl), fl);),
-    INSN("fmsub.d", kMaskFpR4, 0x02000047, kR4, kFFF | kRs3F, false, FP_RM
-         return put_d(h, d, fpu::f64_fma(fd1(h, d), fd2(h, d), fd3(h, d) ^ (1ull << 63), rm, fl), fl);),
-    INSN("fnmsub.d", kMaskFpR4, 0x0200004b, kR4, kFFF | kRs3F, false, FP_RM
-         return put_d(h, d, fpu::f64_fma(fd1(h, d) ^ (1ull << 63), fd2(h, d), fd3(h, d), rm, fl), fl);),
-    INSN("fnmadd.d", kMaskFpR4, 0x0200004f, kR4, kFFF | kRs3F, false, FP_RM
-         return put_d(h, d, fpu::f64_fma(fd1(h, d) ^ (1ull << 63), fd2(h, d), fd3(h, d) ^ (1ull << 63), rm, fl), fl);),
+    INSN("fmadd.s", kMaskFpR4, 0x43, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_s(h, d, fma_s(fs1(h, d), fs2(h, d), fs3(h, d), rm, fl), fl);),
+    INSN("fmsub.s", kMaskFpR4, 0x47, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_s(h, d, fma_s(fs1(h, d), fs2(h, d), fs3(h, d) ^ 0x80000000u, rm, fl), fl);),
+    INSN("fnmsub.s", kMaskFpR4, 0x4b, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_s(h, d, fma_s(fs1(h, d) ^ 0x80000000u, fs2(h, d), fs3(h, d), rm, fl), fl);),
+    INSN("fnmadd.s", kMaskFpR4, 0x4f, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_s(h, d, fma_s(fs1(h, d) ^ 0x80000000u, fs2(h, d), fs3(h, d) ^ 0x80000000u, rm, fl), fl);),
+    INSN("fmadd.d", kMaskFpR4, 0x02000043, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_d(h, d, fma_d(fd1(h, d), fd2(h, d), fd3(h, d), rm, fl), fl);),
+    INSN("fmsub.d", kMaskFpR4, 0x02000047, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_d(h, d, fma_d(fd1(h, d), fd2(h, d), fd3(h, d) ^ (1ull << 63), rm, fl), fl);),
+    INSN("fnmsub.d", kMaskFpR4, 0x0200004b, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_d(h, d, fma_d(fd1(h, d) ^ (1ull << 63), fd2(h, d), fd3(h, d), rm, fl), fl);),
+    INSN("fnmadd.d", kMaskFpR4, 0x0200004f, kR4, kFFF | kRs3F, false, FP_ARITH
+         return put_d(h, d, fma_d(fd1(h, d) ^ (1ull << 63), fd2(h, d), fd3(h, d) ^ (1ull << 63), rm, fl), fl);),
 
     // ---- single ----
-    INSN("fadd.s", kMaskFpR, fp(0x00, 0, 0), kR, kFFF, false, FP_RM
-         return put_s(h, d, fpu::f32_add(fs1(h, d), fs2(h, d), rm, fl), fl);),
-    INSN("fsub.s", kMaskFpR, fp(0x04, 0, 0), kR, kFFF, false, FP_RM
-         return put_s(h, d, fpu::f32_sub(fs1(h, d), fs2(h, d), rm, fl), fl);),
-    INSN("fmul.s", kMaskFpR, fp(0x08, 0, 0), kR, kFFF, false, FP_RM
-         return put_s(h, d, fpu::f32_mul(fs1(h, d), fs2(h, d), rm, fl), fl);),
-    INSN("fdiv.s", kMaskFpR, fp(0x0c, 0, 0), kR, kFFF, false, FP_RM
-         return put_s(h, d, fpu::f32_div(fs1(h, d), fs2(h, d), rm, fl), fl);),
-    INSN("fsqrt.s", kMaskFpR1, fp(0x2c, 0, 0), kR1, kFF, false, FP_RM
-         return put_s(h, d, fpu::f32_sqrt(fs1(h, d), rm, fl), fl);),
+    INSN("fadd.s", kMaskFpR, fp(0x00, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_s(h, d, add_s(fs1(h, d), fs2(h, d), rm, fl), fl);),
+    INSN("fsub.s", kMaskFpR, fp(0x04, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_s(h, d, add_s(fs1(h, d), fs2(h, d) ^ 0x80000000u, rm, fl), fl);),
+    INSN("fmul.s", kMaskFpR, fp(0x08, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_s(h, d, mul_s(fs1(h, d), fs2(h, d), rm, fl), fl);),
+    INSN("fdiv.s", kMaskFpR, fp(0x0c, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_s(h, d, div_s(fs1(h, d), fs2(h, d), rm, fl), fl);),
+    INSN("fsqrt.s", kMaskFpR1, fp(0x2c, 0, 0), kR1, kFF, false, FP_ARITH
+         return put_s(h, d, sqrt_s(fs1(h, d), rm, fl), fl);),
     INSN("fsgnj.s", kMaskF7, fp(0x10, 0, 0), kR, kFFF, false, FP_ON
          return put_s(h, d, (fs1(h, d) & 0x7fffffffu) | (fs2(h, d) & 0x80000000u), 0);),
     INSN("fsgnjn.s", kMaskF7, fp(0x10, 0, 1), kR, kFFF, false, FP_ON
@@ -167,16 +237,16 @@ const InsnSpec kSpecs[] = {
          return put_s(h, d, static_cast<uint32_t>(h.xr(d.rs1)), 0);),
 
     // ---- double ----
-    INSN("fadd.d", kMaskFpR, fp(0x01, 0, 0), kR, kFFF, false, FP_RM
-         return put_d(h, d, fpu::f64_add(fd1(h, d), fd2(h, d), rm, fl), fl);),
-    INSN("fsub.d", kMaskFpR, fp(0x05, 0, 0), kR, kFFF, false, FP_RM
-         return put_d(h, d, fpu::f64_sub(fd1(h, d), fd2(h, d), rm, fl), fl);),
-    INSN("fmul.d", kMaskFpR, fp(0x09, 0, 0), kR, kFFF, false, FP_RM
-         return put_d(h, d, fpu::f64_mul(fd1(h, d), fd2(h, d), rm, fl), fl);),
-    INSN("fdiv.d", kMaskFpR, fp(0x0d, 0, 0), kR, kFFF, false, FP_RM
-         return put_d(h, d, fpu::f64_div(fd1(h, d), fd2(h, d), rm, fl), fl);),
-    INSN("fsqrt.d", kMaskFpR1, fp(0x2d, 0, 0), kR1, kFF, false, FP_RM
-         return put_d(h, d, fpu::f64_sqrt(fd1(h, d), rm, fl), fl);),
+    INSN("fadd.d", kMaskFpR, fp(0x01, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_d(h, d, add_d(fd1(h, d), fd2(h, d), rm, fl), fl);),
+    INSN("fsub.d", kMaskFpR, fp(0x05, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_d(h, d, add_d(fd1(h, d), fd2(h, d) ^ (1ull << 63), rm, fl), fl);),
+    INSN("fmul.d", kMaskFpR, fp(0x09, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_d(h, d, mul_d(fd1(h, d), fd2(h, d), rm, fl), fl);),
+    INSN("fdiv.d", kMaskFpR, fp(0x0d, 0, 0), kR, kFFF, false, FP_ARITH
+         return put_d(h, d, div_d(fd1(h, d), fd2(h, d), rm, fl), fl);),
+    INSN("fsqrt.d", kMaskFpR1, fp(0x2d, 0, 0), kR1, kFF, false, FP_ARITH
+         return put_d(h, d, sqrt_d(fd1(h, d), rm, fl), fl);),
     INSN("fsgnj.d", kMaskF7, fp(0x11, 0, 0), kR, kFFF, false, FP_ON
          return put_d(h, d, (fd1(h, d) & ~(1ull << 63)) | (fd2(h, d) & (1ull << 63)), 0);),
     INSN("fsgnjn.d", kMaskF7, fp(0x11, 0, 1), kR, kFFF, false, FP_ON
@@ -187,8 +257,8 @@ const InsnSpec kSpecs[] = {
          return put_d(h, d, fpu::f64_min(fd1(h, d), fd2(h, d), fl), fl);),
     INSN("fmax.d", kMaskF7, fp(0x15, 0, 1), kR, kFFF, false, FP_ON
          return put_d(h, d, fpu::f64_max(fd1(h, d), fd2(h, d), fl), fl);),
-    INSN("fcvt.s.d", kMaskFpR1, fp(0x20, 1, 0), kR1, kFF, false, FP_RM
-         return put_s(h, d, fpu::f64_to_f32(fd1(h, d), rm, fl), fl);),
+    INSN("fcvt.s.d", kMaskFpR1, fp(0x20, 1, 0), kR1, kFF, false, FP_ARITH
+         return put_s(h, d, d_to_s(fd1(h, d), rm, fl), fl);),
     INSN("fcvt.d.s", kMaskFpR1, fp(0x21, 0, 0), kR1, kFF, false, FP_RM
          return put_d(h, d, fpu::f32_to_f64(fs1(h, d), fl), fl);),
     INSN("fcvt.w.d", kMaskFpR1, fp(0x61, 0, 0), kR1, kRs1F, false, FP_RM

@@ -5,9 +5,9 @@ namespace doppel::rv64 {
 namespace {
 
 template <typename T>
-bool do_load(Hart& h, const DecodedInsn& d) {
+[[gnu::always_inline]] inline bool do_load(Hart& h, const DecodedInsn& d) {
   T v;
-  if (!h.load<T>(h.xr(d.rs1) + static_cast<uint64_t>(d.imm), v)) return false;
+  if (!h.load<T>(d, h.xr(d.rs1) + static_cast<uint64_t>(d.imm), v)) return false;
   if constexpr (std::is_signed_v<T>)
     h.xr(d.rd) = static_cast<uint64_t>(static_cast<int64_t>(v));
   else
@@ -16,12 +16,14 @@ bool do_load(Hart& h, const DecodedInsn& d) {
 }
 
 template <typename T>
-bool do_store(Hart& h, const DecodedInsn& d) {
-  return h.store<T>(h.xr(d.rs1) + static_cast<uint64_t>(d.imm), static_cast<T>(h.xr(d.rs2)));
+[[gnu::always_inline]] inline bool do_store(Hart& h, const DecodedInsn& d) {
+  return h.store<T>(d, h.xr(d.rs1) + static_cast<uint64_t>(d.imm), static_cast<T>(h.xr(d.rs2)));
 }
 
+// Branches do not set pc on entry (decode.h needs_pc()): the target comes from the
+// instruction's address in its block.
 bool branch_to(Hart& h, const DecodedInsn& d) {
-  h.set_pc(h.pc() + static_cast<uint64_t>(d.imm));
+  h.set_pc(h.insn_pc(d) + static_cast<uint64_t>(d.imm));
   return false;
 }
 

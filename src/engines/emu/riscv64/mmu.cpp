@@ -27,10 +27,13 @@ Priv Hart::effective_data_priv() const {
 }
 
 void Hart::update_contexts() {
-  ++m_generation;
-  m_fetch_ctx = m_priv == Priv::kM ? 0 : m_priv == Priv::kU ? 1 : 2;
+  const unsigned fetch_ctx = m_priv == Priv::kM ? 0 : m_priv == Priv::kU ? 1 : 2;
+  if (fetch_ctx != m_fetch_ctx) ++m_generation;
+  m_fetch_ctx = fetch_ctx;
   const Priv eff = effective_data_priv();
   m_data_ctx = eff == Priv::kM ? 0 : eff == Priv::kU ? 1 : ((m_mstatus & kMstatusSUM) ? 3 : 2);
+  m_tlb_read = m_tlb[m_data_ctx][kTlbRead];
+  m_tlb_write = m_tlb[m_data_ctx][kTlbWrite];
   update_irq_mask();
 }
 
@@ -42,10 +45,11 @@ void Hart::flush_tlb() {
 }
 
 void Hart::tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page) {
-  TlbEntry& e = m_tlb[ctx][type][(va >> 12) & (kTlbSize - 1)];
+  const unsigned index = (va >> 12) & (kTlbSize - 1);
+  TlbEntry& e = m_tlb[ctx][type][index];
   e.tag = va >> 12;
   e.addend = reinterpret_cast<uintptr_t>(host_page) - static_cast<uintptr_t>(va & ~0xfffull);
-  e.pa_page = pa & ~0xfffull;
+  if (type == kTlbFetch) m_fetch_pa[ctx][index] = pa & ~0xfffull;
 }
 
 std::optional<Exception> Hart::translate(uint64_t va, Access access, Priv priv, bool sum,
@@ -98,13 +102,19 @@ std::optional<Exception> Hart::translate(uint64_t va, Access access, Priv priv, 
   return page_fault(fetch, write);
 }
 
-bool Hart::load_slow(uint64_t va, unsigned size, uint64_t& out) {
+Hart::SlowLoad Hart::load_slow(uint64_t va, unsigned size) {
+  uint64_t v = 0;
+  const bool ok = load_bytes(va, size, v);
+  return {v, ok};
+}
+
+bool Hart::load_bytes(uint64_t va, unsigned size, uint64_t& out) {
   if ((va & 0xfff) + size > 0x1000) {
     // Crosses a page: byte by byte (misaligned accesses are handled, never trapped).
     uint64_t v = 0;
     for (unsigned i = 0; i < size; ++i) {
       uint64_t b = 0;
-      if (!load_slow(va + i, 1, b)) return false;
+      if (!load_bytes(va + i, 1, b)) return false;
       v |= b << (8 * i);
     }
     out = v;
@@ -167,7 +177,8 @@ uint8_t* Hart::atomic_ptr(uint64_t va, unsigned size, bool is_lr) {
     return nullptr;
   }
   const unsigned type = is_lr ? kTlbRead : kTlbWrite;
-  const TlbEntry& e = m_tlb[m_data_ctx][type][(va >> 12) & (kTlbSize - 1)];
+  const TlbEntry* table = is_lr ? m_tlb_read : m_tlb_write;
+  const TlbEntry& e = table[(va >> 12) & (kTlbSize - 1)];
   if (e.tag == (va >> 12)) [[likely]]
     return reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(va) + e.addend);
   uint64_t pa;
