@@ -158,6 +158,7 @@ bool Hart::csr_set(uint16_t csr, uint64_t v) {
     case kSip: {
       const uint64_t w = kMipSSIP & m_mideleg;
       m_mip = (m_mip & ~w) | (v & w);
+      update_irq_mask();
       return true;
     }
     case kSatp: {
@@ -181,7 +182,10 @@ bool Hart::csr_set(uint16_t csr, uint64_t v) {
     case kMepc: m_mepc = v & ~1ull; return true;
     case kMcause: m_mcause = v; return true;
     case kMtval: m_mtval = v; return true;
-    case kMip: m_mip = (m_mip & ~kSupervisorInts) | (v & kSupervisorInts); return true;
+    case kMip:
+      m_mip = (m_mip & ~kSupervisorInts) | (v & kSupervisorInts);
+      update_irq_mask();
+      return true;
 
     case kMcycle: m_cycle_offset = static_cast<int64_t>(v - m_instret); return true;
     case kMinstret: m_instret_offset = static_cast<int64_t>(v - m_instret); return true;

@@ -2,6 +2,7 @@
 // 3.1.9, 3.3, 4.1.1).
 #include "engines/emu/riscv64/hart.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -17,9 +18,10 @@ namespace {
 constexpr unsigned kMaxBlock = 64;
 constexpr size_t kBlockSlots = 1u << 14;
 constexpr size_t kArenaInsns = 1u << 18;
-// Blocks leave() runs in a row before returning to the run loop: bounds the recursion in
-// builds where the threaded code's tail calls are real calls.
-constexpr unsigned kMaxChain = 16;
+// Instructions leave() runs in chained blocks before returning to the run loop: bounds the
+// recursion (about one frame per instruction and per block) in builds where the threaded
+// code's tail calls are real calls.
+constexpr uint64_t kMaxChainInsns = 512;
 }  // namespace
 
 // A block: up to kMaxBlock instructions decoded from one physical page, ending at a jump
@@ -176,10 +178,10 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
 
 bool Hart::leave(const DecodedInsn& d, bool at_end) {
   m_stop = &d;
-  if (m_illegal | m_excepted | m_wfi) [[unlikely]]
+  if (m_stopped != 0) [[unlikely]]
     return leave_trapped(d);
   Block* const b = m_block;
-  if (b->chain_generation != m_generation || m_chain_left == 0) return false;
+  if (b->chain_generation != m_generation) return false;
   Block* next;
   if (b->next[0].va == m_pc) next = b->next[0].block;
   else if (b->next[1].va == m_pc) next = b->next[1].block;
@@ -187,9 +189,7 @@ bool Hart::leave(const DecodedInsn& d, bool at_end) {
   const uint64_t retired =
       m_block_instret + static_cast<uint64_t>(&d - m_block_first) + (at_end ? 0 : 1);
   if (retired + next->count > m_instret_limit) return false;
-  const uint64_t raw = m_pins.raw();
-  if ((((raw | m_mip) & m_irq_takeable) | (raw & m_stop_bits)) != 0) return false;
-  --m_chain_left;
+  if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0) return false;
   const DecodedInsn* first = next->first;
   m_block = next;
   m_block_first = first;
@@ -200,8 +200,8 @@ bool Hart::leave(const DecodedInsn& d, bool at_end) {
 }
 
 bool Hart::leave_trapped(const DecodedInsn& d) {
-  if (m_illegal) {
-    m_illegal = false;
+  if (m_stopped & kIllegal) {
+    m_stopped &= static_cast<uint8_t>(~kIllegal);
     enter(d);  // not done on entry by every instruction (decode.h needs_pc())
     take_exception(Exception::kIllegalInsn, d.len == 2 ? d.raw16 : d.raw);
   }
@@ -210,13 +210,13 @@ bool Hart::leave_trapped(const DecodedInsn& d) {
 
 uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
   uint64_t used = 0;
-  m_excepted = false;
+  m_stopped &= static_cast<uint8_t>(~kExcepted);
   m_stop_bits = stop_bits;
+  update_irq_mask();
   Block* const straddle = &m_cache->straddle;
   Block* prev = nullptr;  // the block that ran last, if the next one may be chained to it
   while (used < budget) {
-    const uint64_t raw = m_pins.raw();
-    if ((((raw | m_mip) & m_irq_takeable) | (raw & stop_bits)) != 0) [[unlikely]]
+    if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0) [[unlikely]]
       break;
     Block* b = nullptr;
     if (prev != nullptr && prev->chain_generation == m_generation) {
@@ -229,7 +229,7 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
         // The fetch raised an exception. It uses budget too, so a trap storm cannot spin
         // forever.
         ++used;
-        m_excepted = false;
+        m_stopped &= static_cast<uint8_t>(~kExcepted);
         prev = nullptr;
         if (m_trap_pending) break;
         continue;
@@ -254,29 +254,28 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
       // Threaded (decode.h), chaining further blocks as long as they fit in the budget. An
       // instruction that raised an exception did not retire; one that left the block
       // otherwise (a jump, a system instruction) did.
-      m_instret_limit = start + (budget - used);
-      m_chain_left = kMaxChain;
+      m_instret_limit = start + std::min(budget - used, kMaxChainInsns);
       m_instret = start + n - 1;
       first->handler(*this, *first);
       const auto i = static_cast<uint64_t>(m_stop - m_block_first);
-      if (m_excepted) {
+      if (m_stopped & kExcepted) {
         m_instret = m_block_instret + i;
         used += m_instret - start + 1;
-        m_excepted = false;
+        m_stopped &= static_cast<uint8_t>(~kExcepted);
         prev = nullptr;
         if (m_trap_pending) return used;
         continue;
       }
       m_instret = m_block_instret + (i == m_block->count ? i : i + 1);
       used += m_instret - start;
-      if (m_wfi) return used;
+      if (m_stopped & kWfi) return used;
       prev = m_block == straddle ? nullptr : m_block;
       continue;
     }
     // One instruction at a time: to stop exactly at the budget, or to trace. Each runs as a
     // one-instruction block that chains nothing, so m_instret is exact for every one.
     prev = nullptr;
-    m_chain_left = 0;
+    m_instret_limit = 0;  // no chaining
     DecodedInsn* single = m_cache->single;
     const uint64_t limit = n < budget - used ? n : budget - used;
     for (uint64_t i = 0; i < limit; ++i) {
@@ -294,13 +293,13 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
         ++m_instret;
         continue;
       }
-      if (m_excepted) {
-        m_excepted = false;
+      if (m_stopped & kExcepted) {
+        m_stopped &= static_cast<uint8_t>(~kExcepted);
         if (m_trap_pending) return used;
         break;
       }
       ++m_instret;
-      if (m_wfi) return used;
+      if (m_stopped & kWfi) return used;
       break;
     }
   }
@@ -313,7 +312,7 @@ StepResult Hart::step(uint64_t max_instructions) {
   m_trap_pending = false;
   while (r.executed < max_instructions) {
     check_interrupts();
-    m_wfi = false;
+    m_stopped &= static_cast<uint8_t>(~kWfi);
     const uint64_t before = m_instret;
     const uint64_t used = run_blocks(max_instructions - r.executed, 0);
     if (m_exit_on_trap) {
@@ -324,7 +323,7 @@ StepResult Hart::step(uint64_t max_instructions) {
         r.trap = m_trap;
         return r;
       }
-      if (m_wfi) {
+      if (m_stopped & kWfi) {
         r.kind = StepResult::Kind::kWfi;
         return r;
       }
@@ -346,14 +345,14 @@ EngineExit Hart::run_engine() {
       return EngineExit::kKicked;
     }
     check_interrupts();
-    m_wfi = false;
+    m_stopped &= static_cast<uint8_t>(~kWfi);
     m_trap_pending = false;
     run_blocks(1u << 20, InterruptPins::kKickBit);
     if (m_trap_pending) [[unlikely]] {
       m_crash_detail = fmt::format("hart {}: trap with exit_on_trap set in engine mode", m_hart_id);
       return EngineExit::kCrash;
     }
-    if (m_wfi) {
+    if (m_stopped & kWfi) {
       // Sleep until an interrupt is pending in mip & mie (whatever the global enables) or
       // someone kicks us. Only pins() can change while we sleep.
       for (;;) {
@@ -371,6 +370,8 @@ void Hart::update_irq_mask() {
   const bool s_enabled =
       m_priv == Priv::kU || (m_priv == Priv::kS && (m_mstatus & kMstatusSIE));
   m_irq_takeable = (m_enabled ? (m_mie & ~m_mideleg) : 0) | (s_enabled ? (m_mie & m_mideleg) : 0);
+  m_irq_pin_mask = m_irq_takeable | m_stop_bits;
+  m_irq_soft = m_mip & m_irq_takeable;
 }
 
 bool Hart::check_interrupts() {
@@ -423,7 +424,7 @@ void Hart::enter_trap(uint64_t cause, uint64_t tval) {
 }
 
 bool Hart::take_exception(Exception cause, uint64_t tval) {
-  m_excepted = true;
+  m_stopped |= kExcepted;
   if (m_exit_on_trap) {
     m_trap = Trap{static_cast<uint64_t>(cause), tval, m_pc};
     m_trap_pending = true;
@@ -464,7 +465,7 @@ bool Hart::exec_wfi(const DecodedInsn& d) {
   // U-mode WFI would not complete in bounded time here, so it is illegal (spec 3.3.3).
   if (m_priv == Priv::kU || (m_priv == Priv::kS && (m_mstatus & kMstatusTW))) return illegal(d);
   m_pc += d.len;
-  if ((mip() & m_mie) == 0) m_wfi = true;
+  if ((mip() & m_mie) == 0) m_stopped |= kWfi;
   return false;
 }
 

@@ -220,7 +220,7 @@ class Hart {
   // leaves the block: the handler's path to it is a plain return, not a call (which would
   // cost every fast path a stack frame). Returns false.
   bool illegal(const DecodedInsn&) {
-    m_illegal = true;
+    m_stopped |= kIllegal;
     return false;
   }
 
@@ -311,7 +311,7 @@ class Hart {
   // exception was recorded (exit_on_trap), a WFI found nothing pending, or an interrupt
   // became takeable (or a bit of `stop_bits` rose in pins). Returns the attempted count.
   uint64_t run_blocks(uint64_t budget, uint64_t stop_bits);
-  // Recomputes m_irq_takeable after a change of privilege, mstatus, mie or mideleg.
+  // Recomputes m_irq_takeable after a change of privilege, mstatus, mie, mideleg or mip.
   void update_irq_mask();
   bool csr_get(uint16_t csr, uint64_t& value);  // no privilege checks
   bool csr_set(uint16_t csr, uint64_t value);
@@ -369,8 +369,11 @@ class Hart {
   const DecodedInsn* m_stop = nullptr;  // where the last block left (leave())
   uint64_t m_instret_limit = 0;    // leave() chains only blocks that fit below this
   uint64_t m_stop_bits = 0;        // run_blocks()'s stop_bits
-  unsigned m_chain_left = 0;       // blocks leave() may still chain before returning
   uint64_t m_irq_takeable = 0;  // mie bits that would be taken now if pending
+  // What leave() tests between blocks (update_irq_mask()): a pending bit of pins() under
+  // m_irq_pin_mask, or m_irq_soft, means an interrupt to take or a stop request.
+  uint64_t m_irq_pin_mask = 0;  // m_irq_takeable | m_stop_bits
+  uint64_t m_irq_soft = 0;      // m_mip & m_irq_takeable
   // Bumped when what a virtual pc fetches may have changed: TLB flushes, a change of fetch
   // context, a decode cache flush or a block evicted from its slot. Block chains
   // (hart.cpp) are valid only within the generation that recorded them.
@@ -378,9 +381,11 @@ class Hart {
   bool m_exit_on_trap = false;
   bool m_trap_pending = false;  // exit_on_trap: a trap was recorded
   Trap m_trap;
-  bool m_excepted = false;  // the current instruction raised an exception
-  bool m_illegal = false;   // ... or is about to raise an illegal-instruction one (illegal())
-  bool m_wfi = false;  // the last block ended in a WFI with nothing pending
+  // Why the last instruction stopped its block other than by a jump (leave() tests them all
+  // at once): it raised an exception, it is about to raise an illegal-instruction one
+  // (illegal()), or it was a WFI with nothing pending.
+  static constexpr uint8_t kExcepted = 1, kIllegal = 2, kWfi = 4;
+  uint8_t m_stopped = 0;
   bool m_trace = false;
   bool m_trace_traps = false;
   std::string m_crash_detail;
