@@ -59,8 +59,8 @@ struct DecodedInsn {
   uint16_t pc_off;   // byte offset from the first instruction of its block
   uint8_t rd, rs1, rs2;
   // rs3 of R4 instructions. Branches have no rs3: for them it is 1 + the index in the
-  // block of the instruction they branch to when that is a later one of the same block
-  // (set by the block decoder), else 0.
+  // block of the instruction they branch to when that is in the same block (set by the
+  // block decoder), else 0.
   uint8_t rs3;
   uint8_t len;       // 2 or 4
   uint8_t rm;        // funct3 (rounding mode of F/D instructions)
@@ -96,14 +96,24 @@ constexpr bool needs_pc(uint32_t match) {
   }
 }
 
-// A taken branch to a later instruction of its own block (DecodedInsn::rs3) goes straight
-// there: nothing can loop, so no interrupt or budget check is due, only the skipped
-// instructions come off the retired count.
-inline bool Hart::skip_to(const DecodedInsn& d) {
+// A taken branch to an instruction of its own block (DecodedInsn::rs3) goes straight there.
+// Forward, nothing can loop, so only the skipped instructions come off the retired count
+// (m_block_instret and m_instret move together: the index arithmetic stays right). Back,
+// it is a loop: the instructions run again count, and the interrupt and budget checks of
+// a block transition apply; if they fail, leave() takes it as an ordinary jump.
+inline bool Hart::branch_in_block(const DecodedInsn& d) {
   const DecodedInsn& target = m_block_first[d.rs3 - 1];
-  const auto skipped = static_cast<uint64_t>(&target - &d - 1);
-  m_block_instret -= skipped;
-  m_instret -= skipped;
+  if (&target > &d) {
+    const auto skipped = static_cast<uint64_t>(&target - &d - 1);
+    m_block_instret -= skipped;
+    m_instret -= skipped;
+    return target.handler(*this, target);
+  }
+  const auto again = static_cast<uint64_t>(&d - &target + 1);
+  if (m_instret + again >= m_instret_limit || ((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0)
+    return leave(d, false);
+  m_block_instret += again;
+  m_instret += again;
   return target.handler(*this, target);
 }
 
@@ -114,7 +124,7 @@ bool threaded(Hart& h, const DecodedInsn& d) {
   if constexpr (kNeedsPc) h.enter(d);
   if (!kBody(h, d)) [[unlikely]] {
     if constexpr (kBranch) {
-      if (d.rs3 != 0) return h.skip_to(d);
+      if (d.rs3 != 0) return h.branch_in_block(d);
     }
     return h.leave(d, false);
   }

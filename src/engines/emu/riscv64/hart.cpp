@@ -157,12 +157,12 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
     if (ends_block(d)) break;
   }
   m_arena[first + count] = block_end(static_cast<uint16_t>(off - start));
-  // Branches forward to an instruction of this block (decode.h skip_to()).
+  // Branches to an instruction of this block (decode.h branch_in_block()).
   for (unsigned i = 0; i < count; ++i) {
     DecodedInsn& d = m_arena[first + i];
-    if ((d.raw & 0x7f) != 0x63 || d.imm <= 0) continue;
+    if ((d.raw & 0x7f) != 0x63) continue;
     const int64_t target = d.pc_off + d.imm;
-    for (unsigned j = i + 1; j < count && m_arena[first + j].pc_off <= target; ++j) {
+    for (unsigned j = 0; j < count && m_arena[first + j].pc_off <= target; ++j) {
       if (m_arena[first + j].pc_off == target) {
         d.rs3 = static_cast<uint8_t>(j + 1);
         break;

@@ -162,7 +162,7 @@ class Hart {
   Result<void> restore(const HartState& state);
 
   // ---- used by instruction handlers (decode.h); not for runners ----
-  // Threaded execution (decode.h threaded(); the three inline ones are defined there).
+  // Threaded execution (decode.h threaded(); the inline ones are defined there).
   // enter() sets pc to the running instruction's address. leave() is where the running
   // block ends: at `d`, whose semantics returned false (pc is set), or at its block_end()
   // entry `d` (`at_end`). It runs the next block straight away when a chain knows it and
@@ -172,7 +172,7 @@ class Hart {
   inline void enter(const DecodedInsn& d);
   bool leave(const DecodedInsn& d, bool at_end);
   [[gnu::noinline]] bool leave_trapped(const DecodedInsn& d);
-  inline bool skip_to(const DecodedInsn& d);  // decode.h
+  inline bool branch_in_block(const DecodedInsn& d);
   uint64_t& xr(unsigned i) { return m_x[i]; }  // i may be 32: the x0 write sink
   uint64_t& fr(unsigned i) { return m_f[i]; }
 
