@@ -128,8 +128,12 @@ bool threaded(Hart& h, const DecodedInsn& d) {
     }
     return h.leave(d, false);
   }
-  const DecodedInsn& next = (&d)[1];
-  return next.handler(h, next);
+  const DecodedInsn* next = &d + 1;
+  // An opaque `next` makes GCC step the argument register and jump through memory
+  // (add; jmp *(reg)) instead of computing the pointer and loading the handler separately
+  // (lea; mov; mov; jmp *reg): two instructions fewer on every instruction.
+  asm("" : "+r"(next));
+  return next->handler(h, *next);
 }
 
 template <uint32_t kMask, uint32_t kMatch, auto kBody>
