@@ -31,8 +31,9 @@ constexpr uint64_t kMaxChainInsns = 512;
 //
 // Chains: the blocks that ran after this one, by virtual pc, so the next block is found
 // without the fetch TLB and slot lookups (whose tables are too big for the host's L1). They
-// are valid in the generation that recorded them: the same pc then fetches the same
-// physical block, and that block is still in its slot (evictions bump the generation).
+// are valid under the chain key that recorded them (Hart::m_chain_key): in that fetch
+// context and generation the same pc fetches the same physical block, and that block is
+// still in its slot (evictions bump the generation).
 struct Hart::Block {
   struct Chain {
     uint64_t va = ~0ull;  // never matches a pc (pcs are even)
@@ -41,7 +42,7 @@ struct Hart::Block {
   uint64_t pa = ~0ull;
   const DecodedInsn* first = nullptr;  // in the arena
   uint32_t count = 0;                  // instructions, without the block_end() entry
-  uint64_t chain_generation = 0;       // the generation `next` was recorded in
+  uint64_t chain_key = 0;              // Hart::m_chain_key when `next` was recorded
   Chain next[2];                       // most recently recorded first
 };
 
@@ -53,9 +54,20 @@ struct Hart::DecodeCache {
   size_t used = 0;
   Block straddle{~0ull, arena.get() + kArenaInsns, 1, 0, {}};
   DecodedInsn single[2]{};  // one instruction run on its own (tracing, budget tails)
+  // Slots filled since the last clear, so that a clear (fence.i, which Linux runs often)
+  // touches those only; past kBlockSlots entries, clear() sweeps the table instead.
+  std::vector<uint32_t> filled;
 
+  void fill(size_t slot) {
+    if (filled.size() < kBlockSlots) filled.push_back(static_cast<uint32_t>(slot));
+  }
   void clear() {
-    for (auto& b : slots) b.pa = ~0ull;
+    if (filled.size() < kBlockSlots) {
+      for (uint32_t i : filled) slots[i].pa = ~0ull;
+    } else {
+      for (auto& b : slots) b.pa = ~0ull;
+    }
+    filled.clear();
     used = 0;
   }
 };
@@ -86,7 +98,7 @@ void Hart::setup_user_mode() {
 
 void Hart::flush_decode_cache() {
   m_cache->clear();
-  ++m_generation;
+  m_chain_key += kChainKeyStep;
 }
 
 inline Hart::Block* Hart::fetch_block() {
@@ -170,9 +182,11 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
     }
   }
   c.used += count + 1;
-  Block& slot = m_slots[(pa >> 1) & (kBlockSlots - 1)];
-  if (slot.pa != ~0ull) ++m_generation;  // chains may point at the evicted block
+  const size_t index = (pa >> 1) & (kBlockSlots - 1);
+  Block& slot = m_slots[index];
+  if (slot.pa != ~0ull) m_chain_key += kChainKeyStep;  // chains may point at the evicted block
   slot = Block{pa, m_arena + first, count, 0, {}};
+  c.fill(index);
   return &slot;
 }
 
@@ -181,7 +195,7 @@ bool Hart::leave(const DecodedInsn& d, bool at_end) {
   if (m_stopped != 0) [[unlikely]]
     return leave_trapped(d);
   Block* const b = m_block;
-  if (b->chain_generation != m_generation) return false;
+  if (b->chain_key != m_chain_key) return false;
   Block* next;
   if (b->next[0].va == m_pc) next = b->next[0].block;
   else if (b->next[1].va == m_pc) next = b->next[1].block;
@@ -219,7 +233,7 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
     if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0) [[unlikely]]
       break;
     Block* b = nullptr;
-    if (prev != nullptr && prev->chain_generation == m_generation) {
+    if (prev != nullptr && prev->chain_key == m_chain_key) {
       if (prev->next[0].va == m_pc) b = prev->next[0].block;
       else if (prev->next[1].va == m_pc) b = prev->next[1].block;
     }
@@ -235,8 +249,8 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
         continue;
       }
       if (prev != nullptr && b != straddle) {
-        if (prev->chain_generation != m_generation) {
-          prev->chain_generation = m_generation;
+        if (prev->chain_key != m_chain_key) {
+          prev->chain_key = m_chain_key;
           prev->next[0] = {};
         }
         prev->next[1] = prev->next[0];
@@ -475,7 +489,7 @@ bool Hart::exec_sfence_vma(const DecodedInsn& d) {
   if (((d.raw >> 15) & 31) != 0) {
     // One address: the TLB holds 4 KiB entries, so only that page's entries can be stale.
     const uint64_t vpn = m_x[d.rs1] >> 12;
-    ++m_generation;
+    m_chain_key += kChainKeyStep;
     for (auto& ctx : m_tlb)
       for (auto& type : ctx) {
         TlbEntry& e = type[vpn & (kTlbSize - 1)];

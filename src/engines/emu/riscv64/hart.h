@@ -374,10 +374,12 @@ class Hart {
   // m_irq_pin_mask, or m_irq_soft, means an interrupt to take or a stop request.
   uint64_t m_irq_pin_mask = 0;  // m_irq_takeable | m_stop_bits
   uint64_t m_irq_soft = 0;      // m_mip & m_irq_takeable
-  // Bumped when what a virtual pc fetches may have changed: TLB flushes, a change of fetch
-  // context, a decode cache flush or a block evicted from its slot. Block chains
-  // (hart.cpp) are valid only within the generation that recorded them.
-  uint64_t m_generation = 0;
+  // Block chains (hart.cpp) are valid only under the key that recorded them: the fetch
+  // context in the low bits, above it a generation, bumped when what a virtual pc fetches
+  // in a context may have changed (TLB flushes, a decode cache flush, a block evicted from
+  // its slot).
+  static constexpr uint64_t kChainKeyStep = 4;
+  uint64_t m_chain_key = 0;
   bool m_exit_on_trap = false;
   bool m_trap_pending = false;  // exit_on_trap: a trap was recorded
   Trap m_trap;

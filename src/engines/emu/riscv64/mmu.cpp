@@ -27,9 +27,8 @@ Priv Hart::effective_data_priv() const {
 }
 
 void Hart::update_contexts() {
-  const unsigned fetch_ctx = m_priv == Priv::kM ? 0 : m_priv == Priv::kU ? 1 : 2;
-  if (fetch_ctx != m_fetch_ctx) ++m_generation;
-  m_fetch_ctx = fetch_ctx;
+  m_fetch_ctx = m_priv == Priv::kM ? 0 : m_priv == Priv::kU ? 1 : 2;
+  m_chain_key = (m_chain_key & ~(kChainKeyStep - 1)) | m_fetch_ctx;
   const Priv eff = effective_data_priv();
   m_data_ctx = eff == Priv::kM ? 0 : eff == Priv::kU ? 1 : ((m_mstatus & kMstatusSUM) ? 3 : 2);
   m_tlb_read = m_tlb[m_data_ctx][kTlbRead];
@@ -38,7 +37,7 @@ void Hart::update_contexts() {
 }
 
 void Hart::flush_tlb() {
-  ++m_generation;
+  m_chain_key += kChainKeyStep;
   for (auto& ctx : m_tlb)
     for (auto& type : ctx)
       for (auto& e : type) e.tag = ~0ull;
