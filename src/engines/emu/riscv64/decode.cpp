@@ -40,7 +40,7 @@ const Tables& tables() {
 }
 
 bool illegal_body(Hart& h, const DecodedInsn& d) { return h.illegal(d); }
-constexpr Handler kIllegalExec = &threaded<illegal_body, true, false>;
+constexpr Handler kIllegalExec = &threaded<illegal_body, true, false, false>;
 
 bool block_end_exec(Hart& h, const DecodedInsn& d) {
   h.enter(d);

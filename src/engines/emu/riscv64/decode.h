@@ -68,6 +68,13 @@ struct DecodedInsn {
 };
 static_assert(sizeof(DecodedInsn) == 32, "two decoded instructions per cache line");
 
+// The same instruction, run where its memory accesses may take their slow path (a TLB
+// miss, a page crossing, MMIO, a fault): Hart::load() and store() overload on it.
+// Instruction bodies take their DecodedInsn as `const auto&` and pass it on as it is.
+struct SlowPathInsn : DecodedInsn {
+  explicit SlowPathInsn(const DecodedInsn& d) : DecodedInsn(d) {}
+};
+
 inline uint64_t Hart::insn_pc(const DecodedInsn& d) const { return m_block_pc + d.pc_off; }
 inline void Hart::enter(const DecodedInsn& d) { m_pc = insn_pc(d); }
 
@@ -118,16 +125,12 @@ inline bool Hart::branch_in_block(const DecodedInsn& d) {
 }
 
 constexpr bool is_branch(uint32_t match) { return (match & 0x7f) == 0x63; }
+constexpr bool is_load_store(uint32_t match) {
+  const uint32_t op = match & 0x7f;
+  return op == 0x03 || op == 0x23 || op == 0x07 || op == 0x27;
+}
 
-template <auto kBody, bool kNeedsPc, bool kBranch>
-bool threaded(Hart& h, const DecodedInsn& d) {
-  if constexpr (kNeedsPc) h.enter(d);
-  if (!kBody(h, d)) [[unlikely]] {
-    if constexpr (kBranch) {
-      if (d.rs3 != 0) return h.branch_in_block(d);
-    }
-    return h.leave(d, false);
-  }
+[[gnu::always_inline]] inline bool run_next(Hart& h, const DecodedInsn& d) {
   const DecodedInsn* next = &d + 1;
   // An opaque `next` makes GCC step the argument register and jump through memory
   // (add; jmp *(reg)) instead of computing the pointer and loading the handler separately
@@ -136,10 +139,47 @@ bool threaded(Hart& h, const DecodedInsn& d) {
   return next->handler(h, *next);
 }
 
+// A load or store whose access missed the TLB runs again here, out of line, with its slow
+// path allowed (SlowPathInsn). Its first run changed nothing: bodies write their results
+// only after the access.
+template <auto kBody>
+[[gnu::noinline]] bool run_slow_path(Hart& h, const DecodedInsn& d) {
+  const SlowPathInsn slow(d);
+  if (!kBody(h, slow)) return h.leave(d, false);
+  return run_next(h, d);
+}
+
+template <auto kBody, bool kNeedsPc, bool kBranch, bool kLoadStore>
+bool threaded(Hart& h, const DecodedInsn& d) {
+  if constexpr (kNeedsPc) h.enter(d);
+  if (!kBody(h, d)) [[unlikely]] {
+    if constexpr (kBranch) {
+      if (d.rs3 != 0) return h.branch_in_block(d);
+    }
+    if constexpr (kLoadStore) {
+      if (h.take_slow_mem()) return run_slow_path<kBody>(h, d);
+    }
+    return h.leave(d, false);
+  }
+  return run_next(h, d);
+}
+
+// The semantics alone, as InsnSpec::handler: memory accesses may take their slow path.
+template <auto kBody>
+bool semantics(Hart& h, const DecodedInsn& d) {
+  return kBody(h, SlowPathInsn(d));
+}
+
 template <uint32_t kMask, uint32_t kMatch, auto kBody>
 constexpr InsnSpec make_spec(const char* name, Format format, uint8_t fregs, bool ends_block) {
-  return InsnSpec{kMask,      kMatch, name, format, fregs, ends_block, +kBody,
-                  &threaded<kBody, needs_pc(kMatch), is_branch(kMatch)>};
+  return InsnSpec{kMask,
+                  kMatch,
+                  name,
+                  format,
+                  fregs,
+                  ends_block,
+                  &semantics<kBody>,
+                  &threaded<kBody, needs_pc(kMatch), is_branch(kMatch), is_load_store(kMatch)>};
 }
 
 // The entry that ends every decoded block: pc moves to the instruction after the block.

@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/result.h"
@@ -93,7 +94,8 @@ struct HartState {
   std::array<uint64_t, 16> pmpaddr{};
 };
 
-struct DecodedInsn;  // decode.h
+struct DecodedInsn;   // decode.h
+struct SlowPathInsn;  // decode.h
 class Hart;
 // An instruction's semantics (InsnSpec::handler) or its threaded form, which the
 // interpreter runs (InsnSpec::exec; decode.h threaded()). Semantics return true when the
@@ -178,36 +180,52 @@ class Hart {
 
   // Memory access by instruction `d` as the current effective privilege sees it (MPRV
   // applied). On failure the trap is already raised (take_exception) and the caller returns
-  // false. Loads and stores do not set pc on entry (decode.h needs_pc()): only their slow
-  // path, which may trap, does.
+  // false.
+  //
+  // Given a plain DecodedInsn (the threaded fast path), only a TLB hit is served: anything
+  // else defers (kSlowMem) and returns false, so that the handler makes no call and needs
+  // no stack frame; its threaded form then runs the instruction again, out of line, as a
+  // SlowPathInsn (decode.h), which takes the slow path. Loads and stores do not set pc on
+  // entry (decode.h needs_pc()): the slow path, which may trap, does.
   //
   // The TLB check is one compare: the tag is that of the access's last byte, read at the
   // index of its first, so an access that crosses into the next page cannot match (that
-  // page's number is never stored at this index) and takes the slow path. The slow paths
-  // return values, not through pointers, so handlers need no stack frame on the fast path.
+  // page's number is never stored at this index) and takes the slow path.
   template <typename T>
-  bool load(const DecodedInsn& d, uint64_t va, T& out) {
-    const TlbEntry& e = m_tlb_read[(va >> 12) & (kTlbSize - 1)];
-    if (e.tag == ((va + (sizeof(T) - 1)) >> 12)) [[likely]] {
-      std::memcpy(&out, reinterpret_cast<const void*>(static_cast<uintptr_t>(va) + e.addend),
-                  sizeof(T));
+  bool load(const DecodedInsn&, uint64_t va, T& out) {
+    if (load_fast(va, out)) [[likely]]
       return true;
-    }
+    m_stopped |= kSlowMem;
+    return false;
+  }
+  template <typename T, typename Insn>
+    requires std::is_same_v<Insn, SlowPathInsn>
+  bool load(const Insn& d, uint64_t va, T& out) {
+    if (load_fast(va, out)) return true;
     enter(d);
     const SlowLoad r = load_slow(va, sizeof(T));
     out = static_cast<T>(r.value);
     return r.ok;
   }
   template <typename T>
-  bool store(const DecodedInsn& d, uint64_t va, T value) {
-    const TlbEntry& e = m_tlb_write[(va >> 12) & (kTlbSize - 1)];
-    if (e.tag == ((va + (sizeof(T) - 1)) >> 12)) [[likely]] {
-      std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(va) + e.addend), &value,
-                  sizeof(T));
+  bool store(const DecodedInsn&, uint64_t va, T value) {
+    if (store_fast(va, value)) [[likely]]
       return true;
-    }
+    m_stopped |= kSlowMem;
+    return false;
+  }
+  template <typename T, typename Insn>
+    requires std::is_same_v<Insn, SlowPathInsn>
+  bool store(const Insn& d, uint64_t va, T value) {
+    if (store_fast(va, value)) return true;
     enter(d);
     return store_slow(va, sizeof(T), static_cast<uint64_t>(value));
+  }
+  // Whether the running instruction's memory access deferred to its slow path; clears it.
+  bool take_slow_mem() {
+    const bool deferred = (m_stopped & kSlowMem) != 0;
+    m_stopped &= static_cast<uint8_t>(~kSlowMem);
+    return deferred;
   }
   // Host pointer for an aligned atomic access of `size` bytes (AMO, LR, SC), translated for
   // writing. nullptr when a trap was raised.
@@ -290,6 +308,22 @@ class Hart {
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
   enum class Access { kRead, kWrite, kFetch };
 
+  template <typename T>
+  bool load_fast(uint64_t va, T& out) const {
+    const TlbEntry& e = m_tlb_read[(va >> 12) & (kTlbSize - 1)];
+    if (e.tag != ((va + (sizeof(T) - 1)) >> 12)) return false;
+    std::memcpy(&out, reinterpret_cast<const void*>(static_cast<uintptr_t>(va) + e.addend),
+                sizeof(T));
+    return true;
+  }
+  template <typename T>
+  bool store_fast(uint64_t va, T value) {
+    const TlbEntry& e = m_tlb_write[(va >> 12) & (kTlbSize - 1)];
+    if (e.tag != ((va + (sizeof(T) - 1)) >> 12)) return false;
+    std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(va) + e.addend), &value,
+                sizeof(T));
+    return true;
+  }
   struct SlowLoad {
     uint64_t value;
     bool ok;
@@ -385,8 +419,9 @@ class Hart {
   Trap m_trap;
   // Why the last instruction stopped its block other than by a jump (leave() tests them all
   // at once): it raised an exception, it is about to raise an illegal-instruction one
-  // (illegal()), or it was a WFI with nothing pending.
-  static constexpr uint8_t kExcepted = 1, kIllegal = 2, kWfi = 4;
+  // (illegal()), or it was a WFI with nothing pending. kSlowMem (a memory access deferred
+  // to its slow path, load()) never reaches leave(): the threaded form takes it first.
+  static constexpr uint8_t kExcepted = 1, kIllegal = 2, kWfi = 4, kSlowMem = 8;
   uint8_t m_stopped = 0;
   bool m_trace = false;
   bool m_trace_traps = false;

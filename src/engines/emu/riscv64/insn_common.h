@@ -10,11 +10,11 @@
 #include "engines/emu/riscv64/hart.h"
 
 // The body becomes both the plain handler and its threaded form (decode.h make_spec); the
-// parentheses keep a `>` in the body from ending the template argument list.
+// parentheses keep a `>` in the body from ending the template argument list. `d` is a
+// DecodedInsn or a SlowPathInsn (decode.h): pass it on as it is to Hart::load()/store().
 #define INSN(name_, mask_, match_, fmt_, fregs_, ends_, ...)                                  \
   ::doppel::rv64::make_spec<mask_, match_,                                                  \
-                            ([](::doppel::rv64::Hart & h,                                   \
-                                const ::doppel::rv64::DecodedInsn& d)                       \
+                            ([](::doppel::rv64::Hart & h, const auto& d)                  \
                                  __attribute__((always_inline)) -> bool {                   \
                               (void)h;                                                      \
                               (void)d;                                                      \

@@ -4,8 +4,8 @@
 namespace doppel::rv64 {
 namespace {
 
-template <typename T>
-[[gnu::always_inline]] inline bool do_load(Hart& h, const DecodedInsn& d) {
+template <typename T, typename Insn>
+[[gnu::always_inline]] inline bool do_load(Hart& h, const Insn& d) {
   T v;
   if (!h.load<T>(d, h.xr(d.rs1) + static_cast<uint64_t>(d.imm), v)) return false;
   if constexpr (std::is_signed_v<T>)
@@ -15,8 +15,8 @@ template <typename T>
   return true;
 }
 
-template <typename T>
-[[gnu::always_inline]] inline bool do_store(Hart& h, const DecodedInsn& d) {
+template <typename T, typename Insn>
+[[gnu::always_inline]] inline bool do_store(Hart& h, const Insn& d) {
   return h.store<T>(d, h.xr(d.rs1) + static_cast<uint64_t>(d.imm), static_cast<T>(h.xr(d.rs2)));
 }
 
