@@ -58,9 +58,10 @@ struct DecodedInsn {
   uint16_t spec;     // index into all_specs(), for the disassembler
   uint16_t pc_off;   // byte offset from the first instruction of its block
   uint8_t rd, rs1, rs2;
-  // rs3 of R4 instructions. Branches have no rs3: for them it is 1 + the index in the
-  // block of the instruction they branch to when that is in the same block (set by the
-  // block decoder), else 0.
+  // rs3 of R4 instructions. Branches have no rs3: for them it is kInBlock + the distance,
+  // in entries, to the instruction they branch to when that is in the same block (set by
+  // the block decoder; blocks hold at most 64 instructions), else 0.
+  static constexpr int kInBlock = 64;
   uint8_t rs3;
   uint8_t len;       // 2 or 4
   uint8_t rm;        // funct3 (rounding mode of F/D instructions)
@@ -104,22 +105,20 @@ constexpr bool needs_pc(uint32_t match) {
 }
 
 // A taken branch to an instruction of its own block (DecodedInsn::rs3) goes straight there.
-// Forward, nothing can loop, so only the skipped instructions come off the retired count
-// (m_block_instret and m_instret move together: the index arithmetic stays right). Back,
-// it is a loop: the instructions run again count, and the interrupt and budget checks of
-// a block transition apply; if they fail, leave() takes it as an ordinary jump.
+// Forward, nothing can loop, so only the skipped instructions come off m_instret (which
+// then still tells, by index, what retired). Back, it is a loop: the instructions run
+// again count, and the interrupt and budget checks of a block transition apply; if they
+// fail, leave() takes it as an ordinary jump.
 inline bool Hart::branch_in_block(const DecodedInsn& d) {
-  const DecodedInsn& target = m_block_first[d.rs3 - 1];
-  if (&target > &d) {
-    const auto skipped = static_cast<uint64_t>(&target - &d - 1);
-    m_block_instret -= skipped;
-    m_instret -= skipped;
+  const int distance = d.rs3 - DecodedInsn::kInBlock;
+  const DecodedInsn& target = (&d)[distance];
+  if (distance > 0) {
+    m_instret -= static_cast<uint64_t>(distance - 1);
     return target.handler(*this, target);
   }
-  const auto again = static_cast<uint64_t>(&d - &target + 1);
+  const auto again = static_cast<uint64_t>(1 - distance);
   if (m_instret + again >= m_instret_limit || ((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0)
     return leave(d, false);
-  m_block_instret += again;
   m_instret += again;
   return target.handler(*this, target);
 }

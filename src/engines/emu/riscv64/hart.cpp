@@ -54,6 +54,7 @@ struct Hart::DecodeCache {
   size_t used = 0;
   Block straddle{~0ull, arena.get() + kArenaInsns, 1, 0, {}};
   DecodedInsn single[2]{};  // one instruction run on its own (tracing, budget tails)
+  Block single_block{~0ull, single, 1, 0, {}};
   // Slots filled since the last clear, so that a clear (fence.i, which Linux runs often)
   // touches those only; past kBlockSlots entries, clear() sweeps the table instead.
   std::vector<uint32_t> filled;
@@ -176,7 +177,8 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
     const int64_t target = d.pc_off + d.imm;
     for (unsigned j = 0; j < count && m_arena[first + j].pc_off <= target; ++j) {
       if (m_arena[first + j].pc_off == target) {
-        d.rs3 = static_cast<uint8_t>(j + 1);
+        const int distance = static_cast<int>(j) - static_cast<int>(i);
+        d.rs3 = static_cast<uint8_t>(DecodedInsn::kInBlock + distance);
         break;
       }
     }
@@ -201,14 +203,13 @@ bool Hart::leave(const DecodedInsn& d, bool at_end) {
   else if (b->next[1].va == m_pc) next = b->next[1].block;
   else return false;
   const uint64_t retired =
-      m_block_instret + static_cast<uint64_t>(&d - m_block_first) + (at_end ? 0 : 1);
+      m_instret + 1 - b->count + static_cast<uint64_t>(&d - m_block_first) + (at_end ? 0 : 1);
   if (retired + next->count > m_instret_limit) return false;
   if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0) return false;
   const DecodedInsn* first = next->first;
   m_block = next;
   m_block_first = first;
   m_block_pc = m_pc;
-  m_block_instret = retired;
   m_instret = retired + next->count - 1;
   return first->handler(*this, *first);
 }
@@ -263,7 +264,6 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
     m_block = b;
     m_block_first = first;
     m_block_pc = m_pc;
-    m_block_instret = start;
     if (n <= budget - used && !m_trace) [[likely]] {
       // Threaded (decode.h), chaining further blocks as long as they fit in the budget. An
       // instruction that raised an exception did not retire; one that left the block
@@ -272,15 +272,16 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
       m_instret = start + n - 1;
       first->handler(*this, *first);
       const auto i = static_cast<uint64_t>(m_stop - m_block_first);
+      const uint64_t base = m_instret + 1 - m_block->count;  // before the block's first
       if (m_stopped & kExcepted) {
-        m_instret = m_block_instret + i;
+        m_instret = base + i;
         used += m_instret - start + 1;
         m_stopped &= static_cast<uint8_t>(~kExcepted);
         prev = nullptr;
         if (m_trap_pending) return used;
         continue;
       }
-      m_instret = m_block_instret + (i == m_block->count ? i : i + 1);
+      m_instret = base + (i == m_block->count ? i : i + 1);
       used += m_instret - start;
       if (m_stopped & kWfi) return used;
       prev = m_block == straddle ? nullptr : m_block;
@@ -290,6 +291,7 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
     // one-instruction block that chains nothing, so m_instret is exact for every one.
     prev = nullptr;
     m_instret_limit = 0;  // no chaining
+    m_block = &m_cache->single_block;
     DecodedInsn* single = m_cache->single;
     const uint64_t limit = n < budget - used ? n : budget - used;
     for (uint64_t i = 0; i < limit; ++i) {

@@ -380,7 +380,8 @@ class Hart {
   std::array<uint8_t, 16> m_pmpcfg{};
   std::array<uint64_t, 16> m_pmpaddr{};
   // Retired instructions. While a block runs threaded, it holds the count before the
-  // block's last instruction: the only one that can read it, as CSR instructions end blocks.
+  // block's last instruction (the only one that can read it, as CSR instructions end
+  // blocks), so m_instret + 1 - count + index is what retired before the entry at index.
   uint64_t m_instret = 0;
   int64_t m_cycle_offset = 0;    // mcycle = instret + offset
   int64_t m_instret_offset = 0;  // minstret = instret + offset
@@ -399,7 +400,6 @@ class Hart {
   Block* m_block = nullptr;
   const DecodedInsn* m_block_first = nullptr;
   uint64_t m_block_pc = 0;         // pc of its first instruction
-  uint64_t m_block_instret = 0;    // instructions retired before it
   const DecodedInsn* m_stop = nullptr;  // where the last block left (leave())
   uint64_t m_instret_limit = 0;    // leave() chains only blocks that fit below this
   uint64_t m_stop_bits = 0;        // run_blocks()'s stop_bits
