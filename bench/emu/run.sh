@@ -4,8 +4,8 @@
 # line, under build/doppel and under qemu-system-riscv64 -M virt. Prints the raw numbers and
 # the doppel/QEMU ratios (for times: lower is better for doppel; targets are <= 3).
 #
-#   bench/emu/run.sh                        # boot x5, cpumark 10, RSS
-#   BOOT_RUNS=9 CPUMARK_N=20 bench/emu/run.sh
+#   bench/emu/run.sh                        # boot x5, cpumark 10 x3, RSS
+#   BOOT_RUNS=9 CPUMARK_N=20 CPUMARK_RUNS=5 bench/emu/run.sh
 #   DOPPEL=/path/to/doppel bench/emu/run.sh # another build (e.g. to compare commits)
 #
 # Metrics:
@@ -13,7 +13,8 @@
 #             line on the console; median of BOOT_RUNS boots per side (the sides alternate).
 #   cpumark   guest/programs/cpumark.c (in the kit's initrd) with CPUMARK_N iterations, started
 #             from the shell after boot: the time cpumark prints (guest clock) and the host
-#             wall time from sending the command until its result line appears.
+#             wall time from sending the command until its result line appears; median of
+#             CPUMARK_RUNS boots per side (the sides alternate).
 #   rss       the VMM's resident memory beyond guest RAM (/proc/PID/smaps, every mapping but
 #             the anonymous one of exactly the guest RAM size), with the guest idle at the
 #             shell after boot and again after cpumark.
@@ -26,6 +27,7 @@ GUEST_DIR=$(guest_dir)
 [[ -x $DOPPEL ]] || skip "$DOPPEL not built (make build)"
 BOOT_RUNS=${BOOT_RUNS:-5}
 CPUMARK_N=${CPUMARK_N:-10}
+CPUMARK_RUNS=${CPUMARK_RUNS:-3}
 MEM_MIB=${MEM_MIB:-256}
 CMDLINE='console=ttyS0 panic=-1'
 VM_TIMEOUT=${VM_TIMEOUT:-600}
@@ -88,7 +90,7 @@ rss_beyond_ram() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A boots result
+declare -A boots guest_times wall_times result
 sides=(doppel qemu)
 echo "guest kit: $GUEST_DIR"
 echo "doppel: $DOPPEL"
@@ -104,26 +106,37 @@ for ((run = 1; run <= BOOT_RUNS; run++)); do
   done
 done
 
-for side in "${sides[@]}"; do
-  start "cpumark-$side" "$side"
-  wait_line 'doppel-guest: ready' >/dev/null
-  sleep 2
-  result[$side.rss_boot]=$(rss_beyond_ram "$VM_PID")
-  t0=$(now)
-  printf 'cpumark %s\n' "$CPUMARK_N" >&7
-  t1=$(wait_line "cpumark: $CPUMARK_N iterations?, checksum" 0.02)
-  result[$side.cpumark_wall]=$(elapsed "$t0" "$t1")
-  line=$(grep -aoE "cpumark: $CPUMARK_N iterations?, checksum 0x[0-9a-f]+, [0-9.]+ s" "$VM_OUT" | tail -n1)
-  result[$side.cpumark_guest]=$(sed -E 's/.*, ([0-9.]+) s$/\1/' <<<"$line")
-  result[$side.checksum]=$(sed -E 's/.*checksum (0x[0-9a-f]+).*/\1/' <<<"$line")
-  sleep 2
-  result[$side.rss_idle]=$(rss_beyond_ram "$VM_PID")
-  stop
+for ((run = 1; run <= CPUMARK_RUNS; run++)); do
+  for side in "${sides[@]}"; do
+    start "cpumark-$side-$run" "$side"
+    wait_line 'doppel-guest: ready' >/dev/null
+    sleep 2
+    ((run == 1)) && result[$side.rss_boot]=$(rss_beyond_ram "$VM_PID")
+    t0=$(now)
+    printf 'cpumark %s\n' "$CPUMARK_N" >&7
+    t1=$(wait_line "cpumark: $CPUMARK_N iterations?, checksum" 0.02)
+    wall_times[$side]+="$(elapsed "$t0" "$t1") "
+    line=$(grep -aoE "cpumark: $CPUMARK_N iterations?, checksum 0x[0-9a-f]+, [0-9.]+ s" "$VM_OUT" | tail -n1)
+    guest_times[$side]+="$(sed -E 's/.*, ([0-9.]+) s$/\1/' <<<"$line") "
+    checksum=$(sed -E 's/.*checksum (0x[0-9a-f]+).*/\1/' <<<"$line")
+    [[ -z ${result[$side.checksum]:-} || ${result[$side.checksum]} == "$checksum" ]] ||
+      echo "WARNING: $side: cpumark checksum $checksum differs from its earlier ${result[$side.checksum]}"
+    result[$side.checksum]=$checksum
+    if ((run == 1)); then
+      sleep 2
+      result[$side.rss_idle]=$(rss_beyond_ram "$VM_PID")
+    fi
+    stop
+  done
 done
 
 for side in "${sides[@]}"; do
   # shellcheck disable=SC2086
   result[$side.boot]=$(median ${boots[$side]})
+  # shellcheck disable=SC2086
+  result[$side.cpumark_guest]=$(median ${guest_times[$side]})
+  # shellcheck disable=SC2086
+  result[$side.cpumark_wall]=$(median ${wall_times[$side]})
 done
 [[ ${result[doppel.checksum]} == "${result[qemu.checksum]}" ]] ||
   echo "WARNING: cpumark checksums differ: doppel ${result[doppel.checksum]}, qemu ${result[qemu.checksum]}"
@@ -131,11 +144,12 @@ done
 ratio() { awk -v d="$1" -v q="$2" 'BEGIN { if (q > 0) printf "%.2f", d / q; else print "-" }'; }
 echo
 echo "boot runs (s): doppel ${boots[doppel]}| qemu ${boots[qemu]}"
+echo "cpumark runs, guest clock (s): doppel ${guest_times[doppel]}| qemu ${guest_times[qemu]}"
 printf '%-30s %12s %12s %14s\n' metric doppel qemu doppel/qemu
 row() { printf '%-30s %12s %12s %14s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 row "boot to ready, median (s)" "${result[doppel.boot]}" "${result[qemu.boot]}"
-row "cpumark $CPUMARK_N, guest clock (s)" "${result[doppel.cpumark_guest]}" "${result[qemu.cpumark_guest]}"
-row "cpumark $CPUMARK_N, host wall (s)" "${result[doppel.cpumark_wall]}" "${result[qemu.cpumark_wall]}"
+row "cpumark $CPUMARK_N, guest, median (s)" "${result[doppel.cpumark_guest]}" "${result[qemu.cpumark_guest]}"
+row "cpumark $CPUMARK_N, wall, median (s)" "${result[doppel.cpumark_wall]}" "${result[qemu.cpumark_wall]}"
 row "RSS beyond RAM, booted (MiB)" "$(awk -v k="${result[doppel.rss_boot]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
   "$(awk -v k="${result[qemu.rss_boot]}" 'BEGIN { printf "%.1f", k / 1024 }')"
 row "RSS beyond RAM, after (MiB)" "$(awk -v k="${result[doppel.rss_idle]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
