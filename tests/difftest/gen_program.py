@@ -174,7 +174,8 @@ class Gen:
       elif op == 'c.andi':
         self.emit(f'{op} {rd}, {r.randrange(-32, 32)}')
       elif op == 'c.addiw':
-        self.emit(f'{op} {self.xd()}, {r.randrange(-32, 32)}')
+        # rd = x0 is reserved for c.addiw (not a hint), so the assembler rejects it.
+        self.emit(f'{op} x{r.choice(DEST_X)}, {r.randrange(-32, 32)}')
       elif op in ('c.mv', 'c.add'):
         src = f'x{r.choice([i for i in range(1, 32)])}'
         self.emit(f'{op} {self.xd()}, {src}')

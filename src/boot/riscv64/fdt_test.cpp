@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <libfdt.h>
 
+#include <cstring>
 #include <string>
 
 namespace doppel::rv64boot {
@@ -45,8 +46,11 @@ struct Dtb {
   }
   uint64_t u64(const char* path, const char* prop) const {
     int len = 0;
-    const auto* p = static_cast<const fdt64_t*>(fdt_getprop(fdt(), node(path), prop, &len));
-    return (p && len == 8) ? fdt64_to_cpu(*p) : 0;
+    const void* p = fdt_getprop(fdt(), node(path), prop, &len);
+    if (!p || len != 8) return 0;
+    fdt64_t raw;  // properties are only 4-byte aligned
+    std::memcpy(&raw, p, sizeof raw);
+    return fdt64_to_cpu(raw);
   }
   uint32_t phandle(const char* path) const { return fdt_get_phandle(fdt(), node(path)); }
 };
