@@ -26,6 +26,7 @@ emit() {  # name source mode load-address
 emit RealModeIo real_mode_io.S 16 0x1000
 emit RealModeTriple real_mode_triple.S 16 0x1000
 emit RealModeIrq real_mode_irq.S 16 0x1000
+emit RealModeCoalesced real_mode_coalesced.S 16 0x1000
 emit LongMode long_mode.S 64 0x100000
 echo "}  // namespace doppel::test_guests" >>"$tmp/h"
 mv "$tmp/h" "$out"

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <mutex>
@@ -76,6 +77,12 @@ KvmVcpu::KvmVcpu(UniqueFd fd, unsigned index, kvm_run* run, size_t run_size)
     : m_fd(std::move(fd)), m_index(index), m_run(run), m_run_size(run_size) {}
 
 KvmVcpu::~KvmVcpu() { munmap(m_run, m_run_size); }
+
+void* KvmVcpu::mapping_page(int page) const {
+  const auto page_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (page < 0 || (static_cast<size_t>(page) + 1) * page_size > m_run_size) return nullptr;
+  return reinterpret_cast<uint8_t*>(m_run) + static_cast<size_t>(page) * page_size;
+}
 
 Result<VcpuExit> KvmVcpu::run() {
   if (!m_thread_known.load(std::memory_order_acquire)) {

@@ -60,6 +60,9 @@ class KvmVcpu final : public Vcpu, public Persist<VcpuState> {
   Result<void> restore(const VcpuState& state) override;
 
   int fd() const { return m_fd.get(); }
+  // Page `page` of this vCPU's kvm_run mapping (KVM puts the coalesced-write ring at
+  // KVM_COALESCED_MMIO_PAGE_OFFSET), or null if the mapping is shorter.
+  void* mapping_page(int page) const;
 
  private:
   KvmVcpu(UniqueFd fd, unsigned index, kvm_run* run, size_t run_size);

@@ -9,7 +9,9 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -80,6 +82,18 @@ class KvmVm final : public Engine {
   // can re-assert if its condition is still pending.
   Result<void> add_irqfd(uint32_t gsi, int eventfd, std::optional<int> resample_fd);
 
+  // Coalesced port writes (KVM_CAP_COALESCED_PIO): while on, the guest's writes to
+  // [port, port + size) go into a ring shared with KVM instead of exiting. They are
+  // handed out, in order, by drain_coalesced(), which the machine calls before it handles
+  // any exit (so a device sees every access in the guest's order) and when the VM stops.
+  // Only for registers whose writes have no side effect the guest could wait for before
+  // its next exit. Without the capability coalesced_pio_supported() is false and
+  // set_coalesced_pio() does nothing. Threads: any; set-up and draining serialise inside.
+  bool coalesced_pio_supported() const { return m_coalesced_ring != nullptr; }
+  Result<void> set_coalesced_pio(uint16_t port, uint32_t size, bool on);
+  // Calls write(port, size, value) for each coalesced write; returns how many there were.
+  size_t drain_coalesced(const std::function<void(uint64_t, unsigned, uint64_t)>& write);
+
   int vm_fd() const { return m_vm.get(); }
   uint32_t tsc_khz() const { return m_tsc_khz; }
   unsigned cpus() const { return m_options.cpus; }
@@ -97,6 +111,11 @@ class KvmVm final : public Engine {
   std::vector<kvm_cpuid_entry2> m_supported_cpuid;
   X86EntryState m_boot_entry;
   uint32_t m_tsc_khz = 0;
+  // The coalesced-write ring: a page of vCPU 0's kvm_run mapping (KVM shares one ring per
+  // VM), valid while vCPU 0 exists. Null without KVM_CAP_COALESCED_PIO.
+  int m_coalesced_page = 0;  // page offset in a vCPU mapping; 0 = unsupported
+  kvm_coalesced_mmio_ring* m_coalesced_ring = nullptr;
+  std::mutex m_coalesced_mutex;  // serialises draining (the consumer side of the ring)
 };
 
 }  // namespace doppel::kvm

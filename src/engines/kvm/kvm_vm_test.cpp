@@ -142,6 +142,27 @@ TEST(KvmVm, DeviceInterruptThroughInKernelPicWakesHaltedGuest) {
   (*line)->lower();
 }
 
+TEST(KvmVm, CoalescedPortWritesComeOutInOrderBeforeTheNextExit) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeCoalesced, test_guests::kRealModeCoalescedLoad);
+  ASSERT_TRUE(f.vcpu);
+  if (!f.vm->coalesced_pio_supported()) GTEST_SKIP() << "this KVM lacks KVM_CAP_COALESCED_PIO";
+  ASSERT_TRUE(f.vm->set_coalesced_pio(0x10, 2, true).ok());
+  auto e = run(*f.vcpu);
+  EXPECT_EQ(e.reason, Reason::kPioWrite);
+  EXPECT_EQ(e.addr, 0x12u) << "the writes to ports 0x10-0x11 exited instead of coalescing";
+  std::vector<std::pair<unsigned, uint64_t>> writes;
+  const size_t n = f.vm->drain_coalesced([&](uint64_t port, unsigned size, uint64_t value) {
+    EXPECT_EQ(port, 0x10u);
+    writes.emplace_back(size, value);
+  });
+  EXPECT_EQ(n, 3u);
+  const std::vector<std::pair<unsigned, uint64_t>> want{{1, 'a'}, {1, 'b'}, {2, 0x6463}};
+  EXPECT_EQ(writes, want);
+  EXPECT_EQ(f.vm->drain_coalesced([](uint64_t, unsigned, uint64_t) { FAIL(); }), 0u);
+  ASSERT_TRUE(f.vm->set_coalesced_pio(0x10, 2, false).ok());
+}
+
 TEST(KvmVm, KickStopsAHaltedVcpuFromAnotherThread) {
   SKIP_WITHOUT_KVM();
   auto f = real_mode_vm(test_guests::kRealModeIrq, test_guests::kRealModeIrqLoad);
