@@ -53,6 +53,11 @@ void Uart16550::reset() {
   // Nothing is accepted until a driver enables the receive interrupt again.
 }
 
+bool Uart16550::tx_interrupt_enabled() const {
+  std::lock_guard lock(m_mutex);
+  return (m_state.ier & kIerThre) != 0;
+}
+
 unsigned Uart16550::rx_trigger() const {
   static constexpr unsigned kLevels[4] = {1, 4, 8, 14};
   return kLevels[(m_state.fcr >> 6) & 3];

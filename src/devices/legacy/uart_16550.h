@@ -68,6 +68,11 @@ class Uart16550 final : public Device, public Persist<Uart16550State> {
   // Back to power-on state (registers, FIFOs, interrupt line low).
   void reset();
 
+  // Whether the driver asked for transmit interrupts (IER.ETBEI). While it has not, a THR
+  // write has no effect the guest can wait for, so a VMM may batch THR writes (the KVM
+  // machine coalesces them) as long as it delivers them before the guest's next access.
+  bool tx_interrupt_enabled() const;
+
   Uart16550State save() const override;
   Result<void> restore(const Uart16550State& state) override;
 
