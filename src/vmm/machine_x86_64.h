@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -58,6 +59,20 @@ class MachineX86_64 {
   Result<void> build();
   Result<void> wire_ioeventfds();
   void vcpu_thread(unsigned index);
+  // What a vCPU exited for, reported at --log-level debug when the VM stops. Each vCPU
+  // thread writes its own; run() reads them after joining.
+  struct ExitStats {
+    uint64_t pio_reads = 0, pio_writes = 0, mmio_reads = 0, mmio_writes = 0, kicks = 0;
+    uint64_t coalesced = 0;  // writes that did not exit (drained by this thread)
+    std::map<uint64_t, uint64_t> ports;  // port -> exits
+  };
+  void report_exit_stats() const;
+  // Console output without an exit per byte: COM1's THR writes are coalesced by KVM until
+  // the guest first enables the UART's transmit interrupt (until then the kernel writes
+  // its log by polling LSR), and drained in order before every exit is handled. Called
+  // after the guest writes IER; any thread.
+  void update_tx_coalescing();
+  void drain_coalesced();
   void ioeventfd_thread();
 
   const VmConfig m_config;
@@ -83,6 +98,10 @@ class MachineX86_64 {
   std::vector<Notifier> m_notifiers;  // ioeventfds, read only by the ioeventfd thread
   UniqueFd m_notifier_stop;           // eventfd: wakes the ioeventfd thread to exit
   std::vector<std::unique_ptr<Vcpu>> m_vcpus;
+  std::vector<ExitStats> m_exit_stats;  // one per vCPU, written by its thread only
+  std::mutex m_coalescing_mutex;
+  bool m_tx_coalesced = false;        // GUARDED_BY(m_coalescing_mutex)
+  bool m_tx_coalescing_done = false;  // GUARDED_BY(m_coalescing_mutex): switched off for good
 
   std::atomic<bool> m_stopping{false};
   std::mutex m_stop_mutex;

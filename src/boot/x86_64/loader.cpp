@@ -1,10 +1,13 @@
 #include "boot/x86_64/loader.h"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <optional>
 
 #include "base/bits.h"
@@ -75,12 +78,38 @@ Result<uint64_t> place_initrd(const GuestMemory& mem, uint64_t size, uint64_t li
 
 }  // namespace
 
-Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Error::from_errno(fmt::format("{} {}", what, path));
-  std::vector<uint8_t> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) return Error::from_errno(fmt::format("{} {}: read", what, path));
-  return data;
+Result<MappedFile> MappedFile::open(const std::string& path, const char* what) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error::from_errno(fmt::format("{} {}", what, path));
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return Error::from_errno(fmt::format("{} {}: stat", what, path), e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Error::format("{} {}: not a regular file", what, path);
+  }
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    ::close(fd);
+    return MappedFile(nullptr, 0);
+  }
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int e = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) return Error::from_errno(fmt::format("{} {}: mmap", what, path), e);
+  return MappedFile(static_cast<const uint8_t*>(p), size);
+}
+
+MappedFile::MappedFile(MappedFile&& other) noexcept : m_data(other.m_data), m_size(other.m_size) {
+  other.m_data = nullptr;
+  other.m_size = 0;
+}
+
+MappedFile::~MappedFile() {
+  if (m_data) munmap(const_cast<uint8_t*>(m_data), m_size);
 }
 
 std::vector<GuestMemory::RegionSpec> ram_regions(uint64_t memory) {

@@ -60,6 +60,22 @@ Result<BootEntry> load_linux(GuestMemory& memory, const LinuxImages& images);
 Result<BootEntry> load_bzimage(GuestMemory& memory, const LinuxImages& images);
 Result<BootEntry> load_pvh(GuestMemory& memory, const LinuxImages& images);
 
-Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what);
+// A kernel or initrd file mapped read-only for loading (no copy: the loaders copy straight
+// from the page cache into guest RAM), unmapped when destroyed. `what` names the file in
+// errors ("kernel /x: No such file or directory").
+class MappedFile {
+ public:
+  static Result<MappedFile> open(const std::string& path, const char* what);
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&&) = delete;
+  MappedFile(const MappedFile&) = delete;
+  ~MappedFile();
+  std::span<const uint8_t> bytes() const { return {m_data, m_size}; }
+
+ private:
+  MappedFile(const uint8_t* data, size_t size) : m_data(data), m_size(size) {}
+  const uint8_t* m_data;
+  size_t m_size;
+};
 
 }  // namespace doppel::x86boot
