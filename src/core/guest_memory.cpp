@@ -25,14 +25,29 @@ Result<std::unique_ptr<GuestMemory>> GuestMemory::create(std::vector<RegionSpec>
   }
   std::vector<MemoryRegion> regions;
   for (const auto& s : specs) {
-    void* p = mmap(nullptr, s.size, PROT_READ | PROT_WRITE,
+    // Host addresses congruent with guest addresses modulo 2 MiB, and transparent huge
+    // pages asked for: KVM can then map guest RAM with 2 MiB pages (fewer nested page
+    // faults and TLB misses), and the emulator's accesses miss the host TLB less often.
+    constexpr uint64_t kHuge = 2 * MiB;
+    const uint64_t slack = s.size >= kHuge ? kHuge : 0;
+    void* p = mmap(nullptr, s.size + slack, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
       const int e = errno;
       for (auto& r : regions) munmap(r.host, r.size);
       return Error::from_errno(fmt::format("guest memory: mmap of {} MiB", s.size >> 20), e);
     }
-    regions.push_back({s.gpa, s.size, static_cast<uint8_t*>(p)});
+    auto* host = static_cast<uint8_t*>(p);
+    if (slack) {
+      const auto at = reinterpret_cast<uint64_t>(p);
+      const uint64_t want = (s.gpa % kHuge);
+      const uint64_t skip = (want - at % kHuge + kHuge) % kHuge;
+      if (skip) munmap(host, skip);
+      if (slack - skip) munmap(host + skip + s.size, slack - skip);
+      host += skip;
+      madvise(host, s.size, MADV_HUGEPAGE);
+    }
+    regions.push_back({s.gpa, s.size, host});
   }
   return std::unique_ptr<GuestMemory>(new GuestMemory(std::move(regions)));
 }
