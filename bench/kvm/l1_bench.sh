@@ -1,4 +1,6 @@
 # Runs in the lab's L1 (sourced by /init). Prints "BENCH vmm=... what=... value=..." lines.
+# Nothing here polls while a guest boots: L1 has one (emulated) CPU, and a polling loop
+# would slow down the guest it is timing.
 RUNS=@RUNS@
 G=/lab/guest
 now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
@@ -9,29 +11,44 @@ vmm_rss() {
     /^Rss:/ { if (!skip) total += $2 }
     END { print total }' /proc/$1/smaps 2>/dev/null || echo -1
 }
+# The biggest contributors to that RSS, for the log.
+vmm_rss_top() {
+  awk -v big=$(( $2 * 1024 )) '
+    /^[0-9a-f]+-[0-9a-f]+ / { name = $6 ? $6 : "[anon]" }
+    /^Size:/ { skip = $2 >= big }
+    /^Rss:/ { if (!skip) rss[name] += $2 }
+    END { for (n in rss) if (rss[n] >= 64) printf "%s=%d ", n, rss[n]; print "" }' /proc/$1/smaps
+}
 boot_one() {  # name command...
   name=$1; shift
-  rm -f /tmp/in /tmp/out; mkfifo /tmp/in
+  rm -f /tmp/in /tmp/o /tmp/ready /tmp/out
+  mkfifo /tmp/in /tmp/o /tmp/ready
+  # awk stamps the readiness line as it passes (blocking reads, no polling) and tells the
+  # shell through /tmp/ready; "none" if the VMM's output ends without it.
+  awk '!done && /doppel-guest: ready/ {
+         getline up < "/proc/uptime"; split(up, a, " ")
+         printf "%d\n", a[1] * 1000 > "/tmp/ready"; close("/tmp/ready"); done = 1 }
+       { print > "/tmp/out"; fflush("/tmp/out") }
+       END { if (!done) { print "none" > "/tmp/ready"; close("/tmp/ready") } }' </tmp/o &
   t0=$(now_ms)
-  "$@" </tmp/in >/tmp/out 2>&1 &
+  "$@" </tmp/in >/tmp/o 2>&1 &
   pid=$!
   exec 3>/tmp/in
-  t1=""
-  for i in $(seq 1 6000); do
-    if grep -q "doppel-guest: ready" /tmp/out; then t1=$(now_ms); break; fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.01
-  done
-  if [ -n "$t1" ]; then
+  read -r t1 </tmp/ready
+  if [ "$t1" != none ]; then
     echo "BENCH vmm=$name what=boot_ms value=$((t1 - t0))"
     sleep 1
     echo "BENCH vmm=$name what=rss_kib value=$(vmm_rss $pid 128)"
+    echo "BENCH-INFO vmm=$name rss: $(vmm_rss_top $pid 128)"
   else
     echo "BENCH-FAIL $name: no readiness line"; tail -5 /tmp/out
   fi
   echo "poweroff -f" >&3
   exec 3>&-
-  wait $pid || true
+  wait $pid
+  echo "BENCH-INFO vmm=$name exit=$?"
+  wait
+  grep -q "XSAVE consistency problem" /tmp/out && echo "BENCH-INFO vmm=$name guest warned: XSAVE consistency problem"
 }
 time_ms() {  # command...: wall time in ms
   a=$(now_ms); "$@" </dev/null >/dev/null 2>&1; b=$(now_ms); echo $((b - a))
@@ -48,6 +65,7 @@ for r in $(seq 1 $RUNS); do
       z=$(time_ms $QEMU -device isa-debug-exit,iobase=0xf4 -kernel /lab/pio0.elf)
       n=$(time_ms $QEMU -device isa-debug-exit,iobase=0xf4 -kernel /lab/pio20000.elf)
     fi
+    echo "BENCH vmm=$vmm what=start_stop_ms value=$z"
     echo "BENCH vmm=$vmm what=pio_ns value=$(( (n - z) * 1000000 / 20000 ))"
   done
 done

@@ -2,9 +2,21 @@
 # Optional inputs (--extra): /lab/disk.img + /lab/ro.img (virtio-blk check; the written
 # image is copied out to /dev/nvme0n1, the lab's --out-disk), /lab/probe.cpio.gz (an initrd
 # appendix holding /usr/bin/cpu_probe, for the CPU topology check).
+# If the lab is still running after 500 s something is stuck where `timeout` cannot reach
+# it (a task in uninterruptible sleep): show doppel's kernel stacks and the blocked tasks.
+( sleep 500
+  echo "LAB: watchdog: still running after 500 s"
+  for t in /proc/[0-9]*/task/*; do
+    [ "$(cat $t/comm 2>/dev/null)" = doppel ] || continue
+    echo "LAB: watchdog: $t $(awk '/^State/ {print $2}' $t/status)"
+    sed 's/^/LAB: watchdog:   /' $t/stack 2>/dev/null
+  done
+  echo w >/proc/sysrq-trigger ) &
+watchdog=$!
 run_l2() {  # tag cpus kernel commands...   (doppel options in $L2_ARGS, global ones in $L2_LOG)
   tag=$1 cpus=$2 kernel=$3; shift 3
-  printf '%s\n' "$@" | /lab/doppel $L2_LOG run --arch x86_64 --engine kvm --kernel "$kernel" \
+  # A guest that hangs is killed after 180 s (exit 143), so the rest of the lab still runs.
+  printf '%s\n' "$@" | timeout 180 /lab/doppel $L2_LOG run --arch x86_64 --engine kvm --kernel "$kernel" \
     --initrd "${L2_INITRD:-/lab/guest/initrd.cpio.gz}" --cpus "$cpus" --memory 256 $L2_ARGS \
     >/tmp/l2.out 2>&1
   code=$?
@@ -68,3 +80,4 @@ if [ -f /lab/probe.cpio.gz ]; then
   done
   L2_INITRD="" L2_LOG=""
 fi
+kill $watchdog 2>/dev/null

@@ -71,9 +71,12 @@ for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko; do
 done
 
 # A program and the shared libraries ldd lists, at the same paths.
+# A static program (ldd: "not a dynamic executable") has none.
 copy_program() {  # source destination
   cp "$1" "$root$2"
-  ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+  local libs
+  libs=$(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true)
+  for lib in $libs; do
     [ -f "$lib" ] || continue
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
