@@ -341,6 +341,7 @@ VcpuState KvmVcpu::save() const {
   ioctl(m_fd.get(), KVM_GET_REGS, &s.regs);
   ioctl(m_fd.get(), KVM_GET_SREGS, &s.sregs);
   ioctl(m_fd.get(), KVM_GET_FPU, &s.fpu);
+  s.has_xsave = ioctl(m_fd.get(), kGetXsave, &s.xsave) == 0;
   ioctl(m_fd.get(), KVM_GET_LAPIC, &s.lapic);
   ioctl(m_fd.get(), KVM_GET_MP_STATE, &s.mp_state);
   ioctl(m_fd.get(), KVM_GET_VCPU_EVENTS, &s.events);
@@ -359,7 +360,8 @@ VcpuState KvmVcpu::save() const {
 }
 
 Result<void> KvmVcpu::restore(const VcpuState& s) {
-  if (s.version != 1) return Error::format("vCPU {}: state version {} is not supported", m_index, s.version);
+  if (s.version != VcpuState::kVersion)
+    return Error::format("vCPU {}: state version {} is not supported", m_index, s.version);
   auto set = [&](unsigned long request, const void* arg, const char* what) -> Result<void> {
     if (ioctl(m_fd.get(), request, arg) < 0)
       return Error::from_errno(fmt::format("vCPU {}: {}", m_index, what));
@@ -368,6 +370,7 @@ Result<void> KvmVcpu::restore(const VcpuState& s) {
   TRY(set(KVM_SET_SREGS, &s.sregs, "KVM_SET_SREGS"));
   TRY(set(KVM_SET_REGS, &s.regs, "KVM_SET_REGS"));
   TRY(set(KVM_SET_FPU, &s.fpu, "KVM_SET_FPU"));
+  if (s.has_xsave) TRY(set(kSetXsave, &s.xsave, "KVM_SET_XSAVE"));
   TRY(set(KVM_SET_XCRS, &s.xcrs, "KVM_SET_XCRS"));
   TRY(set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC"));
   TRY(set(KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));

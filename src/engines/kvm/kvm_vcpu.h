@@ -16,16 +16,21 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "core/engine.h"
+#include "engines/kvm/kvm_abi.h"
 #include "engines/kvm/x86_entry.h"
 
 namespace doppel::kvm {
 
-// Register capture for snapshots (rule 9). Version 1.
+// Register capture for snapshots (rule 9). Version 2: the XSAVE area (AVX and later
+// register state, which kvm_fpu lacks) when KVM offers it.
 struct VcpuState {
-  uint32_t version = 1;
+  static constexpr uint32_t kVersion = 2;
+  uint32_t version = kVersion;
   kvm_regs regs{};
   kvm_sregs sregs{};
   kvm_fpu fpu{};
+  bool has_xsave = false;
+  XsaveArea xsave{};
   kvm_lapic_state lapic{};
   kvm_mp_state mp_state{};
   kvm_vcpu_events events{};
