@@ -17,7 +17,8 @@ vmm_rss_top() {
     /^[0-9a-f]+-[0-9a-f]+ / { name = $6 ? $6 : "[anon]" }
     /^Size:/ { skip = $2 >= big }
     /^Rss:/ { if (!skip) rss[name] += $2 }
-    END { for (n in rss) if (rss[n] >= 64) printf "%s=%d ", n, rss[n]; print "" }' /proc/$1/smaps
+    /^AnonHugePages:/ { if (skip) thp += $2 }
+    END { for (n in rss) if (rss[n] >= 64) printf "%s=%d ", n, rss[n]; printf "(guest RAM in huge pages: %d KiB)\n", thp }' /proc/$1/smaps
 }
 boot_one() {  # name command...
   name=$1; shift

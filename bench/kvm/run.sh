@@ -49,17 +49,26 @@ awk '
               key = v["vmm"] "," v["what"]; vals[key, ++cnt[key]] = v["value"] }
   function median(key,   n, i, j, t, a) {
     n = cnt[key]; if (!n) return -1
-    for (i = 1; i <= n; i++) a[i] = vals[key, i]
+    for (i = 1; i <= n; i++) a[i] = vals[key, i] + 0
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
   function all(key,   i, s) { for (i = 1; i <= cnt[key]; i++) s = s (i > 1 ? " " : "") vals[key, i]; return s }
+  # Runs alternate doppel, qemu, doppel, ...: the ratio of each pair (taken seconds apart,
+  # under the same load on the host) is steadier than the ratio of the medians.
+  function paired(what,   k, n, i) {
+    n = cnt["doppel," what] < cnt["qemu," what] ? cnt["doppel," what] : cnt["qemu," what]
+    k = "ratio," what; cnt[k] = 0
+    for (i = 1; i <= n; i++) if (vals["qemu," what, i] > 0) vals[k, ++cnt[k]] = vals["doppel," what, i] / vals["qemu," what, i]
+    return cnt[k] ? sprintf("%.2fx", median(k)) : "n/a"
+  }
   END {
     n = split("boot_ms rss_kib pio_ns start_stop_ms", w, " ")
-    printf "%-14s %12s %14s %7s   (doppel runs | qemu runs)\n", "median of", "doppel", "qemu-microvm", "ratio"
+    printf "%-14s %12s %14s %7s %7s   (doppel runs | qemu runs)\n", "median of", "doppel", "qemu-microvm",
+           "ratio", "paired"
     for (i = 1; i <= n; i++) {
       d = median("doppel," w[i]); q = median("qemu," w[i])
-      printf "%-14s %12.1f %14.1f %7s   (%s | %s)\n", w[i], d, q,
-             (d > 0 && q > 0) ? sprintf("%.2fx", d / q) : "n/a", all("doppel," w[i]), all("qemu," w[i])
+      printf "%-14s %12.1f %14.1f %7s %7s   (%s | %s)\n", w[i], d, q,
+             (d > 0 && q > 0) ? sprintf("%.2fx", d / q) : "n/a", paired(w[i]), all("doppel," w[i]), all("qemu," w[i])
     }
   }' "$tmp/out"
