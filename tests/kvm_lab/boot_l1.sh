@@ -30,6 +30,13 @@ for n in 1 2; do
 done
 run_l2 reboot 1 /lab/guest/kernel 'reboot -f'
 echo "LAB: reboot exit=$?"
+# reboot=t: Linux resets with an empty IDT and a fault, a triple fault (KVM_EXIT_SHUTDOWN).
+printf '%s\n' 'reboot -f' | timeout 180 /lab/doppel --log-level info run --arch x86_64 --engine kvm \
+  --kernel /lab/guest/kernel --initrd /lab/guest/initrd.cpio.gz --memory 256 \
+  --cmdline "console=ttyS0 reboot=t panic=-1" >/tmp/l2.out 2>&1
+code=$?
+sed "s/^/L2-triple| /" /tmp/l2.out
+echo "LAB: triple fault exit=$code"
 if [ -f /lab/guest/vmlinux ]; then
   echo "LAB: pvh"
   run_l2 pvh 1 /lab/guest/vmlinux 'poweroff -f'

@@ -55,6 +55,8 @@ for n in 1 2; do
   expect "LAB: run $n exit=0" "$n vCPU(s): poweroff -f ends doppel with exit 0"
 done
 expect "LAB: reboot exit=3" "reboot -f ends doppel with exit 3"
+expect "LAB: triple fault exit=3" "a triple fault (reboot=t) ends doppel with exit 3"
+expect "L2-triple| .*triple-faulted" "a triple fault is reported as such"
 if grep -q "LAB: pvh" "$out"; then
   expect "L2-pvh| doppel-guest: ready" "PVH entry: vmlinux boots"
   expect "LAB: pvh exit=0" "PVH entry: poweroff exit 0"
