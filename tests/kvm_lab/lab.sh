@@ -125,7 +125,30 @@ disk_args=()
 [ -n "$out_disk" ] && disk_args=(-drive "file=$out_disk,if=none,id=out,format=raw"
                                  -device nvme,drive=out,serial=doppel-lab)
 
+# QEMU 7.2's TCG can lose a local-APIC interrupt: the timer vector sits in L1's IRR while
+# the CPU is never told. Seen twice: L1 halted with IF=1, and L1 inside L2 while an L2 CPU
+# spun with interrupts off waiting for another (cpu_init waiting for cpu_callout_mask); with
+# more L2 vCPUs than L1 CPUs that wait is forever, and L1 with it. Any new interrupt makes
+# QEMU re-evaluate the APIC (an NMI does not), so L1 gets a key press (IRQ 1) every
+# $nudge_every s through the monitor: a lost interrupt then costs at most that long.
+nudge_every=10
+mkfifo "$work/monitor.in" "$work/monitor.out"
+exec 4<>"$work/monitor.in" 5<>"$work/monitor.out"  # held open here, so no open ever blocks
+cat <&5 >/dev/null &  # the monitor's replies
+drain=$!
+(
+  trap 'kill $tick 2>/dev/null; exit 0' TERM
+  while :; do
+    sleep $nudge_every & tick=$!
+    wait $tick
+    echo "sendkey shift" >&4
+  done
+) &
+nudger=$!
+status=0
 timeout --foreground "$timeout" qemu-system-x86_64 -M q35 -cpu EPYC,+svm -smp "$smp" -m 2048 \
-  -nodefaults -nographic -serial stdio -monitor none -no-reboot "${disk_args[@]}" \
+  -nodefaults -nographic -serial stdio -monitor "pipe:$work/monitor" -no-reboot "${disk_args[@]}" \
   -kernel "$vmlinuz" -initrd "$work/l1.cpio.gz" \
-  -append "console=ttyS0 quiet panic=-1" </dev/null || die "qemu (L1) failed or timed out after ${timeout}s"
+  -append "console=ttyS0 quiet panic=-1" </dev/null || status=1
+kill $nudger $drain 2>/dev/null
+[ $status = 0 ] || die "qemu (L1) failed or timed out after ${timeout}s"
