@@ -131,7 +131,7 @@ disk_args=()
 # more L2 vCPUs than L1 CPUs that wait is forever, and L1 with it. Any new interrupt makes
 # QEMU re-evaluate the APIC (an NMI does not), so L1 gets a key press (IRQ 1) every
 # $nudge_every s through the monitor: a lost interrupt then costs at most that long.
-nudge_every=10
+nudge_every=2
 mkfifo "$work/monitor.in" "$work/monitor.out"
 exec 4<>"$work/monitor.in" 5<>"$work/monitor.out"  # held open here, so no open ever blocks
 cat <&5 >/dev/null &  # the monitor's replies
