@@ -54,6 +54,8 @@ for n in 1 2; do
   expect "L2-$n| sum=4950" "$n vCPU(s): the guest's shell ran a pipeline"
   expect "LAB: run $n exit=0" "$n vCPU(s): poweroff -f ends doppel with exit 0"
 done
+# KVM 6.1 leaves CPUID.1:ECX[24] to userspace; doppel sets it where KVM has the timer.
+expect "L2-1| .*TSC deadline timer available" "the guest uses KVM's TSC-deadline timer"
 expect "LAB: reboot exit=3" "reboot -f ends doppel with exit 3"
 expect "LAB: triple fault exit=3" "a triple fault (reboot=t) ends doppel with exit 3"
 expect "L2-triple| .*triple-faulted" "a triple fault is reported as such"

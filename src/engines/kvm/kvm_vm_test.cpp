@@ -1,6 +1,7 @@
 // The KVM engine on the host's /dev/kvm with tiny real-mode guests (tests/guests/*.S).
 #include "engines/kvm/kvm_vm.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -110,6 +111,25 @@ TEST(KvmVm, RealModePortAndMmioExitsThenTripleFault) {
   EXPECT_EQ(e.size, 4u);
   EXPECT_EQ(e.data, 0xcafef00du);
 
+}
+
+TEST(KvmVm, GuestCpuidShowsTheHypervisorAndKvmsTscDeadlineTimer) {
+  SKIP_WITHOUT_KVM();
+  // mov eax, 1; cpuid; mov eax, ecx; out 0x10, eax; hlt
+  static constexpr uint8_t kCode[] = {0x66, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xa2, 0x66,
+                                      0x89, 0xc8, 0x66, 0xe7, 0x10, 0xf4};
+  auto f = real_mode_vm(kCode, 0x1000);
+  ASSERT_TRUE(f.vcpu);
+  const auto e = run(*f.vcpu);
+  ASSERT_EQ(e.reason, Reason::kPioWrite);
+  ASSERT_EQ(e.addr, 0x10u);
+  const uint64_t ecx = e.data;
+  EXPECT_TRUE(ecx & (1u << 31)) << "CPUID.1:ECX.hypervisor";
+  const int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(kvm, 0);
+  const bool deadline = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+  close(kvm);
+  EXPECT_EQ((ecx >> 24) & 1, deadline ? 1u : 0u) << "CPUID.1:ECX.TSC-deadline follows KVM's cap";
 }
 
 TEST(KvmVm, TripleFaultBecomesReset) {
