@@ -134,11 +134,13 @@ disk_args=()
 nudge_every=2
 mkfifo "$work/monitor.in" "$work/monitor.out"
 exec 4<>"$work/monitor.in" 5<>"$work/monitor.out"  # held open here, so no open ever blocks
-cat <&5 >/dev/null &  # the monitor's replies
+# The monitor's replies are drained; EOF comes once QEMU and this script are gone.
+cat "$work/monitor.out" 4>&- 5>&- >/dev/null &
 drain=$!
 (
+  exec 5>&-
   trap 'kill $tick 2>/dev/null; exit 0' TERM
-  while :; do
+  while kill -0 $$ 2>/dev/null; do  # ends with this script, however it ends
     sleep $nudge_every & tick=$!
     wait $tick
     echo "sendkey shift" >&4
