@@ -85,10 +85,14 @@ inline Result<void> ok() { return {}; }
 
 // TRY(expr): evaluates a Result; on error returns the Error from the enclosing function,
 // otherwise yields the value (a GCC/Clang statement expression, like SerenityOS's TRY).
-#define TRY(expr)                                          \
+// Each use names its temporary uniquely, so TRY(f(TRY(g()))) nests without shadowing.
+#define DOPPEL_TRY_CONCAT2(a, b) a##b
+#define DOPPEL_TRY_CONCAT(a, b) DOPPEL_TRY_CONCAT2(a, b)
+#define TRY(expr) DOPPEL_TRY_IMPL(expr, DOPPEL_TRY_CONCAT(_doppel_try_result_, __COUNTER__))
+#define DOPPEL_TRY_IMPL(expr, var)                         \
   ({                                                       \
-    auto _doppel_try_result = (expr);                      \
-    if (!_doppel_try_result.ok()) [[unlikely]]             \
-      return _doppel_try_result.release_error();           \
-    _doppel_try_result.release_value();                    \
+    auto var = (expr);                                     \
+    if (!var.ok()) [[unlikely]]                            \
+      return var.release_error();                          \
+    var.release_value();                                   \
   })
