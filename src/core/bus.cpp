@@ -24,7 +24,7 @@ Result<void> Bus::insert(uint64_t base, uint64_t size, Device& device) {
     return Error::format("{} bus: device '{}' at {:#x}+{:#x} overlaps '{}' at {:#x}+{:#x}", m_name,
                          device.name(), base, size, p.device->name(), p.base, p.size);
   }
-  m_mappings.insert(it, Mapping{base, size, &device});
+  m_mappings.insert(it, Mapping{base, size, &device, std::make_shared<Counters>()});
   return {};
 }
 
@@ -39,6 +39,7 @@ const Bus::Mapping* Bus::find(uint64_t addr) const {
 bool Bus::read(uint64_t addr, unsigned size, uint64_t& value) const {
   const Mapping* m = find(addr);
   if (!m || size == 0 || size - 1 > m->size - 1 - (addr - m->base)) return false;
+  m->counters->reads.fetch_add(1, std::memory_order_relaxed);
   value = m->device->read(addr - m->base, size);
   return true;
 }
@@ -46,6 +47,7 @@ bool Bus::read(uint64_t addr, unsigned size, uint64_t& value) const {
 bool Bus::write(uint64_t addr, unsigned size, uint64_t value) const {
   const Mapping* m = find(addr);
   if (!m || size == 0 || size - 1 > m->size - 1 - (addr - m->base)) return false;
+  m->counters->writes.fetch_add(1, std::memory_order_relaxed);
   m->device->write(addr - m->base, size, value);
   return true;
 }

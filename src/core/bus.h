@@ -4,7 +4,9 @@
 // read-only and lookups need no lock.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,10 +17,16 @@ namespace doppel {
 
 class Bus {
  public:
+  // Accesses dispatched to one mapping (metrics); counted from any thread.
+  struct Counters {
+    std::atomic<uint64_t> reads{0};
+    std::atomic<uint64_t> writes{0};
+  };
   struct Mapping {
     uint64_t base;
     uint64_t size;
     Device* device;  // not owned: Machine owns devices (rule 4)
+    std::shared_ptr<Counters> counters;
   };
 
   explicit Bus(std::string name) : m_name(std::move(name)) {}

@@ -34,7 +34,7 @@ Result<OpenFile> open_file(const std::string& what, const std::string& path) {
 // Reads the whole file into guest memory at gpa.
 Result<void> read_into(GuestMemory& memory, uint64_t gpa, OpenFile& file, const std::string& what,
                        const std::string& path) {
-  uint8_t* dst = memory.host_ptr(gpa, file.size);
+  uint8_t* dst = memory.host_ptr_for_write(gpa, file.size);
   if (!dst)
     return Error::format("{} {}: {} bytes at {:#x} do not fit in guest RAM", what, path, file.size,
                          gpa);

@@ -275,7 +275,7 @@ Result<BootEntry> load_pvh(GuestMemory& memory, const LinuxImages& images) {
       if (ph.p_paddr < kKernelAddr)
         return Error::format("kernel: ELF segment {} at {:#x} lies below {:#x}, where doppel keeps "
                              "the boot structures", i, ph.p_paddr, kKernelAddr);
-      uint8_t* dst = memory.host_ptr(ph.p_paddr, ph.p_memsz);
+      uint8_t* dst = memory.host_ptr_for_write(ph.p_paddr, ph.p_memsz);
       if (!dst)
         return Error::format("kernel: ELF segment {} ({:#x}+{:#x}) is outside guest RAM", i,
                              ph.p_paddr, ph.p_memsz);

@@ -187,7 +187,9 @@ bool Virtqueue::add_buffer(uint64_t gpa, uint32_t len, bool writable,
     chain.error = ChainError::kTooLong;
     return false;
   }
-  uint8_t* host = m_mem.host_ptr(gpa, len);
+  // A device-writable buffer is marked dirty now, before the device writes it: dirty pages
+  // are read and cleared only with the devices quiesced, when every popped chain is done.
+  uint8_t* host = writable ? m_mem.host_ptr_for_write(gpa, len) : m_mem.host_ptr(gpa, len);
   if (!host) {
     chain.error = ChainError::kOutOfRam;
     return false;
@@ -275,7 +277,7 @@ std::optional<Buffer> Virtqueue::find_tail(uint16_t head) const {
     }
     if (!(d.flags & kDescFNext)) {
       if (!(d.flags & kDescFWrite) || d.len == 0) return std::nullopt;
-      uint8_t* host = m_mem.host_ptr(d.addr, d.len);
+      uint8_t* host = m_mem.host_ptr_for_write(d.addr, d.len);  // for a status byte
       if (!host) return std::nullopt;
       return Buffer{d.addr, d.len, host};
     }

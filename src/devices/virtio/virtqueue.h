@@ -32,7 +32,9 @@ constexpr uint16_t kAvailFNoInterrupt = 1;
 
 constexpr uint16_t kMaxQueueSize = 32768;  // 2.7: Queue Size is at most 32768
 
-// One guest buffer of a chain, already checked to lie inside one RAM region.
+// One guest buffer of a chain, already checked to lie inside one RAM region. Device-writable
+// buffers (DescriptorChain::writable, ::tail) are marked dirty in GuestMemory when the chain
+// is popped, so a device writes through `host` without marking anything itself.
 struct Buffer {
   uint64_t gpa;
   uint32_t len;

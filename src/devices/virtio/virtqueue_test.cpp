@@ -46,6 +46,24 @@ TEST_F(VirtqueueTest, ChainSplitsReadableAndWritable) {
   EXPECT_EQ(q().pop().status, Virtqueue::PopStatus::kEmpty);
 }
 
+TEST_F(VirtqueueTest, DeviceWritableBuffersAndTheUsedRingAreMarkedDirty) {
+  constexpr uint64_t kPage = GuestMemory::kDirtyPageSize;
+  ASSERT_TRUE(m_drv.init(kFVersion1));
+  const uint64_t base = align_up(m_drv.alloc(4 * kPage), kPage);
+  // Readable on one page; writable on the next, its last 100 bytes spilling onto a third.
+  const uint16_t head =
+      m_drv.add_chain(0, {{base, 64, false}, {base + 2 * kPage - 100, 200, true}});
+  m_mem->clear_dirty();
+  auto chain = pop_chain();
+  ASSERT_EQ(chain.error, ChainError::kNone);
+  EXPECT_FALSE(m_mem->is_dirty(base)) << "the device only reads it";
+  EXPECT_TRUE(m_mem->is_dirty(base + kPage));
+  EXPECT_TRUE(m_mem->is_dirty(base + 2 * kPage));
+  EXPECT_FALSE(m_mem->is_dirty(TestDriver::used(0)));
+  (void)q().push(head, 200);
+  EXPECT_TRUE(m_mem->is_dirty(TestDriver::used(0)));
+}
+
 TEST_F(VirtqueueTest, DescriptorLoopIsDetected) {
   ASSERT_TRUE(m_drv.init(kFVersion1));
   const uint64_t a = m_drv.alloc(8);

@@ -78,6 +78,7 @@ Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsig
       m_cache(new DecodeCache), m_slots(m_cache->slots.data()), m_arena(m_cache->arena.get()) {
   m_mstatus = kMstatusUXL & (2ull << 32);
   m_mstatus |= kMstatusSXL & (2ull << 34);
+  m_dirty_generation = memory.dirty_generation();
   flush_tlb();
   update_contexts();
 }
@@ -326,6 +327,7 @@ StepResult Hart::step(uint64_t max_instructions) {
   const fpu::host::DefaultEnvScope fp_env;  // what the F/D handlers' fast path assumes
   StepResult r;
   m_trap_pending = false;
+  sync_dirty_generation();
   while (r.executed < max_instructions) {
     check_interrupts();
     m_stopped &= static_cast<uint8_t>(~kWfi);
@@ -360,6 +362,7 @@ EngineExit Hart::run_engine() {
       m_pins.take_kick();
       return EngineExit::kKicked;
     }
+    sync_dirty_generation();  // cheap: once per return to this loop
     check_interrupts();
     m_stopped &= static_cast<uint8_t>(~kWfi);
     m_trap_pending = false;
@@ -547,6 +550,8 @@ HartState Hart::save() const {
   s.senvcfg = m_senvcfg;
   s.satp = m_satp;
   s.instret = m_instret;
+  s.cycle_offset = m_cycle_offset;
+  s.instret_offset = m_instret_offset;
   s.pmpcfg = m_pmpcfg;
   s.pmpaddr = m_pmpaddr;
   return s;
@@ -558,6 +563,9 @@ Result<void> Hart::restore(const HartState& s) {
                          HartState::kVersion);
   if (s.priv != 0 && s.priv != 1 && s.priv != 3)
     return Error::format("hart {}: invalid privilege level {} in saved state", m_hart_id, s.priv);
+  if (s.frm > 7 || s.fflags > 31)
+    return Error::format("hart {}: invalid frm {} / fflags {:#x} in saved state", m_hart_id, s.frm,
+                         s.fflags);
   m_pc = s.pc;
   for (unsigned i = 0; i < 32; ++i) {
     m_x[i] = i == 0 ? 0 : s.x[i];
@@ -588,9 +596,13 @@ Result<void> Hart::restore(const HartState& s) {
   m_senvcfg = s.senvcfg;
   m_satp = s.satp;
   m_instret = s.instret;
+  m_cycle_offset = s.cycle_offset;
+  m_instret_offset = s.instret_offset;
   m_pmpcfg = s.pmpcfg;
   m_pmpaddr = s.pmpaddr;
+  // No reservation survives a restore; nothing cached from the old state either.
   m_lr_addr = ~0ull;
+  m_lr_value = 0;
   flush_tlb();
   flush_decode_cache();
   update_contexts();

@@ -11,6 +11,15 @@
 //
 // Threads: a Hart belongs to one host thread (its vCPU thread); only pins() may be touched
 // from other threads. Guest RAM is shared with other harts: AMOs and LR/SC use host atomics.
+//
+// Dirty pages: every store (and AMO, SC, and the page walker's A/D update) marks its page in
+// GuestMemory's dirty bitmap, at no cost on the store fast path: as with QEMU's
+// TLB_NOTDIRTY, a page enters the write TLB only on a store's slow path, after it was marked,
+// so later stores to it need not mark again. GuestMemory::clear_dirty() (called only while
+// every hart is paused: outside run_engine() and step()) bumps the memory's dirty
+// generation; run_engine() and step() compare it on entry and drop every write TLB entry
+// when it changed (drop_write_tlb()), so the next store to each page takes the slow path and
+// marks it again. No call from the VMM is needed; flush_tlb() also works on a paused hart.
 #pragma once
 
 #include <array>
@@ -75,9 +84,12 @@ struct StepResult {
 // Why run_engine() returned.
 enum class EngineExit { kKicked, kCrash };
 
-// Plain, versioned register state (rule 9).
+// Plain, versioned register state (rule 9). Version 2 adds the mcycle/minstret offsets.
+// Left out on purpose: an LR reservation (restore() drops it; the SC fails and the guest
+// retries, as after any lost reservation), the interrupt pins (the CLINT's and PLIC's
+// restore() drive them), the `time` CSR (the Timebase's).
 struct HartState {
-  static constexpr uint32_t kVersion = 1;
+  static constexpr uint32_t kVersion = 2;
   uint32_t version = kVersion;
   uint64_t pc = 0;
   std::array<uint64_t, 32> x{};
@@ -90,6 +102,8 @@ struct HartState {
   uint64_t stvec = 0, sscratch = 0, sepc = 0, scause = 0, stval = 0, scounteren = 0,
            senvcfg = 0, satp = 0;
   uint64_t instret = 0;
+  int64_t cycle_offset = 0;    // mcycle = instret + cycle_offset
+  int64_t instret_offset = 0;  // minstret = instret + instret_offset
   std::array<uint8_t, 16> pmpcfg{};
   std::array<uint64_t, 16> pmpaddr{};
 };
@@ -156,6 +170,7 @@ class Hart {
 
   // Drops every decoded block (after a host-side write to guest code, e.g. a loader).
   void flush_decode_cache();
+  // Drops every TLB entry. From the hart's thread, or from another while the hart is paused.
   void flush_tlb();
 
   uint64_t instret() const { return m_instret; }
@@ -228,7 +243,7 @@ class Hart {
     return deferred;
   }
   // Host pointer for an aligned atomic access of `size` bytes (AMO, LR, SC), translated for
-  // writing. nullptr when a trap was raised.
+  // writing (and then marked dirty) unless is_lr. nullptr when a trap was raised.
   uint8_t* atomic_ptr(uint64_t va, unsigned size, bool is_lr);
 
   // Enters the guest's trap handler (or records the trap in exit_on_trap mode). Returns
@@ -298,7 +313,8 @@ class Hart {
   struct DecodeCache;
 
   // Software TLB: per context (0 = M/bare, 1 = U, 2 = S, 3 = S with SUM) and access type,
-  // direct-mapped over 4 KiB virtual pages; only RAM pages are cached.
+  // direct-mapped over 4 KiB virtual pages; only RAM pages are cached. A write entry exists
+  // only for a page marked dirty since the last GuestMemory::clear_dirty() (see the top).
   static constexpr unsigned kTlbSize = 1024;
   static constexpr unsigned kTlbRead = 0, kTlbWrite = 1, kTlbFetch = 2;
   struct TlbEntry {
@@ -306,6 +322,17 @@ class Hart {
     uintptr_t addend = 0;  // host = va + addend
   };
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
+  // Drops the write entries (after GuestMemory::clear_dirty()).
+  void drop_write_tlb();
+  // On entry to run_engine() and step(): drop_write_tlb() if the dirty bitmap was cleared
+  // since this hart last looked.
+  void sync_dirty_generation() {
+    const uint64_t generation = m_memory.dirty_generation();
+    if (generation != m_dirty_generation) [[unlikely]] {
+      m_dirty_generation = generation;
+      drop_write_tlb();
+    }
+  }
   enum class Access { kRead, kWrite, kFetch };
 
   template <typename T>
@@ -392,6 +419,7 @@ class Hart {
   uint64_t m_fetch_pa[4][kTlbSize];  // guest physical page of each fetch entry
   TlbEntry* m_tlb_read = nullptr;    // m_tlb[m_data_ctx][kTlbRead]
   TlbEntry* m_tlb_write = nullptr;   // m_tlb[m_data_ctx][kTlbWrite]
+  uint64_t m_dirty_generation = 0;   // m_memory.dirty_generation() when last synced
 
   DecodeCache* m_cache;  // owned
   Block* m_slots;         // m_cache's block table and instruction arena, for the fast path

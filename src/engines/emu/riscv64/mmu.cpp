@@ -43,6 +43,11 @@ void Hart::flush_tlb() {
       for (auto& e : type) e.tag = ~0ull;
 }
 
+void Hart::drop_write_tlb() {
+  for (auto& ctx : m_tlb)
+    for (auto& e : ctx[kTlbWrite]) e.tag = ~0ull;
+}
+
 void Hart::tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page) {
   const unsigned index = (va >> 12) & (kTlbSize - 1);
   TlbEntry& e = m_tlb[ctx][type][index];
@@ -91,6 +96,7 @@ std::optional<Exception> Hart::translate(uint64_t va, Access access, Priv priv, 
       if ((pte & need) != need) {
         if (!ref.compare_exchange_strong(pte, pte | need, std::memory_order_acq_rel))
           continue;  // someone changed the PTE: re-check it
+        m_memory.mark_dirty(pte_addr, 8);
       }
       pa = (ppn << 12) | (va & low_mask);
       return std::nullopt;
@@ -158,11 +164,13 @@ bool Hart::store_slow(uint64_t va, unsigned size, uint64_t value) {
   }
   if (auto ex = translate(va, Access::kWrite, eff, sum, pa)) return take_exception(*ex, va);
   if (uint8_t* page = m_memory.host_ptr(pa & ~0xfffull, 0x1000)) {
+    // Marked before the page enters the write TLB, whose hits (store_fast()) do not mark.
+    m_memory.mark_dirty(pa, size);
     tlb_fill(m_data_ctx, kTlbWrite, va, pa, page);
     std::memcpy(page + (pa & 0xfff), &value, size);
     return true;
   }
-  if (uint8_t* p = m_memory.host_ptr(pa, size)) {
+  if (uint8_t* p = m_memory.host_ptr_for_write(pa, size)) {  // RAM smaller than a page
     std::memcpy(p, &value, size);
     return true;
   }
@@ -192,6 +200,7 @@ uint8_t* Hart::atomic_ptr(uint64_t va, unsigned size, bool is_lr) {
     take_exception(is_lr ? Exception::kLoadAccessFault : Exception::kStoreAccessFault, va);
     return nullptr;
   }
+  if (!is_lr) m_memory.mark_dirty(pa, size);  // before the write TLB holds the page
   tlb_fill(m_data_ctx, type, va, pa, page);
   return page + (pa & 0xfff);
 }

@@ -195,5 +195,61 @@ TEST_F(MmuTest, PageTableOutsideRamIsAnAccessFault) {
   EXPECT_EQ(csr(kMcause), static_cast<uint64_t>(Exception::kInsnAccessFault));
 }
 
+// Dirty pages for diff snapshots: a store marks its page on the slow path, before the page
+// enters the write TLB; GuestMemory::clear_dirty() (with the hart paused between steps)
+// makes the hart drop its write entries, so the next store to the page marks it again.
+TEST_F(MmuTest, StoresMarkTheirPageDirtyEvenThroughACachedTlbEntry) {
+  hart->set_x(a1, kData);
+  hart->set_x(a2, 7);
+  load({SD(a2, a1, 0), SD(a2, a1, 8), SD(a2, a1, 16), SD(a2, a1, 24)});
+  memory->clear_dirty();
+  hart->step(1);
+  EXPECT_EQ(memory->dirty_pages(), std::vector<uint64_t>{kData});
+  memory->clear_dirty();  // the page is in the write TLB now
+  hart->step(1);
+  EXPECT_EQ(memory->dirty_pages(), std::vector<uint64_t>{kData})
+      << "a write TLB entry filled before clear_dirty() must not skip the marking";
+  hart->step(2);  // TLB hits: still that page only
+  EXPECT_EQ(memory->dirty_pages(), std::vector<uint64_t>{kData});
+  EXPECT_EQ(mem64(kData + 24), 7u);
+}
+
+TEST_F(MmuTest, StoreAcrossAPageBoundaryMarksBothPages) {
+  hart->set_x(a1, kData + 0xffc);
+  hart->set_x(a2, ~0ull);
+  load({SD(a2, a1, 0)});
+  memory->clear_dirty();
+  hart->step(1);
+  EXPECT_EQ(memory->dirty_pages(), (std::vector<uint64_t>{kData, kData + 0x1000}));
+}
+
+TEST_F(MmuTest, AmoAndScMarkTheirPageDirtyEvenThroughACachedTlbEntry) {
+  hart->set_x(a1, kData);
+  hart->set_x(a2, 1);
+  load({AMOADD_D(a0, a2, a1), AMOADD_D(a0, a2, a1), LR_D(a3, a1), SC_D(a4, a2, a1)});
+  memory->clear_dirty();
+  hart->step(1);
+  EXPECT_TRUE(memory->is_dirty(kData));
+  memory->clear_dirty();
+  hart->step(1);  // the page is cached for writing
+  EXPECT_TRUE(memory->is_dirty(kData));
+  memory->clear_dirty();
+  hart->step(1);  // LR only reads
+  EXPECT_FALSE(memory->is_dirty(kData));
+  hart->step(1);
+  EXPECT_EQ(hart->x(a4), 0u) << "SC succeeded";
+  EXPECT_TRUE(memory->is_dirty(kData));
+}
+
+TEST_F(MmuTest, PageWalkSettingAccessedAndDirtyMarksThePageTable) {
+  enter_s();
+  hart->set_x(a1, kDataVa);
+  load({SD(a2, a1, 0)});
+  memory->clear_dirty();
+  hart->step(1);
+  EXPECT_TRUE(mem64(kL0 + 0x10 * 8) & kD);
+  EXPECT_EQ(memory->dirty_pages(), (std::vector<uint64_t>{kL0, kData}));
+}
+
 }  // namespace
 }  // namespace doppel::rv64

@@ -103,7 +103,7 @@ Result<ElfImage> parse_elf(std::span<const uint8_t> file, std::string_view what)
 
 Result<void> load_elf(const ElfImage& image, std::span<const uint8_t> file, GuestMemory& memory) {
   for (const auto& s : image.segments) {
-    uint8_t* dst = memory.host_ptr(s.vaddr, s.memsz);
+    uint8_t* dst = memory.host_ptr_for_write(s.vaddr, s.memsz);
     if (!dst)
       return Error::format("ELF segment {:#x}+{:#x} is outside guest memory", s.vaddr, s.memsz);
     if (!fits(s.offset, s.filesz, file.size()) || s.filesz > s.memsz)

@@ -75,7 +75,7 @@ int LinuxSyscalls::host_fd(uint64_t guest_fd, bool for_write) const {
 uint64_t LinuxSyscalls::sys_read(uint64_t fd, uint64_t buf, uint64_t len) {
   const int host = host_fd(fd, false);
   if (host < 0) return neg_errno(EBADF);
-  uint8_t* p = m_memory.host_ptr(buf, len);
+  uint8_t* p = m_memory.host_ptr_for_write(buf, len);
   if (!p) return neg_errno(EFAULT);
   for (;;) {
     const ssize_t n = ::read(host, p, static_cast<size_t>(len));
@@ -122,7 +122,7 @@ uint64_t LinuxSyscalls::sys_brk(uint64_t addr) {
   if (addr < m_config.brk_start || addr > m_config.brk_limit) return m_brk;
   if (addr < m_brk) {
     // Memory given back reads as zero when it is handed out again.
-    if (uint8_t* p = m_memory.host_ptr(addr, m_brk - addr)) std::memset(p, 0, static_cast<size_t>(m_brk - addr));
+    if (uint8_t* p = m_memory.host_ptr_for_write(addr, m_brk - addr)) std::memset(p, 0, static_cast<size_t>(m_brk - addr));
   }
   m_brk = addr;
   return m_brk;
@@ -132,7 +132,7 @@ uint64_t LinuxSyscalls::sys_uname(uint64_t buf) {
   // struct utsname: six fields of 65 bytes.
   constexpr size_t kField = 65;
   const char* fields[6] = {"Linux", "doppel", "6.1.0", "#1 doppel user-mode", "riscv64", "(none)"};
-  uint8_t* p = m_memory.host_ptr(buf, 6 * kField);
+  uint8_t* p = m_memory.host_ptr_for_write(buf, 6 * kField);
   if (!p) return neg_errno(EFAULT);
   std::memset(p, 0, 6 * kField);
   for (size_t i = 0; i < 6; ++i) std::memcpy(p + i * kField, fields[i], std::strlen(fields[i]));
@@ -155,7 +155,7 @@ uint64_t LinuxSyscalls::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uin
     if (addr % 4096 || addr < m_config.mmap_base || addr > m_mmap_next || size > m_mmap_next - addr)
       return neg_errno(ENOMEM);
     if (flags & kMapFixedNoReplace) return neg_errno(EEXIST);
-    uint8_t* p = m_memory.host_ptr(addr, size);
+    uint8_t* p = m_memory.host_ptr_for_write(addr, size);
     if (!p) return neg_errno(ENOMEM);
     std::memset(p, 0, static_cast<size_t>(size));
     return addr;
@@ -173,7 +173,7 @@ uint64_t LinuxSyscalls::sys_munmap(uint64_t addr, uint64_t len) {
   // The pages are not reused; clear what lies in the mmap area so a later MAP_FIXED or a
   // stale pointer sees zeros rather than old data.
   if (addr >= m_config.mmap_base && addr <= m_mmap_next && size <= m_mmap_next - addr) {
-    if (uint8_t* p = m_memory.host_ptr(addr, size)) std::memset(p, 0, static_cast<size_t>(size));
+    if (uint8_t* p = m_memory.host_ptr_for_write(addr, size)) std::memset(p, 0, static_cast<size_t>(size));
   }
   return 0;
 }
@@ -209,7 +209,7 @@ uint64_t LinuxSyscalls::sys_clock_gettime(uint64_t clock, uint64_t ts) {
 
 uint64_t LinuxSyscalls::sys_getrandom(uint64_t buf, uint64_t len) {
   len = std::min<uint64_t>(len, 1 << 20);
-  uint8_t* p = m_memory.host_ptr(buf, len);
+  uint8_t* p = m_memory.host_ptr_for_write(buf, len);
   if (!p) return neg_errno(EFAULT);
   const ssize_t n = getrandom(p, static_cast<size_t>(len), 0);
   return n < 0 ? neg_errno(errno) : static_cast<uint64_t>(n);
@@ -227,7 +227,7 @@ uint64_t LinuxSyscalls::sys_readlinkat(uint64_t dirfd, uint64_t path, uint64_t b
   }
   if (std::memcmp(name, kSelf, sizeof kSelf) != 0) return neg_errno(ENOENT);  // no file system yet
   const uint64_t n = std::min<uint64_t>(len, m_config.execfn.size());
-  uint8_t* p = m_memory.host_ptr(buf, n);
+  uint8_t* p = m_memory.host_ptr_for_write(buf, n);
   if (!p) return neg_errno(EFAULT);
   std::memcpy(p, m_config.execfn.data(), static_cast<size_t>(n));
   return n;
