@@ -230,6 +230,17 @@ void VirtioMmio::stop() {
   m_device->quiesce();
 }
 
+void VirtioMmio::resume() {
+  {
+    std::lock_guard lock(m_lock);
+    std::unique_lock run(m_run_lock);
+    const uint32_t status = m_status.load();
+    if (!(status & kStatusDriverOk) || (status & kStatusNeedsReset)) return;
+    m_device->activate();
+  }
+  for (uint32_t q = 0; q < m_device->num_queues(); ++q) notify(q);
+}
+
 VirtioMmioState VirtioMmio::save() const {
   std::lock_guard lock(m_lock);
   VirtioMmioState s;

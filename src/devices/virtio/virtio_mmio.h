@@ -86,8 +86,12 @@ class VirtioMmio final : public Device, public Transport, public Persist<VirtioM
   // Processes a notification for queue `queue` as a QueueNotify write would (for an engine
   // that delivers QueueNotify through an ioeventfd).
   void notify(uint32_t queue);
-  // VM stop: completes or fails in-flight requests and stops device threads.
+  // VM stop or pause: completes or fails in-flight requests and stops device threads; no
+  // device thread touches guest memory or the queues until resume().
   void stop();
+  // VM resume: restarts a device the driver had running, then looks at each of its queues
+  // once (buffers the driver added while the VM was paused or saved).
+  void resume();
 
   VirtioDevice& device() { return *m_device; }
   uint32_t status() const { return m_status.load(); }

@@ -5,8 +5,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <unordered_set>
 
 #include "base/log.h"
 #include "engines/kvm/kvm_abi.h"
@@ -49,6 +51,37 @@ std::vector<uint8_t> msr_buffer(const std::vector<kvm_msr_entry>& entries) {
   return buf;
 }
 
+// KVM refuses KVM_GET_MSRS / KVM_SET_MSRS with nmsrs >= MAX_IO_MSRS (256,
+// arch/x86/kvm/x86.c msr_io()).
+constexpr size_t kMsrsPerIoctl = 255;
+
+constexpr uint32_t kMsrIa32Tsc = 0x10;
+constexpr uint32_t kMsrIa32TscDeadline = 0x6e0;
+
+// The MTRRs KVM emulates (arch/x86/kvm/mtrr.c), which KVM_GET_MSR_INDEX_LIST leaves out:
+// the 8 variable base/mask pairs, the fixed ranges and the default type (QEMU saves them
+// the same way). MTRRcap is read-only and not saved.
+std::vector<uint32_t> mtrr_msrs() {
+  std::vector<uint32_t> v;
+  for (uint32_t i = 0x200; i < 0x210; ++i) v.push_back(i);  // MTRRphysBase0..MTRRphysMask7
+  v.insert(v.end(), {0x250, 0x258, 0x259});                 // fix64K_00000, fix16K_80000/A0000
+  for (uint32_t i = 0x268; i < 0x270; ++i) v.push_back(i);  // fix4K_C0000..fix4K_F8000
+  v.push_back(0x2ff);                                       // MTRRdefType
+  return v;
+}
+
+// What save() tries: KVM's list, then the MTRRs and the boot MSRs, each MSR once.
+std::vector<uint32_t> msrs_to_save(const std::vector<uint32_t>& kvm_list) {
+  std::vector<uint32_t> candidates = kvm_list;
+  for (uint32_t index : mtrr_msrs()) candidates.push_back(index);
+  for (const auto& m : boot_msrs()) candidates.push_back(static_cast<uint32_t>(m.index));
+  std::vector<uint32_t> out;
+  std::unordered_set<uint32_t> seen;
+  for (uint32_t index : candidates)
+    if (seen.insert(index).second) out.push_back(index);
+  return out;
+}
+
 VcpuExit simple(VcpuExit::Reason reason, std::string detail = {}) {
   VcpuExit exit;
   exit.reason = reason;
@@ -65,16 +98,19 @@ VcpuExit crash(std::string detail) {
 
 }  // namespace
 
-Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(UniqueFd fd, unsigned index, size_t run_size) {
+Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(UniqueFd fd, unsigned index, size_t run_size,
+                                                 std::vector<uint32_t> msr_index_list) {
   void* p = mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (p == MAP_FAILED) return Error::from_errno(fmt::format("vCPU {}: mmap of kvm_run", index));
   install_kick_handler();
-  return std::unique_ptr<KvmVcpu>(
-      new KvmVcpu(std::move(fd), index, static_cast<kvm_run*>(p), run_size));
+  return std::unique_ptr<KvmVcpu>(new KvmVcpu(std::move(fd), index, static_cast<kvm_run*>(p),
+                                              run_size, std::move(msr_index_list)));
 }
 
-KvmVcpu::KvmVcpu(UniqueFd fd, unsigned index, kvm_run* run, size_t run_size)
-    : m_fd(std::move(fd)), m_index(index), m_run(run), m_run_size(run_size) {}
+KvmVcpu::KvmVcpu(UniqueFd fd, unsigned index, kvm_run* run, size_t run_size,
+                 std::vector<uint32_t> msr_index_list)
+    : m_fd(std::move(fd)), m_index(index), m_run(run), m_run_size(run_size),
+      m_save_msrs(msrs_to_save(msr_index_list)) {}
 
 KvmVcpu::~KvmVcpu() { munmap(m_run, m_run_size); }
 
@@ -335,26 +371,49 @@ Result<kvm_sregs> KvmVcpu::sregs() const {
   return s;
 }
 
-VcpuState KvmVcpu::save() const {
-  // Errors leave the corresponding part zeroed; restore() then refuses it via KVM.
+Result<VcpuState> KvmVcpu::save() const {
   VcpuState s;
-  ioctl(m_fd.get(), KVM_GET_REGS, &s.regs);
-  ioctl(m_fd.get(), KVM_GET_SREGS, &s.sregs);
-  ioctl(m_fd.get(), KVM_GET_FPU, &s.fpu);
-  s.has_xsave = ioctl(m_fd.get(), kGetXsave, &s.xsave) == 0;
-  ioctl(m_fd.get(), KVM_GET_LAPIC, &s.lapic);
-  ioctl(m_fd.get(), KVM_GET_MP_STATE, &s.mp_state);
-  ioctl(m_fd.get(), KVM_GET_VCPU_EVENTS, &s.events);
-  ioctl(m_fd.get(), KVM_GET_XCRS, &s.xcrs);
-  const auto list = boot_msrs();
-  std::vector<kvm_msr_entry> entries(list.size());
-  for (size_t i = 0; i < list.size(); ++i) entries[i].index = static_cast<uint32_t>(list[i].index);
-  auto buf = msr_buffer(entries);
-  const int n = ioctl(m_fd.get(), kGetMsrs, buf.data());
-  for (int i = 0; i < n; ++i) {
-    kvm_msr_entry e;
-    std::memcpy(&e, buf.data() + sizeof(MsrsHeader) + static_cast<size_t>(i) * sizeof e, sizeof e);
-    s.msrs.push_back(e);
+  auto get = [&](unsigned long request, void* arg, const char* what) -> Result<void> {
+    if (ioctl(m_fd.get(), request, arg) < 0)
+      return Error::from_errno(fmt::format("vCPU {}: {}", m_index, what));
+    return ok();
+  };
+  TRY(get(KVM_GET_REGS, &s.regs, "KVM_GET_REGS"));
+  TRY(get(KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS"));
+  TRY(get(KVM_GET_FPU, &s.fpu, "KVM_GET_FPU"));
+  // EINVAL: a KVM without KVM_GET_XSAVE (no KVM_CAP_XSAVE), where kvm_fpu holds it all. A
+  // vCPU whose XSAVE area outgrew 4 KiB (AMX, which doppel never grants) fails the same way.
+  if (ioctl(m_fd.get(), kGetXsave, &s.xsave) == 0) s.has_xsave = true;
+  else if (errno != EINVAL) return Error::from_errno(fmt::format("vCPU {}: KVM_GET_XSAVE", m_index));
+  TRY(get(KVM_GET_XCRS, &s.xcrs, "KVM_GET_XCRS"));
+  TRY(get(KVM_GET_LAPIC, &s.lapic, "KVM_GET_LAPIC"));
+  TRY(get(KVM_GET_MP_STATE, &s.mp_state, "KVM_GET_MP_STATE"));
+  TRY(get(KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS"));
+
+  // KVM_GET_MSRS reads entries in order and stops at the first it cannot read, returning
+  // how many it read: keep those, skip the one that failed, go on after it. The result is
+  // what reading each MSR on its own and keeping the successes gives (QEMU, Firecracker),
+  // in a few ioctls.
+  const std::vector<uint32_t>& want = m_save_msrs;
+  size_t at = 0;
+  while (at < want.size()) {
+    const size_t n = std::min(want.size() - at, kMsrsPerIoctl);
+    std::vector<kvm_msr_entry> entries(n);
+    for (size_t i = 0; i < n; ++i) entries[i].index = want[at + i];
+    auto buf = msr_buffer(entries);
+    const int got = ioctl(m_fd.get(), kGetMsrs, buf.data());
+    if (got < 0) return Error::from_errno(fmt::format("vCPU {}: KVM_GET_MSRS", m_index));
+    const auto read = std::min(static_cast<size_t>(got), n);
+    for (size_t i = 0; i < read; ++i) {
+      kvm_msr_entry e;
+      std::memcpy(&e, buf.data() + sizeof(MsrsHeader) + i * sizeof e, sizeof e);
+      s.msrs.push_back(e);
+    }
+    at += read;
+    if (read < n) {
+      spdlog::trace("vCPU {}: MSR {:#x} is not readable here: not saved", m_index, want[at]);
+      ++at;
+    }
   }
   return s;
 }
@@ -375,8 +434,25 @@ Result<void> KvmVcpu::restore(const VcpuState& s) {
   TRY(set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC"));
   TRY(set(KVM_SET_MP_STATE, &s.mp_state, "KVM_SET_MP_STATE"));
   TRY(set(KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS"));
-  auto buf = msr_buffer(s.msrs);
-  TRY(set(kSetMsrs, buf.data(), "KVM_SET_MSRS"));
+
+  // The TSC deadline after the TSC (see kvm_vcpu.h), whatever order the file has.
+  std::vector<kvm_msr_entry> msrs = s.msrs;
+  std::stable_partition(msrs.begin(), msrs.end(),
+                        [](const kvm_msr_entry& e) { return e.index != kMsrIa32TscDeadline; });
+  std::stable_partition(msrs.begin(), msrs.end(),
+                        [](const kvm_msr_entry& e) { return e.index == kMsrIa32Tsc; });
+  for (size_t at = 0; at < msrs.size(); at += kMsrsPerIoctl) {
+    const size_t n = std::min(msrs.size() - at, kMsrsPerIoctl);
+    auto buf = msr_buffer(std::vector<kvm_msr_entry>(msrs.begin() + static_cast<ptrdiff_t>(at),
+                                                     msrs.begin() + static_cast<ptrdiff_t>(at + n)));
+    const int done = ioctl(m_fd.get(), kSetMsrs, buf.data());
+    if (done < 0) return Error::from_errno(fmt::format("vCPU {}: KVM_SET_MSRS", m_index));
+    if (static_cast<size_t>(done) < n) {
+      const kvm_msr_entry& e = msrs[at + static_cast<size_t>(done)];
+      return Error::format("vCPU {}: KVM_SET_MSRS: KVM refused MSR {:#x} = {:#x}", m_index,
+                           e.index, static_cast<uint64_t>(e.data));
+    }
+  }
   return ok();
 }
 

@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "base/persist.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "core/engine.h"
@@ -22,7 +21,9 @@
 namespace doppel::kvm {
 
 // Register capture for snapshots (rule 9). Version 2: the XSAVE area (AVX and later
-// register state, which kvm_fpu lacks) when KVM offers it.
+// register state, which kvm_fpu lacks) when KVM offers it. `msrs`: every MSR this vCPU
+// could read of those KVM lists as saveable (KVM_GET_MSR_INDEX_LIST), the MTRRs and
+// doppel's boot MSRs, in KVM's order.
 struct VcpuState {
   static constexpr uint32_t kVersion = 2;
   uint32_t version = kVersion;
@@ -38,10 +39,15 @@ struct VcpuState {
   std::vector<kvm_msr_entry> msrs;
 };
 
-class KvmVcpu final : public Vcpu, public Persist<VcpuState> {
+// Snapshots use save() and restore() (rule 9); save() is a Result, as reading state from
+// KVM can fail, so this is not a Persist<VcpuState>.
+class KvmVcpu final : public Vcpu {
  public:
   // Takes ownership of the vCPU fd; maps its kvm_run area (run_size bytes).
-  static Result<std::unique_ptr<KvmVcpu>> create(UniqueFd fd, unsigned index, size_t run_size);
+  // msr_index_list: KVM_GET_MSR_INDEX_LIST of the system fd (KvmVm::msr_index_list()),
+  // the MSRs save() tries.
+  static Result<std::unique_ptr<KvmVcpu>> create(UniqueFd fd, unsigned index, size_t run_size,
+                                                 std::vector<uint32_t> msr_index_list);
   ~KvmVcpu() override;
 
   unsigned index() const override { return m_index; }
@@ -61,8 +67,15 @@ class KvmVcpu final : public Vcpu, public Persist<VcpuState> {
   Result<kvm_regs> regs() const;
   Result<kvm_sregs> sregs() const;
 
-  VcpuState save() const override;
-  Result<void> restore(const VcpuState& state) override;
+  // With the vCPU stopped (not inside run()). Fails if KVM refuses any part; MSRs that
+  // this vCPU cannot read (KVM lists some that depend on host or guest features) are left
+  // out rather than failing.
+  Result<VcpuState> save() const;
+  // Sets sregs (with the APIC base) before the local APIC and the local APIC before the
+  // MSRs (KVM drops a TSC-deadline write unless the LVT timer is in TSC-deadline mode), and
+  // MSR_IA32_TSC before MSR_IA32_TSC_DEADLINE (KVM arms the deadline against the guest's
+  // TSC). Fails naming the first MSR KVM refuses.
+  Result<void> restore(const VcpuState& state);
 
   int fd() const { return m_fd.get(); }
   // Page `page` of this vCPU's kvm_run mapping (KVM puts the coalesced-write ring at
@@ -70,7 +83,8 @@ class KvmVcpu final : public Vcpu, public Persist<VcpuState> {
   void* mapping_page(int page) const;
 
  private:
-  KvmVcpu(UniqueFd fd, unsigned index, kvm_run* run, size_t run_size);
+  KvmVcpu(UniqueFd fd, unsigned index, kvm_run* run, size_t run_size,
+          std::vector<uint32_t> msr_index_list);
   // One element of a pending (string) port I/O, or of a pending MMIO access.
   VcpuExit next_io_exit();
 
@@ -78,6 +92,7 @@ class KvmVcpu final : public Vcpu, public Persist<VcpuState> {
   unsigned m_index;
   kvm_run* m_run;
   size_t m_run_size;
+  std::vector<uint32_t> m_save_msrs;  // MSRs save() tries, in order, without duplicates
   std::atomic<pthread_t> m_thread{};
   std::atomic<bool> m_thread_known{false};
   // A KVM_EXIT_IO with count > 1 (rep ins/outs) is handed out one element at a time.

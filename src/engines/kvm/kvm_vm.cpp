@@ -38,6 +38,31 @@ constexpr Capability kRequired[] = {
     {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPU state for snapshots"},
 };
 
+// KVM_GET_MSR_INDEX_LIST as the kernel numbers it: struct kvm_msr_list is a u32 count
+// and a flexible array, which C++ sizes differently (see kvm_abi.h).
+constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, uint32_t);
+static_assert(kGetMsrIndexList == 0xc004ae02ul);
+
+// The MSRs KVM can save and restore for a vCPU (KVM API: KVM_GET_MSR_INDEX_LIST, a system
+// ioctl): E2BIG with the count filled in until the buffer is large enough.
+Result<std::vector<uint32_t>> get_msr_index_list(int kvm_fd) {
+  constexpr uint32_t kMaxMsrs = 16384;  // KVM lists a few hundred
+  uint32_t n = 0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::vector<uint32_t> buf(1 + size_t{n});
+    buf[0] = n;
+    if (ioctl(kvm_fd, kGetMsrIndexList, buf.data()) == 0) {
+      const uint32_t count = std::min(buf[0], n);
+      return std::vector<uint32_t>(buf.begin() + 1, buf.begin() + 1 + count);
+    }
+    if (errno != E2BIG) return Error::from_errno("KVM_GET_MSR_INDEX_LIST");
+    if (buf[0] <= n || buf[0] > kMaxMsrs)
+      return Error::format("KVM_GET_MSR_INDEX_LIST: KVM asks for room for {} MSRs", buf[0]);
+    n = buf[0];
+  }
+  return Error("KVM_GET_MSR_INDEX_LIST: the list kept growing");
+}
+
 }  // namespace
 
 void KvmIrqLine::set_level(bool high) {
@@ -150,6 +175,7 @@ Result<void> KvmVm::set_up_vm() {
     if (errno != E2BIG) return Error::from_errno("KVM_GET_SUPPORTED_CPUID");
   }
   if (m_supported_cpuid.empty()) return Error("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+  m_msr_index_list = TRY(get_msr_index_list(m_kvm.get()));
   // KVM emulates the local APIC's TSC-deadline mode but leaves the CPUID bit (leaf 0x1
   // ECX[24]) to userspace (KVM API: KVM_CAP_TSC_DEADLINE_TIMER). Arming it is one MSR write
   // that KVM handles on its fast path, cheaper than the one-shot mode's count register.
@@ -165,7 +191,7 @@ Result<std::unique_ptr<Vcpu>> KvmVm::create_vcpu(unsigned index) {
     return Error::format("vCPU {}: the VM was created for {} vCPUs", index, m_options.cpus);
   UniqueFd fd(ioctl(m_vm.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
   if (!fd.valid()) return Error::from_errno(fmt::format("KVM_CREATE_VCPU {}", index));
-  auto vcpu = TRY(KvmVcpu::create(std::move(fd), index, m_run_size));
+  auto vcpu = TRY(KvmVcpu::create(std::move(fd), index, m_run_size, m_msr_index_list));
   TRY(vcpu->set_cpuid(cpuid_for_vcpu(m_supported_cpuid, index, m_options.cpus)));
   TRY(vcpu->set_boot_msrs());
   TRY(vcpu->set_fpu_defaults());
@@ -262,6 +288,124 @@ Result<void> KvmVm::add_irqfd(uint32_t gsi, int eventfd, std::optional<int> resa
   }
   if (ioctl(m_vm.get(), KVM_IRQFD, &irqfd) < 0)
     return Error::from_errno(fmt::format("KVM_IRQFD gsi {}", gsi));
+  return ok();
+}
+
+Result<void> KvmVm::set_dirty_logging(bool on) {
+  // KVM API, KVM_SET_USER_MEMORY_REGION: an existing slot's flags may be changed as long as
+  // its guest address, size and userspace address stay the same (slots as set_up_vm() made
+  // them: slot i is region i).
+  uint32_t slot = 0;
+  for (const auto& r : m_memory.regions()) {
+    kvm_userspace_memory_region region{};
+    region.slot = slot;
+    region.flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+    region.guest_phys_addr = r.gpa;
+    region.memory_size = r.size;
+    region.userspace_addr = reinterpret_cast<uint64_t>(r.host);
+    if (ioctl(m_vm.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
+      return Error::from_errno(fmt::format("KVM_SET_USER_MEMORY_REGION slot {} ({:#x}+{:#x}): "
+                                           "dirty logging {}", slot, r.gpa, r.size,
+                                           on ? "on" : "off"));
+    ++slot;
+  }
+  return ok();
+}
+
+Result<void> KvmVm::fetch_dirty_log(GuestMemory& memory) {
+  constexpr uint64_t kPage = 4096;  // KVM logs guest frames; x86's are 4 KiB
+  uint32_t slot = 0;
+  for (const auto& r : m_memory.regions()) {
+    // KVM API, KVM_GET_DIRTY_LOG: one bit per page of the slot, bit 0 the slot's first page,
+    // in an array of longs (64-bit here) rounded up to whole longs.
+    const uint64_t pages = r.size / kPage;
+    std::vector<uint64_t> bitmap(static_cast<size_t>((pages + 63) / 64), 0);
+    kvm_dirty_log log{};
+    log.slot = slot;
+    log.dirty_bitmap = bitmap.data();
+    if (ioctl(m_vm.get(), KVM_GET_DIRTY_LOG, &log) < 0) {
+      const int e = errno;
+      return Error::from_errno(fmt::format("KVM_GET_DIRTY_LOG slot {} ({:#x}+{:#x}){}", slot,
+                                           r.gpa, r.size,
+                                           e == ENOENT ? " (is dirty logging on?)" : ""), e);
+    }
+    // Runs of dirty pages, each marked with one call.
+    uint64_t run_start = 0, run_len = 0;
+    for (uint64_t w = 0; w < bitmap.size(); ++w) {
+      uint64_t bits = bitmap[w];
+      if (bits == 0 && run_len == 0) continue;
+      for (unsigned b = 0; b < 64; ++b) {
+        const uint64_t page = w * 64 + b;
+        if (page >= pages) break;
+        if ((bits >> b) & 1) {
+          if (run_len == 0) run_start = page;
+          ++run_len;
+        } else if (run_len) {
+          memory.mark_dirty(r.gpa + run_start * kPage, run_len * kPage);
+          run_len = 0;
+          if ((bits >> b) == 0) break;  // nothing more in this word
+        }
+      }
+    }
+    if (run_len) memory.mark_dirty(r.gpa + run_start * kPage, run_len * kPage);
+    ++slot;
+  }
+  return ok();
+}
+
+Result<KvmVmState> KvmVm::save() const {
+  KvmVmState s;
+  auto get_chip = [&](kvm_irqchip& chip, uint32_t id, const char* name) -> Result<void> {
+    chip = {};
+    chip.chip_id = id;
+    if (ioctl(m_vm.get(), KVM_GET_IRQCHIP, &chip) < 0)
+      return Error::from_errno(fmt::format("KVM_GET_IRQCHIP ({})", name));
+    return ok();
+  };
+  TRY(get_chip(s.pic_master, KVM_IRQCHIP_PIC_MASTER, "PIC master"));
+  TRY(get_chip(s.pic_slave, KVM_IRQCHIP_PIC_SLAVE, "PIC slave"));
+  TRY(get_chip(s.ioapic, KVM_IRQCHIP_IOAPIC, "IOAPIC"));
+  s.has_pit = m_options.create_pit;
+  if (s.has_pit && ioctl(m_vm.get(), KVM_GET_PIT2, &s.pit) < 0)
+    return Error::from_errno("KVM_GET_PIT2");
+  s.clock = TRY(get_clock());
+  return s;
+}
+
+Result<void> KvmVm::restore(const KvmVmState& s) {
+  if (s.version != KvmVmState::kVersion)
+    return Error::format("kvm: VM state version {} is not supported (expected {})", s.version,
+                         KvmVmState::kVersion);
+  if (s.has_pit != m_options.create_pit)
+    return Error::format("kvm: the saved VM {} an i8254 PIT, this one {}",
+                         s.has_pit ? "had" : "had no", m_options.create_pit ? "has" : "has none");
+  auto set_chip = [&](const kvm_irqchip& chip, uint32_t id, const char* name) -> Result<void> {
+    if (chip.chip_id != id)
+      return Error::format("kvm: saved {} state has chip id {}, expected {}", name, chip.chip_id, id);
+    if (ioctl(m_vm.get(), KVM_SET_IRQCHIP, &chip) < 0)
+      return Error::from_errno(fmt::format("KVM_SET_IRQCHIP ({})", name));
+    return ok();
+  };
+  TRY(set_chip(s.pic_master, KVM_IRQCHIP_PIC_MASTER, "PIC master"));
+  TRY(set_chip(s.pic_slave, KVM_IRQCHIP_PIC_SLAVE, "PIC slave"));
+  TRY(set_chip(s.ioapic, KVM_IRQCHIP_IOAPIC, "IOAPIC"));
+  if (s.has_pit && ioctl(m_vm.get(), KVM_SET_PIT2, &s.pit) < 0)
+    return Error::from_errno("KVM_SET_PIT2");
+  TRY(set_clock(s.clock));
+  return ok();
+}
+
+Result<kvm_clock_data> KvmVm::get_clock() const {
+  kvm_clock_data clock{};
+  if (ioctl(m_vm.get(), KVM_GET_CLOCK, &clock) < 0) return Error::from_errno("KVM_GET_CLOCK");
+  return clock;
+}
+
+Result<void> KvmVm::set_clock(const kvm_clock_data& clock) {
+  kvm_clock_data data{};  // flags 0 (kvm_vm.h)
+  data.clock = clock.clock;
+  if (ioctl(m_vm.get(), KVM_SET_CLOCK, &data) < 0)
+    return Error::from_errno(fmt::format("KVM_SET_CLOCK {}", clock.clock));
   return ok();
 }
 

@@ -34,6 +34,19 @@ constexpr uint64_t kLocalApicAddress = 0xfee00000;
 
 class KvmVm;
 
+// The VM-wide state KVM keeps in the kernel (rule 9): the in-kernel PICs and IOAPIC, the
+// PIT, and kvmclock. Saved and restored with every vCPU stopped.
+struct KvmVmState {
+  static constexpr uint32_t kVersion = 1;
+  uint32_t version = kVersion;
+  kvm_irqchip pic_master{};  // chip_id KVM_IRQCHIP_PIC_MASTER
+  kvm_irqchip pic_slave{};   // chip_id KVM_IRQCHIP_PIC_SLAVE
+  kvm_irqchip ioapic{};      // chip_id KVM_IRQCHIP_IOAPIC
+  bool has_pit = false;      // Options::create_pit
+  kvm_pit_state2 pit{};
+  kvm_clock_data clock{};
+};
+
 // A GSI of the in-kernel IOAPIC/PIC, driven with KVM_IRQ_LINE. Level semantics: the line
 // stays asserted while set_level(true); edge-configured pins see the rising edge.
 class KvmIrqLine final : public IrqLine {
@@ -94,6 +107,37 @@ class KvmVm final : public Engine {
   // Calls write(port, size, value) for each coalesced write; returns how many there were.
   size_t drain_coalesced(const std::function<void(uint64_t, unsigned, uint64_t)>& write);
 
+  // Snapshots, with every vCPU stopped: KVM_GET_IRQCHIP (PIC master, slave, IOAPIC),
+  // KVM_GET_PIT2 and KVM_GET_CLOCK; restore() sets them back into this VM, which must have
+  // been created with the same Options::create_pit. A restore sets the VM-wide state
+  // first, then each vCPU's (Firecracker's order).
+  Result<KvmVmState> save() const;
+  Result<void> restore(const KvmVmState& state);
+
+  // kvmclock (the guest's paravirtual clock) across a pause: get_clock() when the vCPUs
+  // have stopped, set_clock() with that value before they run again, so the guest's clock
+  // does not jump by the time paused. set_clock() passes the clock value only (flags 0:
+  // KVM_CLOCK_REALTIME would add the time since get_clock(); TSC_STABLE and HOST_TSC are
+  // outputs; kernels before 5.16 refuse any flag).
+  Result<kvm_clock_data> get_clock() const;
+  Result<void> set_clock(const kvm_clock_data& clock);
+
+  // What KVM_GET_MSR_INDEX_LIST reported at create(): the MSRs a vCPU's state may hold
+  // (KvmVcpu::save() keeps those this vCPU can read).
+  const std::vector<uint32_t>& msr_index_list() const { return m_msr_index_list; }
+
+  // Dirty-page logging for diff snapshots. set_dirty_logging() re-registers every memory
+  // slot with (or without) KVM_MEM_LOG_DIRTY_PAGES; KVM's log starts empty when it is turned
+  // on. fetch_dirty_log() reads and clears each slot's log (KVM_GET_DIRTY_LOG; doppel does
+  // not enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, so KVM clears and write-protects again in
+  // the same call) and marks those pages in `memory`'s bitmap, which must be the memory the
+  // VM was created with. KVM logs only the guest's writes; host-side writes mark GuestMemory
+  // themselves. A diff snapshot, with every vCPU stopped and the devices quiesced:
+  // fetch_dirty_log(), GuestMemory::save_dirty_to_file(), GuestMemory::clear_dirty().
+  // Threads: the machine's thread; set_dirty_logging() with every vCPU stopped.
+  Result<void> set_dirty_logging(bool on);
+  Result<void> fetch_dirty_log(GuestMemory& memory);
+
   int vm_fd() const { return m_vm.get(); }
   uint32_t tsc_khz() const { return m_tsc_khz; }
   unsigned cpus() const { return m_options.cpus; }
@@ -109,6 +153,7 @@ class KvmVm final : public Engine {
   Options m_options;
   size_t m_run_size = 0;
   std::vector<kvm_cpuid_entry2> m_supported_cpuid;
+  std::vector<uint32_t> m_msr_index_list;  // KVM_GET_MSR_INDEX_LIST
   X86EntryState m_boot_entry;
   uint32_t m_tsc_khz = 0;
   // The coalesced-write ring: a page of vCPU 0's kvm_run mapping (KVM shares one ring per

@@ -6,7 +6,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include <chrono>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "engines/kvm/cpuid.h"
 #include "engines/kvm/kvm_abi.h"
 #include "engines/kvm/kvm_vcpu.h"
+#include "engines/kvm/msr.h"
 
 namespace doppel::kvm {
 namespace {
@@ -216,7 +219,9 @@ TEST(KvmVm, SaveRestoreKeepsRegistersAndVectorState) {
   };
   // Without AVX in this vCPU's CPUID, KVM refuses the AVX bit: then there is nothing to see.
   const bool avx = xsave && set_vectors(0xa0);
-  const VcpuState saved = vcpu.save();
+  auto save = vcpu.save();
+  ASSERT_TRUE(save.ok()) << save.error().message();
+  const VcpuState saved = save.release_value();
   EXPECT_EQ(saved.version, VcpuState::kVersion);
   EXPECT_EQ(saved.has_xsave, xsave) << "KVM_GET_XSAVE failed (its ioctl number?)";
 
@@ -239,6 +244,99 @@ TEST(KvmVm, SaveRestoreKeepsRegistersAndVectorState) {
   bad.version = 1;
   EXPECT_FALSE(vcpu.restore(bad).ok());
   if (!avx) GTEST_SKIP() << "registers checked; this vCPU has no AVX state to check";
+}
+
+TEST(KvmVm, SavedMsrsAreKvmsSaveableOnesAndRestoreInOrder) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeIo, test_guests::kRealModeIoLoad);
+  ASSERT_TRUE(f.vcpu);
+  auto& vcpu = static_cast<KvmVcpu&>(*f.vcpu);
+  EXPECT_FALSE(f.vm->msr_index_list().empty()) << "KVM_GET_MSR_INDEX_LIST gave nothing";
+  auto saved = vcpu.save();
+  ASSERT_TRUE(saved.ok()) << saved.error().message();
+  auto value_of = [&](uint32_t index) -> std::optional<uint64_t> {
+    for (const auto& e : saved->msrs)
+      if (e.index == index) return e.data;
+    return std::nullopt;
+  };
+  // More than the boot MSRs: KVM's list (the TSC, kvmclock's MSR), and the MTRRs.
+  EXPECT_GT(saved->msrs.size(), boot_msrs().size());
+  EXPECT_TRUE(value_of(0x10).has_value()) << "IA32_TSC";
+  EXPECT_TRUE(value_of(0xc0000082).has_value()) << "LSTAR";
+  ASSERT_TRUE(value_of(0x2ff).has_value()) << "MTRRdefType";
+  EXPECT_EQ(*value_of(0x2ff) & 0xfff, 0x806u) << "boot MTRRdefType: enabled, write-back";
+  for (const auto& e : saved->msrs) {
+    size_t same = 0;
+    for (const auto& other : saved->msrs) same += other.index == e.index;
+    EXPECT_EQ(same, 1u) << "MSR " << std::hex << e.index << " saved twice";
+  }
+
+  // The TSC deadline first in the file: restore() still sets the TSC before it.
+  VcpuState reordered = *saved;
+  std::stable_partition(reordered.msrs.begin(), reordered.msrs.end(),
+                        [](const kvm_msr_entry& e) { return e.index == 0x6e0; });
+  auto r = vcpu.restore(reordered);
+  EXPECT_TRUE(r.ok()) << r.error().message();
+
+  VcpuState bogus = *saved;
+  kvm_msr_entry e{};
+  e.index = 0xdeadbeef;
+  e.data = 1;
+  bogus.msrs.push_back(e);
+  r = vcpu.restore(bogus);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("0xdeadbeef"), std::string::npos) << r.error().message();
+}
+
+TEST(KvmVm, VmStateRoundTripsAndClockCanBeSet) {
+  SKIP_WITHOUT_KVM();
+  auto f = real_mode_vm(test_guests::kRealModeIrq, test_guests::kRealModeIrqLoad);
+  ASSERT_TRUE(f.vcpu);
+  ASSERT_EQ(run(*f.vcpu).addr, 0x10u) << "guest did not finish programming the PIC";
+  auto saved = f.vm->save();
+  ASSERT_TRUE(saved.ok()) << saved.error().message();
+  EXPECT_EQ(saved->pic_master.chip_id, static_cast<uint32_t>(KVM_IRQCHIP_PIC_MASTER));
+  EXPECT_EQ(saved->pic_slave.chip_id, static_cast<uint32_t>(KVM_IRQCHIP_PIC_SLAVE));
+  EXPECT_EQ(saved->ioapic.chip_id, static_cast<uint32_t>(KVM_IRQCHIP_IOAPIC));
+  EXPECT_TRUE(saved->has_pit);
+  // The guest unmasked IRQ 4 on the master PIC: the saved IMR shows it.
+  EXPECT_EQ(saved->pic_master.chip.pic.imr & 0x10, 0) << "IMR " << int{saved->pic_master.chip.pic.imr};
+
+  // Mask everything, then restore: the guest's mask comes back.
+  KvmVmState masked = *saved;
+  masked.pic_master.chip.pic.imr = 0xff;
+  ASSERT_TRUE(f.vm->restore(masked).ok());
+  auto now = f.vm->save();
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->pic_master.chip.pic.imr, 0xff);
+  ASSERT_TRUE(f.vm->restore(*saved).ok());
+  now = f.vm->save();
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->pic_master.chip.pic.imr, saved->pic_master.chip.pic.imr);
+
+  // kvmclock: set far ahead, read back from there (plus the little time since).
+  auto clock = f.vm->get_clock();
+  ASSERT_TRUE(clock.ok()) << clock.error().message();
+  kvm_clock_data ahead = *clock;
+  ahead.clock += 3600ull * 1'000'000'000;
+  ahead.flags = 0xffff;  // set_clock() passes the value only
+  ASSERT_TRUE(f.vm->set_clock(ahead).ok());
+  auto after = f.vm->get_clock();
+  ASSERT_TRUE(after.ok());
+  EXPECT_GE(after->clock, ahead.clock);
+  EXPECT_LT(after->clock, ahead.clock + 10'000'000'000ull);
+
+  KvmVmState bad = *saved;
+  bad.ioapic.chip_id = KVM_IRQCHIP_PIC_MASTER;
+  EXPECT_FALSE(f.vm->restore(bad).ok());
+  bad = *saved;
+  bad.has_pit = false;
+  auto r = f.vm->restore(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("PIT"), std::string::npos);
+  bad = *saved;
+  bad.version = 7;
+  EXPECT_FALSE(f.vm->restore(bad).ok());
 }
 
 TEST(KvmVm, KickStopsAHaltedVcpuFromAnotherThread) {
@@ -277,6 +375,32 @@ TEST(KvmVm, MissingDeviceIsAClearError) {
   ASSERT_FALSE(vm.ok());
   EXPECT_NE(vm.error().message().find("/nonexistent/kvm"), std::string::npos);
   EXPECT_NE(vm.error().message().find("No such file"), std::string::npos);
+}
+
+TEST(KvmVm, DirtyLogMarksThePagesTheGuestWrote) {
+  SKIP_WITHOUT_KVM();
+  // xor ax, ax; mov ds, ax; mov byte [0x3000], 0x2a; mov byte [0x5000], 0x2b; out 0x10, al; hlt
+  static constexpr uint8_t kCode[] = {0x31, 0xc0, 0x8e, 0xd8, 0xc6, 0x06, 0x00, 0x30, 0x2a,
+                                      0xc6, 0x06, 0x00, 0x50, 0x2b, 0xe6, 0x10, 0xf4};
+  auto f = real_mode_vm(kCode, 0x1000);
+  ASSERT_TRUE(f.vcpu);
+  ASSERT_TRUE(f.vm->set_dirty_logging(true).ok());
+  f.memory->clear_dirty();
+  const auto e = run(*f.vcpu);
+  ASSERT_EQ(e.reason, Reason::kPioWrite);
+  EXPECT_EQ(f.memory->read_le<uint8_t>(0x5000), 0x2b);
+  EXPECT_EQ(f.memory->dirty_page_count(), 0u) << "KVM's log is not folded in yet";
+  auto fetched = f.vm->fetch_dirty_log(*f.memory);
+  ASSERT_TRUE(fetched.ok()) << fetched.error().message();
+  EXPECT_TRUE(f.memory->is_dirty(0x3000));
+  EXPECT_TRUE(f.memory->is_dirty(0x5000));
+  EXPECT_FALSE(f.memory->is_dirty(0x4000));
+  // KVM_GET_DIRTY_LOG cleared KVM's log: nothing new the second time.
+  f.memory->clear_dirty();
+  ASSERT_TRUE(f.vm->fetch_dirty_log(*f.memory).ok());
+  EXPECT_FALSE(f.memory->is_dirty(0x3000));
+  ASSERT_TRUE(f.vm->set_dirty_logging(false).ok());
+  EXPECT_FALSE(f.vm->fetch_dirty_log(*f.memory).ok()) << "no log while logging is off";
 }
 
 TEST(Cpuid, TopologyCarriesApicIdAndCount) {

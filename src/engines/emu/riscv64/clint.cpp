@@ -51,6 +51,13 @@ void Clint::reset() {
   m_cv.notify_all();
 }
 
+void Clint::timebase_changed() {
+  std::lock_guard lock(m_mutex);
+  evaluate_timers_locked();
+  ++m_generation;
+  m_cv.notify_all();
+}
+
 uint64_t Clint::evaluate_timers_locked() {
   const uint64_t now = m_timebase.now();
   uint64_t earliest = kNever;
@@ -74,8 +81,13 @@ void Clint::timer_loop() {
     }
     const uint64_t now = m_timebase.now();
     const uint64_t wake_ticks = now + std::min(deadline - now, kMaxSleepTicks);
-    const auto wake = std::chrono::steady_clock::time_point(
-        std::chrono::nanoseconds(m_timebase.host_ns_at(wake_ticks)));
+    const uint64_t wake_ns = m_timebase.host_ns_at(wake_ticks);
+    if (wake_ns == UINT64_MAX) {  // the clock is frozen: nothing fires until it goes on
+      m_cv.wait(lock, changed);
+      continue;
+    }
+    const auto wake =
+        std::chrono::steady_clock::time_point(std::chrono::nanoseconds(wake_ns));
     m_cv.wait_until(lock, wake, changed);
   }
 }

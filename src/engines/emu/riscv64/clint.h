@@ -54,6 +54,9 @@ class Clint final : public Device, public Persist<ClintState> {
 
   // Power-on state: msip 0, mtimecmp all ones (no timer interrupt), pins lowered.
   void reset();
+  // The Timebase was frozen, thawed or set: re-evaluate MTIP and the timer thread's
+  // deadline. Any thread.
+  void timebase_changed();
 
   ClintState save() const override;
   Result<void> restore(const ClintState& state) override;
