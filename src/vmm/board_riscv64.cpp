@@ -1,38 +1,38 @@
-#include "vmm/machine_riscv64.h"
+#include "vmm/board_riscv64.h"
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <thread>
 
 #include "base/log.h"
 #include "boot/riscv64/fdt.h"
 #include "boot/riscv64/loader.h"
+#include "engines/emu/riscv64/hart.h"
 #include "engines/emu/riscv64/memory_map.h"
 #include "vmm/exit_codes.h"
+#include "vmm/state_codec.h"
 #include "vmm/virtio_devices.h"
 
 namespace doppel {
 
 namespace mm = rv64::memmap;
 
-MachineRiscv64::~MachineRiscv64() {
-  // Harts are joined in run(); make sure nothing still runs if run() was never called.
-  m_vcpus.clear();
+BoardRiscv64::~BoardRiscv64() = default;
+
+Result<std::unique_ptr<BoardRiscv64>> BoardRiscv64::create(const VmConfig& config,
+                                                           BoardContext context) {
+  std::unique_ptr<BoardRiscv64> b(new BoardRiscv64(config, std::move(context)));
+  TRY(b->build());
+  return b;
 }
 
-Result<std::unique_ptr<MachineRiscv64>> MachineRiscv64::create(const VmConfig& config,
-                                                               Console& console) {
-  std::unique_ptr<MachineRiscv64> m(new MachineRiscv64(config, console));
-  TRY(m->build());
-  return m;
-}
-
-Result<void> MachineRiscv64::build() {
+Result<void> BoardRiscv64::build() {
   const unsigned harts = m_config.cpus;
-  m_memory = TRY(GuestMemory::create({{mm::kRamBase, m_config.memory}}));
+  const bool restoring = !m_context.memory_file.empty();
+  if (restoring)
+    m_memory = TRY(GuestMemory::create_from_file({{mm::kRamBase, m_config.memory}},
+                                                 m_context.memory_file));
+  else
+    m_memory = TRY(GuestMemory::create({{mm::kRamBase, m_config.memory}}));
   m_engine = TRY(rv64::EmuEngine::create(*m_memory, m_mmio, m_timebase, harts));
 
   std::vector<rv64::InterruptPins*> pins;
@@ -40,18 +40,18 @@ Result<void> MachineRiscv64::build() {
   m_clint = std::make_unique<rv64::Clint>(m_timebase, pins);
   m_plic = std::make_unique<rv64::Plic>(mm::kPlicSources, pins);
   m_uart = std::make_unique<Uart16550>(m_plic->line(mm::kUartIrq), 0,
-                                       [this](uint8_t b) { m_console.write_output(b); });
-  m_uart->set_rx_room_callback([this] { m_console.notify_room(); });
+                                       [this](uint8_t b) { m_context.console.write_output(b); });
+  m_uart->set_rx_room_callback([this] { m_context.console.notify_room(); });
   m_test = std::make_unique<SifiveFinisher>([this](SifiveFinisher::Action action, uint16_t code) {
     switch (action) {
       case SifiveFinisher::Action::kPowerOff:
-        request_stop(kExitPowerOff, "the guest powered off");
+        m_context.request_stop(kExitPowerOff, "the guest powered off");
         break;
       case SifiveFinisher::Action::kReset:
-        request_stop(kExitReboot, "the guest rebooted");
+        m_context.request_stop(kExitReboot, "the guest rebooted");
         break;
       case SifiveFinisher::Action::kFail:
-        request_stop(kExitCrash, fmt::format("the guest reported a failure (code {})", code));
+        m_context.request_stop(kExitCrash, fmt::format("the guest reported a failure (code {})", code));
         break;
     }
   });
@@ -75,6 +75,13 @@ Result<void> MachineRiscv64::build() {
     const auto slot = static_cast<unsigned>(i);
     TRY(m_mmio.insert(mm::virtio_base(slot), virtio::kMmioWindowSize, *m_virtio[i]));
     fdt.virtio.push_back({mm::virtio_base(slot), virtio::kMmioWindowSize, mm::virtio_irq(slot)});
+  }
+
+  if (restoring) {
+    // RAM already holds the firmware, kernel and device tree; the harts' state comes from
+    // restore().
+    for (unsigned h = 0; h < harts; ++h) m_vcpus.push_back(TRY(m_engine->create_vcpu(h)));
+    return ok();
   }
 
   // Guest images, then the device tree that describes them.
@@ -105,140 +112,52 @@ Result<void> MachineRiscv64::build() {
   }
   spdlog::debug("riscv64: {} harts, {} MiB RAM, kernel at {:#x}, dtb at {:#x}, {} virtio devices",
                 harts, m_config.memory >> 20, layout.kernel_addr, layout.dtb_addr, m_virtio.size());
-  return {};
+  return ok();
 }
 
-void MachineRiscv64::request_stop(int exit_code, std::string reason) {
-  {
-    std::lock_guard lock(m_stop_mutex);
-    if (m_stopping.load(std::memory_order_relaxed)) return;
-    m_exit_code = exit_code;
-    m_stop_reason = std::move(reason);
-    m_stopping.store(true, std::memory_order_release);
-  }
-  for (auto& vcpu : m_vcpus) vcpu->kick();
+
+Result<void> BoardRiscv64::freeze_clocks() {
+  m_timebase.freeze();
+  m_clint->timebase_changed();
+  return ok();
 }
 
-void MachineRiscv64::hart_thread(unsigned index) {
-  Vcpu& vcpu = *m_vcpus[index];
-  while (!m_stopping.load(std::memory_order_acquire)) {
-    auto result = vcpu.run();
-    if (!result.ok()) {
-      request_stop(kExitCrash, fmt::format("hart {}: {}", index, result.error().message()));
-      return;
-    }
-    const VcpuExit& exit = *result;
-    switch (exit.reason) {
-      case VcpuExit::Reason::kKicked:
-        break;  // the loop condition decides
-      case VcpuExit::Reason::kMmioRead: {
-        uint64_t value = 0;
-        if (!m_mmio.read(exit.addr, exit.size, value))
-          DOPPEL_GUEST_WARN("hart {}: read of {} bytes at {:#x}: no device", index, exit.size,
-                            exit.addr);
-        vcpu.set_io_result(value);
-        break;
-      }
-      case VcpuExit::Reason::kMmioWrite:
-        if (!m_mmio.write(exit.addr, exit.size, exit.data))
-          DOPPEL_GUEST_WARN("hart {}: write of {} bytes at {:#x}: no device", index, exit.size,
-                            exit.addr);
-        break;
-      case VcpuExit::Reason::kPioRead:
-        vcpu.set_io_result(0);  // no port I/O on riscv64
-        break;
-      case VcpuExit::Reason::kPioWrite:
-        break;
-      case VcpuExit::Reason::kPowerOff:
-        request_stop(kExitPowerOff, "the guest powered off");
-        break;
-      case VcpuExit::Reason::kReset:
-        request_stop(kExitReboot, "the guest rebooted");
-        break;
-      case VcpuExit::Reason::kCrash:
-        request_stop(kExitCrash, fmt::format("hart {}: {}", index, exit.detail));
-        break;
-    }
-  }
+Result<void> BoardRiscv64::thaw_clocks() {
+  m_timebase.thaw();
+  m_clint->timebase_changed();
+  return ok();
 }
 
-Result<int> MachineRiscv64::run() {
-  std::vector<std::thread> threads;
-  for (unsigned h = 0; h < m_vcpus.size(); ++h) threads.emplace_back([this, h] { hart_thread(h); });
-  for (auto& t : threads) t.join();
-
-  int code;
-  std::string reason;
-  {
-    std::lock_guard lock(m_stop_mutex);
-    code = m_exit_code;
-    reason = m_stop_reason;
-  }
-  // panic=-1 turns a kernel panic into a reboot: that is a dead guest, not a reboot.
-  if ((code == kExitReboot || code == kExitPowerOff) && m_console.saw_kernel_panic()) {
-    code = kExitCrash;
-    reason = "the guest kernel panicked";
-  }
-  if (code == kExitCrash) {
-    std::string report = fmt::format("\r\ndoppel: {}\r\ndoppel: last console lines:\r\n", reason);
-    for (const auto& line : m_console.recent_lines()) report += fmt::format("  | {}\r\n", line);
-    std::fputs(report.c_str(), stderr);
-  } else {
-    spdlog::info("{}", reason);
-  }
-  return code;
+Result<void> BoardRiscv64::save(StateFile& out) {
+  out.sections.push_back(make_section("rv64.timebase", rv64::TimebaseState{.ticks = m_timebase.now()}));
+  for (unsigned h = 0; h < m_engine->hart_count(); ++h)
+    out.sections.push_back(make_section(fmt::format("rv64.hart.{}", h), m_engine->hart(h).save()));
+  out.sections.push_back(make_section("rv64.clint", m_clint->save()));
+  out.sections.push_back(make_section("rv64.plic", m_plic->save()));
+  return ok();
 }
 
-namespace {
-
-// Routes console input to the current machine's UART across reboots.
-struct InputRouter {
-  std::mutex mutex;
-  Uart16550* uart = nullptr;          // GUARDED_BY(mutex)
-  MachineRiscv64* machine = nullptr;  // GUARDED_BY(mutex)
-  bool quit = false;                  // GUARDED_BY(mutex)
-
-  void attach(MachineRiscv64* m) {
-    std::lock_guard lock(mutex);
-    machine = m;
-    uart = m ? &m->uart() : nullptr;
-    if (m && quit) m->request_stop(kExitQuit, "quit from the console (Ctrl-A x)");
+Result<void> BoardRiscv64::restore(const StateFile& in) {
+  const auto timebase = TRY(read_section<rv64::TimebaseState>(in, "rv64.timebase"));
+  const unsigned harts = m_engine->hart_count();
+  if (in.find(fmt::format("rv64.hart.{}", harts)) || !in.find(fmt::format("rv64.hart.{}", harts - 1)))
+    return Error::format("the snapshot's hart count differs from this VM's ({} harts)", harts);
+  for (unsigned h = 0; h < harts; ++h) {
+    const std::string name = fmt::format("rv64.hart.{}", h);
+    TRY(m_engine->hart(h).restore(TRY(read_section<rv64::HartState>(in, name))));
   }
-};
+  TRY(m_plic->restore(TRY(read_section<rv64::PlicState>(in, "rv64.plic"))));
+  m_timebase.set(timebase.ticks);
+  TRY(m_clint->restore(TRY(read_section<rv64::ClintState>(in, "rv64.clint"))));
+  m_clint->timebase_changed();
+  return ok();
+}
 
-}  // namespace
-
-Result<int> run_riscv64_emu(const VmConfig& config) {
-  InputRouter router;  // outlives the console, whose input thread uses it
-  auto console = TRY(Console::create({STDIN_FILENO, STDOUT_FILENO, true}));
-  console->start_input(
-      [&router](std::span<const uint8_t> bytes) -> size_t {
-        std::lock_guard lock(router.mutex);
-        return router.uart ? router.uart->receive(bytes) : 0;
-      },
-      [&router] {
-        std::lock_guard lock(router.mutex);
-        router.quit = true;
-        if (router.machine) router.machine->request_stop(kExitQuit, "quit from the console (Ctrl-A x)");
-      });
-
-  for (;;) {
-    console->forget_kernel_panic();
-    auto machine = MachineRiscv64::create(config, *console);
-    if (!machine.ok()) {
-      console->stop_input();
-      return machine.release_error();
-    }
-    router.attach(machine->get());
-    console->notify_room();  // input that arrived before there was a UART
-    auto code = (*machine)->run();
-    router.attach(nullptr);
-    if (!code.ok() || *code != kExitReboot || config.on_reboot != OnReboot::kRestart) {
-      console->stop_input();
-      return code;
-    }
-    spdlog::info("riscv64: the guest rebooted; starting it again (--on-reboot=restart)");
-  }
+Result<void> BoardRiscv64::begin_dirty_epoch() {
+  // The harts notice the new dirty generation when they run again and drop their write
+  // TLB entries, so the next store to every page marks it (hart.h).
+  m_memory->clear_dirty();
+  return ok();
 }
 
 }  // namespace doppel

@@ -1,61 +1,53 @@
-// The riscv64 machine on the emulation engine: RAM, the MMIO bus, Timebase, CLINT, PLIC,
-// 16550 UART, sifive,test1 finisher, virtio-mmio devices, and one host thread per hart.
-// The layout is engines/emu/riscv64/memory_map.h; the boot is OpenSBI fw_dynamic + Linux
-// (boot/riscv64/).
+// The riscv64 board on the emulation engine: RAM, the MMIO bus, the Timebase, CLINT, PLIC,
+// 16550 UART, sifive,test1 finisher and virtio-mmio devices. The layout is
+// engines/emu/riscv64/memory_map.h; the boot is OpenSBI fw_dynamic + Linux
+// (boot/riscv64/). The Machine runs it (vmm/machine.h).
 //
-// Threads: run() is called on the main thread; it starts one thread per hart and joins them.
-// request_stop() may be called from any thread (a hart writing the finisher, the console's
-// input thread on Ctrl-A x); the first request decides the exit code.
+// State file sections: "rv64.timebase", "rv64.hart.<i>", "rv64.clint", "rv64.plic".
 #pragma once
 
-#include <atomic>
 #include <memory>
-#include <mutex>
-#include <string>
 #include <vector>
 
-#include "base/result.h"
-#include "core/bus.h"
-#include "core/engine.h"
-#include "core/guest_memory.h"
+#include "vmm/board.h"
 #include "devices/legacy/sifive_finisher.h"
-#include "devices/legacy/uart_16550.h"
-#include "devices/virtio/virtio_mmio.h"
 #include "engines/emu/riscv64/clint.h"
 #include "engines/emu/riscv64/emu_engine.h"
 #include "engines/emu/riscv64/plic.h"
 #include "engines/emu/riscv64/timebase.h"
-#include "vmm/console.h"
-#include "vmm/vm_config.h"
 
 namespace doppel {
 
-class MachineRiscv64 {
+
+class BoardRiscv64 final : public Board {
  public:
-  // Builds the machine and loads the guest; `console` outlives the machine. The UART's
-  // output goes to the console; the console's input is routed by the caller (uart()).
-  static Result<std::unique_ptr<MachineRiscv64>> create(const VmConfig& config, Console& console);
-  ~MachineRiscv64();
-  MachineRiscv64(const MachineRiscv64&) = delete;
-  MachineRiscv64& operator=(const MachineRiscv64&) = delete;
+  static Result<std::unique_ptr<BoardRiscv64>> create(const VmConfig& config, BoardContext context);
+  ~BoardRiscv64() override;
 
-  // Runs the harts until the guest powers off, reboots or dies, or request_stop(); returns
-  // the exit code (vmm/exit_codes.h). Reports a dead guest on stderr with its last lines.
-  Result<int> run();
+  GuestMemory& memory() override { return *m_memory; }
+  const Bus& mmio() const override { return m_mmio; }
+  unsigned vcpu_count() const override { return static_cast<unsigned>(m_vcpus.size()); }
+  Vcpu& vcpu(unsigned index) override { return *m_vcpus.at(index); }
+  Uart16550& uart() override { return *m_uart; }
+  std::span<const std::unique_ptr<virtio::VirtioMmio>> virtio() const override { return m_virtio; }
 
-  // Stops every hart soon; the first caller's code and reason win.
-  void request_stop(int exit_code, std::string reason);
+  Result<void> freeze_clocks() override;
+  Result<void> thaw_clocks() override;
+  Result<void> save(StateFile& out) override;
+  Result<void> restore(const StateFile& in) override;
+  Result<void> begin_dirty_epoch() override;
 
-  Uart16550& uart() { return *m_uart; }
+  // The device tree the guest was given (empty after a restore: it is in guest RAM).
   const std::vector<uint8_t>& device_tree() const { return m_dtb; }
+  rv64::EmuEngine& engine() { return *m_engine; }
 
  private:
-  MachineRiscv64(const VmConfig& config, Console& console) : m_config(config), m_console(console) {}
+  BoardRiscv64(const VmConfig& config, BoardContext context)
+      : m_config(config), m_context(std::move(context)) {}
   Result<void> build();
-  void hart_thread(unsigned index);
 
   const VmConfig m_config;
-  Console& m_console;
+  BoardContext m_context;
 
   // Declaration order is teardown order reversed: the engine refers to memory, bus and
   // timebase; CLINT and PLIC to the engine's pins; devices to memory and PLIC lines; the
@@ -71,15 +63,6 @@ class MachineRiscv64 {
   std::vector<std::unique_ptr<virtio::VirtioMmio>> m_virtio;
   std::vector<std::unique_ptr<Vcpu>> m_vcpus;
   std::vector<uint8_t> m_dtb;
-
-  std::atomic<bool> m_stopping{false};
-  std::mutex m_stop_mutex;
-  int m_exit_code = 0;          // GUARDED_BY(m_stop_mutex)
-  std::string m_stop_reason;    // GUARDED_BY(m_stop_mutex)
 };
-
-// The whole run of `doppel run --arch riscv64 --engine emu`: the console, the machine, and
-// reboots when config.on_reboot is kRestart.
-Result<int> run_riscv64_emu(const VmConfig& config);
 
 }  // namespace doppel

@@ -1,4 +1,4 @@
-#include "vmm/machine_riscv64.h"
+#include "vmm/board_riscv64.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,9 +10,13 @@
 #include "base/bits.h"
 #include "base/unique_fd.h"
 #include "vmm/exit_codes.h"
+#include "vmm/test_files.h"
+#include "vmm/machine.h"
 
 namespace doppel {
 namespace {
+
+using test::TempFile;
 
 // M-mode "firmware": hart 0 writes "ok\n" to the UART, then the word at `cmd` to the
 // sifive,test finisher; every other hart parks in WFI. (riscv64-linux-gnu-as output.)
@@ -36,22 +40,6 @@ std::vector<uint32_t> firmware_words(uint32_t command) {
   };
 }
 
-class TempFile {
- public:
-  explicit TempFile(const void* data, size_t size) {
-    char tmpl[] = "/tmp/doppel-machine-XXXXXX";
-    const int fd = mkstemp(tmpl);
-    EXPECT_GE(fd, 0);
-    EXPECT_EQ(write(fd, data, size), static_cast<ssize_t>(size));
-    close(fd);
-    m_path = tmpl;
-  }
-  ~TempFile() { unlink(m_path.c_str()); }
-  const std::string& path() const { return m_path; }
-
- private:
-  std::string m_path;
-};
 
 struct BootResult {
   int code = -1;
@@ -81,7 +69,7 @@ BootResult boot(uint32_t command, unsigned cpus) {
   {
     auto console = Console::create({-1, w.get(), true});
     EXPECT_TRUE(console.ok());
-    auto machine = MachineRiscv64::create(config, **console);
+    auto machine = Machine::create(config, **console);
     EXPECT_TRUE(machine.ok()) << machine.error().message();
     if (!machine.ok()) return run;
     auto code = (*machine)->run();
@@ -95,25 +83,25 @@ BootResult boot(uint32_t command, unsigned cpus) {
   return run;
 }
 
-TEST(MachineRiscv64, GuestPowersOffThroughTheFinisher) {
+TEST(BoardRiscv64, GuestPowersOffThroughTheFinisher) {
   const BootResult run = boot(0x5555, 1);
   EXPECT_EQ(run.output, "ok\n");
   EXPECT_EQ(run.code, kExitPowerOff);
 }
 
-TEST(MachineRiscv64, AllHartsStopWhenOneHartPowersOff) {
+TEST(BoardRiscv64, AllHartsStopWhenOneHartPowersOff) {
   // Harts 1..3 sleep in WFI forever: run() returns only if the machine kicks them.
   const BootResult run = boot(0x5555, 4);
   EXPECT_EQ(run.output, "ok\n");
   EXPECT_EQ(run.code, kExitPowerOff);
 }
 
-TEST(MachineRiscv64, RebootAndFailureBecomeTheirExitCodes) {
+TEST(BoardRiscv64, RebootAndFailureBecomeTheirExitCodes) {
   EXPECT_EQ(boot(0x7777, 1).code, kExitReboot);
   EXPECT_EQ(boot((7u << 16) | 0x3333, 2).code, kExitCrash);
 }
 
-TEST(MachineRiscv64, DeviceTreeIsBuiltForTheConfig) {
+TEST(BoardRiscv64, DeviceTreeIsBuiltForTheConfig) {
   const auto words = firmware_words(0x5555);
   TempFile firmware(words.data(), words.size() * 4);
   std::vector<uint8_t> image(4096, 0);
@@ -126,20 +114,20 @@ TEST(MachineRiscv64, DeviceTreeIsBuiltForTheConfig) {
   config.kernel = kernel.path();
   auto console = Console::create({-1, -1, true});
   ASSERT_TRUE(console.ok());
-  auto machine = MachineRiscv64::create(config, **console);
+  auto machine = Machine::create(config, **console);
   ASSERT_TRUE(machine.ok()) << machine.error().message();
-  const auto& dtb = (*machine)->device_tree();
+  const auto& dtb = static_cast<BoardRiscv64&>((*machine)->board()).device_tree();
   ASSERT_GE(dtb.size(), 4u);
   EXPECT_EQ(load_le<uint32_t>(dtb.data()), 0xedfe0dd0u);  // FDT magic, big-endian
 }
 
-TEST(MachineRiscv64, MissingFirmwareIsAClearError) {
+TEST(BoardRiscv64, MissingFirmwareIsAClearError) {
   VmConfig config;
   config.firmware = "/nonexistent/fw_dynamic.bin";
   config.kernel = "/nonexistent/Image";
   auto console = Console::create({-1, -1, true});
   ASSERT_TRUE(console.ok());
-  auto machine = MachineRiscv64::create(config, **console);
+  auto machine = Machine::create(config, **console);
   ASSERT_FALSE(machine.ok());
   EXPECT_NE(machine.error().message().find("/nonexistent/"), std::string::npos);
 }

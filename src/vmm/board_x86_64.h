@@ -1,7 +1,7 @@
-// The x86-64 machine on the KVM engine: RAM (below the 32-bit hole, then above 4 GiB),
+// The x86-64 board on the KVM engine: RAM (below the 32-bit hole, then above 4 GiB),
 // KVM's in-kernel PIC/IOAPIC/local APICs and PIT, the COM1 16550 UART (port 0x3f8, IRQ 4),
 // the i8042 (reset), the ACPI sleep/reset registers (power off), virtio-mmio devices
-// declared on the kernel command line, and one host thread per vCPU. The memory map is
+// declared on the kernel command line, and the vCPUs. The memory map is
 // boot/x86_64/layout.h; the boot is boot/x86_64/loader.h (bzImage or PVH vmlinux) with
 // an MP table and ACPI tables.
 //
@@ -9,9 +9,10 @@
 // SLP_TYP(S5)|SLP_EN to port 0x600 -> exit 0. Reboot: i8042 0xFE, ACPI RESET_REG or a
 // triple fault -> exit 3 (or a fresh machine with --on-reboot=restart).
 //
-// Threads: run() on the main thread starts one thread per vCPU and an ioeventfd thread
-// (virtio QueueNotify), and joins them. request_stop() from any thread; the first request
-// decides the exit code.
+// Threads: the Machine runs the vCPU threads; start()/stop() run the ioeventfd thread
+// (virtio QueueNotify).
+//
+// State file sections: "kvm.vm", "kvm.vcpu.<i>", "x86.i8042", "x86.acpi_pm".
 #pragma once
 
 #include <atomic>
@@ -32,40 +33,51 @@
 #include "devices/legacy/uart_16550.h"
 #include "devices/virtio/virtio_mmio.h"
 #include "engines/kvm/kvm_vm.h"
-#include "vmm/console.h"
-#include "vmm/vm_config.h"
+#include "engines/kvm/kvm_vcpu.h"
+#include "vmm/board.h"
 
 namespace doppel {
 
-class MachineX86_64 {
+// The exits a vCPU took (GET /metrics has them per reason; this is the port breakdown
+// reported at --log-level debug when the VM stops). Each vCPU thread writes its own.
+struct PortExitStats {
+  uint64_t coalesced = 0;              // writes that did not exit (drained by this thread)
+  std::map<uint64_t, uint64_t> ports;  // port -> exits
+};
+
+class BoardX86_64 final : public Board {
  public:
-  // Builds the machine and loads the guest; `console` outlives the machine.
-  static Result<std::unique_ptr<MachineX86_64>> create(const VmConfig& config, Console& console);
-  ~MachineX86_64();
-  MachineX86_64(const MachineX86_64&) = delete;
-  MachineX86_64& operator=(const MachineX86_64&) = delete;
+  static Result<std::unique_ptr<BoardX86_64>> create(const VmConfig& config, BoardContext context);
+  ~BoardX86_64() override;
 
-  // Runs until the guest powers off, reboots or dies, or request_stop(); returns the exit
-  // code (vmm/exit_codes.h). Reports a dead guest on stderr with its last console lines.
-  Result<int> run();
-  void request_stop(int exit_code, std::string reason);
+  GuestMemory& memory() override { return *m_memory; }
+  const Bus& mmio() const override { return m_mmio; }
+  const Bus* pio() const override { return &m_pio; }
+  unsigned vcpu_count() const override { return static_cast<unsigned>(m_vcpus.size()); }
+  Vcpu& vcpu(unsigned index) override { return *m_vcpus.at(index); }
+  Uart16550& uart() override { return *m_uart; }
+  std::span<const std::unique_ptr<virtio::VirtioMmio>> virtio() const override { return m_virtio; }
 
-  Uart16550& uart() { return *m_uart; }
+  Result<void> start() override;
+  void stop() override;
+  void before_exit(unsigned vcpu, const VcpuExit& exit) override;
+  void after_port_write(uint64_t port) override;
+  Result<void> freeze_clocks() override;
+  Result<void> thaw_clocks() override;
+  Result<void> save(StateFile& out) override;
+  Result<void> restore(const StateFile& in) override;
+  Result<void> begin_dirty_epoch() override;
+  Result<void> collect_dirty() override;
+
   // The kernel command line as the guest gets it (config's plus virtio_mmio.device=...).
   const std::string& cmdline() const { return m_cmdline; }
 
  private:
-  MachineX86_64(const VmConfig& config, Console& console) : m_config(config), m_console(console) {}
+  BoardX86_64(const VmConfig& config, BoardContext context)
+      : m_config(config), m_context(std::move(context)) {}
   Result<void> build();
   Result<void> wire_ioeventfds();
-  void vcpu_thread(unsigned index);
-  // What a vCPU exited for, reported at --log-level debug when the VM stops. Each vCPU
-  // thread writes its own; run() reads them after joining.
-  struct ExitStats {
-    uint64_t pio_reads = 0, pio_writes = 0, mmio_reads = 0, mmio_writes = 0, kicks = 0;
-    uint64_t coalesced = 0;  // writes that did not exit (drained by this thread)
-    std::map<uint64_t, uint64_t> ports;  // port -> exits
-  };
+  kvm::KvmVcpu& kvm_vcpu(unsigned index) { return static_cast<kvm::KvmVcpu&>(*m_vcpus.at(index)); }
   void report_exit_stats() const;
   // Console output without an exit per byte: COM1's THR writes are coalesced by KVM until
   // the guest first enables the UART's transmit interrupt (until then the kernel writes
@@ -76,7 +88,7 @@ class MachineX86_64 {
   void ioeventfd_thread();
 
   const VmConfig m_config;
-  Console& m_console;
+  BoardContext m_context;
   std::string m_cmdline;
 
   // Teardown is declaration order reversed: vCPUs and devices before the VM, the VM before
@@ -97,20 +109,14 @@ class MachineX86_64 {
   };
   std::vector<Notifier> m_notifiers;  // ioeventfds, read only by the ioeventfd thread
   UniqueFd m_notifier_stop;           // eventfd: wakes the ioeventfd thread to exit
-  std::vector<std::unique_ptr<Vcpu>> m_vcpus;
-  std::vector<ExitStats> m_exit_stats;  // one per vCPU, written by its thread only
+  std::vector<std::unique_ptr<Vcpu>> m_vcpus;   // KvmVcpus
+  std::vector<PortExitStats> m_exit_stats;       // one per vCPU, written by its thread only
+  std::thread m_notifier;                        // the ioeventfd thread, between start and stop
+  std::atomic<bool> m_notifier_stopping{false};
+  kvm_clock_data m_frozen_clock{};               // kvmclock while paused
   std::mutex m_coalescing_mutex;
   bool m_tx_coalesced = false;        // GUARDED_BY(m_coalescing_mutex)
   bool m_tx_coalescing_done = false;  // GUARDED_BY(m_coalescing_mutex): switched off for good
-
-  std::atomic<bool> m_stopping{false};
-  std::mutex m_stop_mutex;
-  int m_exit_code = 0;        // GUARDED_BY(m_stop_mutex)
-  std::string m_stop_reason;  // GUARDED_BY(m_stop_mutex)
 };
-
-// The whole run of `doppel run --arch x86_64 --engine kvm`: console, machine, and reboots
-// when config.on_reboot is kRestart.
-Result<int> run_x86_64_kvm(const VmConfig& config);
 
 }  // namespace doppel

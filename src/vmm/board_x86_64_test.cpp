@@ -2,7 +2,8 @@
 // around tests/guests/long_mode.S: doppel's bzImage loader, boot_params, page tables and
 // GDT put it in 64-bit mode at startup_64; it prints on the COM1 UART and powers off
 // through the ACPI sleep register.
-#include "vmm/machine_x86_64.h"
+#include "vmm/board_x86_64.h"
+#include "vmm/machine.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -47,7 +48,7 @@ std::string write_temp(const std::vector<uint8_t>& bytes) {
   return path;
 }
 
-TEST(MachineX86_64, TinyBzImageBootsIn64BitModePrintsAndPowersOff) {
+TEST(BoardX86_64, TinyBzImageBootsIn64BitModePrintsAndPowersOff) {
   if (access("/dev/kvm", R_OK | W_OK) != 0)
     GTEST_SKIP() << "/dev/kvm is not available here: KVM machine test skipped";
   const auto image = tiny_bzimage(test_guests::kLongMode);
@@ -63,10 +64,10 @@ TEST(MachineX86_64, TinyBzImageBootsIn64BitModePrintsAndPowersOff) {
   ASSERT_GE(out_fd, 0);
   auto console = Console::create({-1, out_fd, false});
   ASSERT_TRUE(console.ok()) << console.error().message();
-  auto machine = MachineX86_64::create(config, **console);
+  auto machine = Machine::create(config, **console);
   ASSERT_TRUE(machine.ok()) << machine.error().message();
-  EXPECT_NE((*machine)->cmdline().find("virtio_mmio.device=4K@0xd0000000:5"), std::string::npos)
-      << (*machine)->cmdline();
+  EXPECT_NE(static_cast<BoardX86_64&>((*machine)->board()).cmdline().find("virtio_mmio.device=4K@0xd0000000:5"), std::string::npos)
+      << static_cast<BoardX86_64&>((*machine)->board()).cmdline();
   auto code = (*machine)->run();
   ASSERT_TRUE(code.ok()) << code.error().message();
   const auto lines = (*console)->recent_lines();
@@ -80,7 +81,7 @@ TEST(MachineX86_64, TinyBzImageBootsIn64BitModePrintsAndPowersOff) {
   unlink(kernel.c_str());
 }
 
-TEST(MachineX86_64, NotABzImageIsAClearError) {
+TEST(BoardX86_64, NotABzImageIsAClearError) {
   if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/kvm is not available here";
   const std::string kernel = write_temp(std::vector<uint8_t>(8192, 0x90));
   VmConfig config;
@@ -90,7 +91,7 @@ TEST(MachineX86_64, NotABzImageIsAClearError) {
   config.memory = 32 * MiB;
   auto console = Console::create({-1, STDERR_FILENO, false});
   ASSERT_TRUE(console.ok());
-  auto machine = MachineX86_64::create(config, **console);
+  auto machine = Machine::create(config, **console);
   ASSERT_FALSE(machine.ok());
   EXPECT_NE(machine.error().message().find(kernel), std::string::npos);
   EXPECT_NE(machine.error().message().find("not a bzImage"), std::string::npos)

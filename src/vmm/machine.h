@@ -1,12 +1,134 @@
-// Builds the VM a VmConfig describes, runs it to the end, and returns the process exit code
-// (vmm/exit_codes.h).
+// The Machine: one VM of any architecture. It owns the board (vmm/board.h), one host
+// thread per vCPU and their states, and the one run loop: a switch on VcpuExit that is the
+// same for both engines. Pause, snapshot and restore are states of that loop, not special
+// cases beside it (Firecracker's vCPU state machine).
+//
+//   vCPU thread:  Running --pause--> Parked --resume--> Running
+//                    \________________ stop ____________/--> Exited
+//
+// pause() asks every vCPU to park, kicks each out of guest code (the emulator's WFI and
+// KVM's HLT included) and waits until all are parked; then it quiesces the devices and
+// stops the guest's clocks. resume() undoes it in reverse order.
+//
+// Threads: run() on the thread that created the Machine; it returns when the guest stops.
+// request_stop(), pause(), resume(), create_snapshot() and the getters from any other
+// thread (the API thread, the console's input thread, device threads), never from a vCPU
+// thread (a vCPU cannot wait for itself to park). m_control_mutex serialises pause,
+// resume and snapshots; lock order: m_control_mutex -> m_mutex.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
 #include "base/result.h"
+#include "vmm/board.h"
+#include "vmm/console.h"
 #include "vmm/vm_config.h"
+#include "vmm/vm_control.h"
 
 namespace doppel {
 
-Result<int> run_vm(const VmConfig& config);
+// Per-vCPU exit counters (GET /metrics). Written by the vCPU's thread, read by any.
+struct VcpuExitCounters {
+  std::atomic<uint64_t> mmio_reads{0}, mmio_writes{0}, pio_reads{0}, pio_writes{0}, kicks{0},
+      power_off{0}, reset{0}, crash{0};
+};
+
+// How long the lifecycle operations took, most recent (GET /metrics).
+struct LifecycleTimes {
+  double pause_ms = 0, resume_ms = 0, snapshot_ms = 0, restore_ms = 0;
+  uint64_t pauses = 0, snapshots = 0;
+};
+
+// A snapshot on disk: the files a restore reads.
+struct SnapshotFiles {
+  std::string state_path;
+  std::string mem_path;                // a full memory file
+  std::vector<std::string> diff_paths; // applied on top of mem_path, in order
+};
+
+class Machine {
+ public:
+  // Builds a VM that boots from its images. `console` outlives the machine.
+  static Result<std::unique_ptr<Machine>> create(const VmConfig& config, Console& console);
+  // Builds a VM from a snapshot; it starts Paused (run() then waits for resume()) unless
+  // `resume` is set. config is the snapshot's own (vm.json) with any overrides applied.
+  static Result<std::unique_ptr<Machine>> restore(const VmConfig& config, Console& console,
+                                                  const SnapshotFiles& files, bool resume);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Runs the vCPUs until the guest powers off, reboots or dies, or request_stop(); returns
+  // the exit code (vmm/exit_codes.h). Reports a dead guest on stderr with its last lines.
+  Result<int> run();
+  // Stops every vCPU soon (paused ones too); the first caller's code and reason win.
+  void request_stop(int exit_code, std::string reason);
+
+  Result<void> pause();
+  Result<void> resume();
+  // Paused only. Full: state + every page of RAM; Diff: state + the pages written since
+  // the previous snapshot (or since the restore). Writes config_path (vm.json) if set.
+  Result<void> create_snapshot(const SnapshotCreateRequest& request);
+
+  VmState state() const;
+  const VmConfig& config() const { return m_config; }
+
+  // What a state file says beyond device state: the VM's configuration (section
+  // "vm.config", the --config JSON schema) and the memory files the snapshot stands on
+  // ("memory.chain": a full memory file, then the diffs applied on top, in order).
+  // `path` names the file in errors.
+  static Result<VmConfig> config_from_state(const StateFile& state, const std::string& path);
+  static Result<std::vector<std::string>> memory_chain_from_state(const StateFile& state,
+                                                                  const std::string& path);
+  static void set_memory_chain(StateFile& state, const std::vector<std::string>& chain);
+  Board& board() { return *m_board; }
+  nlohmann::json metrics() const;
+
+ private:
+  enum class Target { kRun, kPark, kExit };
+  Machine(const VmConfig& config, Console& console) : m_config(config), m_console(console) {}
+  Result<void> build(const std::string& memory_file);
+  void vcpu_thread(unsigned index);
+  void handle_exit(unsigned index, Vcpu& vcpu, const VcpuExit& exit);
+  // Parks every vCPU (m_control_mutex held); false if the machine stopped meanwhile.
+  bool park_all();
+  void unpark_all();
+  Result<void> save_state(StateFile& out);
+  Result<void> restore_state(const StateFile& in);
+
+  const VmConfig m_config;
+  Console& m_console;
+  std::optional<std::chrono::steady_clock::time_point> m_restore_began;  // a restored VM
+  std::unique_ptr<Board> m_board;
+  std::vector<std::unique_ptr<VcpuExitCounters>> m_counters;  // one per vCPU
+
+  std::mutex m_control_mutex;  // one lifecycle operation at a time
+  // The memory files this VM's RAM stands on (its last snapshot's or restore's); empty
+  // until then, and a Diff needs them as its base. GUARDED_BY(m_control_mutex)
+  std::vector<std::string> m_memory_chain;
+
+  mutable std::mutex m_mutex;
+  std::condition_variable m_cv;
+  // Written under m_mutex; vCPU threads read it without the lock between runs.
+  std::atomic<Target> m_target{Target::kRun};
+  LifecycleTimes m_times;          // GUARDED_BY(m_mutex)
+  unsigned m_parked = 0;           // GUARDED_BY(m_mutex): vCPU threads parked now
+  unsigned m_exited = 0;           // GUARDED_BY(m_mutex): vCPU threads that have ended
+  bool m_started = false;          // GUARDED_BY(m_mutex): run() has begun
+  bool m_paused = false;           // GUARDED_BY(m_mutex): a pause() is in effect
+  bool m_stopping = false;         // GUARDED_BY(m_mutex)
+  int m_exit_code = 0;             // GUARDED_BY(m_mutex)
+  std::string m_stop_reason;       // GUARDED_BY(m_mutex)
+};
 
 }  // namespace doppel

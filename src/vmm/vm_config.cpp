@@ -388,4 +388,22 @@ json to_json(const VmConfig& config) {
   return doc;
 }
 
+EngineKind natural_engine(Arch arch) {
+  return arch == Arch::kX86_64 ? EngineKind::kKvm : EngineKind::kEmu;
+}
+
+std::string default_cmdline(Arch arch) {
+  switch (arch) {
+    case Arch::kRiscv64: return "console=ttyS0 earlycon panic=-1";
+    case Arch::kX86_64: return "console=ttyS0 reboot=k panic=-1";
+  }
+  return "";
+}
+
+uint64_t host_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_size > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) : 0;
+}
+
 }  // namespace doppel

@@ -84,4 +84,11 @@ Result<void> validate(const VmConfig& config, uint64_t host_memory);
 
 nlohmann::json to_json(const VmConfig& config);
 
+// Each architecture's natural engine (emulation for riscv64, KVM for x86_64) and default
+// kernel command line, shared by the command line and the API.
+EngineKind natural_engine(Arch arch);
+std::string default_cmdline(Arch arch);
+// The host's physical memory in bytes (0 if unknown), for validate().
+uint64_t host_memory_bytes();
+
 }  // namespace doppel

@@ -1,0 +1,86 @@
+// What a control plane (the HTTP API in src/api/, `doppel ctl` through it) can ask of a
+// doppel process: the actions of Firecracker's API, as plain calls. The vmm implements it
+// (vmm/vmm_service.h); front ends only translate into these calls and back.
+//
+// Threads: every call may come from the API thread while vCPU threads run. Calls are
+// serialised by the implementation; none of them blocks a vCPU for longer than a pause.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/result.h"
+#include "vmm/vm_config.h"
+
+namespace doppel {
+
+// The lifecycle a client sees (Firecracker's InstanceInfo.state names).
+enum class VmState {
+  kNotStarted,  // no VM yet: configure it (PUT /boot-source ...) or load a snapshot
+  kRunning,
+  kPaused,
+  kStopped,     // the guest powered off, rebooted or died; the process is about to exit
+};
+std::string_view to_string(VmState state);  // "Not started", "Running", "Paused", "Stopped"
+
+struct InstanceInfo {
+  std::string id;           // --id, or "doppel"
+  VmState state = VmState::kNotStarted;
+  std::string vmm_version;  // DOPPEL_VERSION
+  std::string app_name = "doppel";
+};
+
+enum class SnapshotType { kFull, kDiff };
+
+struct SnapshotCreateRequest {
+  SnapshotType type = SnapshotType::kFull;
+  std::string snapshot_path;  // the state file
+  std::string mem_file_path;  // guest RAM (Full) or the changed pages since the last snapshot (Diff)
+  // Where the VM file (JSON, the --config schema) goes; empty: beside snapshot_path as
+  // "<snapshot_path dir>/vm.json" when creating a snapshot directory.
+  std::string config_path;
+};
+
+struct SnapshotLoadRequest {
+  std::string snapshot_path;  // the state file
+  std::string mem_file_path;  // mem_backend.backend_path (backend_type "File")
+  bool resume_vm = false;
+  // Overrides of the snapshot's own devices (a clone's own disk copy, TAP and MAC).
+  std::optional<std::vector<DiskConfig>> disks;
+  std::optional<std::vector<NetConfig>> nets;
+  // What the client configured before loading (PUT /machine-config): a snapshot of another
+  // architecture or engine is refused.
+  std::optional<Arch> expect_arch;
+  std::optional<EngineKind> expect_engine;
+};
+
+class VmControl {
+ public:
+  virtual ~VmControl() = default;
+
+  virtual InstanceInfo info() = 0;
+  // The running (or configured) VM's configuration, as to_json(VmConfig) prints it.
+  virtual nlohmann::json vm_config() = 0;
+
+  // Pre-boot: the VM a client built with PUT /boot-source, /machine-config, /drives,
+  // /network-interfaces, started by InstanceStart. Fails if a VM exists already.
+  virtual Result<void> start(const VmConfig& config) = 0;
+  // Parks every vCPU (and quiesces devices); fails unless Running.
+  virtual Result<void> pause() = 0;
+  // Fails unless Paused.
+  virtual Result<void> resume() = 0;
+  // The VM must be Paused (as in Firecracker).
+  virtual Result<void> create_snapshot(const SnapshotCreateRequest& request) = 0;
+  // Only on a process with no VM yet (NotStarted).
+  virtual Result<void> load_snapshot(const SnapshotLoadRequest& request) = 0;
+  // x86_64: an i8042 Ctrl-Alt-Del to the guest; riscv64: not supported (an error).
+  virtual Result<void> send_ctrl_alt_del() = 0;
+  // Counters as a JSON object (GET /metrics).
+  virtual nlohmann::json metrics() = 0;
+};
+
+}  // namespace doppel
