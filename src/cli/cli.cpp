@@ -13,8 +13,10 @@
 
 #include "base/log.h"
 #include "vmm/exit_codes.h"
-#include "vmm/machine.h"
+#include "api/api_client.h"
+#include "api/api_server.h"
 #include "vmm/vm_config.h"
+#include "vmm/vmm_service.h"
 
 #ifndef DOPPEL_SOURCE_DIR
 #define DOPPEL_SOURCE_DIR ""
@@ -36,13 +38,19 @@ struct RunFlags {
   std::vector<std::string> disks, nets;
 };
 
-std::string default_cmdline(Arch arch) {
-  switch (arch) {
-    case Arch::kRiscv64: return "console=ttyS0 earlycon panic=-1";
-    case Arch::kX86_64: return "console=ttyS0 reboot=k panic=-1";
-  }
-  return "";
-}
+// What every VM-running command shares: the control plane.
+struct ServeFlags {
+  std::string api_sock;
+  std::string id = "doppel";
+};
+
+// Flags of `doppel restore DIR` (and `doppel run --restore DIR`).
+struct RestoreFlags {
+  std::string dir;
+  std::string mem_file;  // default: the snapshot's own
+  std::vector<std::string> disks, nets;
+  bool paused = false;
+};
 
 // The guest kit's script, from the source tree this binary was built from, or $DOPPEL_GUEST_KIT.
 std::string guest_kit_script() {
@@ -87,12 +95,6 @@ Result<void> apply_guest_kit_defaults(VmConfig& config) {
   return {};
 }
 
-uint64_t host_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page_size = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page_size > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) : 0;
-}
-
 Result<VmConfig> build_config(const RunFlags& flags) {
   VmConfig config;
   if (!flags.config_file.empty()) config = TRY(load_vm_file(flags.config_file, config));
@@ -109,7 +111,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     config.engine = *e;
   } else if (!engine_from_file) {
     // Each architecture's natural engine: emulation for riscv64, KVM for x86_64.
-    config.engine = config.arch == Arch::kX86_64 ? EngineKind::kKvm : EngineKind::kEmu;
+    config.engine = natural_engine(config.arch);
   }
   if (flags.kernel) config.kernel = *flags.kernel;
   if (flags.initrd) config.initrd = *flags.initrd;
@@ -161,7 +163,33 @@ Result<VmConfig> build_config(const RunFlags& flags) {
   return config;
 }
 
-int run_command(const RunFlags& flags, bool print_config) {
+// Runs the service until its VM ends: with an API server when asked for one.
+int serve(const ServeFlags& serve_flags, std::optional<VmConfig> boot,
+          std::optional<SnapshotLoadRequest> restore) {
+  auto service = VmmService::create({serve_flags.id, DOPPEL_VERSION, true});
+  if (!service) {
+    fmt::print(stderr, "doppel: {}\n", service.error().message());
+    return kExitError;
+  }
+  std::unique_ptr<ApiServer> api;
+  if (!serve_flags.api_sock.empty()) {
+    auto server = ApiServer::create(serve_flags.api_sock, **service);
+    if (!server) {
+      fmt::print(stderr, "doppel: --api-sock: {}\n", server.error().message());
+      return kExitError;
+    }
+    api = std::move(*server);
+  }
+  auto code = (*service)->run(std::move(boot), std::move(restore));
+  api.reset();  // no control call outlives the service
+  if (!code) {
+    fmt::print(stderr, "doppel: {}\n", code.error().message());
+    return kExitError;
+  }
+  return *code;
+}
+
+int run_command(const RunFlags& flags, const ServeFlags& serve_flags, bool print_config) {
   auto config = build_config(flags);
   if (!config) {
     fmt::print(stderr, "doppel: {}\n", config.error().message());
@@ -171,12 +199,46 @@ int run_command(const RunFlags& flags, bool print_config) {
     fmt::print("{}\n", to_json(*config).dump(2));
     return 0;
   }
-  auto code = run_vm(*config);
-  if (!code) {
-    fmt::print(stderr, "doppel: {}\n", code.error().message());
+  return serve(serve_flags, std::move(*config), std::nullopt);
+}
+
+int restore_command(const RestoreFlags& flags, const ServeFlags& serve_flags) {
+  const SnapshotFiles files = snapshot_dir_files(flags.dir);
+  SnapshotLoadRequest request;
+  request.snapshot_path = files.state_path;
+  request.mem_file_path = flags.mem_file;
+  request.resume_vm = !flags.paused;
+  auto fail = [](const Error& e) {
+    fmt::print(stderr, "doppel: {}\n", e.message());
+    return kExitError;
+  };
+  if (!flags.disks.empty()) {
+    request.disks.emplace();
+    for (const auto& spec : flags.disks) {
+      auto d = parse_disk_spec(spec);
+      if (!d) return fail(d.error().context("--disk"));
+      request.disks->push_back(*d);
+    }
+  }
+  if (!flags.nets.empty()) {
+    request.nets.emplace();
+    for (const auto& spec : flags.nets) {
+      auto n = parse_net_spec(spec);
+      if (!n) return fail(n.error().context("--net"));
+      request.nets->push_back(*n);
+    }
+  }
+  // Check the snapshot before anything starts: a bad one is reported as itself.
+  if (auto c = snapshot_config(request); !c) return fail(c.error());
+  return serve(serve_flags, std::nullopt, std::move(request));
+}
+
+int snapshot_merge_command(const std::string& dir) {
+  if (auto r = merge_snapshot(dir); !r) {
+    fmt::print(stderr, "doppel: snapshot merge: {}\n", r.error().message());
     return kExitError;
   }
-  return *code;
+  return 0;
 }
 
 int guest_build_command(const std::string& arch_text) {
@@ -203,8 +265,14 @@ int cli_main(int argc, char** argv) {
       "doppel: a virtual machine monitor.\n"
       "Runs 64-bit RISC-V guests on an emulator (--engine emu) and x86-64 guests on KVM "
       "(--engine kvm)."};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   std::string log_level = "warn";
+  // `doppel --api-sock PATH` alone: no VM yet; the API builds one or loads a snapshot
+  // (Firecracker's way of starting).
+  ServeFlags serve_flags;
+  app.add_option("--api-sock", serve_flags.api_sock,
+                 "Serve the control API (HTTP on this Unix socket)");
+  app.add_option("--id", serve_flags.id, "The instance id the API reports (default: doppel)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
@@ -228,6 +296,48 @@ int cli_main(int argc, char** argv) {
   run->add_option("--console2", flags.console2, "file=PATH or socket=PATH: a virtio console");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
+  run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
+  run->add_option("--id", serve_flags.id, "The instance id the API reports");
+  RestoreFlags restore_flags;
+  run->add_option("--restore", restore_flags.dir, "Restore from a snapshot directory (as `doppel restore`)");
+
+  auto* restore = app.add_subcommand("restore", "Restore a VM from a snapshot directory and run it");
+  restore->add_option("dir", restore_flags.dir, "The snapshot directory (state, memory, vm.json)")
+      ->required();
+  restore->add_option("--mem-file", restore_flags.mem_file,
+                      "The memory file, if it moved (default: the one the snapshot names)");
+  restore->add_option("--disk", restore_flags.disks,
+                      "PATH[,ro]: replace the snapshot's disks, in order (a clone's own copy)");
+  restore->add_option("--net", restore_flags.nets,
+                      "tap=NAME[,mac=MAC]: replace the snapshot's network interfaces, in order");
+  restore->add_flag("--paused", restore_flags.paused, "Stay paused until resumed through the API");
+  restore->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
+  restore->add_option("--id", serve_flags.id, "The instance id the API reports");
+
+  auto* snapshot = app.add_subcommand("snapshot", "Snapshot files");
+  snapshot->require_subcommand(1);
+  std::string merge_dir;
+  auto* merge = snapshot->add_subcommand(
+      "merge", "Fold a Diff snapshot and the memory it stands on into a full one (DIR/memory)");
+  merge->add_option("dir", merge_dir, "The Diff snapshot's directory")->required();
+
+  CtlOptions ctl_options;
+  auto* ctl = app.add_subcommand("ctl", "Control a running doppel through its API socket");
+  ctl->add_option("--sock", ctl_options.socket_path, "The socket it serves (its --api-sock)")->required();
+  ctl->require_subcommand(1);
+  using CtlCommand = CtlOptions::Command;
+  ctl->add_subcommand("pause", "Pause the VM")->callback([&] { ctl_options.command = CtlCommand::kPause; });
+  ctl->add_subcommand("resume", "Resume the paused VM")->callback([&] { ctl_options.command = CtlCommand::kResume; });
+  ctl->add_subcommand("info", "Print the instance's id, state and version (JSON)")
+      ->callback([&] { ctl_options.command = CtlCommand::kInfo; });
+  ctl->add_subcommand("metrics", "Print the VM's counters (JSON)")
+      ->callback([&] { ctl_options.command = CtlCommand::kMetrics; });
+  auto* ctl_snapshot = ctl->add_subcommand(
+      "snapshot", "Snapshot the paused VM into DIR (DIR/state and DIR/memory, or DIR/memory.diff)");
+  ctl_snapshot->add_option("dir", ctl_options.snapshot_dir, "The snapshot directory (created if needed)")
+      ->required();
+  ctl_snapshot->add_flag("--diff", ctl_options.diff, "Only the memory changed since the last snapshot");
+  ctl_snapshot->callback([&] { ctl_options.command = CtlCommand::kSnapshot; });
 
   std::string guest_arch = "riscv64";
   auto* guest = app.add_subcommand("guest", "The guest kit: kernels and initrds built from Debian packages");
@@ -246,7 +356,20 @@ int cli_main(int argc, char** argv) {
     fmt::print("doppel {}\n", DOPPEL_VERSION);
     return 0;
   }
-  if (app.got_subcommand(run)) return run_command(flags, print_config);
+  if (app.got_subcommand(run)) {
+    if (!restore_flags.dir.empty()) return restore_command(restore_flags, serve_flags);
+    return run_command(flags, serve_flags, print_config);
+  }
+  if (app.got_subcommand(restore)) return restore_command(restore_flags, serve_flags);
+  if (merge->parsed()) return snapshot_merge_command(merge_dir);
+  if (app.get_subcommands().empty()) {
+    if (serve_flags.api_sock.empty()) {
+      fmt::print(stderr, "doppel: A subcommand is required (or --api-sock PATH alone, to wait for the API); see --help\n");
+      return kExitError;
+    }
+    return serve(serve_flags, std::nullopt, std::nullopt);
+  }
+  if (app.got_subcommand(ctl)) return ctl_main(ctl_options);
   if (guest_build->parsed()) return guest_build_command(guest_arch);
   return kExitError;
 }

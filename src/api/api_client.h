@@ -1,0 +1,28 @@
+// `doppel ctl --sock PATH pause|resume|info|metrics|snapshot DIR [--diff]`: a client of the
+// control API (api_server.h) for people and scripts.
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+
+namespace doppel {
+
+struct CtlOptions {
+  enum class Command { kPause, kResume, kInfo, kMetrics, kSnapshot };
+  std::string socket_path;
+  Command command = Command::kInfo;
+  std::string snapshot_dir;  // kSnapshot: created if needed; holds state and memory(.diff)
+  bool diff = false;         // kSnapshot: a Diff snapshot (memory.diff) instead of Full (memory)
+};
+
+// Sends the command's request and returns what to print on stdout: pretty JSON for info
+// and metrics, nothing for the others. An answer other than 2xx is an Error carrying the
+// server's fault_message.
+Result<std::string> run_ctl(const CtlOptions& options);
+
+// run_ctl for the command line: prints its output, or "doppel: <message>" on stderr.
+// Returns the process exit code (0 or kExitError).
+int ctl_main(const CtlOptions& options);
+
+}  // namespace doppel

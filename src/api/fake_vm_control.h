@@ -1,0 +1,118 @@
+// A VmControl for tests, the fuzzer and tests/api's server: no VM, only a record of the
+// calls and a small state machine like the vmm's (NotStarted -> Running <-> Paused).
+// Thread-safe: the API thread calls it while a test reads what it recorded.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vmm/vm_control.h"
+
+namespace doppel {
+
+class FakeVmControl : public VmControl {
+ public:
+  InstanceInfo info() override {
+    std::lock_guard lock(m_mutex);
+    return {"fake", m_state, "0.1.0-test", "doppel"};
+  }
+  nlohmann::json vm_config() override {
+    std::lock_guard lock(m_mutex);
+    return m_started ? to_json(*m_started) : nlohmann::json::object();
+  }
+  Result<void> start(const VmConfig& config) override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("start"));
+    if (m_state != VmState::kNotStarted) return Error("a VM exists already");
+    m_started = config;
+    m_state = VmState::kRunning;
+    return {};
+  }
+  Result<void> pause() override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("pause"));
+    if (m_state != VmState::kRunning) return Error("the VM is not running");
+    m_state = VmState::kPaused;
+    return {};
+  }
+  Result<void> resume() override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("resume"));
+    if (m_state != VmState::kPaused) return Error("the VM is not paused");
+    m_state = VmState::kRunning;
+    return {};
+  }
+  Result<void> create_snapshot(const SnapshotCreateRequest& request) override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("create_snapshot"));
+    if (m_state != VmState::kPaused) return Error("the VM must be paused to snapshot it");
+    m_created = request;
+    return {};
+  }
+  Result<void> load_snapshot(const SnapshotLoadRequest& request) override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("load_snapshot"));
+    if (m_state != VmState::kNotStarted) return Error("a VM exists already");
+    m_loaded = request;
+    m_started = VmConfig{};
+    m_state = request.resume_vm ? VmState::kRunning : VmState::kPaused;
+    return {};
+  }
+  Result<void> send_ctrl_alt_del() override {
+    std::lock_guard lock(m_mutex);
+    return record("send_ctrl_alt_del");
+  }
+  nlohmann::json metrics() override { return {{"vcpu_exits", 42}}; }
+
+  // For the test.
+  void set_state(VmState state) {
+    std::lock_guard lock(m_mutex);
+    m_state = state;
+  }
+  // The next action fails with this message (as a real VmControl's Result would).
+  void fail_next(std::string message) {
+    std::lock_guard lock(m_mutex);
+    m_fail_next = std::move(message);
+  }
+  std::vector<std::string> calls() {
+    std::lock_guard lock(m_mutex);
+    return m_calls;
+  }
+  std::optional<VmConfig> started() {
+    std::lock_guard lock(m_mutex);
+    return m_started;
+  }
+  std::optional<SnapshotCreateRequest> created() {
+    std::lock_guard lock(m_mutex);
+    return m_created;
+  }
+  std::optional<SnapshotLoadRequest> loaded() {
+    std::lock_guard lock(m_mutex);
+    return m_loaded;
+  }
+
+ private:
+  Result<void> record(std::string call) {  // REQUIRES(m_mutex)
+    m_calls.push_back(std::move(call));
+    if (m_fail_next) {
+      Error error(*m_fail_next);
+      m_fail_next.reset();
+      return error;
+    }
+    return {};
+  }
+
+  std::mutex m_mutex;
+  VmState m_state = VmState::kNotStarted;  // GUARDED_BY(m_mutex), and so is the rest
+  std::vector<std::string> m_calls;
+  std::optional<std::string> m_fail_next;
+  std::optional<VmConfig> m_started;
+  std::optional<SnapshotCreateRequest> m_created;
+  std::optional<SnapshotLoadRequest> m_loaded;
+};
+
+}  // namespace doppel
