@@ -18,6 +18,13 @@ namespace doppel::rv64 {
 
 constexpr uint64_t kTimebaseHz = 10'000'000;  // as QEMU virt: 10 MHz, in the device tree
 
+// The Timebase in a snapshot (rule 9): the guest's mtime when it was saved.
+struct TimebaseState {
+  static constexpr uint32_t kVersion = 1;
+  uint32_t version = kVersion;
+  uint64_t ticks = 0;
+};
+
 class Timebase {
  public:
   static constexpr uint64_t kNsPerTick = 1'000'000'000 / kTimebaseHz;
