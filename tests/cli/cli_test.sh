@@ -59,5 +59,16 @@ expect 1 "^doppel: $tmp/bad.json: machine.cpus: must be between 1 and 8, got 0$"
 echo '{"machine": {"cpu": 2}}' >"$tmp/typo.json"
 expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, on_reboot\)" run --config "$tmp/typo.json"
 
+# Snapshots: what is missing or wrong is named, and nothing starts.
+expect 1 "^doppel: $tmp/nosnap/state: No such file or directory" restore "$tmp/nosnap"
+mkdir -p "$tmp/badsnap" && head -c 100 /dev/urandom >"$tmp/badsnap/state"
+expect 1 "^doppel: $tmp/badsnap/state: .*(magic|not a doppel)" restore "$tmp/badsnap"
+printf 'DOPPELVM' >"$tmp/badsnap/state"
+expect 1 "^doppel: $tmp/badsnap/state: .*(truncated|short)" restore "$tmp/badsnap"
+expect 1 "^doppel: snapshot merge: $tmp/nosnap/state: No such file or directory" snapshot merge "$tmp/nosnap"
+expect 1 "^doppel: --disk: " restore "$tmp/badsnap" --disk ''
+expect 1 "^doppel: api socket $tmp/none.sock: connect: No such file or directory" ctl --sock "$tmp/none.sock" info
+expect 1 'A subcommand is required'
+
 echo "$passes passed, $failures failed"
 [[ $failures -eq 0 ]]

@@ -1,0 +1,61 @@
+# Helpers for the lifecycle tests (sourced): the riscv64 guest kit under doppel with a
+# control socket, driven by `doppel ctl`. Builds on tests/virtio_guest/lib.sh (vm_start,
+# vm_send, vm_wait_for, ...).
+source "$(dirname "${BASH_SOURCE[0]}")/../virtio_guest/lib.sh"
+
+# ctl SOCK ARGS...: doppel ctl, failing the test if it fails.
+ctl() {
+  local sock=$1; shift
+  "$DOPPEL" ctl --sock "$sock" "$@" >"$WORK/ctl.out" 2>&1 || { cat "$WORK/ctl.out" >&2; fail "doppel ctl $*"; }
+}
+
+# wait_sock SOCK: until the API answers.
+wait_sock() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [[ -S $1 ]] && "$DOPPEL" ctl --sock "$1" info >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  fail "the API socket $1 never answered"
+}
+
+# cpumark_reference N: the checksum `cpumark N` must print, computed natively on the host
+# (the checksum depends only on N: guest/programs/cpumark.c).
+cpumark_reference() {
+  need cc
+  [[ -x $WORK/cpumark ]] || cc -O2 -ffp-contract=off -o "$WORK/cpumark" "$ROOT/guest/programs/cpumark.c" -lm ||
+    fail "building cpumark for the host"
+  "$WORK/cpumark" "$1" | grep -ao 'checksum 0x[0-9a-f]*'
+}
+
+# checksum_in FILE: the cpumark checksum printed in a console log, if any.
+checksum_in() { grep -ao 'checksum 0x[0-9a-f]*' "$1" | tail -n 1 || true; }
+
+# kill_vm: ends the current VM at once (SIGKILL), as a crash or an operator would.
+kill_vm() {
+  [[ -n $VM_PID ]] && kill -9 "$VM_PID" 2>/dev/null || true
+  wait "$VM_PID" 2>/dev/null || true
+  VM_PID=""
+  exec 7>&- 2>/dev/null || true
+}
+
+# start_cpumark NAME SOCK N [DOPPEL-RUN-ARGS...]: boots the guest kit with a control socket
+# and starts `cpumark N` at its shell, ending with a CPUMARK-DONE line.
+start_cpumark() {
+  local name=$1 sock=$2 n=$3; shift 3
+  vm_start "$name" "$(doppel_cmd "$@" --api-sock "$sock")"
+  vm_wait_ready
+  wait_sock "$sock"
+  vm_send "echo START; cpumark $n; echo CPUMARK-\"\"DONE"
+  vm_wait_for '^START'
+}
+
+# restored_checksum_is WANT WHAT: the current VM (a restore) finishes cpumark with WANT,
+# then powers off with exit 0.
+restored_checksum_is() {
+  vm_wait_for 'CPUMARK-DONE'
+  local got; got=$(checksum_in "$VM_OUT")
+  [[ $got == "$1" ]] || fail "$2: '$got', an uninterrupted run prints '$1'"
+  vm_send 'poweroff -f'
+  vm_wait_exit 0
+}
