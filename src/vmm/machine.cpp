@@ -359,17 +359,28 @@ Result<std::vector<std::string>> Machine::memory_chain_from_state(const StateFil
   std::vector<std::string> chain;
   if (!j.is_array() || j.empty())
     return Error::format("{}: memory.chain: expected a non-empty list of files", path);
+  // Relative names are relative to the state file's directory, so a snapshot tree (a base
+  // and its diffs) can move, to another directory or another host, as a whole.
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
   for (const auto& e : j) {
     if (!e.is_string() || e.get<std::string>().empty())
       return Error::format("{}: memory.chain: expected file names", path);
-    chain.push_back(e.get<std::string>());
+    const std::filesystem::path file(e.get<std::string>());
+    chain.push_back(file.is_absolute() ? file.string() : (dir / file).lexically_normal().string());
   }
   return chain;
 }
 
-void Machine::set_memory_chain(StateFile& state, const std::vector<std::string>& chain) {
+void Machine::set_memory_chain(StateFile& state, const std::string& state_path,
+                               const std::vector<std::string>& chain) {
+  const std::filesystem::path dir =
+      std::filesystem::absolute(state_path).parent_path().lexically_normal();
+  nlohmann::json names = nlohmann::json::array();
+  for (const auto& file : chain)
+    names.push_back(
+        std::filesystem::absolute(file).lexically_normal().lexically_relative(dir).string());
   std::erase_if(state.sections, [](const StateSection& s) { return s.name == "memory.chain"; });
-  state.sections.push_back(text_section("memory.chain", nlohmann::json(chain).dump()));
+  state.sections.push_back(text_section("memory.chain", names.dump()));
 }
 
 Result<void> Machine::save_state(StateFile& out) {
@@ -420,7 +431,7 @@ Result<void> Machine::create_snapshot(const SnapshotCreateRequest& request) {
   std::vector<std::string> chain;
   if (diff) chain = m_memory_chain;
   chain.push_back(std::filesystem::absolute(request.mem_file_path).string());
-  set_memory_chain(state, chain);
+  set_memory_chain(state, request.snapshot_path, chain);
   GuestMemory& memory = m_board->memory();
   size_t pages = 0;
   if (diff) {

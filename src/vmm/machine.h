@@ -90,7 +90,9 @@ class Machine {
   static Result<VmConfig> config_from_state(const StateFile& state, const std::string& path);
   static Result<std::vector<std::string>> memory_chain_from_state(const StateFile& state,
                                                                   const std::string& path);
-  static void set_memory_chain(StateFile& state, const std::vector<std::string>& chain);
+  // Stores the chain relative to the directory of `state_path`, where the file will be.
+  static void set_memory_chain(StateFile& state, const std::string& state_path,
+                               const std::vector<std::string>& chain);
   Board& board() { return *m_board; }
   nlohmann::json metrics() const;
 

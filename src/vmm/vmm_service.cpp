@@ -66,7 +66,7 @@ Result<void> merge_snapshot(const std::string& dir) {
     }
   }
   StateFile merged = state;
-  Machine::set_memory_chain(merged, {fs::absolute(files.mem_path).string()});
+  Machine::set_memory_chain(merged, files.state_path, {files.mem_path});
   fs::rename(tmp, files.mem_path, ec);
   if (ec) {
     fs::remove(tmp, ec);

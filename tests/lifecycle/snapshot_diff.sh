@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Diff snapshots: a Full snapshot, the guest runs on, then a Diff snapshot (only the pages
-# written since). Restoring the Diff (on its base) finishes cpumark with the right checksum;
-# so does the snapshot after `doppel snapshot merge` folded the diff into a full one.
+# written since); both directories then move elsewhere together. Restoring the Diff (on its
+# base) finishes cpumark with the right checksum; so does the snapshot after
+# `doppel snapshot merge` folded the diff into a full one.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
@@ -24,12 +25,15 @@ base_size=$(du -k "$WORK/base/memory" | cut -f1)
 diff_size=$(du -k "$WORK/diff/memory.diff" | cut -f1)
 (( diff_size < base_size )) || fail "the diff ($diff_size KiB) is not smaller than the base ($base_size KiB)"
 
-vm_start from_diff "$DOPPEL restore $WORK/diff"
+# The snapshot tree moves as a whole (to another directory, or another host): the diff
+# finds its base by a relative name.
+mkdir "$WORK/moved" && mv "$WORK/base" "$WORK/diff" "$WORK/moved/"
+vm_start from_diff "$DOPPEL restore $WORK/moved/diff"
 restored_checksum_is "$want" "restored from base+diff"
 
-"$DOPPEL" snapshot merge "$WORK/diff" || fail "snapshot merge"
-[[ -s $WORK/diff/memory && ! -e $WORK/diff/memory.diff ]] || fail "merge left no full memory file"
-rm -rf "$WORK/base"  # the merged snapshot must not need its base any more
-vm_start merged "$DOPPEL restore $WORK/diff"
+"$DOPPEL" snapshot merge "$WORK/moved/diff" || fail "snapshot merge"
+[[ -s $WORK/moved/diff/memory && ! -e $WORK/moved/diff/memory.diff ]] || fail "merge left no full memory file"
+rm -rf "$WORK/moved/base"  # the merged snapshot must not need its base any more
+vm_start merged "$DOPPEL restore $WORK/moved/diff"
 restored_checksum_is "$want" "restored from the merged snapshot"
 echo "PASS: diff snapshot (base ${base_size} KiB, diff ${diff_size} KiB) and merge: $want"
