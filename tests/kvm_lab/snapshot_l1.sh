@@ -1,0 +1,47 @@
+# Runs in L1 (sourced by the lab's /init): snapshot and restore of a 2-vCPU L2 on doppel's
+# KVM engine. L2 runs `cpumark N` (N in /lab/cpumark_n); doppel is paused and snapshotted
+# through its API mid-run and killed; `doppel restore` must finish the run. The host side
+# (snapshot_test.sh) compares the checksum with an uninterrupted run's.
+N=$(cat /lab/cpumark_n 2>/dev/null || echo 2)
+wait_for() {  # file pattern seconds
+  i=0
+  while [ $i -lt $(($3 * 5)) ]; do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.2; i=$((i + 1))
+  done
+  return 1
+}
+mkfifo /tmp/orig.in /tmp/restored.in
+/lab/doppel run --arch x86_64 --engine kvm --kernel /lab/guest/kernel \
+  --initrd /lab/guest/initrd.cpio.gz --cpus 2 --memory 256 --api-sock /tmp/api.sock \
+  </tmp/orig.in >/tmp/orig.out 2>&1 &
+orig=$!
+exec 3>/tmp/orig.in
+if wait_for /tmp/orig.out 'doppel-guest: ready' 240; then
+  echo "LAB: snap original ready"
+  echo "echo START; cpumark $N; echo CPUMARK-\"\"DONE" >&3
+  wait_for /tmp/orig.out '^START' 60
+  sleep 3
+  /lab/doppel ctl --sock /tmp/api.sock pause && echo "LAB: snap paused"
+  /lab/doppel ctl --sock /tmp/api.sock info | grep -q '"Paused"' && echo "LAB: snap info says Paused"
+  /lab/doppel ctl --sock /tmp/api.sock snapshot /tmp/snap && echo "LAB: snap created"
+  grep -q CPUMARK-DONE /tmp/orig.out && echo "LAB: snap taken after cpumark ended"
+fi
+kill -9 $orig 2>/dev/null; wait $orig 2>/dev/null
+exec 3>&-
+sed 's/^/L2-orig| /' /tmp/orig.out
+if [ -f /tmp/snap/state ]; then
+  ls -ls /tmp/snap | sed 's/^/LAB: snap file /'
+  timeout 300 /lab/doppel --log-level info restore /tmp/snap </tmp/restored.in >/tmp/restored.out 2>&1 &
+  restored=$!
+  exec 4>/tmp/restored.in
+  # Queued behind cpumark: the restored guest's shell answers once cpumark is done.
+  echo 'echo RESTORED-""ALIVE' >&4
+  wait_for /tmp/restored.out 'CPUMARK-DONE' 240 && echo "LAB: snap restored run finished"
+  wait_for /tmp/restored.out 'RESTORED-ALIVE' 30 && echo "LAB: snap restored shell answers"
+  echo 'poweroff -f' >&4
+  wait $restored
+  echo "LAB: snap restore exit=$?"
+  exec 4>&-
+  sed 's/^/L2-restored| /' /tmp/restored.out
+fi

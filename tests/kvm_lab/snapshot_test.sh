@@ -1,0 +1,42 @@
+#!/bin/bash
+# ctest: in the KVM lab, a 2-vCPU x86_64 guest is snapshotted mid-computation through the
+# API (pause, snapshot), killed, and restored with `doppel restore`; the restored guest
+# must finish `cpumark N` with the checksum an uninterrupted run prints (computed here,
+# natively: it depends only on N) and power off with exit 0.
+#   tests/kvm_lab/snapshot_test.sh DOPPEL GUEST_DIR
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+doppel=$1 guest_dir=${2:-}
+if [ -z "$guest_dir" ] || [ ! -f "$guest_dir/kernel" ]; then
+  echo "SKIP: no x86_64 guest kit (guest/build.sh --arch x86_64)"; exit 77
+fi
+if ! command -v qemu-system-x86_64 >/dev/null; then echo "SKIP: no qemu-system-x86_64"; exit 77; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=${CPUMARK_N:-12}
+echo "$n" >"$tmp/cpumark_n"
+gcc -O2 -ffp-contract=off -o "$tmp/cpumark" "$here/../../guest/programs/cpumark.c" -lm ||
+  { echo "FAIL: cannot build cpumark"; exit 1; }
+want=$("$tmp/cpumark" "$n" | grep -o 'checksum 0x[0-9a-f]*')
+out=$tmp/lab.out
+"$here/lab.sh" --doppel "$doppel" --guest-dir "$guest_dir" --script "$here/snapshot_l1.sh" \
+  --extra "$tmp/cpumark_n" --timeout 900 | tee "$out"
+status=${PIPESTATUS[0]}
+[ "$status" = 0 ] || { echo "FAIL: the lab did not run (status $status)"; exit 1; }
+fail=0
+expect() {  # pattern description
+  if grep -q -- "$1" "$out"; then echo "ok: $2"; else echo "FAIL: $2 (no '$1' in the output)"; fail=1; fi
+}
+expect "LAB: snap original ready" "the original guest booted on 2 vCPUs"
+expect "LAB: snap paused" "PATCH /vm Paused through doppel ctl"
+expect "LAB: snap info says Paused" "GET / reports the state Paused"
+expect "LAB: snap created" "PUT /snapshot/create through doppel ctl"
+if grep -q "LAB: snap taken after cpumark ended" "$out"; then
+  echo "FAIL: cpumark ended before the snapshot (raise CPUMARK_N)"; fail=1
+fi
+expect "LAB: snap restored run finished" "the restored guest finished cpumark"
+expect "LAB: snap restored shell answers" "the restored guest's shell runs commands"
+expect "L2-restored| .*$want" "the restored run's checksum is an uninterrupted run's ($want)"
+expect "LAB: snap restore exit=0" "the restored guest powers off with exit 0"
+[ $fail = 0 ] && echo "PASS: KVM snapshot/restore" || echo "FAIL: KVM snapshot/restore"
+exit $fail
