@@ -36,7 +36,7 @@ kill_vm() {
   [[ -n $VM_PID ]] && kill -9 "$VM_PID" 2>/dev/null || true
   wait "$VM_PID" 2>/dev/null || true
   VM_PID=""
-  exec 7>&- 2>/dev/null || true
+  { exec 7>&-; } 2>/dev/null || true
 }
 
 # start_cpumark NAME SOCK N [DOPPEL-RUN-ARGS...]: boots the guest kit with a control socket

@@ -17,7 +17,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 
 cleanup_vm() {
   if [[ -n $VM_PID ]]; then kill "$VM_PID" 2>/dev/null || true; wait "$VM_PID" 2>/dev/null || true; fi
-  exec 7>&- 2>/dev/null || true
+  { exec 7>&-; } 2>/dev/null || true
   VM_PID=""
 }
 cleanup() { cleanup_vm; rm -rf "$WORK"; }
