@@ -19,6 +19,16 @@ orig=$!
 exec 3>/tmp/orig.in
 if wait_for /tmp/orig.out 'doppel-guest: ready' 240; then
   echo "LAB: snap original ready"
+  # Pause for 3 s: the guest's uptime must not count it (kvmclock stops with the VM).
+  echo 'echo UP1 $(cut -d" " -f1 /proc/uptime)' >&3
+  wait_for /tmp/orig.out 'UP1 [0-9]' 60
+  /lab/doppel ctl --sock /tmp/api.sock pause && sleep 3 && /lab/doppel ctl --sock /tmp/api.sock resume &&
+    echo "LAB: paused 3 s and resumed"
+  echo 'echo UP2 $(cut -d" " -f1 /proc/uptime)' >&3
+  wait_for /tmp/orig.out 'UP2 [0-9]' 60
+  u1=$(grep -o 'UP1 [0-9][0-9.]*' /tmp/orig.out | awk '{print $2}')
+  u2=$(grep -o 'UP2 [0-9][0-9.]*' /tmp/orig.out | awk '{print $2}')
+  echo "LAB: uptime across the pause: $(awk -v a="$u1" -v b="$u2" 'BEGIN { printf "%.2f", b - a }') s"
   echo "echo START; cpumark $N; echo CPUMARK-\"\"DONE" >&3
   wait_for /tmp/orig.out '^START' 60
   sleep 3

@@ -1,8 +1,9 @@
 #!/bin/bash
-# ctest: in the KVM lab, a 2-vCPU x86_64 guest is snapshotted mid-computation through the
-# API (pause, snapshot), killed, and restored with `doppel restore`; the restored guest
-# must finish `cpumark N` with the checksum an uninterrupted run prints (computed here,
-# natively: it depends only on N) and power off with exit 0.
+# ctest: in the KVM lab, a 2-vCPU x86_64 guest is paused for 3 s through the API (its
+# uptime must not count them), then paused again and snapshotted mid-computation, killed,
+# and restored with `doppel restore`; the restored guest must finish `cpumark N` with the
+# checksum an uninterrupted run prints (computed here, natively: it depends only on N) and
+# power off with exit 0.
 #   tests/kvm_lab/snapshot_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +29,13 @@ expect() {  # pattern description
   if grep -q -- "$1" "$out"; then echo "ok: $2"; else echo "FAIL: $2 (no '$1' in the output)"; fail=1; fi
 }
 expect "LAB: snap original ready" "the original guest booted on 2 vCPUs"
+expect "LAB: paused 3 s and resumed" "pause and resume through doppel ctl"
+gap=$(grep -o 'uptime across the pause: [0-9.]*' "$out" | awk '{print $5}')
+if [ -n "$gap" ] && awk -v g="$gap" 'BEGIN { exit !(g >= 0 && g < 2.5) }'; then
+  echo "ok: the guest's uptime moved ${gap} s across a 3 s pause"
+else
+  echo "FAIL: the guest's uptime moved '${gap}' s across a 3 s pause (it must not count it)"; fail=1
+fi
 expect "LAB: snap paused" "PATCH /vm Paused through doppel ctl"
 expect "LAB: snap info says Paused" "GET / reports the state Paused"
 expect "LAB: snap created" "PUT /snapshot/create through doppel ctl"
