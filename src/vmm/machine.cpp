@@ -63,10 +63,19 @@ Result<std::unique_ptr<Machine>> Machine::create(const VmConfig& config, Console
 
 Result<std::unique_ptr<Machine>> Machine::restore(const VmConfig& config, Console& console,
                                                   const SnapshotFiles& files, bool resume) {
-  const auto t0 = Clock::now();
   // Read and check the state file before building anything: a wrong or corrupt file is
   // refused without side effects.
   const StateFile state = TRY(read_state_file(files.state_path, config.arch, config.engine));
+  return restore(config, console, state, files, resume);
+}
+
+Result<std::unique_ptr<Machine>> Machine::restore(const VmConfig& config, Console& console,
+                                                  const StateFile& state,
+                                                  const SnapshotFiles& files, bool resume) {
+  const auto t0 = Clock::now();
+  if (state.arch != config.arch || state.engine != config.engine)
+    return Error::format("{}: a {} snapshot; this VM is {}", files.state_path,
+                         to_string(state.arch), to_string(config.arch));
   std::unique_ptr<Machine> m(new Machine(config, console));
   m->m_restore_began = t0;
   TRY(m->build(files.mem_path));

@@ -64,6 +64,10 @@ class Machine {
   // `resume` is set. config is the snapshot's own (vm.json) with any overrides applied.
   static Result<std::unique_ptr<Machine>> restore(const VmConfig& config, Console& console,
                                                   const SnapshotFiles& files, bool resume);
+  // The same from a state file already read (files.state_path then only names it).
+  static Result<std::unique_ptr<Machine>> restore(const VmConfig& config, Console& console,
+                                                  const StateFile& state,
+                                                  const SnapshotFiles& files, bool resume);
   ~Machine();
   Machine(const Machine&) = delete;
   Machine& operator=(const Machine&) = delete;

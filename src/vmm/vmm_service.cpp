@@ -23,6 +23,10 @@ SnapshotFiles snapshot_dir_files(const std::string& dir) {
 Result<VmConfig> snapshot_config(const SnapshotLoadRequest& request) {
   const StateFile state =
       TRY(read_state_file(request.snapshot_path, request.expect_arch, request.expect_engine));
+  return snapshot_config(state, request);
+}
+
+Result<VmConfig> snapshot_config(const StateFile& state, const SnapshotLoadRequest& request) {
   VmConfig config = TRY(Machine::config_from_state(state, request.snapshot_path));
   if (request.disks) {
     if (request.disks->size() != config.disks.size())
@@ -105,13 +109,15 @@ void VmmService::route_input_to(Machine* machine) {
 Result<std::unique_ptr<Machine>> VmmService::make_machine(const Pending& pending) {
   if (pending.boot) return Machine::create(*pending.boot, *m_console);
   const SnapshotLoadRequest& request = *pending.restore;
-  const VmConfig config = TRY(snapshot_config(request));
-  const StateFile state = TRY(read_state_file(request.snapshot_path, config.arch, config.engine));
+  // One read of the state file: the config, the memory chain and the devices' state.
+  const StateFile state =
+      TRY(read_state_file(request.snapshot_path, request.expect_arch, request.expect_engine));
+  const VmConfig config = TRY(snapshot_config(state, request));
   std::vector<std::string> chain = TRY(Machine::memory_chain_from_state(state, request.snapshot_path));
   // The memory file given is the snapshot's own (the last of its chain): it may have moved.
   if (!request.mem_file_path.empty()) chain.back() = request.mem_file_path;
   SnapshotFiles files{request.snapshot_path, chain.front(), {chain.begin() + 1, chain.end()}};
-  return Machine::restore(config, *m_console, files, request.resume_vm);
+  return Machine::restore(config, *m_console, state, files, request.resume_vm);
 }
 
 Result<int> VmmService::run(std::optional<VmConfig> boot,

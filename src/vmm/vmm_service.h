@@ -38,6 +38,8 @@ SnapshotFiles snapshot_dir_files(const std::string& dir);
 
 // Reads the VmConfig a state file carries and applies the request's device overrides.
 Result<VmConfig> snapshot_config(const SnapshotLoadRequest& request);
+// The same, from a state file already read.
+Result<VmConfig> snapshot_config(const StateFile& state, const SnapshotLoadRequest& request);
 
 // Folds DIR/memory.diff and the memory it stands on into a full DIR/memory, so DIR no longer
 // depends on its base (which is left untouched: running clones may map it).
