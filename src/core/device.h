@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "core/counter.h"
+
 namespace doppel {
 
 // Threads: read() and write() are called from vCPU threads, possibly several at once.
@@ -16,6 +18,9 @@ class Device {
   // answers accesses it does not implement by reading 0 and ignoring writes (rule 2).
   virtual uint64_t read(uint64_t offset, unsigned size) = 0;
   virtual void write(uint64_t offset, unsigned size, uint64_t value) = 0;
+  // What the device counted beyond register accesses (the bus counts those), for GET
+  // /metrics. Threads: any; values are read without stopping the device.
+  virtual Counters counters() const { return {}; }
 };
 
 }  // namespace doppel

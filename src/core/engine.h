@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "core/counter.h"
 
 namespace doppel {
 
@@ -41,6 +42,9 @@ class Vcpu {
   virtual void set_io_result(uint64_t data) = 0;
   // Makes a running (or sleeping) run() return kKicked soon.
   virtual void kick() = 0;
+  // What the engine counted for this vCPU (instructions, caches), for GET /metrics.
+  // Threads: any, while the vCPU runs; values may lag the vCPU by a few milliseconds.
+  virtual Counters counters() const { return {}; }
 };
 
 class Engine {

@@ -481,16 +481,19 @@ nlohmann::json Machine::metrics() const {
   nlohmann::json vcpus = nlohmann::json::array();
   for (size_t i = 0; i < m_counters.size(); ++i) {
     const VcpuExitCounters& c = *m_counters[i];
-    vcpus.push_back({{"vcpu", i},
-                     {"exits",
-                      {{"mmio_read", c.mmio_reads.load()},
-                       {"mmio_write", c.mmio_writes.load()},
-                       {"pio_read", c.pio_reads.load()},
-                       {"pio_write", c.pio_writes.load()},
-                       {"kicked", c.kicks.load()},
-                       {"power_off", c.power_off.load()},
-                       {"reset", c.reset.load()},
-                       {"crash", c.crash.load()}}}});
+    nlohmann::json v = {{"vcpu", i},
+                        {"exits",
+                         {{"mmio_read", c.mmio_reads.load()},
+                          {"mmio_write", c.mmio_writes.load()},
+                          {"pio_read", c.pio_reads.load()},
+                          {"pio_write", c.pio_writes.load()},
+                          {"kicked", c.kicks.load()},
+                          {"power_off", c.power_off.load()},
+                          {"reset", c.reset.load()},
+                          {"crash", c.crash.load()}}}};
+    for (const Counter& counter : m_board->vcpu(static_cast<unsigned>(i)).counters())
+      v[std::string(counter.name)] = counter.value;
+    vcpus.push_back(std::move(v));
   }
   nlohmann::json devices = nlohmann::json::object();
   auto add_bus = [&](const Bus* bus, const char* kind) {
@@ -499,6 +502,7 @@ nlohmann::json Machine::metrics() const {
       auto& d = devices[std::string(m.device->name())];
       d[std::string(kind) + "_reads"] = m.counters->reads.load(std::memory_order_relaxed);
       d[std::string(kind) + "_writes"] = m.counters->writes.load(std::memory_order_relaxed);
+      for (const Counter& counter : m.device->counters()) d[std::string(counter.name)] = counter.value;
     }
   };
   add_bus(&m_board->mmio(), "mmio");

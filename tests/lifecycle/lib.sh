@@ -9,6 +9,18 @@ ctl() {
   "$DOPPEL" ctl --sock "$sock" "$@" >"$WORK/ctl.out" 2>&1 || { cat "$WORK/ctl.out" >&2; fail "doppel ctl $*"; }
 }
 
+# metric SOCK PATH...: one value of GET /metrics, e.g. `metric S devices virtio-blk0
+# virtio_requests` or `metric S vcpus 0 instructions_retired`.
+metric() {
+  local sock=$1; shift
+  ctl "$sock" metrics
+  python3 -c 'import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2:]:
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(v)' "$WORK/ctl.out" "$@" || fail "GET /metrics has no $*"
+}
+
 # wait_sock SOCK: until the API answers.
 wait_sock() {
   local i

@@ -21,6 +21,13 @@ vm_send 'mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo MOUNT-OK'
 vm_wait_for 'MOUNT-OK'
 vm_send "for c in \$(seq 1 $chunks); do seq \$((c*500-499)) \$((c*500)) >> /mnt/seq.txt; sync; echo chunk-\$c; done; umount /mnt && echo WRITER-\"\"DONE"
 vm_wait_for 'chunk-5[^0-9]'
+# The counters saw those writes: at least the synced file's bytes went to the disk.
+written=$(metric "$sock" devices virtio-blk0 virtio_bytes_from_guest)
+((written >= $(seq 1 2500 | wc -c))) || fail "GET /metrics: virtio-blk0 took $written bytes from the guest"
+(($(metric "$sock" devices virtio-blk0 virtio_requests) > 0)) || fail "GET /metrics: no virtio-blk0 requests"
+insns=$(metric "$sock" vcpus 0 instructions_retired)
+((insns > 1000000)) || fail "GET /metrics: vCPU 0 retired $insns instructions"
+(($(metric "$sock" vcpus 0 block_cache_hits) > 0)) || fail "GET /metrics: no block cache hits"
 ctl "$sock" pause
 ctl "$sock" snapshot "$snap"
 grep -aq 'WRITER-DONE' "$VM_OUT" && fail "the writer finished before the snapshot: raise CHUNKS"

@@ -20,11 +20,15 @@ std::optional<DescriptorChain> VirtioDevice::pop(unsigned q) {
   switch (r.status) {
     case Virtqueue::PopStatus::kEmpty: return std::nullopt;
     case Virtqueue::PopStatus::kChain:
-      if (r.chain.error != ChainError::kNone)
+      m_bytes_from_guest.fetch_add(r.chain.readable_len, std::memory_order_relaxed);
+      if (r.chain.error != ChainError::kNone) {
+        m_bad_chains.fetch_add(1, std::memory_order_relaxed);
         DOPPEL_GUEST_WARN("{}: queue {}: bad descriptor chain at head {}: {}", name(), q,
                           r.chain.head, to_string(r.chain.error));
+      }
       return std::move(r.chain);
     case Virtqueue::PopStatus::kBroken:
+      m_bad_chains.fetch_add(1, std::memory_order_relaxed);
       DOPPEL_GUEST_WARN("{}: queue {}: ring is corrupt, device needs reset", name(), q);
       if (m_transport) m_transport->signal_needs_reset();
       return std::nullopt;
@@ -33,7 +37,16 @@ std::optional<DescriptorChain> VirtioDevice::pop(unsigned q) {
 }
 
 void VirtioDevice::complete(unsigned q, uint16_t head, uint32_t len) {
+  m_requests.fetch_add(1, std::memory_order_relaxed);
+  m_bytes_to_guest.fetch_add(len, std::memory_order_relaxed);
   if (queue(q).push(head, len) && m_transport) m_transport->signal_used();
+}
+
+Counters VirtioDevice::counters() const {
+  return {{"virtio_requests", m_requests.load(std::memory_order_relaxed)},
+          {"virtio_bytes_from_guest", m_bytes_from_guest.load(std::memory_order_relaxed)},
+          {"virtio_bytes_to_guest", m_bytes_to_guest.load(std::memory_order_relaxed)},
+          {"virtio_bad_chains", m_bad_chains.load(std::memory_order_relaxed)}};
 }
 
 std::vector<iovec> slice(const std::vector<Buffer>& bufs, uint64_t skip, uint64_t len) {

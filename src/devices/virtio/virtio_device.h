@@ -13,6 +13,7 @@
 
 #include <sys/uio.h>
 
+#include "core/counter.h"
 #include "core/guest_memory.h"
 #include "devices/virtio/virtqueue.h"
 
@@ -76,6 +77,11 @@ class VirtioDevice {
   void attach(Transport& transport) { m_transport = &transport; }
   void set_driver_features(uint64_t f) { m_driver_features.store(f, std::memory_order_release); }
 
+  // Totals over every queue since the device was created (GET /metrics): requests completed,
+  // bytes the driver offered to the device (device-readable bytes of the chains popped) and
+  // bytes the device returned (the used lengths), and chains or rings refused as malformed.
+  Counters counters() const;
+
  protected:
   GuestMemory& mem() { return m_mem; }
   Transport& transport() { return *m_transport; }
@@ -89,6 +95,8 @@ class VirtioDevice {
   std::vector<std::unique_ptr<Virtqueue>> m_queues;
   Transport* m_transport = nullptr;
   std::atomic<uint64_t> m_driver_features{0};
+  std::atomic<uint64_t> m_requests{0}, m_bytes_from_guest{0}, m_bytes_to_guest{0};
+  std::atomic<uint64_t> m_bad_chains{0};
 };
 
 // iovecs for bytes [skip, skip+len) of a list of buffers (len = UINT64_MAX: to the end).

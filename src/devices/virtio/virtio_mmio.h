@@ -82,6 +82,7 @@ class VirtioMmio final : public Device, public Transport, public Persist<VirtioM
   std::string_view name() const override { return m_name; }
   uint64_t read(uint64_t offset, unsigned size) override;
   void write(uint64_t offset, unsigned size, uint64_t value) override;
+  Counters counters() const override { return m_device->counters(); }
 
   // Processes a notification for queue `queue` as a QueueNotify write would (for an engine
   // that delivers QueueNotify through an ioeventfd).

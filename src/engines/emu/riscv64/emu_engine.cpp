@@ -32,6 +32,13 @@ class EmuVcpu final : public Vcpu {
   // MMIO is dispatched inside the engine: there is never a pending read to complete.
   void set_io_result(uint64_t) override {}
   void kick() override { m_hart.pins().kick(); }
+  Counters counters() const override {
+    const Hart::Stats s = m_hart.stats();
+    return {{"instructions_retired", s.instret},
+            {"block_cache_hits", s.block_hits},
+            {"block_cache_misses", s.block_misses},
+            {"block_cache_flushes", s.cache_flushes}};
+  }
 
  private:
   Hart& m_hart;

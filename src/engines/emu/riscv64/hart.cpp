@@ -99,6 +99,7 @@ void Hart::setup_user_mode() {
 }
 
 void Hart::flush_decode_cache() {
+  ++m_cache_flushes;
   m_cache->clear();
   m_chain_key += kChainKeyStep;
 }
@@ -110,8 +111,10 @@ inline Hart::Block* Hart::fetch_block() {
   if (e.tag == (va >> 12)) [[likely]] {
     const uint64_t pa = m_fetch_pa[m_fetch_ctx][index] | (va & 0xfff);
     Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
-    if (b.pa == pa) [[likely]]
+    if (b.pa == pa) [[likely]] {
+      ++m_block_hits;
       return &b;
+    }
     return fetch_block_slow(pa, reinterpret_cast<const uint8_t*>((va & ~0xfffull) + e.addend));
   }
   uint64_t pa;
@@ -126,11 +129,15 @@ inline Hart::Block* Hart::fetch_block() {
   }
   tlb_fill(m_fetch_ctx, kTlbFetch, va, pa, host);
   Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
-  if (b.pa == pa) return &b;
+  if (b.pa == pa) {
+    ++m_block_hits;
+    return &b;
+  }
   return fetch_block_slow(pa, host);
 }
 
 Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
+  ++m_block_misses;
   const uint64_t va = m_pc;
   DecodeCache& c = *m_cache;
   unsigned off = static_cast<unsigned>(va & 0xfff);
@@ -354,6 +361,20 @@ StepResult Hart::step(uint64_t max_instructions) {
   return r;
 }
 
+void Hart::publish_stats() {
+  m_published.instret.store(m_instret, std::memory_order_relaxed);
+  m_published.block_hits.store(m_block_hits, std::memory_order_relaxed);
+  m_published.block_misses.store(m_block_misses, std::memory_order_relaxed);
+  m_published.cache_flushes.store(m_cache_flushes, std::memory_order_relaxed);
+}
+
+Hart::Stats Hart::stats() const {
+  return {m_published.instret.load(std::memory_order_relaxed),
+          m_published.block_hits.load(std::memory_order_relaxed),
+          m_published.block_misses.load(std::memory_order_relaxed),
+          m_published.cache_flushes.load(std::memory_order_relaxed)};
+}
+
 EngineExit Hart::run_engine() {
   const fpu::host::DefaultEnvScope fp_env;  // what the F/D handlers' fast path assumes
   for (;;) {
@@ -367,6 +388,7 @@ EngineExit Hart::run_engine() {
     m_stopped &= static_cast<uint8_t>(~kWfi);
     m_trap_pending = false;
     run_blocks(1u << 20, InterruptPins::kKickBit);
+    publish_stats();
     if (m_trap_pending) [[unlikely]] {
       m_crash_detail = fmt::format("hart {}: trap with exit_on_trap set in engine mode", m_hart_id);
       return EngineExit::kCrash;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -174,6 +175,16 @@ class Hart {
   void flush_tlb();
 
   uint64_t instret() const { return m_instret; }
+
+  // Counters for GET /metrics, published by run_engine() after each slice of at most 2^20
+  // instructions and before a WFI sleep, so any thread may read them while the hart runs.
+  struct Stats {
+    uint64_t instret = 0;
+    uint64_t block_hits = 0;     // block lookups served by the decoded-block cache
+    uint64_t block_misses = 0;   // blocks decoded because the cache did not hold them
+    uint64_t cache_flushes = 0;  // whole-cache drops (arena full, fence.i, satp writes...)
+  };
+  Stats stats() const;
 
   HartState save() const;
   Result<void> restore(const HartState& state);
@@ -420,6 +431,13 @@ class Hart {
   TlbEntry* m_tlb_read = nullptr;    // m_tlb[m_data_ctx][kTlbRead]
   TlbEntry* m_tlb_write = nullptr;   // m_tlb[m_data_ctx][kTlbWrite]
   uint64_t m_dirty_generation = 0;   // m_memory.dirty_generation() when last synced
+
+  // Counted by the vCPU thread (plain), published to m_published (relaxed atomics).
+  uint64_t m_block_hits = 0, m_block_misses = 0, m_cache_flushes = 0;
+  struct PublishedStats {
+    std::atomic<uint64_t> instret{0}, block_hits{0}, block_misses{0}, cache_flushes{0};
+  } m_published;
+  void publish_stats();
 
   DecodeCache* m_cache;  // owned
   Block* m_slots;         // m_cache's block table and instruction arena, for the fast path
