@@ -7,8 +7,10 @@
 #include <memory>
 #include <vector>
 
+
 #include <fmt/format.h>
 
+#include "base/zero_pages.h"
 #include "engines/emu/riscv64/decode.h"
 #include "engines/emu/riscv64/fpu_host.h"
 
@@ -34,27 +36,32 @@ constexpr uint64_t kMaxChainInsns = 512;
 // are valid under the chain key that recorded them (Hart::m_chain_key): in that fetch
 // context and generation the same pc fetches the same physical block, and that block is
 // still in its slot (evictions bump the generation).
+//
+// All-zero bytes are an empty block (the slot table is ZeroPages): key 0 is no physical
+// address, and chain key 0 is never current.
 struct Hart::Block {
   struct Chain {
     uint64_t va = ~0ull;  // never matches a pc (pcs are even)
     Block* block = nullptr;
   };
-  uint64_t pa = ~0ull;
+  uint64_t key = 0;                    // key_of(physical address of the first instruction)
   const DecodedInsn* first = nullptr;  // in the arena
   uint32_t count = 0;                  // instructions, without the block_end() entry
   uint64_t chain_key = 0;              // Hart::m_chain_key when `next` was recorded
   Chain next[2];                       // most recently recorded first
+
+  static uint64_t key_of(uint64_t pa) { return ~pa; }  // never 0: a pc is even
 };
 
 struct Hart::DecodeCache {
-  std::vector<Block> slots = std::vector<Block>(kBlockSlots);
+  ZeroPages<Block> slots{kBlockSlots};  // all empty, and no page touched until used
   // Default-initialized (not zeroed), so the host commits arena pages only as code is seen.
   // The last two entries hold an instruction that crosses a page (executed uncached).
   std::unique_ptr<DecodedInsn[]> arena{new DecodedInsn[kArenaInsns + 2]};
   size_t used = 0;
-  Block straddle{~0ull, arena.get() + kArenaInsns, 1, 0, {}};
+  Block straddle{0, arena.get() + kArenaInsns, 1, 0, {}};
   DecodedInsn single[2]{};  // one instruction run on its own (tracing, budget tails)
-  Block single_block{~0ull, single, 1, 0, {}};
+  Block single_block{0, single, 1, 0, {}};
   // Slots filled since the last clear, so that a clear (fence.i, which Linux runs often)
   // touches those only; past kBlockSlots entries, clear() sweeps the table instead.
   std::vector<uint32_t> filled;
@@ -64,9 +71,9 @@ struct Hart::DecodeCache {
   }
   void clear() {
     if (filled.size() < kBlockSlots) {
-      for (uint32_t i : filled) slots[i].pa = ~0ull;
+      for (uint32_t i : filled) slots[i].key = 0;
     } else {
-      for (auto& b : slots) b.pa = ~0ull;
+      for (size_t i = 0; i < slots.size(); ++i) slots[i].key = 0;
     }
     filled.clear();
     used = 0;
@@ -75,7 +82,7 @@ struct Hart::DecodeCache {
 
 Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsigned hart_id)
     : m_memory(memory), m_mmio(mmio), m_timebase(timebase), m_hart_id(hart_id),
-      m_cache(new DecodeCache), m_slots(m_cache->slots.data()), m_arena(m_cache->arena.get()) {
+      m_cache(new DecodeCache), m_slots(m_cache->slots.get()), m_arena(m_cache->arena.get()) {
   m_mstatus = kMstatusUXL & (2ull << 32);
   m_mstatus |= kMstatusSXL & (2ull << 34);
   m_dirty_generation = memory.dirty_generation();
@@ -108,10 +115,10 @@ inline Hart::Block* Hart::fetch_block() {
   const uint64_t va = m_pc;
   const unsigned index = (va >> 12) & (kTlbSize - 1);
   const TlbEntry& e = m_tlb[m_fetch_ctx][kTlbFetch][index];
-  if (e.tag == (va >> 12)) [[likely]] {
+  if (e.tag == tlb_tag(va)) [[likely]] {
     const uint64_t pa = m_fetch_pa[m_fetch_ctx][index] | (va & 0xfff);
     Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
-    if (b.pa == pa) [[likely]] {
+    if (b.key == Block::key_of(pa)) [[likely]] {
       ++m_block_hits;
       return &b;
     }
@@ -129,7 +136,7 @@ inline Hart::Block* Hart::fetch_block() {
   }
   tlb_fill(m_fetch_ctx, kTlbFetch, va, pa, host);
   Block& b = m_slots[(pa >> 1) & (kBlockSlots - 1)];
-  if (b.pa == pa) {
+  if (b.key == Block::key_of(pa)) {
     ++m_block_hits;
     return &b;
   }
@@ -194,8 +201,8 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   c.used += count + 1;
   const size_t index = (pa >> 1) & (kBlockSlots - 1);
   Block& slot = m_slots[index];
-  if (slot.pa != ~0ull) m_chain_key += kChainKeyStep;  // chains may point at the evicted block
-  slot = Block{pa, m_arena + first, count, 0, {}};
+  if (slot.key != 0) m_chain_key += kChainKeyStep;  // chains may point at the evicted block
+  slot = Block{Block::key_of(pa), m_arena + first, count, 0, {}};
   c.fill(index);
   return &slot;
 }
@@ -515,12 +522,12 @@ bool Hart::exec_sfence_vma(const DecodedInsn& d) {
   m_pc += d.len;
   if (((d.raw >> 15) & 31) != 0) {
     // One address: the TLB holds 4 KiB entries, so only that page's entries can be stale.
-    const uint64_t vpn = m_x[d.rs1] >> 12;
+    const uint64_t tag = tlb_tag(m_x[d.rs1]);
     m_chain_key += kChainKeyStep;
     for (auto& ctx : m_tlb)
       for (auto& type : ctx) {
-        TlbEntry& e = type[vpn & (kTlbSize - 1)];
-        if (e.tag == vpn) e.tag = ~0ull;
+        TlbEntry& e = type[(m_x[d.rs1] >> 12) & (kTlbSize - 1)];
+        if (e.tag == tag) e.tag = 0;
       }
   } else {
     flush_tlb();

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/zero_pages.h"
 #include "core/bus.h"
 #include "core/guest_memory.h"
 #include "engines/emu/riscv64/interrupt_pins.h"
@@ -329,9 +330,20 @@ class Hart {
   static constexpr unsigned kTlbSize = 1024;
   static constexpr unsigned kTlbRead = 0, kTlbWrite = 1, kTlbFetch = 2;
   struct TlbEntry {
-    uint64_t tag = ~0ull;  // va >> 12
+    uint64_t tag = 0;      // tlb_tag(va); 0: empty
     uintptr_t addend = 0;  // host = va + addend
   };
+  struct TlbTables {
+    TlbEntry entries[4][3][kTlbSize];
+  };
+  // The page number + 1, so that the zeroed tables of a new hart are empty (ZeroPages).
+  static uint64_t tlb_tag(uint64_t va) { return (va >> 12) + 1; }
+  // tlb_tag() of the last byte of an access of `size` bytes at va, in one add and one
+  // shift. At the top of the address space the sum wraps to 0 or 1, which no entry at va's
+  // index holds, so such an access takes the slow path.
+  static uint64_t tlb_tag_last(uint64_t va, unsigned size) {
+    return (va + (size - 1 + 4096)) >> 12;
+  }
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
   // Drops the write entries (after GuestMemory::clear_dirty()).
   void drop_write_tlb();
@@ -349,7 +361,7 @@ class Hart {
   template <typename T>
   bool load_fast(uint64_t va, T& out) const {
     const TlbEntry& e = m_tlb_read[(va >> 12) & (kTlbSize - 1)];
-    if (e.tag != ((va + (sizeof(T) - 1)) >> 12)) return false;
+    if (e.tag != tlb_tag_last(va, sizeof(T))) return false;
     std::memcpy(&out, reinterpret_cast<const void*>(static_cast<uintptr_t>(va) + e.addend),
                 sizeof(T));
     return true;
@@ -357,7 +369,7 @@ class Hart {
   template <typename T>
   bool store_fast(uint64_t va, T value) {
     const TlbEntry& e = m_tlb_write[(va >> 12) & (kTlbSize - 1)];
-    if (e.tag != ((va + (sizeof(T) - 1)) >> 12)) return false;
+    if (e.tag != tlb_tag_last(va, sizeof(T))) return false;
     std::memcpy(reinterpret_cast<void*>(static_cast<uintptr_t>(va) + e.addend), &value,
                 sizeof(T));
     return true;
@@ -426,7 +438,11 @@ class Hart {
 
   unsigned m_data_ctx = 0;   // TLB context for loads/stores
   unsigned m_fetch_ctx = 0;  // TLB context for fetch
-  TlbEntry m_tlb[4][3][kTlbSize];
+  // Filled since the last flush_tlb(): until then a flush has nothing to drop (and does not
+  // touch the tables' pages).
+  bool m_tlb_filled = false;
+  ZeroPages<TlbTables> m_tlb_pages{1};
+  TlbEntry (&m_tlb)[4][3][kTlbSize] = m_tlb_pages[0].entries;
   uint64_t m_fetch_pa[4][kTlbSize];  // guest physical page of each fetch entry
   TlbEntry* m_tlb_read = nullptr;    // m_tlb[m_data_ctx][kTlbRead]
   TlbEntry* m_tlb_write = nullptr;   // m_tlb[m_data_ctx][kTlbWrite]

@@ -38,20 +38,24 @@ void Hart::update_contexts() {
 
 void Hart::flush_tlb() {
   m_chain_key += kChainKeyStep;
+  if (!m_tlb_filled) return;
+  m_tlb_filled = false;
   for (auto& ctx : m_tlb)
     for (auto& type : ctx)
-      for (auto& e : type) e.tag = ~0ull;
+      for (auto& e : type) e.tag = 0;
 }
 
 void Hart::drop_write_tlb() {
+  if (!m_tlb_filled) return;
   for (auto& ctx : m_tlb)
-    for (auto& e : ctx[kTlbWrite]) e.tag = ~0ull;
+    for (auto& e : ctx[kTlbWrite]) e.tag = 0;
 }
 
 void Hart::tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page) {
   const unsigned index = (va >> 12) & (kTlbSize - 1);
   TlbEntry& e = m_tlb[ctx][type][index];
-  e.tag = va >> 12;
+  m_tlb_filled = true;
+  e.tag = tlb_tag(va);
   e.addend = reinterpret_cast<uintptr_t>(host_page) - static_cast<uintptr_t>(va & ~0xfffull);
   if (type == kTlbFetch) m_fetch_pa[ctx][index] = pa & ~0xfffull;
 }
@@ -186,7 +190,7 @@ uint8_t* Hart::atomic_ptr(uint64_t va, unsigned size, bool is_lr) {
   const unsigned type = is_lr ? kTlbRead : kTlbWrite;
   const TlbEntry* table = is_lr ? m_tlb_read : m_tlb_write;
   const TlbEntry& e = table[(va >> 12) & (kTlbSize - 1)];
-  if (e.tag == (va >> 12)) [[likely]]
+  if (e.tag == tlb_tag(va)) [[likely]]
     return reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(va) + e.addend);
   uint64_t pa;
   if (auto ex = translate(va, is_lr ? Access::kRead : Access::kWrite, effective_data_priv(),
