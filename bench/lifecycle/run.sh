@@ -21,6 +21,10 @@
 #                   runs), so (b) is good to 5 ms. doppel: `doppel restore DIR`; QEMU:
 #                   `-incoming "exec:cat FILE"` of a state migrated from the running guest
 #                   (so it runs when loaded; no client in the measured path).
+#   restore (API)   doppel started with only --api-sock, then PUT /snapshot/load with
+#                   resume_vm, as Firecracker measures its snapshot load (its target: 5 ms):
+#                   request to reply, the VMM's own time to vCPUs running, and request to
+#                   the first guest output.
 #   clones          the summed PSS (/proc/PID/smaps_rollup) of CLONES VMs restored from one
 #                   snapshot against CLONES fresh boots, each idle at its shell.
 # Not a test: nothing is asserted. Run on an otherwise idle host.
@@ -66,7 +70,7 @@ api() { $QMP http "$dsock" "$@"; }
 vm_start doppel "${doppel_boot[*]@Q} --api-sock $dsock"
 vm_wait_ready
 for ((i = 0; i < 100; i++)); do "$DOPPEL" ctl --sock "$dsock" info >/dev/null 2>&1 && break; sleep 0.1; done
-declare -a d_restore_vmm d_pause d_resume d_pause_rt d_resume_rt d_full d_diff d_restore_run d_restore_out q_stop q_cont q_mig q_restore_out
+declare -a d_load_rt d_load_out d_load_vmm d_restore_vmm d_pause d_resume d_pause_rt d_resume_rt d_full d_diff d_restore_run d_restore_out q_stop q_cont q_mig q_restore_out
 for ((r = 0; r < RUNS; r++)); do
   d_pause_rt+=("$(api PATCH /vm '{"state": "Paused"}')")
   m=$("$DOPPEL" ctl --sock "$dsock" metrics)
@@ -101,6 +105,22 @@ for ((r = 0; r < RUNS; r++)); do
   wall=$(grep -ao 'wall clock [0-9.]*' "$out" | awk '{ print $3 }')
   d_restore_run+=("$(ms "$t0" "$wall")")
   d_restore_vmm+=("$(grep -ao 'vCPUs started [0-9.]* ms' "$out" | awk '{ print $3 }')")
+  kill $pid; wait $pid 2>/dev/null || true; exec 8>&-
+
+  # The same through the API of a doppel already started with only --api-sock, as
+  # Firecracker measures its snapshot load: PUT /snapshot/load request to reply.
+  sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  in=$WORK/a$r.in; out=$WORK/a$r.out; lsock=$WORK/l$r.sock; rm -f "$in" "$lsock"; mkfifo "$in"
+  "$DOPPEL" --log-level info --api-sock "$lsock" <"$in" >"$out" 2>&1 &
+  pid=$!
+  exec 8>"$in"
+  for ((i = 0; i < 100; i++)); do [[ -S $lsock ]] && break; sleep 0.05; done
+  t0=$(now)
+  d_load_rt+=("$($QMP http "$lsock" PUT /snapshot/load "{\"snapshot_path\": \"$WORK/dsnap/state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$WORK/dsnap/memory\"}, \"resume_vm\": true}")")
+  wait_output "^LOADED-$r" "$out" $pid "echo LOADED-$r"
+  t1=$(now)
+  d_load_out+=("$(ms "$t0" "$t1")")
+  d_load_vmm+=("$(grep -ao 'vCPUs started [0-9.]* ms' "$out" | awk '{ print $3 }')")
   kill $pid; wait $pid 2>/dev/null || true; exec 8>&-
 done
 
@@ -164,6 +184,9 @@ row "snapshot create, diff (1 s run)" "$(med "${d_diff[@]}")" "-"
 row "restore: command to vCPUs running" "$(med "${d_restore_run[@]}")" "-"
 row "restore: in the VMM, to vCPUs running" "$(med "${d_restore_vmm[@]}")" "-"
 row "restore: command to guest output" "$(med "${d_restore_out[@]}")" "$(med "${q_restore_out[@]}")"
+row "restore via API: load request to reply" "$(med "${d_load_rt[@]}")" "-"
+row "restore via API: load to vCPUs running" "$(med "${d_load_vmm[@]}")" "-"
+row "restore via API: load to guest output" "$(med "${d_load_out[@]}")" "-"
 printf '%-34s %12s %12s\n' "snapshot on disk (KiB)" "$full_kib" "$qstate_kib"
 printf '%-34s %12s\n' "diff snapshot on disk (KiB)" "$diff_kib"
 printf '%-34s %12s %12s %8s\n' "PSS of $CLONES VMs (MiB)" "clones $((clone_pss / 1024))" "boots $((boot_pss / 1024))" "$(ratio "$clone_pss" "$boot_pss")"

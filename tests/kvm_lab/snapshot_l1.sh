@@ -1,7 +1,8 @@
 # Runs in L1 (sourced by the lab's /init): snapshot and restore of a 2-vCPU L2 on doppel's
 # KVM engine. L2 runs `cpumark N` (N in /lab/cpumark_n); doppel is paused and snapshotted
-# through its API mid-run and killed; `doppel restore` must finish the run. The host side
-# (snapshot_test.sh) compares the checksum with an uninterrupted run's.
+# through its API mid-run, resumed, paused and diff-snapshotted 2 s later, and killed;
+# `doppel restore` of the full snapshot, and of the diff on top of it, must each finish the
+# run. The host side (snapshot_test.sh) compares the checksums with an uninterrupted run's.
 N=$(cat /lab/cpumark_n 2>/dev/null || echo 2)
 wait_for() {  # file pattern seconds
   i=0
@@ -11,7 +12,7 @@ wait_for() {  # file pattern seconds
   done
   return 1
 }
-mkfifo /tmp/orig.in /tmp/restored.in
+mkfifo /tmp/orig.in /tmp/restored.in /tmp/diffrun.in
 /lab/doppel run --arch x86_64 --engine kvm --kernel /lab/guest/kernel \
   --initrd /lab/guest/initrd.cpio.gz --cpus 2 --memory 256 --api-sock /tmp/api.sock \
   </tmp/orig.in >/tmp/orig.out 2>&1 &
@@ -35,6 +36,10 @@ if wait_for /tmp/orig.out 'doppel-guest: ready' 240; then
   /lab/doppel ctl --sock /tmp/api.sock pause && echo "LAB: snap paused"
   /lab/doppel ctl --sock /tmp/api.sock info | grep -q '"Paused"' && echo "LAB: snap info says Paused"
   /lab/doppel ctl --sock /tmp/api.sock snapshot /tmp/snap && echo "LAB: snap created"
+  # Then a diff snapshot 2 s later: the pages KVM_GET_DIRTY_LOG says were written since.
+  /lab/doppel ctl --sock /tmp/api.sock resume && sleep 2 &&
+    /lab/doppel ctl --sock /tmp/api.sock pause &&
+    /lab/doppel ctl --sock /tmp/api.sock snapshot /tmp/diff --diff && echo "LAB: snap diff created"
   grep -q CPUMARK-DONE /tmp/orig.out && echo "LAB: snap taken after cpumark ended"
 fi
 kill -9 $orig 2>/dev/null; wait $orig 2>/dev/null
@@ -54,4 +59,16 @@ if [ -f /tmp/snap/state ]; then
   echo "LAB: snap restore exit=$?"
   exec 4>&-
   sed 's/^/L2-restored| /' /tmp/restored.out
+fi
+if [ -f /tmp/diff/state ]; then
+  ls -ls /tmp/diff | sed 's/^/LAB: diff file /'
+  timeout 300 /lab/doppel --log-level info restore /tmp/diff </tmp/diffrun.in >/tmp/diffrun.out 2>&1 &
+  restored=$!
+  exec 4>/tmp/diffrun.in
+  wait_for /tmp/diffrun.out 'CPUMARK-DONE' 240 && echo "LAB: diff restored run finished"
+  echo 'poweroff -f' >&4
+  wait $restored
+  echo "LAB: diff restore exit=$?"
+  exec 4>&-
+  sed 's/^/L2-diff| /' /tmp/diffrun.out
 fi
