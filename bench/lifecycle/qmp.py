@@ -5,7 +5,9 @@ counted on either side. Prints the milliseconds from sending the request to its 
     qmp.py hmp SOCK 'stop'            QEMU's HMP monitor: a command, until its prompt
     qmp.py migrate SOCK FILE          HMP: migrate "exec:cat > FILE", until completed
     qmp.py http SOCK METHOD PATH [BODY]   doppel's API: one HTTP/1.1 request
+                                          (QMP_SENT_AT=FILE: its wall-clock send time too)
 """
+import os
 import socket
 import sys
 import time
@@ -52,6 +54,7 @@ def main() -> int:
         request = (f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
         t0 = time.perf_counter()
+        sent_at = time.time()
         s.sendall(request)
         reply = b""
         while True:
@@ -65,6 +68,10 @@ def main() -> int:
             print(f"HTTP {status}: {reply.decode(errors='replace')}", file=sys.stderr)
             return 1
     print(f"{(t1 - t0) * 1000:.3f}")
+    if mode == "http" and os.environ.get("QMP_SENT_AT"):
+        # Where the caller times from the request (not from this interpreter's start-up).
+        with open(os.environ["QMP_SENT_AT"], "w") as f:
+            f.write(f"{sent_at:.6f}\n")
     return 0
 
 

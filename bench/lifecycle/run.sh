@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The VM lifecycle side by side with QEMU, on the riscv64 guest kit (256 MiB, 1 hart, the
-# guest idle at its shell): doppel on its emulator, qemu-system-riscv64 -M virt on TCG.
+# guest idle at its shell; CPUS=4 BUSY=1: 4 harts, each spinning in a shell loop): doppel on its emulator, qemu-system-riscv64 -M virt on TCG.
 # Prints the raw numbers and the doppel/QEMU ratios (lower is better for doppel).
 #
 #   bench/lifecycle/run.sh                 # RUNS=5 of each measurement
 #   RUNS=9 CLONES=4 bench/lifecycle/run.sh
+#   CPUS=4 BUSY=1 bench/lifecycle/run.sh   # pause/resume with every vCPU spinning
 #
 # Metrics:
 #   pause, resume   from sending the request on an open socket to its reply (qmp.py):
@@ -34,6 +35,9 @@ need qemu-system-riscv64 python3
 GUEST_DIR=$(guest_dir)
 [[ -x $DOPPEL ]] || skip "$DOPPEL not built (make build)"
 RUNS=${RUNS:-5}
+CPUS=${CPUS:-1}
+# BUSY=1: every vCPU spins in a guest shell loop while pause and resume are measured.
+BUSY=${BUSY:-0}
 CLONES=${CLONES:-4}
 MEM_MIB=256
 CMDLINE='console=ttyS0 panic=-1'
@@ -57,10 +61,10 @@ wait_output() {
 }
 pss_kib() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
 
-doppel_boot=("$DOPPEL" run --arch riscv64 --cpus 1 --memory "${MEM_MIB}M"
+doppel_boot=("$DOPPEL" run --arch riscv64 --cpus "$CPUS" --memory "${MEM_MIB}M"
              --firmware "$GUEST_DIR/fw_dynamic.bin" --kernel "$GUEST_DIR/kernel"
              --initrd "$GUEST_DIR/initrd.cpio.gz" --cmdline "$CMDLINE")
-qemu_boot=(qemu-system-riscv64 -M virt -smp 1 -m "$MEM_MIB" -nographic -no-reboot
+qemu_boot=(qemu-system-riscv64 -M virt -smp "$CPUS" -m "$MEM_MIB" -nographic -no-reboot
            -bios "$GUEST_DIR/fw_dynamic.bin" -kernel "$GUEST_DIR/kernel"
            -initrd "$GUEST_DIR/initrd.cpio.gz" -append "$CMDLINE")
 
@@ -69,6 +73,8 @@ dsock=$WORK/d.sock
 api() { $QMP http "$dsock" "$@"; }
 vm_start doppel "${doppel_boot[*]@Q} --api-sock $dsock"
 vm_wait_ready
+spin_all() { ((BUSY)) && for ((c = 0; c < CPUS; c++)); do vm_send 'while :; do :; done &'; done; true; }
+spin_all
 for ((i = 0; i < 100; i++)); do "$DOPPEL" ctl --sock "$dsock" info >/dev/null 2>&1 && break; sleep 0.1; done
 declare -a d_load_rt d_load_out d_load_vmm d_restore_vmm d_pause d_resume d_pause_rt d_resume_rt d_full d_diff d_restore_run d_restore_out q_stop q_cont q_mig q_restore_out
 for ((r = 0; r < RUNS; r++)); do
@@ -115,10 +121,9 @@ for ((r = 0; r < RUNS; r++)); do
   pid=$!
   exec 8>"$in"
   for ((i = 0; i < 100; i++)); do [[ -S $lsock ]] && break; sleep 0.05; done
-  t0=$(now)
-  d_load_rt+=("$($QMP http "$lsock" PUT /snapshot/load "{\"snapshot_path\": \"$WORK/dsnap/state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$WORK/dsnap/memory\"}, \"resume_vm\": true}")")
+  d_load_rt+=("$(QMP_SENT_AT=$WORK/sent_at $QMP http "$lsock" PUT /snapshot/load "{\"snapshot_path\": \"$WORK/dsnap/state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$WORK/dsnap/memory\"}, \"resume_vm\": true}")")
   wait_output "^LOADED-$r" "$out" $pid "echo LOADED-$r"
-  t1=$(now)
+  t1=$(now); t0=$(cat "$WORK/sent_at")
   d_load_out+=("$(ms "$t0" "$t1")")
   d_load_vmm+=("$(grep -ao 'vCPUs started [0-9.]* ms' "$out" | awk '{ print $3 }')")
   kill $pid; wait $pid 2>/dev/null || true; exec 8>&-
@@ -128,6 +133,7 @@ done
 qmon=$WORK/q.mon
 vm_start qemu "${qemu_boot[*]@Q} -monitor unix:$qmon,server,nowait"
 vm_wait_ready
+spin_all
 for ((r = 0; r < RUNS; r++)); do
   q_stop+=("$($QMP hmp "$qmon" stop)")
   rm -f "$WORK/qstate"
@@ -173,7 +179,7 @@ for p in "${pids[@]}"; do boot_pss=$((boot_pss + $(pss_kib "$p"))); done
 kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
 
 med() { printf '%s\n' "$@" | median; }
-printf '\n%-34s %12s %12s %8s\n' "metric (median of $RUNS, ms)" doppel QEMU ratio
+printf '\n%-34s %12s %12s %8s\n' "metric (median of $RUNS, ms, $CPUS vCPU)" doppel QEMU ratio
 row() { printf '%-34s %12s %12s %8s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 row "pause (request to reply)" "$(med "${d_pause_rt[@]}")" "$(med "${q_stop[@]}")"
 row "pause (in the VMM)" "$(med "${d_pause[@]}")" "-"
