@@ -52,7 +52,9 @@ vm_start() {
   VM_OUT=$WORK/$name.out
   local in=$WORK/$name.in
   rm -f "$in"; mkfifo "$in"
-  eval "$*" <"$in" >"$VM_OUT" 2>&1 &
+  # exec: VM_PID is the VMM itself, not a subshell around it, so that killing it (a
+  # test's SIGKILL of a VM it snapshotted) kills the VM and leaves nothing running.
+  eval "exec $*" <"$in" >"$VM_OUT" 2>&1 &
   VM_PID=$!
   exec 7>"$in"
   VM_T0=$SECONDS
