@@ -48,6 +48,14 @@ Result<std::string> snapshot(const CtlOptions& options) {
   return std::string();
 }
 
+Result<std::string> migrate(const CtlOptions& options) {
+  json body = {{"destination", options.destination}};
+  if (options.downtime_ms) body["downtime_ms"] = options.downtime_ms;
+  if (options.max_bandwidth) body["max_bandwidth"] = options.max_bandwidth;
+  return pretty(TRY(call(options.socket_path, "PUT", "/migrate",
+                         body.dump(-1, ' ', false, json::error_handler_t::replace))));
+}
+
 }  // namespace
 
 Result<std::string> run_ctl(const CtlOptions& options) {
@@ -62,6 +70,7 @@ Result<std::string> run_ctl(const CtlOptions& options) {
     case Command::kInfo: return pretty(TRY(call(options.socket_path, "GET", "/")));
     case Command::kMetrics: return pretty(TRY(call(options.socket_path, "GET", "/metrics")));
     case Command::kSnapshot: return snapshot(options);
+    case Command::kMigrate: return migrate(options);
   }
   return Error("ctl: unknown command");
 }

@@ -1,7 +1,8 @@
-// `doppel ctl --sock PATH pause|resume|info|metrics|snapshot DIR [--diff]`: a client of the
+// `doppel ctl --sock PATH pause|resume|info|metrics|snapshot DIR [--diff]|migrate DEST`: a client of the
 // control API (api_server.h) for people and scripts.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "base/result.h"
@@ -9,15 +10,18 @@
 namespace doppel {
 
 struct CtlOptions {
-  enum class Command { kPause, kResume, kInfo, kMetrics, kSnapshot };
+  enum class Command { kPause, kResume, kInfo, kMetrics, kSnapshot, kMigrate };
   std::string socket_path;
   Command command = Command::kInfo;
   std::string snapshot_dir;  // kSnapshot: created if needed; holds state and memory(.diff)
   bool diff = false;         // kSnapshot: a Diff snapshot (memory.diff) instead of Full (memory)
+  std::string destination;   // kMigrate: tcp:HOST:PORT or unix:PATH
+  uint64_t downtime_ms = 0;  // kMigrate: 0 for the server's default
+  uint64_t max_bandwidth = 0;  // kMigrate: bytes per second, 0 for no limit
 };
 
 // Sends the command's request and returns what to print on stdout: pretty JSON for info
-// and metrics, nothing for the others. An answer other than 2xx is an Error carrying the
+// and metrics and the migration's report, nothing for the others. An answer other than 2xx is an Error carrying the
 // server's fault_message.
 Result<std::string> run_ctl(const CtlOptions& options);
 

@@ -222,6 +222,7 @@ Result<HttpResponse> ApiRouter::route(std::string_view method, std::string_view 
   if (path == "/snapshot/load")
     return put ? action(put_snapshot_load(body)) : not_allowed(method, path, "PUT");
   if (path == "/actions") return put ? action(put_actions(body)) : not_allowed(method, path, "PUT");
+  if (path == "/migrate") return put ? put_migrate(body) : not_allowed(method, path, "PUT");
   if (path == "/boot-source") return put ? action(put_boot_source(body)) : not_allowed(method, path, "PUT");
 
   for (std::string_view collection : {"/drives", "/network-interfaces"}) {
@@ -321,6 +322,28 @@ Result<void> ApiRouter::put_snapshot_create(const std::string& body) {
   request.snapshot_path = TRY(fields.string("snapshot_path"));
   request.mem_file_path = TRY(fields.string("mem_file_path"));
   return m_control.create_snapshot(request);
+}
+
+Result<HttpResponse> ApiRouter::put_migrate(const std::string& body) {
+  constexpr std::string_view kResource = "migrate";
+  const json doc = TRY(parse_object(kResource, body));
+  const Fields fields(kResource, doc);
+  TRY(fields.only({"destination", "downtime_ms", "max_bandwidth", "max_rounds"}));
+  MigrationRequest request;
+  request.destination = TRY(fields.string("destination"));
+  if (fields.has("downtime_ms"))
+    request.downtime_ms = static_cast<double>(TRY(fields.integer("downtime_ms", 1, 3'600'000)));
+  if (fields.has("max_bandwidth")) request.max_bandwidth = TRY(fields.integer("max_bandwidth", 0, UINT64_MAX));
+  if (fields.has("max_rounds"))
+    request.max_rounds = static_cast<unsigned>(TRY(fields.integer("max_rounds", 1, 1000)));
+  const MigrationReport r = TRY(m_control.migrate(request));
+  return ok_json({{"rounds", r.rounds},
+                  {"bytes_sent", r.bytes},
+                  {"pages_sent", r.pages},
+                  {"zero_pages", r.zero_pages},
+                  {"expected_downtime_ms", r.expected_downtime_ms},
+                  {"downtime_ms", r.downtime_ms},
+                  {"total_ms", r.total_ms}});
 }
 
 Result<void> ApiRouter::put_snapshot_load(const std::string& body) {

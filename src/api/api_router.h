@@ -65,6 +65,7 @@ class ApiRouter {
   Result<void> patch_vm(const std::string& body);
   Result<void> put_snapshot_create(const std::string& body);
   Result<void> put_snapshot_load(const std::string& body);
+  Result<HttpResponse> put_migrate(const std::string& body);
   Result<void> put_actions(const std::string& body);
   Result<void> put_boot_source(const std::string& body);
   Result<void> put_machine_config(const std::string& body);

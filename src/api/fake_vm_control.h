@@ -62,6 +62,14 @@ class FakeVmControl : public VmControl {
     m_state = request.resume_vm ? VmState::kRunning : VmState::kPaused;
     return {};
   }
+  Result<MigrationReport> migrate(const MigrationRequest& request) override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("migrate"));
+    if (m_state != VmState::kRunning) return Error("migrate: the VM is not running");
+    m_migrated = request;
+    m_state = VmState::kStopped;
+    return MigrationReport{.rounds = 3, .bytes = 4096, .pages = 1};
+  }
   Result<void> send_ctrl_alt_del() override {
     std::lock_guard lock(m_mutex);
     return record("send_ctrl_alt_del");
@@ -94,6 +102,10 @@ class FakeVmControl : public VmControl {
     std::lock_guard lock(m_mutex);
     return m_loaded;
   }
+  std::optional<MigrationRequest> migrated() {
+    std::lock_guard lock(m_mutex);
+    return m_migrated;
+  }
 
  private:
   Result<void> record(std::string call) {  // REQUIRES(m_mutex)
@@ -113,6 +125,7 @@ class FakeVmControl : public VmControl {
   std::optional<VmConfig> m_started;
   std::optional<SnapshotCreateRequest> m_created;
   std::optional<SnapshotLoadRequest> m_loaded;
+  std::optional<MigrationRequest> m_migrated;
 };
 
 }  // namespace doppel

@@ -57,6 +57,11 @@ class [[nodiscard]] Result {
 
   const Error& error() const& { return std::get<1>(m_storage); }
   Error release_error() { return std::move(std::get<1>(m_storage)); }
+  // The error prefixed with `what` (Error::context); a value passes through.
+  Result context(std::string_view what) && {
+    if (!ok()) return error().context(what);
+    return std::move(*this);
+  }
 
  private:
   std::variant<T, Error> m_storage;
@@ -73,6 +78,10 @@ class [[nodiscard]] Result<void> {
   void release_value() {}
   const Error& error() const& { return m_error; }
   Error release_error() { return std::move(m_error); }
+  Result context(std::string_view what) && {
+    if (!ok()) return m_error.context(what);
+    return {};
+  }
 
  private:
   Error m_error{""};

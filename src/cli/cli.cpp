@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "backends/endpoint.h"
 #include "base/log.h"
 #include "vmm/exit_codes.h"
 #include "api/api_client.h"
@@ -42,6 +43,7 @@ struct RunFlags {
 struct ServeFlags {
   std::string api_sock;
   std::string id = "doppel";
+  std::string migrate_from;  // `run`: the VM comes live from a source there
 };
 
 // Flags of `doppel restore DIR` (and `doppel run --restore DIR`).
@@ -180,7 +182,9 @@ int serve(const ServeFlags& serve_flags, std::optional<VmConfig> boot,
     }
     api = std::move(*server);
   }
-  auto code = (*service)->run(std::move(boot), std::move(restore));
+  auto code = !serve_flags.migrate_from.empty() && boot
+                  ? (*service)->run_incoming(*boot, serve_flags.migrate_from)
+                  : (*service)->run(std::move(boot), std::move(restore));
   api.reset();  // no control call outlives the service
   if (!code) {
     fmt::print(stderr, "doppel: {}\n", code.error().message());
@@ -198,6 +202,12 @@ int run_command(const RunFlags& flags, const ServeFlags& serve_flags, bool print
   if (print_config) {
     fmt::print("{}\n", to_json(*config).dump(2));
     return 0;
+  }
+  if (!serve_flags.migrate_from.empty()) {
+    if (auto e = parse_endpoint(serve_flags.migrate_from); !e) {
+      fmt::print(stderr, "doppel: --migrate-from: {}\n", e.error().message());
+      return kExitError;
+    }
   }
   return serve(serve_flags, std::move(*config), std::nullopt);
 }
@@ -298,6 +308,8 @@ int cli_main(int argc, char** argv) {
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   run->add_option("--id", serve_flags.id, "The instance id the API reports");
+  run->add_option("--migrate-from", serve_flags.migrate_from,
+                  "tcp:HOST:PORT or unix:PATH: wait there for a live migration of this VM");
   RestoreFlags restore_flags;
   run->add_option("--restore", restore_flags.dir, "Restore from a snapshot directory (as `doppel restore`)");
 
@@ -338,6 +350,14 @@ int cli_main(int argc, char** argv) {
       ->required();
   ctl_snapshot->add_flag("--diff", ctl_options.diff, "Only the memory changed since the last snapshot");
   ctl_snapshot->callback([&] { ctl_options.command = CtlCommand::kSnapshot; });
+  auto* ctl_migrate = ctl->add_subcommand(
+      "migrate", "Move the running VM live to DEST, where `doppel run --migrate-from` waits");
+  ctl_migrate->add_option("dest", ctl_options.destination, "tcp:HOST:PORT or unix:PATH")->required();
+  ctl_migrate->add_option("--downtime-ms", ctl_options.downtime_ms,
+                          "The longest pause allowed at the switch-over (default 300)");
+  ctl_migrate->add_option("--max-bandwidth", ctl_options.max_bandwidth,
+                          "Bytes per second at most (default: no limit)");
+  ctl_migrate->callback([&] { ctl_options.command = CtlCommand::kMigrate; });
 
   std::string guest_arch = "riscv64";
   auto* guest = app.add_subcommand("guest", "The guest kit: kernels and initrds built from Debian packages");

@@ -32,6 +32,9 @@ struct BoardContext {
   // A restore: guest RAM is this memory file (a snapshot's), mapped copy-on-write, and no
   // image is loaded. Empty to boot: fresh RAM, the images loaded into it.
   std::string memory_file;
+  // An incoming migration: fresh RAM and no image loaded; the RAM and the state come from
+  // the source.
+  bool incoming = false;
 };
 
 class Board {

@@ -27,8 +27,8 @@ Result<std::unique_ptr<BoardRiscv64>> BoardRiscv64::create(const VmConfig& confi
 
 Result<void> BoardRiscv64::build() {
   const unsigned harts = m_config.cpus;
-  const bool restoring = !m_context.memory_file.empty();
-  if (restoring)
+  const bool restoring = !m_context.memory_file.empty() || m_context.incoming;
+  if (!m_context.memory_file.empty())
     m_memory = TRY(GuestMemory::create_from_file({{mm::kRamBase, m_config.memory}},
                                                  m_context.memory_file));
   else

@@ -48,8 +48,8 @@ Result<void> BoardX86_64::build() {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
   };
   const unsigned cpus = m_config.cpus;
-  const bool restoring = !m_context.memory_file.empty();
-  if (restoring)
+  const bool restoring = !m_context.memory_file.empty() || m_context.incoming;
+  if (!m_context.memory_file.empty())
     m_memory = TRY(GuestMemory::create_from_file(lay::ram_regions(m_config.memory),
                                                  m_context.memory_file));
   else

@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "vmm/exit_codes.h"
+#include "vmm/migration_stream.h"
 #include "vmm/state_codec.h"
 
 namespace doppel {
@@ -99,11 +100,11 @@ Result<std::unique_ptr<Machine>> Machine::restore(const VmConfig& config, Consol
   return m;
 }
 
-Result<void> Machine::build(const std::string& memory_file) {
+Result<void> Machine::build(const std::string& memory_file, bool incoming) {
   BoardContext context{
       m_console,
       [this](int code, std::string reason) { request_stop(code, std::move(reason)); },
-      memory_file};
+      memory_file, incoming};
   m_board = TRY(create_board(m_config, std::move(context)));
   for (unsigned i = 0; i < m_board->vcpu_count(); ++i)
     m_counters.push_back(std::make_unique<VcpuExitCounters>());
@@ -231,8 +232,15 @@ Result<int> Machine::run() {
     spdlog::info("restore: vCPUs started {:.3f} ms after the restore began (wall clock {:.6f})",
                  ms_since(*m_restore_began), std::chrono::duration<double>(wall).count());
   }
+  if (m_migration_connection.valid()) {
+    // The source may exit now: its guest runs here.
+    FdStream stream(m_migration_connection.get());
+    if (auto r = write_migration_record(stream, MigrationRecord::kRunning, {}); !r.ok())
+      spdlog::warn("migration: telling the source the VM runs: {}", r.error().message());
+  }
   for (auto& t : threads) t.join();
   m_board->stop();
+  m_migration_connection.reset();
 
   int code;
   std::string reason;
@@ -280,6 +288,15 @@ void Machine::unpark_all() {
 
 Result<void> Machine::pause() {
   std::lock_guard control(m_control_mutex);
+  return pause_locked();
+}
+
+Result<void> Machine::resume() {
+  std::lock_guard control(m_control_mutex);
+  return resume_locked();
+}
+
+Result<void> Machine::pause_locked() {
   const auto t0 = Clock::now();
   {
     std::lock_guard lock(m_mutex);
@@ -307,8 +324,7 @@ Result<void> Machine::pause() {
   return ok();
 }
 
-Result<void> Machine::resume() {
-  std::lock_guard control(m_control_mutex);
+Result<void> Machine::resume_locked() {
   const auto t0 = Clock::now();
   {
     std::lock_guard lock(m_mutex);

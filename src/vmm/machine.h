@@ -30,6 +30,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "vmm/board.h"
 #include "vmm/console.h"
 #include "vmm/vm_config.h"
@@ -68,6 +69,11 @@ class Machine {
   static Result<std::unique_ptr<Machine>> restore(const VmConfig& config, Console& console,
                                                   const StateFile& state,
                                                   const SnapshotFiles& files, bool resume);
+  // The destination of a live migration: builds the VM's devices, then reads the stream
+  // on `fd` (RAM, then the state) and answers the source once the vCPUs run. config is
+  // the destination's own (the source's, with its disks and nets).
+  static Result<std::unique_ptr<Machine>> incoming(const VmConfig& config, Console& console,
+                                                   UniqueFd connection);
   ~Machine();
   Machine(const Machine&) = delete;
   Machine& operator=(const Machine&) = delete;
@@ -83,6 +89,12 @@ class Machine {
   // Paused only. Full: state + every page of RAM; Diff: state + the pages written since
   // the previous snapshot (or since the restore). Writes config_path (vm.json) if set.
   Result<void> create_snapshot(const SnapshotCreateRequest& request);
+  // Running only. Pre-copy to the destination connected on `fd`: all of RAM while the
+  // guest runs, then what it wrote meanwhile, round after round, until the rest fits the
+  // downtime; then pause, send the rest and the state, and wait for the destination's
+  // answer. On success the machine stops (exit code 0); on any failure it runs on
+  // (resumed if this paused it) and the error says what happened.
+  Result<MigrationReport> migrate_to(int fd, const MigrationRequest& options);
 
   VmState state() const;
   const VmConfig& config() const { return m_config; }
@@ -103,18 +115,25 @@ class Machine {
  private:
   enum class Target { kRun, kPark, kExit };
   Machine(const VmConfig& config, Console& console) : m_config(config), m_console(console) {}
-  Result<void> build(const std::string& memory_file);
+  Result<void> build(const std::string& memory_file, bool incoming = false);
+  // Pauses and collects the pages written since the last call (and starts a new epoch).
+  Result<std::vector<uint64_t>> pause_and_take_dirty();
   void vcpu_thread(unsigned index);
   void handle_exit(unsigned index, Vcpu& vcpu, const VcpuExit& exit);
   // Parks every vCPU (m_control_mutex held); false if the machine stopped meanwhile.
   bool park_all();
   void unpark_all();
+  // pause() and resume() with m_control_mutex held.
+  Result<void> pause_locked();
+  Result<void> resume_locked();
   Result<void> save_state(StateFile& out);
   Result<void> restore_state(const StateFile& in);
 
   const VmConfig m_config;
   Console& m_console;
   std::optional<std::chrono::steady_clock::time_point> m_restore_began;  // a restored VM
+  // An incoming migration's connection: run() answers the source on it once the vCPUs run.
+  UniqueFd m_migration_connection;
   std::unique_ptr<Board> m_board;
   std::vector<std::unique_ptr<VcpuExitCounters>> m_counters;  // one per vCPU
 

@@ -58,6 +58,24 @@ struct SnapshotLoadRequest {
   std::optional<EngineKind> expect_engine;
 };
 
+// Live migration (PUT /migrate, `doppel ctl migrate`): the source side.
+struct MigrationRequest {
+  std::string destination;  // tcp:HOST:PORT or unix:PATH, where a `doppel run --migrate-from` waits
+  // The pause the source may take at the end: rounds go on while the pages left to send
+  // would take longer at the measured bandwidth (QEMU's downtime-limit and its default).
+  double downtime_ms = 300;
+  uint64_t max_bandwidth = 0;  // bytes per second; 0: as fast as the connection goes
+  unsigned max_rounds = 30;    // then the source pauses anyway
+};
+struct MigrationReport {
+  unsigned rounds = 0;          // copy rounds, the first (all of RAM) included
+  uint64_t bytes = 0;           // sent, headers included
+  uint64_t pages = 0, zero_pages = 0;
+  double expected_downtime_ms = 0;  // the estimate that ended the rounds
+  double downtime_ms = 0;       // source paused until the destination said it runs
+  double total_ms = 0;
+};
+
 class VmControl {
  public:
   virtual ~VmControl() = default;
@@ -77,6 +95,9 @@ class VmControl {
   virtual Result<void> create_snapshot(const SnapshotCreateRequest& request) = 0;
   // Only on a process with no VM yet (NotStarted).
   virtual Result<void> load_snapshot(const SnapshotLoadRequest& request) = 0;
+  // Running only: moves the VM to the destination; on success this process's VM stops
+  // (exit code 0). On failure the VM runs on here.
+  virtual Result<MigrationReport> migrate(const MigrationRequest& request) = 0;
   // x86_64: an i8042 Ctrl-Alt-Del to the guest; riscv64: not supported (an error).
   virtual Result<void> send_ctrl_alt_del() = 0;
   // Counters as a JSON object (GET /metrics).

@@ -9,6 +9,7 @@
 
 #include "base/bits.h"
 #include "base/log.h"
+#include "backends/endpoint.h"
 #include "vmm/exit_codes.h"
 #include "vmm/state_codec.h"
 
@@ -107,6 +108,13 @@ void VmmService::route_input_to(Machine* machine) {
 }
 
 Result<std::unique_ptr<Machine>> VmmService::make_machine(const Pending& pending) {
+  if (pending.boot && pending.migrate_from) {
+    const Endpoint endpoint = TRY(parse_endpoint(*pending.migrate_from).context("--migrate-from"));
+    UniqueFd listener = TRY(listen_endpoint(endpoint).context("--migrate-from"));
+    spdlog::info("waiting for a migration on {}", endpoint.text);
+    UniqueFd connection = TRY(accept_one(listener.get(), endpoint).context("--migrate-from"));
+    return Machine::incoming(*pending.boot, *m_console, std::move(connection));
+  }
   if (pending.boot) return Machine::create(*pending.boot, *m_console);
   const SnapshotLoadRequest& request = *pending.restore;
   // One read of the state file: the config, the memory chain and the devices' state.
@@ -120,13 +128,25 @@ Result<std::unique_ptr<Machine>> VmmService::make_machine(const Pending& pending
   return Machine::restore(config, *m_console, state, files, request.resume_vm);
 }
 
+Result<int> VmmService::run_incoming(const VmConfig& config, const std::string& endpoint) {
+  {
+    std::lock_guard lock(m_mutex);
+    m_pending = Pending{config, std::nullopt, endpoint};
+  }
+  return run_pending(false);
+}
+
 Result<int> VmmService::run(std::optional<VmConfig> boot,
                             std::optional<SnapshotLoadRequest> restore) {
   const bool from_api = !boot && !restore;
   {
     std::lock_guard lock(m_mutex);
-    if (!from_api) m_pending = Pending{std::move(boot), std::move(restore)};
+    if (!from_api) m_pending = Pending{std::move(boot), std::move(restore), std::nullopt};
   }
+  return run_pending(from_api);
+}
+
+Result<int> VmmService::run_pending(bool from_api) {
   if (m_options.interactive_console) {
     m_console->start_input(
         [this](std::span<const uint8_t> bytes) -> size_t {
@@ -203,7 +223,7 @@ Result<int> VmmService::run(std::optional<VmConfig> boot,
     spdlog::info("{}: the guest rebooted; starting it again (--on-reboot=restart)",
                  to_string(config.arch));
     std::lock_guard lock(m_mutex);
-    m_pending = Pending{config, std::nullopt};
+    m_pending = Pending{config, std::nullopt, std::nullopt};
   }
 }
 
@@ -245,11 +265,11 @@ nlohmann::json VmmService::vm_config() {
 }
 
 Result<void> VmmService::start(const VmConfig& config) {
-  return post(Pending{config, std::nullopt}, "InstanceStart");
+  return post(Pending{config, std::nullopt, std::nullopt}, "InstanceStart");
 }
 
 Result<void> VmmService::load_snapshot(const SnapshotLoadRequest& request) {
-  return post(Pending{std::nullopt, request}, "snapshot/load");
+  return post(Pending{std::nullopt, request, std::nullopt}, "snapshot/load");
 }
 
 Result<void> VmmService::post(Pending pending, std::string_view what) {
@@ -278,6 +298,14 @@ Result<void> VmmService::create_snapshot(const SnapshotCreateRequest& request) {
   if (r.config_path.empty() && fs::path(r.snapshot_path).filename() == "state")
     r.config_path = (fs::path(r.snapshot_path).parent_path() / "vm.json").string();
   return with_machine("snapshot/create", [&](Machine& m) { return m.create_snapshot(r); });
+}
+
+Result<MigrationReport> VmmService::migrate(const MigrationRequest& request) {
+  const Endpoint endpoint = TRY(parse_endpoint(request.destination).context("migrate: destination"));
+  return with_machine("migrate", [&](Machine& m) -> Result<MigrationReport> {
+    UniqueFd connection = TRY(connect_endpoint(endpoint).context("migrate"));
+    return m.migrate_to(connection.get(), request);
+  });
 }
 
 Result<void> VmmService::send_ctrl_alt_del() {

@@ -1,10 +1,10 @@
 // One doppel process: the console, at most one Machine at a time (a fresh one after each
 // guest reboot with --on-reboot=restart), and the VmControl a control plane drives.
 //
-// A VM comes from one of three places: a VmConfig given at start (`doppel run`), a
-// snapshot given at start (`doppel restore`), or the API later (InstanceStart after
-// pre-boot configuration, or PUT /snapshot/load on a process started with only
-// --api-sock).
+// A VM comes from one of four places: a VmConfig given at start (`doppel run`), a
+// snapshot given at start (`doppel restore`), a live migration's source (`doppel run
+// --migrate-from`), or the API later (InstanceStart after pre-boot configuration, or PUT
+// /snapshot/load on a process started with only --api-sock).
 //
 // Snapshot directories (`doppel ctl snapshot DIR`, `doppel restore DIR`):
 //   DIR/state        the state file (vmm/state_file.h); it also holds the VM's config and,
@@ -58,6 +58,9 @@ class VmmService final : public VmControl {
   // Main thread: boots `boot`, or restores `restore`, or (neither) waits for a control call
   // to start or load a VM; runs it to its end and returns the exit code.
   Result<int> run(std::optional<VmConfig> boot, std::optional<SnapshotLoadRequest> restore);
+  // Main thread: waits on `endpoint` (tcp:HOST:PORT or unix:PATH) for one source to
+  // migrate `config`'s VM here, then runs it to its end.
+  Result<int> run_incoming(const VmConfig& config, const std::string& endpoint);
 
   // VmControl
   InstanceInfo info() override;
@@ -67,6 +70,7 @@ class VmmService final : public VmControl {
   Result<void> resume() override;
   Result<void> create_snapshot(const SnapshotCreateRequest& request) override;
   Result<void> load_snapshot(const SnapshotLoadRequest& request) override;
+  Result<MigrationReport> migrate(const MigrationRequest& request) override;
   Result<void> send_ctrl_alt_del() override;
   nlohmann::json metrics() override;
 
@@ -76,8 +80,11 @@ class VmmService final : public VmControl {
   struct Pending {
     std::optional<VmConfig> boot;
     std::optional<SnapshotLoadRequest> restore;
+    std::optional<std::string> migrate_from;  // with boot: the VM comes from a source there
   };
   Result<std::unique_ptr<Machine>> make_machine(const Pending& pending);
+  // run()'s loop over the pending start (and the starts after a reboot).
+  Result<int> run_pending(bool from_api);
   // Hands run() a VM to start and waits for the outcome.
   Result<void> post(Pending pending, std::string_view what);
   // Calls f(machine) with the current machine kept alive, or fails if there is none.

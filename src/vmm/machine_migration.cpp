@@ -1,0 +1,237 @@
+// Live migration of a Machine: the source's pre-copy rounds and the destination's build.
+// The wire format is vmm/migration_stream.h.
+//
+// Each round's dirty pages are taken with the vCPUs paused for an instant (pause() parks
+// them and quiesces the devices): an emulated hart drops its write TLB on the new dirty
+// epoch before it runs again, and no device DMA is half-way, so no write made after the
+// bitmap was read can go unmarked. The guest's clock stops during those instants too.
+#include <chrono>
+#include <thread>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "base/log.h"
+#include "vmm/exit_codes.h"
+#include "vmm/machine.h"
+#include "vmm/migration_stream.h"
+
+namespace doppel {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Sends pages in kPages records, holding to max_bandwidth (bytes/s) if set.
+class PageSender {
+ public:
+  PageSender(FdStream& out, const GuestMemory& memory, uint64_t max_bandwidth)
+      : m_out(out), m_memory(memory), m_max_bandwidth(max_bandwidth) {}
+
+  Result<void> send(uint64_t gpa) {
+    if (!m_batch.add(m_memory, gpa)) {
+      TRY(flush());
+      m_batch.add(m_memory, gpa);
+    }
+    ++m_pages;
+    return ok();
+  }
+  Result<void> flush() {
+    if (m_batch.empty()) return ok();
+    m_zero += m_batch.zero_pages();
+    const std::vector<uint8_t> payload = m_batch.take();
+    TRY(write_migration_record(m_out, MigrationRecord::kPages, payload));
+    if (m_max_bandwidth) {
+      // Sleep until the bytes sent so far fit the budget.
+      const double due_s = static_cast<double>(m_out.bytes_written()) / static_cast<double>(m_max_bandwidth);
+      const auto due = m_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(due_s));
+      std::this_thread::sleep_until(due);
+    }
+    return ok();
+  }
+  uint64_t pages() const { return m_pages; }
+  uint64_t zero_pages() const { return m_zero + m_batch.zero_pages(); }
+
+ private:
+  FdStream& m_out;
+  const GuestMemory& m_memory;
+  uint64_t m_max_bandwidth;
+  Clock::time_point m_start = Clock::now();
+  PageBatch m_batch;
+  uint64_t m_pages = 0, m_zero = 0;
+};
+
+// Waits until the destination has applied everything sent so far.
+Result<void> sync(FdStream& stream) {
+  TRY(write_migration_record(stream, MigrationRecord::kSync, {}));
+  const MigrationRecordIn answer = TRY(read_migration_record(stream));
+  if (answer.type == MigrationRecord::kFailed)
+    return Error::format("the destination failed: {}",
+                         std::string(answer.payload.begin(), answer.payload.end()));
+  if (answer.type != MigrationRecord::kSynced)
+    return Error::format("the destination answered record type {} to a sync",
+                         static_cast<uint32_t>(answer.type));
+  return ok();
+}
+
+}  // namespace
+
+Result<std::vector<uint64_t>> Machine::pause_and_take_dirty() {
+  TRY(pause_locked());
+  if (auto r = m_board->collect_dirty(); !r.ok()) {
+    (void)resume_locked();
+    return r.error();
+  }
+  std::vector<uint64_t> pages = m_board->memory().dirty_pages();
+  if (auto r = m_board->begin_dirty_epoch(); !r.ok()) {
+    (void)resume_locked();
+    return r.error();
+  }
+  return pages;
+}
+
+Result<MigrationReport> Machine::migrate_to(int fd, const MigrationRequest& options) {
+  std::lock_guard control(m_control_mutex);
+  const auto t0 = Clock::now();
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_stopping) return Error::format("migrate: the VM has stopped");
+    if (m_paused) return Error::format("migrate: the VM is paused; resume it first");
+  }
+  FdStream stream(fd);
+  GuestMemory& memory = m_board->memory();
+  MigrationReport report;
+  bool paused_here = false;
+  // Any failure: the VM runs on here. A destination that refused the VM said why before it
+  // closed the connection: that reason beats "Connection reset by peer".
+  auto fail = [&](const Error& e) -> Error {
+    if (paused_here) (void)resume_locked();
+    const timeval wait{1, 0};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    if (auto answer = read_migration_record(stream);
+        answer.ok() && answer->type == MigrationRecord::kFailed) {
+      const std::string why(answer->payload.begin(), answer->payload.end());
+      spdlog::warn("migration failed: the destination refused the VM: {}", why);
+      return Error::format("migrate: the destination refused the VM: {}", why);
+    }
+    spdlog::warn("migration failed after {} rounds, {} bytes: {}", report.rounds,
+                 stream.bytes_written(), e.message());
+    return e.context("migrate");
+  };
+  auto check = [&](Result<void> r) -> Result<void> {
+    if (!r.ok()) return fail(r.error());
+    return ok();
+  };
+
+  TRY(check(write_migration_header(stream, {m_config.arch, m_config.engine, memory.total_size()})));
+  // Round 1: all of RAM, from a fresh dirty epoch.
+  {
+    auto first = pause_and_take_dirty();
+    if (!first.ok()) return fail(first.error());
+    TRY(check(resume_locked()));
+  }
+  PageSender sender(stream, memory, options.max_bandwidth);
+  auto round_start = Clock::now();
+  uint64_t round_bytes_start = stream.bytes_written();
+  for (const auto& region : memory.regions())
+    for (uint64_t off = 0; off < region.size; off += kMigrationPageSize)
+      TRY(check(sender.send(region.gpa + off)));
+  TRY(check(sender.flush()));
+  TRY(check(sync(stream)));
+  report.rounds = 1;
+
+  for (;;) {
+    const double round_s = std::max(ms_between(round_start, Clock::now()) / 1000.0, 1e-6);
+    const double bandwidth = static_cast<double>(stream.bytes_written() - round_bytes_start) / round_s;
+    auto dirty = pause_and_take_dirty();
+    if (!dirty.ok()) return fail(dirty.error());
+    paused_here = true;
+    const auto paused_at = Clock::now();
+    const double left = static_cast<double>(dirty->size() * (kMigrationPageSize + 8));
+    report.expected_downtime_ms = bandwidth > 0 ? left / bandwidth * 1000.0 : 0;
+    const bool last = report.expected_downtime_ms <= options.downtime_ms ||
+                      report.rounds >= options.max_rounds;
+    if (!last) {
+      TRY(check(resume_locked()));
+      paused_here = false;
+    }
+    spdlog::info("migration: round {} ended at {:.0f} MB/s; {} pages dirty, {:.1f} ms to send{}",
+                 report.rounds, bandwidth / 1e6, dirty->size(), report.expected_downtime_ms,
+                 last ? ": the last round, paused" : "");
+    round_start = Clock::now();
+    round_bytes_start = stream.bytes_written();
+    for (uint64_t gpa : *dirty) TRY(check(sender.send(gpa)));
+    TRY(check(sender.flush()));
+    ++report.rounds;
+    if (!last) {
+      TRY(check(sync(stream)));
+      continue;
+    }
+
+    // Paused, devices drained: the rest is the state, then the destination's word.
+    StateFile state;
+    TRY(check(save_state(state)));
+    auto bytes = encode_state_file(state);
+    if (!bytes.ok()) return fail(bytes.error());
+    TRY(check(write_migration_record(stream, MigrationRecord::kState, *bytes)));
+    TRY(check(write_migration_record(stream, MigrationRecord::kEnd, {})));
+    spdlog::info("migration: state sent {:.1f} ms into the pause", ms_between(paused_at, Clock::now()));
+    auto answer = read_migration_record(stream);
+    if (!answer.ok()) return fail(answer.error().context("waiting for the destination"));
+    if (answer->type == MigrationRecord::kFailed)
+      return fail(Error::format("the destination refused the VM: {}",
+                                std::string(answer->payload.begin(), answer->payload.end())));
+    if (answer->type != MigrationRecord::kRunning)
+      return fail(Error::format("the destination answered record type {}",
+                                static_cast<uint32_t>(answer->type)));
+    report.downtime_ms = ms_between(paused_at, Clock::now());
+    break;
+  }
+  report.bytes = stream.bytes_written();
+  report.pages = sender.pages();
+  report.zero_pages = sender.zero_pages();
+  report.total_ms = ms_between(t0, Clock::now());
+  spdlog::info("migrated in {:.1f} ms: {} rounds, {} pages ({} zero), {} bytes, downtime "
+               "{:.1f} ms (expected {:.1f} ms)",
+               report.total_ms, report.rounds, report.pages, report.zero_pages, report.bytes,
+               report.downtime_ms, report.expected_downtime_ms);
+  request_stop(kExitPowerOff, "the VM migrated to the destination");
+  return report;
+}
+
+Result<std::unique_ptr<Machine>> Machine::incoming(const VmConfig& config, Console& console,
+                                                   UniqueFd connection) {
+  FdStream stream(connection.get());
+  auto built = [&]() -> Result<std::unique_ptr<Machine>> {
+    std::unique_ptr<Machine> m(new Machine(config, console));
+    TRY(m->build("", /*incoming=*/true));
+    GuestMemory& memory = m->m_board->memory();
+    const auto bytes = TRY(receive_migration(
+        stream, stream, memory, {config.arch, config.engine, memory.total_size()}));
+    m->m_restore_began = Clock::now();
+    spdlog::info("migration: all of RAM and the state received");
+    auto parsed = parse_state_file(bytes);
+    if (!parsed.ok()) return parsed.error().context("migration stream: the VM state");
+    const StateFile& state = *parsed;
+    if (state.arch != config.arch || state.engine != config.engine)
+      return Error::format("migration stream: the state is of a {}/{} VM", to_string(state.arch),
+                           to_string(state.engine));
+    TRY(m->restore_state(state));
+    TRY(m->m_board->begin_dirty_epoch());
+    for (const auto& v : m->m_board->virtio()) v->resume();
+    m->m_migration_connection = std::move(connection);
+    return m;
+  }();
+  if (!built.ok()) {
+    const std::string message = built.error().message();
+    (void)write_migration_record(
+        stream, MigrationRecord::kFailed,
+        {reinterpret_cast<const uint8_t*>(message.data()), message.size()});
+  }
+  return built;
+}
+
+}  // namespace doppel

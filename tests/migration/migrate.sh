@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Live migration between two network-namespace "hosts": `cpumark N` runs in the guest on
+# host A; it is migrated over TCP to a doppel waiting on host B (`doppel ctl migrate`);
+# the source exits 0, and the destination finishes the run with exactly the checksum of an
+# uninterrupted run, then powers off with exit 0.
+#   migrate.sh [HARTS]   (default 1)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+guest_dir >/dev/null
+harts=${1:-1}
+N=${CPUMARK_N:-6}
+want=$(cpumark_reference "$N")
+sock=$WORK/api.sock
+
+start_destination --cpus "$harts"
+vm_start src "ip netns exec $HOST_A $DOPPEL --log-level info run --arch riscv64 --cpus $harts --api-sock $sock"
+vm_wait_ready
+wait_sock "$sock"
+vm_send "echo START; cpumark $N; echo CPUMARK-\"\"DONE"
+vm_wait_for '^START'
+sleep "${MIGRATE_AFTER:-2}"
+ctl "$sock" migrate "$DEST"
+cat "$WORK/ctl.out"
+grep -ah 'migrat' "$VM_OUT" "$WORK/dest.out" || true
+grep -q '"downtime_ms"' "$WORK/ctl.out" || fail "doppel ctl migrate printed no report"
+grep -aq 'CPUMARK-DONE' "$VM_OUT" && fail "cpumark finished before the migration: raise CPUMARK_N"
+rc=0; wait "$VM_PID" || rc=$?
+VM_PID=""
+[[ $rc == 0 ]] || fail "the source exited with $rc after migrating"
+
+dest_wait_for 'CPUMARK-DONE'
+got=$(checksum_in "$WORK/dest.out")
+[[ $got == "$want" ]] || fail "the destination printed '$got'; an uninterrupted run prints '$want'"
+printf '%s\n' 'poweroff -f' >&9
+rc=0; wait "$DEST_PID" || rc=$?
+DEST_PID=""
+[[ $rc == 0 ]] || fail "the destination exited with $rc"
+echo "PASS: live migration on $harts hart(s): $want"
