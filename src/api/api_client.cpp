@@ -62,6 +62,9 @@ Result<std::string> run_ctl(const CtlOptions& options) {
     case Command::kInfo: return pretty(TRY(call(options.socket_path, "GET", "/")));
     case Command::kMetrics: return pretty(TRY(call(options.socket_path, "GET", "/metrics")));
     case Command::kSnapshot: return snapshot(options);
+    case Command::kCtrlAltDel:
+      TRY(call(options.socket_path, "PUT", "/actions", R"({"action_type":"SendCtrlAltDel"})"));
+      return std::string();
   }
   return Error("ctl: unknown command");
 }

@@ -1,4 +1,4 @@
-// `doppel ctl --sock PATH pause|resume|info|metrics|snapshot DIR [--diff]`: a client of the
+// `doppel ctl --sock PATH pause|resume|info|metrics|snapshot DIR [--diff]|ctrl-alt-del`: a client of the
 // control API (api_server.h) for people and scripts.
 #pragma once
 
@@ -9,7 +9,7 @@
 namespace doppel {
 
 struct CtlOptions {
-  enum class Command { kPause, kResume, kInfo, kMetrics, kSnapshot };
+  enum class Command { kPause, kResume, kInfo, kMetrics, kSnapshot, kCtrlAltDel };
   std::string socket_path;
   Command command = Command::kInfo;
   std::string snapshot_dir;  // kSnapshot: created if needed; holds state and memory(.diff)
