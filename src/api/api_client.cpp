@@ -71,6 +71,9 @@ Result<std::string> run_ctl(const CtlOptions& options) {
     case Command::kMetrics: return pretty(TRY(call(options.socket_path, "GET", "/metrics")));
     case Command::kSnapshot: return snapshot(options);
     case Command::kMigrate: return migrate(options);
+    case Command::kCtrlAltDel:
+      TRY(call(options.socket_path, "PUT", "/actions", R"({"action_type":"SendCtrlAltDel"})"));
+      return std::string();
   }
   return Error("ctl: unknown command");
 }

@@ -1,5 +1,5 @@
-// `doppel ctl --sock PATH pause|resume|info|metrics|snapshot DIR [--diff]|migrate DEST`: a client of the
-// control API (api_server.h) for people and scripts.
+// `doppel ctl --sock PATH pause|resume|info|metrics|snapshot DIR [--diff]|migrate DEST|ctrl-alt-del`:
+// a client of the control API (api_server.h) for people and scripts.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,7 @@
 namespace doppel {
 
 struct CtlOptions {
-  enum class Command { kPause, kResume, kInfo, kMetrics, kSnapshot, kMigrate };
+  enum class Command { kPause, kResume, kInfo, kMetrics, kSnapshot, kMigrate, kCtrlAltDel };
   std::string socket_path;
   Command command = Command::kInfo;
   std::string snapshot_dir;  // kSnapshot: created if needed; holds state and memory(.diff)

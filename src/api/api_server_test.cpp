@@ -273,15 +273,32 @@ TEST_F(ApiServerTest, SnapshotLoadErrors) {
 }
 
 TEST_F(ApiServerTest, Actions) {
-  EXPECT_EQ(request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").status, 204u);
+  // No VM yet: 400 with the vmm's reason.
+  const auto none = request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})");
+  EXPECT_EQ(none.status, 400u);
+  EXPECT_EQ(json::parse(none.body), (json{{"fault_message", "SendCtrlAltDel: there is no VM yet"}}));
+  m_control.set_state(VmState::kRunning);
+  const auto sent = request("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})");
+  EXPECT_EQ(sent.status, 204u);
+  EXPECT_EQ(sent.body, "");
   EXPECT_EQ(request("PUT", "/actions", R"({"action_type": "FlushMetrics"})").status, 204u);
-  EXPECT_EQ(m_control.calls(), (std::vector<std::string>{"send_ctrl_alt_del"}));
+  EXPECT_EQ(m_control.calls(),
+            (std::vector<std::string>{"send_ctrl_alt_del", "send_ctrl_alt_del"}));
   EXPECT_EQ(
       fault("PUT", "/actions", R"({"action_type": "Reboot"})"),
       R"(actions: action_type: expected "InstanceStart", "SendCtrlAltDel" or "FlushMetrics", got "Reboot")");
-  m_control.fail_next("Ctrl-Alt-Del needs an i8042: riscv64 has none");
+  EXPECT_EQ(fault("PUT", "/actions", R"({"action_type": "SendCtrlAltDel", "keys": 3})"),
+            "actions: unknown field 'keys' (known: action_type)");
+  // What a riscv64 doppel answers (VmmService through the board).
+  m_control.fail_next("SendCtrlAltDel: not supported on riscv64 (there is no keyboard controller)");
   EXPECT_EQ(fault("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})"),
-            "Ctrl-Alt-Del needs an i8042: riscv64 has none");
+            "SendCtrlAltDel: not supported on riscv64 (there is no keyboard controller)");
+  // A guest that does not read its keyboard.
+  m_control.fail_next(
+      "SendCtrlAltDel: i8042: the keyboard buffer has 10 of 15 bytes taken: the guest is not "
+      "reading its keyboard");
+  EXPECT_TRUE(fault("PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})").starts_with(
+      "SendCtrlAltDel: i8042: the keyboard buffer"));
 }
 
 // ---- pre-boot configuration ----

@@ -72,7 +72,9 @@ class FakeVmControl : public VmControl {
   }
   Result<void> send_ctrl_alt_del() override {
     std::lock_guard lock(m_mutex);
-    return record("send_ctrl_alt_del");
+    TRY(record("send_ctrl_alt_del"));
+    if (m_state == VmState::kNotStarted) return Error("SendCtrlAltDel: there is no VM yet");
+    return {};
   }
   nlohmann::json metrics() override { return {{"vcpu_exits", 42}}; }
 

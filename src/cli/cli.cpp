@@ -344,6 +344,8 @@ int cli_main(int argc, char** argv) {
       ->callback([&] { ctl_options.command = CtlCommand::kInfo; });
   ctl->add_subcommand("metrics", "Print the VM's counters (JSON)")
       ->callback([&] { ctl_options.command = CtlCommand::kMetrics; });
+  ctl->add_subcommand("ctrl-alt-del", "Type Ctrl-Alt-Del on the guest's keyboard (x86_64)")
+      ->callback([&] { ctl_options.command = CtlCommand::kCtrlAltDel; });
   auto* ctl_snapshot = ctl->add_subcommand(
       "snapshot", "Snapshot the paused VM into DIR (DIR/state and DIR/memory, or DIR/memory.diff)");
   ctl_snapshot->add_option("dir", ctl_options.snapshot_dir, "The snapshot directory (created if needed)")

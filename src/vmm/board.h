@@ -72,10 +72,9 @@ class Board {
   virtual Result<void> begin_dirty_epoch() = 0;
   virtual Result<void> collect_dirty() { return ok(); }
 
-  // Any thread: the guest's Ctrl-Alt-Del (x86: the i8042); an error where there is none.
-  virtual Result<void> send_ctrl_alt_del() {
-    return Error::format("this machine has no keyboard controller for Ctrl-Alt-Del");
-  }
+  // Any thread: Ctrl-Alt-Del typed on the guest's keyboard (x86_64: the i8042, as in
+  // Firecracker); an error on a machine without one.
+  virtual Result<void> send_ctrl_alt_del() = 0;
 };
 
 // The board for config.arch/config.engine.

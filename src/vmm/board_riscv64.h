@@ -36,6 +36,10 @@ class BoardRiscv64 final : public Board {
   Result<void> save(StateFile& out) override;
   Result<void> restore(const StateFile& in) override;
   Result<void> begin_dirty_epoch() override;
+  // There is no keyboard (Firecracker likewise has SendCtrlAltDel on x86_64 only).
+  Result<void> send_ctrl_alt_del() override {
+    return Error::format("not supported on riscv64 (there is no keyboard controller)");
+  }
 
   // The device tree the guest was given (empty after a restore: it is in guest RAM).
   const std::vector<uint8_t>& device_tree() const { return m_dtb; }

@@ -62,7 +62,9 @@ Result<void> BoardX86_64::build() {
   m_uart = std::make_unique<Uart16550>(*m_irq_lines[lay::kCom1Irq], 0,
                                        [this](uint8_t b) { m_context.console.write_output(b); });
   m_uart->set_rx_room_callback([this] { m_context.console.notify_room(); });
-  m_i8042 = std::make_unique<I8042>([this] { m_context.request_stop(kExitReboot, "the guest rebooted"); });
+  m_i8042 = std::make_unique<I8042>(*m_irq_lines[lay::kKeyboardIrq], [this] {
+    m_context.request_stop(kExitReboot, "the guest rebooted");
+  });
   m_acpi_pm = std::make_unique<AcpiPm>(lay::kAcpiS5SleepType, lay::kAcpiResetValue,
                                        [this](AcpiPm::Action action) {
                                          if (action == AcpiPm::Action::kPowerOff)

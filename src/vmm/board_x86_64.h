@@ -1,6 +1,6 @@
 // The x86-64 board on the KVM engine: RAM (below the 32-bit hole, then above 4 GiB),
 // KVM's in-kernel PIC/IOAPIC/local APICs and PIT, the COM1 16550 UART (port 0x3f8, IRQ 4),
-// the i8042 (reset), the ACPI sleep/reset registers (power off), virtio-mmio devices
+// the i8042 (reset, and a keyboard for Ctrl-Alt-Del), the ACPI sleep/reset registers (power off), virtio-mmio devices
 // declared on the kernel command line, and the vCPUs. The memory map is
 // boot/x86_64/layout.h; the boot is boot/x86_64/loader.h (bzImage or PVH vmlinux) with
 // an MP table and ACPI tables.
@@ -68,6 +68,8 @@ class BoardX86_64 final : public Board {
   Result<void> restore(const StateFile& in) override;
   Result<void> begin_dirty_epoch() override;
   Result<void> collect_dirty() override;
+  // Ctrl-Alt-Del typed on the i8042's keyboard (IRQ 1).
+  Result<void> send_ctrl_alt_del() override { return m_i8042->send_ctrl_alt_del(); }
 
   // The kernel command line as the guest gets it (config's plus virtio_mmio.device=...).
   const std::string& cmdline() const { return m_cmdline; }

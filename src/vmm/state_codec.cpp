@@ -199,14 +199,25 @@ void encode_state(StateWriter& w, const I8042State& s) {
   w.write_u8(s.output);
   w.write_bool(s.output_full);
   w.write_u8(s.pending_command);
+  w.write_u8(s.keyboard_command);
+  w.write_u8(s.queue_count);
+  write_array(w, s.queue);
 }
 
+// Version 1 ends after the pending command (no keyboard).
 Result<void> decode_state(StateReader& r, I8042State& s) {
-  s.version = TRY(read_version(r, I8042State::kVersion));
+  s.version = TRY(r.read_u32("version"));
+  if (s.version < I8042State::kOldestVersion || s.version > I8042State::kVersion)
+    return Error::format("state version {} is not supported (this doppel reads {} to {})",
+                         s.version, I8042State::kOldestVersion, I8042State::kVersion);
   s.command_byte = TRY(r.read_u8("command byte"));
   s.output = TRY(r.read_u8("output"));
   s.output_full = TRY(r.read_bool("output full"));
   s.pending_command = TRY(r.read_u8("pending command"));
+  if (s.version < 2) return ok();
+  s.keyboard_command = TRY(r.read_u8("keyboard command"));
+  s.queue_count = TRY(read_u8_at_most(r, static_cast<uint8_t>(s.queue.size()), "keyboard queue count"));
+  TRY(read_array(r, s.queue, "keyboard queue"));
   return ok();
 }
 

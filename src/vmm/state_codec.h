@@ -77,16 +77,35 @@ StateSection make_section(std::string name, const T& state) {
 
 // `section` as a T: its version must be T's, and its data decode to the last byte.
 // Errors start with the section's name: "hart 1: pc: truncated at byte 84 (...)".
+// A T that still reads older versions names the oldest (T::kOldestVersion); its
+// decode_state() reads each of them, and the data's version must be the section's.
+template <typename T>
+constexpr uint32_t oldest_state_version() {
+  if constexpr (requires { T::kOldestVersion; })
+    return T::kOldestVersion;
+  else
+    return T::kVersion;
+}
+
 template <typename T>
 Result<T> decode_section(const StateSection& section) {
-  if (section.version != T::kVersion)
-    return Error::format("{}: section version {} is not supported (this doppel reads {})",
-                         section.name, section.version, T::kVersion);
+  constexpr uint32_t oldest = oldest_state_version<T>();
+  if (section.version < oldest || section.version > T::kVersion) {
+    if constexpr (oldest == T::kVersion)
+      return Error::format("{}: section version {} is not supported (this doppel reads {})",
+                           section.name, section.version, T::kVersion);
+    else
+      return Error::format("{}: section version {} is not supported (this doppel reads {} to {})",
+                           section.name, section.version, oldest, T::kVersion);
+  }
   StateReader r(section.data);
   T state;
   if (auto d = decode_state(r, state); !d.ok()) return d.release_error().context(section.name);
   if (auto e = r.expect_end("after the state"); !e.ok())
     return e.release_error().context(section.name);
+  if (state.version != section.version)
+    return Error::format("{}: the section says version {}, its data version {}", section.name,
+                         section.version, state.version);
   return state;
 }
 

@@ -143,6 +143,9 @@ I8042State sample_i8042() {
   s.output = 0x55;
   s.output_full = true;
   s.pending_command = 0x60;
+  s.keyboard_command = 0xed;
+  s.queue_count = 3;
+  s.queue = {0xe0, 0xf0, 0x71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   return s;
 }
 
@@ -352,6 +355,9 @@ TEST_F(StateFileTest, EveryStructRoundTripsThroughAFileOnDisk) {
   EXPECT_EQ(i8042->output, 0x55);
   EXPECT_TRUE(i8042->output_full);
   EXPECT_EQ(i8042->pending_command, 0x60);
+  EXPECT_EQ(i8042->keyboard_command, 0xed);
+  EXPECT_EQ(i8042->queue_count, 3);
+  EXPECT_EQ(i8042->queue, sample_i8042().queue);
 
   auto acpi = read_section<AcpiPmState>(*file, "acpi_pm");
   ASSERT_TRUE(acpi.ok()) << acpi.error().message();
@@ -680,6 +686,27 @@ TEST_F(StateFileTest, UnknownStructVersionsAreRefused) {
             "hart 0: state version 1 is not supported (this doppel reads 2)");
 }
 
+// i8042 version 1 (before the keyboard) still restores: no keyboard command, nothing queued.
+TEST_F(StateFileTest, I8042Version1SectionsStillDecode) {
+  const StateSection v1{"x86.i8042", 1, {1, 0, 0, 0, 0x45, 0x55, 1, 0x60}};
+  auto s = decode_section<I8042State>(v1);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(s->version, 1u);
+  EXPECT_EQ(s->command_byte, 0x45);
+  EXPECT_EQ(s->output, 0x55);
+  EXPECT_TRUE(s->output_full);
+  EXPECT_EQ(s->pending_command, 0x60);
+  EXPECT_EQ(s->queue_count, 0);
+  // The section's version and its data's must agree.
+  StateSection mixed = v1;
+  mixed.version = 2;
+  EXPECT_FALSE(decode_section<I8042State>(mixed).ok());
+  StateSection future = make_section("x86.i8042", sample_i8042());
+  future.version = 3;
+  EXPECT_EQ(decode_section<I8042State>(future).error().message(),
+            "x86.i8042: section version 3 is not supported (this doppel reads 1 to 2)");
+}
+
 template <typename T>
 Error decode_error(const T& state) {
   auto r = decode_section<T>(make_section("s", state));
@@ -734,6 +761,9 @@ TEST_F(StateFileTest, ImpossibleValuesAreRefused) {
   auto uart = sample_uart();
   uart.rx_count = 17;
   EXPECT_EQ(decode_error(uart).message(), "s: rx count: 17 is more than 16");
+  auto kbd = sample_i8042();
+  kbd.queue_count = 16;
+  EXPECT_EQ(decode_error(kbd).message(), "s: keyboard queue count: 16 is more than 15");
 
   // Booleans are bytes 0 or 1: patch one in an encoding.
   auto section = make_section("i8042", sample_i8042());

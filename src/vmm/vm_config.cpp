@@ -395,7 +395,10 @@ EngineKind natural_engine(Arch arch) {
 std::string default_cmdline(Arch arch) {
   switch (arch) {
     case Arch::kRiscv64: return "console=ttyS0 earlycon panic=-1";
-    case Arch::kX86_64: return "console=ttyS0 reboot=k panic=-1";
+    // Firecracker's i8042 options: a keyboard only (no mouse port, no multiplexer), found
+    // without PNP, and not probed (no LEDs, no scan code set changes).
+    case Arch::kX86_64:
+      return "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
   }
   return "";
 }

@@ -309,7 +309,12 @@ Result<MigrationReport> VmmService::migrate(const MigrationRequest& request) {
 }
 
 Result<void> VmmService::send_ctrl_alt_del() {
-  return with_machine("SendCtrlAltDel", [](Machine& m) { return m.board().send_ctrl_alt_del(); });
+  // The board's refusal (riscv64, a full keyboard buffer) is named after the action too.
+  return with_machine("SendCtrlAltDel", [](Machine& m) -> Result<void> {
+    if (auto sent = m.board().send_ctrl_alt_del(); !sent.ok())
+      return sent.release_error().context("SendCtrlAltDel");
+    return ok();
+  });
 }
 
 nlohmann::json VmmService::metrics() {

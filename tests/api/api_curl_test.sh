@@ -88,7 +88,9 @@ api 204 '' PUT /boot-source "{\"kernel_image_path\": \"$tmp/bzImage\", \"boot_ar
 api 204 '' PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$tmp/rootfs.img\", \"is_root_device\": true, \"is_read_only\": false}"
 api 204 '' PUT /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "52:54:00:12:34:56"}'
 api 200 '"vcpu_count":2' GET /machine-config
+api 400 'SendCtrlAltDel: there is no VM yet' PUT /actions '{"action_type": "SendCtrlAltDel"}'
 api 204 '' PUT /actions '{"action_type": "InstanceStart"}'
+api 204 '' PUT /actions '{"action_type": "SendCtrlAltDel"}'
 api 200 '"cmdline":"console=ttyS0 root=/dev/vda rw"' GET /vm/config
 api 200 '"mac":"52:54:00:12:34:56"' GET /vm/config
 api 200 '"state":"Running"' GET /
@@ -102,6 +104,7 @@ ctl 0 '^$' snapshot "$tmp/snap"
 [[ -d "$tmp/snap" ]] && passes=$((passes + 1)) || fail "ctl snapshot did not create $tmp/snap"
 ctl 0 '^$' snapshot "$tmp/snap" --diff
 ctl 0 '^$' resume
+ctl 0 '^$' ctrl-alt-del
 ctl 1 '^doppel: the VM is not paused$' resume
 ctl 1 '^doppel: the VM must be paused to snapshot it$' snapshot "$tmp/snap2"
 "$doppel" ctl --sock "$tmp/nobody.sock" info >"$tmp/out" 2>&1

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The API's bad inputs against a real VM: malformed JSON, an unknown field, a wrong type,
 # a snapshot of a running VM, a body over the limit, an unknown path, a wrong method, a
-# load into a process that has a VM. Each gets its 4xx and a fault_message naming the
-# problem, and the guest keeps running. Then, on a doppel with no VM yet: a load of a
-# missing or corrupt state file, and of a riscv64 snapshot after PUT /machine-config chose
-# x86_64, are refused the same way, and a good load still works after them.
+# load into a process that has a VM, a Ctrl-Alt-Del on riscv64 (x86_64 only). Each gets
+# its 4xx and a fault_message naming the problem, and the guest keeps running. Then, on a
+# doppel with no VM yet: a Ctrl-Alt-Del, a load of a missing or corrupt state file, and of
+# a riscv64 snapshot after PUT /machine-config chose x86_64, are refused the same way, and
+# a good load still works after them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need curl
@@ -47,6 +48,7 @@ big=$(head -c 60000 /dev/zero | tr '\0' 'x')
 bad 400 'too large|limit|51200' PATCH /vm "{\"state\": \"$big\"}"
 req GET /no/such/thing; [[ $status == 404 ]] || fail "unknown path -> HTTP $status"
 req DELETE /vm; [[ $status == 405 ]] || fail "DELETE /vm -> HTTP $status"
+bad 400 'SendCtrlAltDel: not supported on riscv64' PUT /actions '{"action_type": "SendCtrlAltDel"}'
 guest_alive
 req GET /; [[ $status == 200 && $body == *'"Running"'* ]] || fail "GET / after the bad requests: $status $body"
 
@@ -66,6 +68,7 @@ empty=$!
 trap 'kill $empty 2>/dev/null || true; cleanup' EXIT
 wait_sock "$sock"
 req GET /; [[ $body == *'"Not started"'* ]] || fail "GET / with no VM: $body"
+bad 400 'SendCtrlAltDel: there is no VM yet' PUT /actions '{"action_type": "SendCtrlAltDel"}'
 load() { echo "{\"snapshot_path\": \"$1\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$2\"}, \"resume_vm\": true}"; }
 bad 400 'No such file' PUT /snapshot/load "$(load "$WORK/nothing/state" "$WORK/snap/memory")"
 head -c 4096 /dev/urandom >"$WORK/corrupt"

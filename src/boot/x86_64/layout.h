@@ -14,7 +14,7 @@
 //   0xd000_0000  virtio-mmio windows, 4 KiB apart (IRQs 5, 6, 7, 10, 11, 12, 14, 15)
 //   0xfec0_0000  IOAPIC; 0xfee0_0000 local APICs (in KVM)
 //   0x1_0000_0000  RAM beyond 3 GiB continues here
-// Ports: 0x3f8 COM1 (IRQ 4), 0x60/0x64 i8042, 0x600-0x60b ACPI PM1a event/control, reset
+// Ports: 0x3f8 COM1 (IRQ 4), 0x60/0x64 i8042 (keyboard IRQ 1), 0x600-0x60b ACPI PM1a event/control, reset
 // and PM timer (devices/legacy/acpi_pm.h; SCI on IRQ 9, never raised).
 // IRQs: ISA numbering, identical to IOAPIC pins and Linux IRQ numbers below 16 (no
 // overrides; KVM's PIT drives GSI 0). 0 PIT, 4 COM1, 9 ACPI SCI, the rest as listed for virtio.
@@ -53,6 +53,7 @@ constexpr uint64_t kLocalApicAddr = 0xfee00000;
 
 constexpr uint16_t kCom1Port = 0x3f8;
 constexpr unsigned kCom1Irq = 4;
+constexpr unsigned kKeyboardIrq = 1;  // the i8042's keyboard (ISA edge)
 constexpr uint16_t kI8042DataPort = 0x60;
 constexpr uint16_t kI8042CommandPort = 0x64;
 constexpr uint16_t kAcpiPmPort = 0x600;  // AcpiPm's register block (the machine checks these)

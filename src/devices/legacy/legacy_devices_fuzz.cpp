@@ -1,6 +1,6 @@
 // libFuzzer: the guest-visible legacy devices (16550 UART in both register layouts, i8042,
 // ACPI PM registers, SiFive finisher) driven by an arbitrary sequence of register reads,
-// writes and host-side receives, as a hostile guest and a fast typist would.
+// writes and host-side receives (UART bytes, i8042 Ctrl-Alt-Del), as a hostile guest and a fast typist would.
 //
 // Input: a stream of 11-byte operations: op (device and kind), offset, size, value.
 // Invariants checked beyond "no crash, no UB": the UART never takes more bytes than it was
@@ -34,10 +34,10 @@ void check(bool ok) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  FuzzIrq uart_irq, uart_irq_wide;
+  FuzzIrq uart_irq, uart_irq_wide, keyboard_irq;
   Uart16550 uart(uart_irq, 0, [](uint8_t) {});
   Uart16550 uart_wide(uart_irq_wide, 2, [](uint8_t) {});
-  I8042 i8042([] {});
+  I8042 i8042(keyboard_irq, [] {});
   AcpiPm acpi(5, 0x0e, [](AcpiPm::Action) {});
   SifiveFinisher finisher([](SifiveFinisher::Action, uint16_t) {});
   std::array<Device*, 5> devices{&uart, &uart_wide, &i8042, &acpi, &finisher};
@@ -66,6 +66,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const size_t offered = op[2] % 9;
         const size_t taken = uart.receive(std::span<const uint8_t>(op + 3, offered));
         check(taken <= offered);
+        // The host types Ctrl-Alt-Del too; a full keyboard buffer refuses it.
+        if (op[1] & 1) (void)i8042.send_ctrl_alt_del();
+        check(i8042.save().queue_count <= I8042State::kQueueSize);
         break;
       }
     }
