@@ -203,6 +203,27 @@ TEST_F(ApiServerTest, SnapshotCreateRefusedByTheControlIs400WithItsMessage) {
   expect_still_serving();
 }
 
+TEST_F(ApiServerTest, MigrateReportsTheRunAndRefusesBadFields) {
+  m_control.set_state(VmState::kRunning);
+  const HttpReply reply =
+      request("PUT", "/migrate", R"({"destination": "tcp:10.0.0.2:4444", "downtime_ms": 50})");
+  EXPECT_EQ(reply.status, 200u);
+  const json report = json::parse(reply.body);
+  EXPECT_EQ(report["rounds"], 3);
+  EXPECT_EQ(report["bytes_sent"], 4096);
+  ASSERT_TRUE(m_control.migrated());
+  EXPECT_EQ(m_control.migrated()->destination, "tcp:10.0.0.2:4444");
+  EXPECT_EQ(m_control.migrated()->downtime_ms, 50.0);
+  EXPECT_EQ(m_control.migrated()->max_bandwidth, 0u);
+  EXPECT_EQ(fault("PUT", "/migrate", R"({"downtime_ms": 50})"), "migrate: destination: is required");
+  EXPECT_EQ(fault("PUT", "/migrate", R"({"destination": "tcp:a:1", "downtime_ms": "fast"})"),
+            R"(migrate: downtime_ms: expected an integer, got "fast")");
+  EXPECT_EQ(fault("PUT", "/migrate", R"({"destination": "tcp:a:1", "speed": 1})"),
+            "migrate: unknown field 'speed' (known: destination, downtime_ms, max_bandwidth, max_rounds)");
+  EXPECT_EQ(request("GET", "/migrate").status, 405u);
+  expect_still_serving();
+}
+
 TEST_F(ApiServerTest, SnapshotLoadWithMemBackendAndOverrides) {
   EXPECT_EQ(request("PUT", "/snapshot/load", R"({
       "snapshot_path": "/s/state",
