@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backends/raw_disk.h"
 #include "devices/virtio/virtio_test_util.h"
 
 namespace doppel::virtio {
