@@ -214,6 +214,36 @@ Result<void> Qcow2Disk::pwrite_all(const void* data, uint64_t len, uint64_t offs
   return {};
 }
 
+Result<void> Qcow2Disk::transfer(bool write, std::vector<iovec> iov, uint64_t offset) {
+  // One preadv/pwritev per IOV_MAX segments, resuming after short transfers; a read past
+  // the end of the file reads zeroes.
+  size_t first = 0;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    const ssize_t n = write ? ::pwritev(m_fd.get(), iov.data() + first, count, static_cast<off_t>(offset))
+                            : ::preadv(m_fd.get(), iov.data() + first, count, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno(fmt::format("{}: {} at {:#x}", m_path, write ? "write" : "read", offset));
+    }
+    if (n == 0 && !write) {
+      for (size_t i = first; i < iov.size(); i++) std::memset(iov[i].iov_base, 0, iov[i].iov_len);
+      return {};
+    }
+    offset += static_cast<uint64_t>(n);
+    auto left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) {
+      left -= iov[first].iov_len;
+      first++;
+    }
+    if (left > 0) {
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  return {};
+}
+
 Result<void> Qcow2Disk::sync() {
   if (::fdatasync(m_fd.get()) != 0) return Error::from_errno(fmt::format("{}: fdatasync", m_path));
   return {};
@@ -619,21 +649,31 @@ Result<void> Qcow2Disk::decompress(const Mapping& m, std::span<uint8_t> out) {
   return {};
 }
 
-Result<void> Qcow2Disk::read_cluster(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n) {
+Result<std::pair<uint64_t, Qcow2Disk::Mapping>> Qcow2Disk::lookup(uint64_t g) {
   const L2Table* t = TRY(l2_for_read(g));
   const uint64_t entry = t ? t->entries[(g >> m_cb) & (m_l2_entries - 1)] : 0;
-  const Mapping m = TRY(decode(entry, g));
+  return std::pair{entry, TRY(decode(entry, g))};
+}
+
+// Reads [pos, pos+n) of iov from guest offset g, n within one cluster, and, where the
+// clusters after it are data clusters that follow it in the file, as much more of the
+// request as they hold, in one preadv. Returns how many bytes it read.
+Result<uint64_t> Qcow2Disk::read_run(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n,
+                                     uint64_t total) {
+  const auto [entry, m] = TRY(lookup(g));
   const uint64_t in = g & (m_cs - 1);
   switch (m.kind) {
-    case Mapping::Kind::kUnallocated: return read_backing(iov, pos, g, n);
-    case Mapping::Kind::kZero: iov_zero(iov, pos, n); return {};
+    case Mapping::Kind::kUnallocated: TRY(read_backing(iov, pos, g, n)); return n;
+    case Mapping::Kind::kZero: iov_zero(iov, pos, n); return n;
     case Mapping::Kind::kData: {
-      uint64_t at = m.host + in;
-      for (const auto& v : iov_slice(iov, pos, n)) {
-        TRY(pread_all(v.iov_base, v.iov_len, at));
-        at += v.iov_len;
+      uint64_t len = n;
+      while (pos + len < total) {
+        const auto [next_entry, next] = TRY(lookup(g + len));
+        if (next.kind != Mapping::Kind::kData || next.host != m.host + in + len) break;
+        len += std::min(m_cs, total - pos - len);
       }
-      return {};
+      TRY(transfer(false, iov_slice(iov, pos, len), m.host + in));
+      return len;
     }
     case Mapping::Kind::kCompressed: {
       if (m_zcache.size() != m_cs || m_zcache_entry != entry) {
@@ -643,10 +683,10 @@ Result<void> Qcow2Disk::read_cluster(std::span<const iovec> iov, uint64_t pos, u
         m_zcache_entry = entry;
       }
       iov_copy<true>(iov, pos, m_zcache.data() + in, n);
-      return {};
+      return n;
     }
   }
-  return {};
+  return n;
 }
 
 int Qcow2Disk::read(std::span<const iovec> iov, uint64_t offset) {
@@ -656,8 +696,9 @@ int Qcow2Disk::read(std::span<const iovec> iov, uint64_t offset) {
   for (uint64_t pos = 0; pos < total;) {
     const uint64_t g = offset + pos;
     const uint64_t n = std::min(m_cs - (g & (m_cs - 1)), total - pos);
-    if (auto r = read_cluster(iov, pos, g, n); !r) return io_error(r.error());
-    pos += n;
+    auto r = read_run(iov, pos, g, n, total);
+    if (!r) return io_error(r.error());
+    pos += *r;
   }
   return 0;
 }
@@ -693,14 +734,7 @@ Result<void> Qcow2Disk::write_cluster(std::span<const iovec> iov, uint64_t pos, 
       t->entries[index] = entry | kEntryCopied;
       mark_dirty(*t, index);
     }
-    if (own) {
-      uint64_t at = m.host + in;
-      for (const auto& v : iov_slice(iov, pos, n)) {
-        TRY(pwrite_all(v.iov_base, v.iov_len, at));
-        at += v.iov_len;
-      }
-      return {};
-    }
+    if (own) return transfer(true, iov_slice(iov, pos, n), m.host + in);
   }
 
   // Copy on write into a cluster of our own: a preallocated zero cluster we own, or a new one.
@@ -713,11 +747,7 @@ Result<void> Qcow2Disk::write_cluster(std::span<const iovec> iov, uint64_t pos, 
   }
   const uint64_t host = reuse ? m.host : TRY(alloc_cluster());
   if (n == m_cs) {
-    uint64_t at = host;
-    for (const auto& v : iov_slice(iov, pos, n)) {
-      TRY(pwrite_all(v.iov_base, v.iov_len, at));
-      at += v.iov_len;
-    }
+    TRY(transfer(true, iov_slice(iov, pos, n), host));
   } else {
     TRY(pwrite_all(buf.data(), buf.size(), host));
   }
@@ -739,10 +769,31 @@ int Qcow2Disk::write(std::span<const iovec> iov, uint64_t offset) {
   for (uint64_t pos = 0; pos < total;) {
     const uint64_t g = offset + pos;
     const uint64_t n = std::min(m_cs - (g & (m_cs - 1)), total - pos);
-    if (auto r = write_cluster(iov, pos, g, n); !r) return io_error(r.error());
-    pos += n;
+    auto r = write_run(iov, pos, g, n, total);
+    if (!r) return io_error(r.error());
+    pos += *r;
   }
   return 0;
+}
+
+// Like read_run: clusters of our own that follow each other in the file take the write in
+// place with one pwritev; anything else goes through write_cluster, one cluster.
+Result<uint64_t> Qcow2Disk::write_run(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n,
+                                      uint64_t total) {
+  const auto [entry, m] = TRY(lookup(g));
+  if (m.kind != Mapping::Kind::kData || !(entry & kEntryCopied)) {
+    TRY(write_cluster(iov, pos, g, n));
+    return n;
+  }
+  const uint64_t in = g & (m_cs - 1);
+  uint64_t len = n;
+  while (pos + len < total) {
+    const auto [next_entry, next] = TRY(lookup(g + len));
+    if (next.kind != Mapping::Kind::kData || !(next_entry & kEntryCopied) || next.host != m.host + in + len) break;
+    len += std::min(m_cs, total - pos - len);
+  }
+  TRY(transfer(true, iov_slice(iov, pos, len), m.host + in));
+  return len;
 }
 
 // ---- discard, write zeroes ----

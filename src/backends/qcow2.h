@@ -86,7 +86,9 @@ class Qcow2Disk final : public DiskBackend {
   Result<void> load(const DiskOpenOptions& options);
 
   // Per guest cluster; `pos` is the offset in iov of guest byte g.
-  Result<void> read_cluster(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n);
+  Result<std::pair<uint64_t, Mapping>> lookup(uint64_t g);  // the L2 entry for g, decoded
+  Result<uint64_t> read_run(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n, uint64_t total);
+  Result<uint64_t> write_run(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n, uint64_t total);
   Result<void> write_cluster(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n);
   Result<void> zero_cluster(uint64_t g, bool unmap, bool discard);
   Result<void> read_backing(std::span<const iovec> iov, uint64_t pos, uint64_t g, uint64_t n);
@@ -117,6 +119,7 @@ class Qcow2Disk final : public DiskBackend {
   Result<void> sync();
   Result<void> pwrite_all(const void* data, uint64_t len, uint64_t offset);
   Result<void> pread_all(void* data, uint64_t len, uint64_t offset) const;
+  Result<void> transfer(bool write, std::vector<iovec> iov, uint64_t offset);
   int io_error(const Error& e);
 
   std::string m_path;

@@ -23,7 +23,7 @@ cat >"$WORK/vm.json" <<JSON
 {"disks": [{"path": "mid.qcow2", "format": "qcow2"}]}
 JSON
 
-vm_start mid "$(doppel_cmd --config "$WORK/vm.json")"
+vm_start mid "exec $(doppel_cmd --config "$WORK/vm.json")"
 vm_wait_ready
 vm_send 'mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo MOUNT-OK'
 vm_wait_for 'MOUNT-OK'
@@ -40,7 +40,7 @@ qcheck_clean "$WORK/mid.qcow2"
 mid_sum=$(host_sum "$WORK/mid.qcow2")
 
 qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 "$WORK/top.qcow2" || fail "qemu-img create -b"
-vm_start top "$(doppel_cmd --disk "$WORK/top.qcow2")"
+vm_start top "exec $(doppel_cmd --disk "$WORK/top.qcow2")"
 vm_wait_ready
 vm_send 'mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo MOUNT-OK'
 vm_wait_for 'MOUNT-OK'

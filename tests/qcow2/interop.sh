@@ -40,7 +40,7 @@ for n in "${names[@]}"; do
 done
 [[ ${made[overlay]} != "${made[plain]}" ]] || fail "qemu-io did not change the overlay"
 
-vm_start read "$(doppel_cmd "${args[@]}")"
+vm_start read "exec $(doppel_cmd "${args[@]}")"
 vm_wait_ready
 i=0
 for n in "${names[@]}"; do
@@ -84,7 +84,7 @@ script+=("sync; blkdiscard -o 1048576 -l 131072 /dev/vdb; blkdiscard -o 196608 -
 dd if=/dev/zero of="$WORK/new.model" bs=4096 seek=256 count=32 conv=notrunc 2>/dev/null
 dd if=/dev/zero of="$WORK/qover.model" bs=4096 seek=48 count=16 conv=notrunc 2>/dev/null
 
-vm_start write "$(doppel_cmd --disk "$src,ro" --disk "$WORK/new.qcow2" --disk "$WORK/qover.qcow2")"
+vm_start write "exec $(doppel_cmd --disk "$src,ro" --disk "$WORK/new.qcow2" --disk "$WORK/qover.qcow2")"
 vm_wait_ready
 for line in "${script[@]}"; do vm_send "$line"; done
 vm_wait_for 'WRITE-DONE'

@@ -1,6 +1,8 @@
 # Helpers for the qcow2 tests (sourced): the riscv64 guest kit under doppel with qcow2
 # disks, checked on the host with qemu-img (Debian's qemu-utils). Builds on
-# tests/virtio_guest/lib.sh (vm_start, vm_send, vm_wait_for, ...).
+# tests/virtio_guest/lib.sh (vm_start, vm_send, vm_wait_for, ...). The tests start doppel
+# with `vm_start NAME "exec $(doppel_cmd ...)"`: VM_PID is then doppel itself, so a kill
+# (the crash test's SIGKILL, or cleanup after a failure) reaches doppel, not the subshell.
 source "$(dirname "${BASH_SOURCE[0]}")/../virtio_guest/lib.sh"
 need qemu-img
 
