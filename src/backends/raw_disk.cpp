@@ -11,7 +11,8 @@
 
 namespace doppel {
 
-Result<std::unique_ptr<RawDisk>> RawDisk::open(const std::string& path, bool read_only) {
+Result<std::unique_ptr<RawDisk>> RawDisk::open(const std::string& path, bool read_only,
+                                               bool whole_sectors) {
   auto disk = std::unique_ptr<RawDisk>(new RawDisk());
   disk->m_path = path;
   disk->m_read_only = read_only;
@@ -21,11 +22,11 @@ Result<std::unique_ptr<RawDisk>> RawDisk::open(const std::string& path, bool rea
   if (fstat(disk->m_fd.get(), &st) != 0) return Error::from_errno(fmt::format("disk {}: stat", path));
   if (!S_ISREG(st.st_mode)) return Error::format("disk {}: not a regular file", path);
   const auto size = static_cast<uint64_t>(st.st_size);
-  if (size % kSectorSize != 0)
+  if (whole_sectors && size % kSectorSize != 0)
     return Error::format("disk {}: size {} bytes is not a multiple of {}-byte sectors", path,
                          size, kSectorSize);
   disk->m_size = size;
-  disk->m_serial = fmt::format("doppel-{:x}-{:x}", st.st_dev, st.st_ino).substr(0, 20);
+  disk->m_serial = disk_serial(disk->m_fd.get());
   return disk;
 }
 
@@ -60,22 +61,22 @@ int transfer_all(std::span<const iovec> in, uint64_t offset, Fn fn) {
 
 }  // namespace
 
-int RawDisk::read(std::span<const iovec> iov, uint64_t offset) const {
+int RawDisk::read(std::span<const iovec> iov, uint64_t offset) {
   return transfer_all(iov, offset, [this](const iovec* v, int n, off_t off) {
     return ::preadv(m_fd.get(), v, n, off);
   });
 }
 
-int RawDisk::write(std::span<const iovec> iov, uint64_t offset) const {
+int RawDisk::write(std::span<const iovec> iov, uint64_t offset) {
   if (m_read_only) return -EROFS;
   return transfer_all(iov, offset, [this](const iovec* v, int n, off_t off) {
     return ::pwritev(m_fd.get(), v, n, off);
   });
 }
 
-int RawDisk::flush() const { return ::fdatasync(m_fd.get()) == 0 ? 0 : -errno; }
+int RawDisk::flush() { return ::fdatasync(m_fd.get()) == 0 ? 0 : -errno; }
 
-int RawDisk::discard(uint64_t offset, uint64_t len) const {
+int RawDisk::discard(uint64_t offset, uint64_t len) {
   if (m_read_only) return -EROFS;
   if (::fallocate(m_fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   static_cast<off_t>(offset), static_cast<off_t>(len)) != 0)
@@ -83,7 +84,7 @@ int RawDisk::discard(uint64_t offset, uint64_t len) const {
   return 0;
 }
 
-int RawDisk::write_zeroes(uint64_t offset, uint64_t len, bool unmap) const {
+int RawDisk::write_zeroes(uint64_t offset, uint64_t len, bool unmap) {
   if (m_read_only) return -EROFS;
   const int mode = unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
   if (::fallocate(m_fd.get(), mode, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0)

@@ -1,41 +1,35 @@
-// A raw disk image file: the host side of virtio-blk.
+// A raw disk image file: the guest's sectors are the file's bytes.
 //
 // The image size must be a whole number of 512-byte sectors: open() refuses anything else
 // with an error naming the file and its size (a silently truncated tail would hide data).
+// A backing file (whole_sectors = false) may have any size.
 //
 // Threads: every method is safe to call from several threads at once (positioned I/O only).
 #pragma once
 
-#include <sys/uio.h>
-
-#include <cstdint>
-#include <memory>
-#include <span>
-#include <string>
-
-#include "base/result.h"
+#include "backends/disk_backend.h"
 #include "base/unique_fd.h"
 
 namespace doppel {
 
-class RawDisk {
+class RawDisk final : public DiskBackend {
  public:
-  static constexpr uint64_t kSectorSize = 512;
+  static Result<std::unique_ptr<RawDisk>> open(const std::string& path, bool read_only,
+                                               bool whole_sectors = true);
 
-  static Result<std::unique_ptr<RawDisk>> open(const std::string& path, bool read_only);
+  DiskFormat format() const override { return DiskFormat::kRaw; }
+  const std::string& path() const override { return m_path; }
+  uint64_t size() const override { return m_size; }
+  bool read_only() const override { return m_read_only; }
+  const std::string& serial() const override { return m_serial; }
+  bool supports_discard() const override { return true; }
+  bool supports_write_zeroes() const override { return true; }
 
-  const std::string& path() const { return m_path; }
-  uint64_t size() const { return m_size; }  // bytes, a multiple of kSectorSize
-  bool read_only() const { return m_read_only; }
-  // Up to 20 bytes identifying the image (virtio-blk GET_ID): "doppel-<dev>-<inode>".
-  const std::string& serial() const { return m_serial; }
-
-  // Each returns 0 or a negative errno; reads and writes transfer everything or fail.
-  int read(std::span<const iovec> iov, uint64_t offset) const;
-  int write(std::span<const iovec> iov, uint64_t offset) const;
-  int flush() const;                                                   // fdatasync
-  int discard(uint64_t offset, uint64_t len) const;                    // PUNCH_HOLE
-  int write_zeroes(uint64_t offset, uint64_t len, bool unmap) const;   // ZERO_RANGE
+  int read(std::span<const iovec> iov, uint64_t offset) override;
+  int write(std::span<const iovec> iov, uint64_t offset) override;
+  int flush() override;                                                 // fdatasync
+  int discard(uint64_t offset, uint64_t len) override;                  // PUNCH_HOLE
+  int write_zeroes(uint64_t offset, uint64_t len, bool unmap) override; // ZERO_RANGE
 
  private:
   RawDisk() = default;

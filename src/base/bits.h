@@ -1,4 +1,4 @@
-// Bit-field and little-endian helpers.
+// Bit-field and endian helpers.
 #pragma once
 
 #include <bit>
@@ -33,6 +33,27 @@ inline T load_le(const void* p) {
 template <typename T>
   requires std::is_trivially_copyable_v<T>
 inline void store_le(void* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Big-endian fields (on-disk formats such as qcow2).
+template <typename T>
+  requires std::is_unsigned_v<T>
+inline T load_be(const void* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (sizeof(T) == 8) return static_cast<T>(__builtin_bswap64(v));
+  else if constexpr (sizeof(T) == 4) return static_cast<T>(__builtin_bswap32(v));
+  else if constexpr (sizeof(T) == 2) return static_cast<T>(__builtin_bswap16(v));
+  else return v;
+}
+
+template <typename T>
+  requires std::is_unsigned_v<T>
+inline void store_be(void* p, T v) {
+  if constexpr (sizeof(T) == 8) v = static_cast<T>(__builtin_bswap64(v));
+  else if constexpr (sizeof(T) == 4) v = static_cast<T>(__builtin_bswap32(v));
+  else if constexpr (sizeof(T) == 2) v = static_cast<T>(__builtin_bswap16(v));
   std::memcpy(p, &v, sizeof v);
 }
 

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "backends/disk_backend.h"
 #include "backends/endpoint.h"
 #include "base/log.h"
 #include "vmm/exit_codes.h"
@@ -251,6 +252,45 @@ int snapshot_merge_command(const std::string& dir) {
   return 0;
 }
 
+// Flags of `doppel disk create` and `doppel disk info`.
+struct DiskFlags {
+  std::string path;
+  std::string size;
+  std::string backing;
+  std::string backing_format;
+};
+
+int disk_create_command(const DiskFlags& flags) {
+  auto fail = [](const Error& e) {
+    fmt::print(stderr, "doppel: disk create: {}\n", e.message());
+    return kExitError;
+  };
+  DiskCreateOptions options;
+  if (!flags.size.empty()) {
+    auto size = parse_disk_size(flags.size);
+    if (!size) return fail(size.error().context("--size"));
+    options.size = *size;
+  }
+  options.backing = flags.backing;
+  if (!flags.backing_format.empty()) {
+    auto f = parse_disk_format(flags.backing_format);
+    if (!f) return fail(f.error().context("--backing-format"));
+    options.backing_format = *f;
+  }
+  if (auto r = create_qcow2(flags.path, options); !r) return fail(r.error());
+  return 0;
+}
+
+int disk_info_command(const DiskFlags& flags) {
+  auto chain = disk_info(flags.path);
+  if (!chain) {
+    fmt::print(stderr, "doppel: disk info: {}\n", chain.error().message());
+    return kExitError;
+  }
+  fmt::print("{}", format_disk_info(*chain));
+  return 0;
+}
+
 int guest_build_command(const std::string& arch_text) {
   auto arch = parse_arch(arch_text);
   if (!arch) {
@@ -301,7 +341,9 @@ int cli_main(int argc, char** argv) {
   run->add_option("--cmdline", flags.cmdline, "Kernel command line");
   run->add_option("--cpus", flags.cpus, "Number of vCPUs, 1 to 8 (default 1)");
   run->add_option("--memory", flags.memory, "Guest RAM, e.g. 512M or 1G (default 256M)");
-  run->add_option("--disk", flags.disks, "PATH[,ro]: a raw disk image (repeatable)");
+  run->add_option("--disk", flags.disks,
+                 "PATH[,ro][,format=raw|qcow2]: a disk image, raw or qcow2 (repeatable; the format "
+                 "is read from the image unless given)");
   run->add_option("--net", flags.nets, "tap=NAME[,mac=MAC]: a network interface (repeatable)");
   run->add_option("--console2", flags.console2, "file=PATH or socket=PATH: a virtio console");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
@@ -319,7 +361,7 @@ int cli_main(int argc, char** argv) {
   restore->add_option("--mem-file", restore_flags.mem_file,
                       "The memory file, if it moved (default: the one the snapshot names)");
   restore->add_option("--disk", restore_flags.disks,
-                      "PATH[,ro]: replace the snapshot's disks, in order (a clone's own copy)");
+                      "PATH[,ro][,format=raw|qcow2]: replace the snapshot's disks, in order (a clone's own copy)");
   restore->add_option("--net", restore_flags.nets,
                       "tap=NAME[,mac=MAC]: replace the snapshot's network interfaces, in order");
   restore->add_flag("--paused", restore_flags.paused, "Stay paused until resumed through the API");
@@ -367,6 +409,25 @@ int cli_main(int argc, char** argv) {
   auto* guest_build = guest->add_subcommand("build", "Build (or find cached) a guest; prints its directory last");
   guest_build->add_option("--arch", guest_arch, "riscv64 or x86_64");
 
+  DiskFlags disk_flags;
+  auto* disk = app.add_subcommand("disk", "Disk images: qcow2 creation (linked clones) and inspection");
+  disk->require_subcommand(1);
+  auto* disk_create = disk->add_subcommand(
+      "create", "Create a qcow2 image (version 3, 64 KiB clusters); with --backing, a linked clone");
+  disk_create->add_option("path", disk_flags.path, "The new image (an existing file is not overwritten)")
+      ->required();
+  disk_create->add_option("--size", disk_flags.size,
+                          "Virtual size in bytes, with an optional K, M, G or T suffix (default with "
+                          "--backing: the backing file's)");
+  disk_create->add_option("--backing", disk_flags.backing,
+                          "Backing file (raw or qcow2), never written; a relative name is relative to "
+                          "the new image's directory, as in qemu-img");
+  disk_create->add_option("--backing-format", disk_flags.backing_format,
+                          "raw or qcow2 (default: read from the backing file)");
+  auto* disk_info_cmd = disk->add_subcommand(
+      "info", "Print an image's format, virtual size, allocated size and backing chain");
+  disk_info_cmd->add_option("path", disk_flags.path, "The image")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -393,6 +454,8 @@ int cli_main(int argc, char** argv) {
   }
   if (app.got_subcommand(ctl)) return ctl_main(ctl_options);
   if (guest_build->parsed()) return guest_build_command(guest_arch);
+  if (disk_create->parsed()) return disk_create_command(disk_flags);
+  if (disk_info_cmd->parsed()) return disk_info_command(disk_flags);
   return kExitError;
 }
 

@@ -3,7 +3,7 @@
 #include <sys/random.h>
 
 #include "backends/console_stream.h"
-#include "backends/raw_disk.h"
+#include "backends/disk_backend.h"
 #include "backends/tap.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
@@ -35,7 +35,10 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
   };
   for (size_t i = 0; i < config.disks.size(); i++) {
     const auto& d = config.disks[i];
-    auto disk = RawDisk::open(d.path, d.read_only);
+    DiskOpenOptions options;
+    options.read_only = d.read_only;
+    options.format = d.format;
+    auto disk = open_disk(d.path, options);
     if (!disk.ok()) return disk.error().context(fmt::format("--disk #{}", i + 1));
     add(std::make_unique<virtio::VirtioBlk>(mem, disk.release_value(), fmt::format("virtio-blk{}", i)));
   }

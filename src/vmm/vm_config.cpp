@@ -68,6 +68,24 @@ Result<uint64_t> parse_memory_size(std::string_view text) {
   return number * unit;
 }
 
+Result<uint64_t> parse_disk_size(std::string_view text) {
+  uint64_t number = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, number);
+  if (ec != std::errc() || ptr == text.data())
+    return Error::format("'{}' is not a size (a number of bytes with an optional K, M, G or T suffix)", text);
+  std::string_view suffix(ptr, static_cast<size_t>(end - ptr));
+  uint64_t unit = 1;
+  if (suffix == "K" || suffix == "k" || suffix == "KiB") unit = KiB;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB") unit = MiB;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") unit = GiB;
+  else if (suffix == "T" || suffix == "t" || suffix == "TiB") unit = 1024 * GiB;
+  else if (!suffix.empty() && suffix != "B")
+    return Error::format("'{}' has an unknown suffix '{}' (K, M, G or T)", text, suffix);
+  if (number > std::numeric_limits<uint64_t>::max() / unit) return Error::format("'{}' is too large", text);
+  return number * unit;
+}
+
 Result<MacAddress> parse_mac(std::string_view text) {
   MacAddress mac{};
   const auto bad = [&] { return Error::format("'{}' is not a MAC address (aa:bb:cc:dd:ee:ff)", text); };
@@ -101,9 +119,17 @@ Result<DiskConfig> parse_disk_spec(std::string_view text) {
   disk.path = std::string(parts[0]);
   if (disk.path.empty()) return Error::format("'{}': the path is empty", text);
   for (size_t i = 1; i < parts.size(); ++i) {
-    if (parts[i] == "ro") disk.read_only = true;
-    else if (parts[i] == "rw") disk.read_only = false;
-    else return Error::format("'{}': unknown option '{}' (ro, rw)", text, parts[i]);
+    if (parts[i] == "ro") {
+      disk.read_only = true;
+    } else if (parts[i] == "rw") {
+      disk.read_only = false;
+    } else if (parts[i].starts_with("format=")) {
+      auto f = parse_disk_format(parts[i].substr(7));
+      if (!f) return f.error().context(text);
+      disk.format = *f;
+    } else {
+      return Error::format("'{}': unknown option '{}' (ro, rw, format=raw|qcow2)", text, parts[i]);
+    }
   }
   return disk;
 }
@@ -283,11 +309,16 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     for (size_t i = 0; i < list.size(); ++i) {
       JsonReader d(list[i], fmt::format("disks[{}]", i));
       TRY(d.expect_object());
-      TRY(d.only_keys({"path", "read_only"}));
+      TRY(d.only_keys({"path", "read_only", "format"}));
       if (!d.has("path")) return d.fail("path", "is required");
       DiskConfig disk;
       disk.path = resolve(base_dir, TRY(d.string("path")));
       if (d.has("read_only")) disk.read_only = TRY(d.boolean("read_only"));
+      if (d.has("format")) {
+        auto f = parse_disk_format(TRY(d.string("format")));
+        if (!f) return d.fail("format", f.error().message());
+        disk.format = *f;
+      }
       if (auto r = check_readable(disk.path, !disk.read_only); !r) return d.fail("path", r.error().message());
       config.disks.push_back(std::move(disk));
     }
@@ -373,7 +404,11 @@ json to_json(const VmConfig& config) {
   doc["boot"] = {{"kernel", config.kernel}, {"initrd", config.initrd},
                  {"firmware", config.firmware}, {"cmdline", config.cmdline}};
   doc["disks"] = json::array();
-  for (const auto& d : config.disks) doc["disks"].push_back({{"path", d.path}, {"read_only", d.read_only}});
+  for (const auto& d : config.disks) {
+    json disk = {{"path", d.path}, {"read_only", d.read_only}};
+    if (d.format != DiskFormat::kAuto) disk["format"] = to_string(d.format);
+    doc["disks"].push_back(disk);
+  }
   doc["nets"] = json::array();
   for (const auto& n : config.nets) {
     json net = {{"tap", n.tap}};

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "backends/disk_backend.h"
 #include "base/result.h"
 
 namespace doppel {
@@ -30,6 +31,7 @@ using MacAddress = std::array<uint8_t, 6>;
 struct DiskConfig {
   std::string path;
   bool read_only = false;
+  DiskFormat format = DiskFormat::kAuto;  // kAuto: what the image's header says
 };
 
 struct NetConfig {
@@ -64,7 +66,10 @@ constexpr uint64_t kMinMemory = 16ull << 20;
 // "--memory" syntax: a number of bytes with an optional K, M or G suffix (binary units).
 // A bare number is MiB, as in QEMU's -m.
 Result<uint64_t> parse_memory_size(std::string_view text);
-// "--disk PATH[,ro]"
+// A disk size: a number of bytes with an optional K, M, G or T suffix (binary units). A bare
+// number is bytes, as in qemu-img.
+Result<uint64_t> parse_disk_size(std::string_view text);
+// "--disk PATH[,ro][,format=raw|qcow2]"
 Result<DiskConfig> parse_disk_spec(std::string_view text);
 // "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]"
 Result<NetConfig> parse_net_spec(std::string_view text);

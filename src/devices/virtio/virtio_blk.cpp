@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #include "base/log.h"
 
@@ -12,7 +13,7 @@ constexpr uint64_t kHeaderBytes = 16;  // le32 type, le32 reserved, le64 sector
 constexpr uint64_t kSegmentBytes = 16;  // le64 sector, le32 num_sectors, le32 flags
 }  // namespace
 
-VirtioBlk::VirtioBlk(GuestMemory& mem, std::unique_ptr<RawDisk> disk, std::string name)
+VirtioBlk::VirtioBlk(GuestMemory& mem, std::unique_ptr<DiskBackend> disk, std::string name)
     : VirtioDevice(mem, 1, kQueueSize),
       m_disk(std::move(disk)),
       m_name(std::move(name)),
@@ -22,10 +23,12 @@ VirtioBlk::~VirtioBlk() { quiesce(); }
 
 uint64_t VirtioBlk::device_features() const {
   uint64_t f = kBlkFSegMax | kBlkFBlkSize | kBlkFFlush;
-  if (m_disk->read_only())
+  if (m_disk->read_only()) {
     f |= kBlkFRo;
-  else
-    f |= kBlkFDiscard | kBlkFWriteZeroes;
+  } else {
+    if (m_disk->supports_discard()) f |= kBlkFDiscard;
+    if (m_disk->supports_write_zeroes()) f |= kBlkFWriteZeroes;
+  }
   return f;
 }
 
@@ -34,11 +37,12 @@ void VirtioBlk::read_config(uint64_t offset, std::span<uint8_t> out) const {
   std::array<uint8_t, 72> cfg{};
   store_le<uint64_t>(&cfg[0], capacity_sectors());                  // capacity
   store_le<uint32_t>(&cfg[12], kQueueSize - 2);                      // seg_max
-  store_le<uint32_t>(&cfg[20], RawDisk::kSectorSize);                // blk_size
+  store_le<uint32_t>(&cfg[20], DiskBackend::kSectorSize);            // blk_size
   store_le<uint16_t>(&cfg[34], 1);                                   // num_queues
   store_le<uint32_t>(&cfg[36], kBlkMaxDiscardSectors);               // max_discard_sectors
   store_le<uint32_t>(&cfg[40], kBlkMaxDiscardSegments);              // max_discard_seg
-  store_le<uint32_t>(&cfg[44], 1);                                   // discard_sector_alignment
+  store_le<uint32_t>(&cfg[44], static_cast<uint32_t>(                // discard_sector_alignment
+      std::max<uint64_t>(1, m_disk->discard_alignment() / DiskBackend::kSectorSize)));
   store_le<uint32_t>(&cfg[48], kBlkMaxDiscardSectors);               // max_write_zeroes_sectors
   store_le<uint32_t>(&cfg[52], kBlkMaxDiscardSegments);              // max_write_zeroes_seg
   cfg[56] = 1;                                                       // write_zeroes_may_unmap
@@ -53,7 +57,11 @@ void VirtioBlk::process_queue(unsigned q) {
   }
 }
 
-void VirtioBlk::quiesce() { m_pool->drain(); }
+void VirtioBlk::quiesce() {
+  m_pool->drain();
+  // A snapshot taken now must find every completed write in the file (qcow2 caches tables).
+  if (int r = m_disk->settle(); r != 0) spdlog::error("{}: writing back the disk's metadata: {}", m_name, strerror(-r));
+}
 
 void VirtioBlk::handle(const DescriptorChain& chain) {
   // The status byte is the last byte of the last device-writable buffer (5.2.6).
@@ -85,8 +93,8 @@ uint8_t VirtioBlk::execute(const DescriptorChain& chain, uint32_t type, uint64_t
                            uint32_t& written) {
   const uint64_t capacity = capacity_sectors();
   auto range_ok = [&](uint64_t bytes) {
-    return bytes % RawDisk::kSectorSize == 0 && sector <= capacity &&
-           bytes / RawDisk::kSectorSize <= capacity - sector;
+    return bytes % DiskBackend::kSectorSize == 0 && sector <= capacity &&
+           bytes / DiskBackend::kSectorSize <= capacity - sector;
   };
   switch (type) {
     case kBlkTIn: {
@@ -96,7 +104,7 @@ uint8_t VirtioBlk::execute(const DescriptorChain& chain, uint32_t type, uint64_t
         return kBlkSIoErr;
       }
       const auto iov = slice(chain.writable, 0, len);
-      if (m_disk->read(iov, sector * RawDisk::kSectorSize) != 0) return kBlkSIoErr;
+      if (m_disk->read(iov, sector * DiskBackend::kSectorSize) != 0) return kBlkSIoErr;
       written = static_cast<uint32_t>(len);
       return kBlkSOk;
     }
@@ -108,7 +116,7 @@ uint8_t VirtioBlk::execute(const DescriptorChain& chain, uint32_t type, uint64_t
         return kBlkSIoErr;
       }
       const auto iov = slice(chain.readable, kHeaderBytes, len);
-      return m_disk->write(iov, sector * RawDisk::kSectorSize) == 0 ? kBlkSOk : kBlkSIoErr;
+      return m_disk->write(iov, sector * DiskBackend::kSectorSize) == 0 ? kBlkSOk : kBlkSIoErr;
     }
     case kBlkTFlush: return m_disk->flush() == 0 ? kBlkSOk : kBlkSIoErr;
     case kBlkTGetId: {
@@ -145,8 +153,8 @@ uint8_t VirtioBlk::discard_or_zero(const DescriptorChain& chain, uint32_t type) 
     if ((flags & ~1u) != 0 || (type == kBlkTDiscard && flags != 0)) return kBlkSUnsupp;
     if (count > kBlkMaxDiscardSectors || sector > capacity || count > capacity - sector)
       return kBlkSIoErr;
-    const uint64_t off_bytes = sector * RawDisk::kSectorSize;
-    const uint64_t len_bytes = uint64_t{count} * RawDisk::kSectorSize;
+    const uint64_t off_bytes = sector * DiskBackend::kSectorSize;
+    const uint64_t len_bytes = uint64_t{count} * DiskBackend::kSectorSize;
     if (len_bytes == 0) continue;
     const int r = type == kBlkTDiscard ? m_disk->discard(off_bytes, len_bytes)
                                        : m_disk->write_zeroes(off_bytes, len_bytes, flags & 1);

@@ -1,13 +1,15 @@
-// virtio-blk (virtio 1.2 5.2), device id 2, backed by a raw image (backends/raw_disk.h).
+// virtio-blk (virtio 1.2 5.2), device id 2, backed by any disk image (backends/disk_backend.h:
+// raw or qcow2; the device never knows which).
 //
 // Requests are parsed on the notifying thread and executed on a worker pool, so a vCPU never
-// blocks on host I/O. quiesce() waits for every submitted request to complete.
+// blocks on host I/O. quiesce() waits for every submitted request to complete and has the
+// backend write back what it caches, so a snapshot's disk file holds every completed write.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "backends/raw_disk.h"
+#include "backends/disk_backend.h"
 #include "backends/worker_pool.h"
 #include "devices/virtio/virtio_device.h"
 
@@ -41,7 +43,7 @@ class VirtioBlk final : public VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
 
-  VirtioBlk(GuestMemory& mem, std::unique_ptr<RawDisk> disk, std::string name);
+  VirtioBlk(GuestMemory& mem, std::unique_ptr<DiskBackend> disk, std::string name);
   ~VirtioBlk() override;
 
   std::string_view name() const override { return m_name; }
@@ -51,7 +53,7 @@ class VirtioBlk final : public VirtioDevice {
   void process_queue(unsigned q) override;
   void quiesce() override;
 
-  uint64_t capacity_sectors() const { return m_disk->size() / RawDisk::kSectorSize; }
+  uint64_t capacity_sectors() const { return m_disk->size() / DiskBackend::kSectorSize; }
 
  private:
   void handle(const DescriptorChain& chain);
@@ -59,7 +61,7 @@ class VirtioBlk final : public VirtioDevice {
                   uint32_t& written);
   uint8_t discard_or_zero(const DescriptorChain& chain, uint32_t type);
 
-  std::unique_ptr<RawDisk> m_disk;
+  std::unique_ptr<DiskBackend> m_disk;
   std::string m_name;
   std::unique_ptr<WorkerPool> m_pool;
 };

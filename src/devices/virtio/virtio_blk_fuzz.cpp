@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "backends/raw_disk.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_fuzz_util.h"
 

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backends/raw_disk.h"
 #include "devices/virtio/virtio_test_util.h"
 
 namespace doppel::virtio {
@@ -159,6 +160,45 @@ TEST_F(VirtioBlkTest, WriteZeroesAndDiscardClearTheRange) {
   (void)m_mem->write_le<uint64_t>(seg, 0);
   (void)m_mem->write_le<uint32_t>(seg + 12, 1);
   EXPECT_EQ(run({{header(kBlkTDiscard, 0), 16, false}, {seg, 16, false}}), kBlkSUnsupp);
+}
+
+// The same device over a qcow2 image: the guest sees the cluster size as the discard
+// alignment, and once the device is quiesced (as for a snapshot) another reader of the
+// file sees every completed write, though the guest never flushed.
+TEST_F(VirtioBlkTest, Qcow2ImageServesTheSameRequests) {
+  const std::string img = m_path + ".qcow2";
+  DiskCreateOptions create;
+  create.size = kDiskBytes;
+  ASSERT_TRUE(create_qcow2(img, create).ok());
+  auto disk = open_disk(img, {});
+  ASSERT_TRUE(disk.ok()) << disk.error().message();
+  m_mmio = std::make_unique<VirtioMmio>(
+      std::make_unique<VirtioBlk>(*m_mem, disk.release_value(), "virtio-blk0"), m_irq);
+  m_drv = std::make_unique<testing::TestDriver>(*m_mmio, *m_mem);
+  ASSERT_TRUE(m_drv->init(kFVersion1));
+  EXPECT_EQ(m_mmio->read(0x100, 8), kDiskBytes / 512);
+  EXPECT_EQ(m_mmio->read(0x100 + 44, 4), 65536u / 512);  // discard_sector_alignment
+  EXPECT_TRUE(m_drv->device_features() & kBlkFDiscard);
+
+  const uint64_t a = m_drv->alloc(4096);
+  std::vector<uint8_t> data(4096);
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<uint8_t>(i * 3 + 1);
+  ASSERT_TRUE(m_mem->write(a, std::span<const uint8_t>(data)));
+  EXPECT_EQ(run({{header(kBlkTOut, 130), 16, false}, {a, 4096, false}}), kBlkSOk);
+  const uint64_t b = m_drv->alloc(4096);
+  EXPECT_EQ(run({{header(kBlkTIn, 130), 16, false}, {b, 4096, true}}), kBlkSOk);
+  EXPECT_EQ(m_drv->bytes(b, 4096), data);
+
+  DiskOpenOptions ro;
+  ro.read_only = true;
+  auto other = open_disk(img, ro);
+  ASSERT_TRUE(other.ok()) << other.error().message();
+  std::vector<uint8_t> seen(4096);
+  iovec v{seen.data(), seen.size()};
+  ASSERT_EQ((*other)->read(std::span<const iovec>(&v, 1), 130 * 512), 0);
+  EXPECT_EQ(seen, data);
+  m_mmio.reset();
+  ::unlink(img.c_str());
 }
 
 TEST_F(VirtioBlkTest, UnknownTypeIsUnsupported) {
