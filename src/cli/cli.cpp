@@ -82,6 +82,12 @@ Result<void> apply_guest_kit_defaults(VmConfig& config) {
   const bool need_kernel = config.kernel.empty() && config.boot_from == BootFrom::kKernel;
   const bool need_firmware = config.arch == Arch::kRiscv64 && config.firmware.empty();
   if (!need_kernel && !need_firmware) return {};
+  // The kit's fw_dynamic.bin is a copy of Debian's: without a kit, use the package's.
+  constexpr const char* kDebianFwDynamic = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
+  if (!need_kernel && access(kDebianFwDynamic, R_OK) == 0) {
+    config.firmware = kDebianFwDynamic;
+    return {};
+  }
   const std::string dir = TRY(guest_kit_dir(config.arch));
   if (!std::filesystem::is_directory(dir))
     return Error::format(
