@@ -3,6 +3,7 @@
 # `qemu-system-riscv64 -M virt -bios fw_dynamic.bin -kernel u-boot.bin` runs it: the console
 # stops autoboot and reaches the prompt, `virtio info` lists the disk, `bootefi hello` runs
 # U-Boot's EFI hello world, and `poweroff` (the syscon-poweroff node) ends doppel with 0.
+# Then U-Boot's M-mode build runs as the firmware itself (-bios uboot.elf).
 # Exit 77 (ctest: skipped) without u-boot-qemu or opensbi.
 set -euo pipefail
 source "$(dirname "$0")/../virtio_guest/lib.sh"
@@ -40,3 +41,16 @@ echo "ok: bootefi hello"
 vm_send 'poweroff'
 vm_wait_exit 0
 echo "ok: U-Boot prompt, virtio disk, bootefi hello, poweroff exit 0 in $((SECONDS - VM_T0)) s"
+
+# U-Boot's M-mode build as the firmware itself (an ELF, no OpenSBI). The kernel slot holds
+# the S-mode build at 0x80200000, which this U-Boot leaves alone.
+mmode=/usr/lib/u-boot/qemu-riscv64/uboot.elf
+[[ -f $mmode ]] || { echo "note: no $mmode, M-mode U-Boot not tried"; exit 0; }
+vm_start mmode "$(doppel_cmd --firmware "$mmode" --kernel "$uboot")"
+vm_wait_for 'Hit any key to stop autoboot'
+vm_send ''
+vm_wait_for '^=> '
+grep -aq 'OpenSBI' "$VM_OUT" && fail "OpenSBI ran: the M-mode U-Boot was not the firmware"
+vm_send 'poweroff'
+vm_wait_exit 0
+echo "ok: U-Boot as M-mode firmware (ELF): prompt, poweroff exit 0"
