@@ -137,10 +137,15 @@ Result<Placed> load_raw(GuestMemory& memory, const Ram& ram, uint64_t addr, Open
 }
 
 Result<Placed> load_linux_image(GuestMemory& memory, const Ram& ram, OpenFile& file,
-                                std::span<const uint8_t> head, const std::string& path) {
+                                std::span<const uint8_t> head, const std::string& path,
+                                bool has_firmware) {
   const std::string name = label("kernel", path);
   const ImageHeader header = TRY(parse_image_header(head, path));
-  const uint64_t addr = ram.base + header.text_offset;
+  // With no firmware, a header text_offset of 0 (an M-mode, no-MMU kernel linked at the
+  // start of RAM) means the start of RAM, as QEMU's -bios none loads it; otherwise 0 is the
+  // documented default, 2 MiB.
+  const bool at_ram_base = !has_firmware && load_le<uint64_t>(head.data() + 8) == 0;
+  const uint64_t addr = at_ram_base ? ram.base : ram.base + header.text_offset;
   const uint64_t span = std::max(header.image_size, file.size);
   const uint64_t ram_size = ram.end - ram.base;
   if (header.text_offset >= ram_size || addr >= ram.limit || span > ram.limit - addr)
@@ -232,7 +237,8 @@ Result<BootLayout> load_images(GuestMemory& memory, uint64_t ram_base,
   Placed kernel;
   switch (layout.kernel_kind) {
     case ImageKind::kLinuxImage:
-      kernel = TRY(load_linux_image(memory, ram, kernel_file, head, kernel_path));
+      kernel = TRY(load_linux_image(memory, ram, kernel_file, head, kernel_path,
+                                    layout.has_firmware));
       break;
     case ImageKind::kElf:
       kernel = TRY(load_elf(memory, ram, kernel_file, kernel_name));

@@ -22,7 +22,8 @@
 //   ram_end - kDtbSlot            device tree (headroom for OpenSBI's fixups)
 //
 // Every hart starts in M-mode with a0 = hartid, a1 = DTB, a2 = &fw_dynamic_info: at the
-// firmware's entry, or with no firmware (QEMU's -bios none) at the kernel's entry, a2 = 0.
+// firmware's entry, or with no firmware (QEMU's -bios none) at the kernel's entry, a2 = 0;
+// then an Image whose header says text_offset 0 (an M-mode no-MMU kernel) goes to ram_base.
 // One convention serves every firmware: fw_dynamic reads next_addr (the kernel's entry)
 // from the info; fw_jump ignores a2 and jumps to its built-in FW_JUMP_ADDR, which in
 // Debian's generic build is ram_base + 2 MiB, where Images and raw kernels go. Debian's

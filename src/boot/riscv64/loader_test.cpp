@@ -218,6 +218,22 @@ TEST(Loader, RawKernelGoesTwoMibInWithFirmwareAndToTheStartWithout) {
   ASSERT_TRUE(place_boot_data(*bare, *layout, std::vector<uint8_t>(64, 0xd0)).ok());
 }
 
+TEST(Loader, ImageWithoutFirmwareGoesToItsTextOffsetOrTheStartOfRam) {
+  auto mem = ram(64 * MiB);
+  TempFile kernel(image(0x200000, 1 * MiB, 1 * MiB));
+  auto layout = load_images(*mem, kRam, "", kernel.path(), "");
+  ASSERT_TRUE(layout.ok()) << layout.error().message();
+  EXPECT_EQ(layout->entry, kRam + 0x200000);
+  TempFile nommu(image(0, 1 * MiB, 1 * MiB));  // text_offset 0: linked at the start of RAM
+  layout = load_images(*mem, kRam, "", nommu.path(), "");
+  ASSERT_TRUE(layout.ok()) << layout.error().message();
+  EXPECT_EQ(layout->entry, kRam);
+  TempFile fw(std::vector<uint8_t>(1000, 0));
+  layout = load_images(*mem, kRam, fw.path(), nommu.path(), "");  // behind firmware: 2 MiB
+  ASSERT_TRUE(layout.ok()) << layout.error().message();
+  EXPECT_EQ(layout->kernel_entry, kRam + 0x200000);
+}
+
 TEST(Loader, ElfWithoutFirmwareStartsAtItsEntry) {
   auto mem = ram(64 * MiB);
   TempFile kernel(elf(kRam + 0x200010, kRam + 0x200000, std::vector<uint8_t>(32, 0x13), 32));
