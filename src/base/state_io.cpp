@@ -1,28 +1,22 @@
 #include "base/state_io.h"
 
-#include <array>
+#include <algorithm>
+#include <limits>
+
+#include <zlib.h>
 
 namespace doppel {
 
-namespace {
-
-constexpr std::array<uint32_t, 256> make_crc_table() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}
-constexpr std::array<uint32_t, 256> kCrcTable = make_crc_table();
-
-}  // namespace
-
+// zlib's: the same polynomial, and several times the speed of a byte-wise table (a live
+// migration checks every page it sends).
 uint32_t crc32(std::span<const uint8_t> data, uint32_t crc) {
-  uint32_t c = ~crc;
-  for (uint8_t b : data) c = kCrcTable[(c ^ b) & 0xff] ^ (c >> 8);
-  return ~c;
+  uLong c = crc;
+  while (!data.empty()) {
+    const auto n = static_cast<uInt>(std::min<size_t>(data.size(), std::numeric_limits<uInt>::max()));
+    c = ::crc32(c, data.data(), n);
+    data = data.subspan(n);
+  }
+  return static_cast<uint32_t>(c);
 }
 
 Error StateReader::truncated(std::string_view what, size_t needed) const {

@@ -35,7 +35,7 @@ namespace {
 struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
-      console2;
+      console2, boot;
   std::optional<uint64_t> cpus;
   std::vector<std::string> disks, nets;
 };
@@ -81,9 +81,16 @@ Result<std::string> guest_kit_dir(Arch arch) {
 
 // Fills kernel/initrd/firmware from the guest kit where neither the VM file nor a flag did.
 Result<void> apply_guest_kit_defaults(VmConfig& config) {
-  const bool need_kernel = config.kernel.empty();
+  // --boot disk: the kernel is U-Boot (apply_boot_from), not the kit's.
+  const bool need_kernel = config.kernel.empty() && config.boot_from == BootFrom::kKernel;
   const bool need_firmware = config.arch == Arch::kRiscv64 && config.firmware.empty();
   if (!need_kernel && !need_firmware) return {};
+  // The kit's fw_dynamic.bin is a copy of Debian's: without a kit, use the package's.
+  constexpr const char* kDebianFwDynamic = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
+  if (!need_kernel && access(kDebianFwDynamic, R_OK) == 0) {
+    config.firmware = kDebianFwDynamic;
+    return {};
+  }
   const std::string dir = TRY(guest_kit_dir(config.arch));
   if (!std::filesystem::is_directory(dir))
     return Error::format(
@@ -119,6 +126,11 @@ Result<VmConfig> build_config(const RunFlags& flags) {
   if (flags.kernel) config.kernel = *flags.kernel;
   if (flags.initrd) config.initrd = *flags.initrd;
   if (flags.firmware) config.firmware = *flags.firmware;
+  if (flags.boot) {
+    auto from = parse_boot_from(*flags.boot);
+    if (!from) return from.error().context("--boot");
+    config.boot_from = *from;
+  }
   if (flags.cmdline) config.cmdline = *flags.cmdline;
   if (flags.cpus) {
     if (*flags.cpus < 1 || *flags.cpus > kMaxCpus)
@@ -161,6 +173,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
   // reported as itself.
   if (auto r = validate_ranges(config, host_memory_bytes()); !r) return r.error();
   TRY(apply_guest_kit_defaults(config));
+  TRY(apply_boot_from(config));
   if (config.cmdline.empty()) config.cmdline = default_cmdline(config.arch);
   TRY(validate(config, host_memory_bytes()));
   return config;
@@ -308,6 +321,29 @@ int guest_build_command(const std::string& arch_text) {
   return kExitError;
 }
 
+// `doppel guest disk`: guest/disk.sh writes the image from the kit's files.
+int guest_disk_command(const std::string& arch_text, const std::string& output) {
+  auto fail = [](const std::string& message) {
+    fmt::print(stderr, "doppel: guest disk: {}\n", message);
+    return kExitError;
+  };
+  auto arch = parse_arch(arch_text);
+  if (!arch) return fail(arch.error().context("--arch").message());
+  if (*arch != Arch::kRiscv64)
+    return fail(fmt::format("--arch {}: only riscv64 boots from a disk (through U-Boot)", arch_text));
+  auto dir = guest_kit_dir(*arch);
+  if (!dir) return fail(dir.error().message());
+  if (!std::filesystem::is_regular_file(*dir + "/kernel"))
+    return fail(fmt::format("the {0} guest kit is not built ({1}): run `doppel guest build --arch {0}`",
+                            arch_text, *dir));
+  const std::string script = std::string(DOPPEL_SOURCE_DIR) + "/guest/disk.sh";
+  if (access(script.c_str(), X_OK) != 0) return fail(fmt::format("{}: {}", script, strerror(errno)));
+  const std::string cmdline = default_cmdline(*arch);
+  execl(script.c_str(), script.c_str(), "--kit", dir->c_str(), "--cmdline", cmdline.c_str(), "-o",
+        output.c_str(), static_cast<char*>(nullptr));
+  return fail(fmt::format("{}: {}", script, strerror(errno)));
+}
+
 }  // namespace
 
 int cli_main(int argc, char** argv) {
@@ -335,9 +371,15 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   run->add_option("--arch", flags.arch, "riscv64 (default) or x86_64");
   run->add_option("--engine", flags.engine, "emu (riscv64's default) or kvm (x86_64's default)");
-  run->add_option("--kernel", flags.kernel, "Kernel image (default: the guest kit's)");
   run->add_option("--initrd", flags.initrd, "Initial ramdisk (default: the guest kit's)");
-  run->add_option("--firmware", flags.firmware, "riscv64: OpenSBI fw_dynamic.bin (default: the guest kit's)");
+  run->add_option("--kernel", flags.kernel,
+                  "Kernel: a Linux Image, an ELF or a raw binary (default: the guest kit's)");
+  run->add_option("--firmware", flags.firmware,
+                  "riscv64 M-mode firmware: OpenSBI fw_dynamic or fw_jump, any M-mode binary or "
+                  "ELF, or none (the kernel starts in M-mode) (default: the guest kit's fw_dynamic)");
+  run->add_option("--boot", flags.boot,
+                  "kernel (default) or disk: riscv64 runs Debian's U-Boot after OpenSBI, which "
+                  "boots extlinux.conf or EFI from the first --disk");
   run->add_option("--cmdline", flags.cmdline, "Kernel command line");
   run->add_option("--cpus", flags.cpus, "Number of vCPUs, 1 to 8 (default 1)");
   run->add_option("--memory", flags.memory, "Guest RAM, e.g. 512M or 1G (default 256M)");
@@ -408,6 +450,12 @@ int cli_main(int argc, char** argv) {
   guest->require_subcommand(1);
   auto* guest_build = guest->add_subcommand("build", "Build (or find cached) a guest; prints its directory last");
   guest_build->add_option("--arch", guest_arch, "riscv64 or x86_64");
+  std::string disk_output = "doppel-riscv64-disk.img";
+  auto* guest_disk = guest->add_subcommand(
+      "disk", "Write a disk image with the built guest kit's kernel, initrd and extlinux.conf "
+              "(for `doppel run --boot disk --disk PATH`); prints its path");
+  guest_disk->add_option("--arch", guest_arch, "riscv64");
+  guest_disk->add_option("-o,--output", disk_output, "The image to write (default: doppel-riscv64-disk.img)");
 
   DiskFlags disk_flags;
   auto* disk = app.add_subcommand("disk", "Disk images: qcow2 creation (linked clones) and inspection");
@@ -456,6 +504,7 @@ int cli_main(int argc, char** argv) {
   if (guest_build->parsed()) return guest_build_command(guest_arch);
   if (disk_create->parsed()) return disk_create_command(disk_flags);
   if (disk_info_cmd->parsed()) return disk_info_command(disk_flags);
+  if (guest_disk->parsed()) return guest_disk_command(guest_arch, disk_output);
   return kExitError;
 }
 

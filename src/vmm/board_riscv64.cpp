@@ -86,7 +86,7 @@ Result<void> BoardRiscv64::build() {
 
   // Guest images, then the device tree that describes them.
   const rv64boot::BootLayout layout = TRY(rv64boot::load_images(
-      *m_memory, mm::kRamBase, m_config.firmware, m_config.kernel, m_config.initrd));
+      *m_memory, mm::kRamBase, firmware_to_load(m_config), m_config.kernel, m_config.initrd));
   fdt.harts = harts;
   fdt.timebase_hz = rv64::kTimebaseHz;
   fdt.ram_base = mm::kRamBase;
@@ -110,8 +110,12 @@ Result<void> BoardRiscv64::build() {
     m_engine->set_reset_state(h, {layout.entry, h, layout.dtb_addr, layout.fw_info_addr});
     m_vcpus.push_back(TRY(m_engine->create_vcpu(h)));
   }
-  spdlog::debug("riscv64: {} harts, {} MiB RAM, kernel at {:#x}, dtb at {:#x}, {} virtio devices",
-                harts, m_config.memory >> 20, layout.kernel_addr, layout.dtb_addr, m_virtio.size());
+  spdlog::debug("riscv64: {} harts, {} MiB RAM, {} at {:#x} (entry {:#x}), harts start at {:#x} "
+                "({}), dtb at {:#x}, {} virtio devices",
+                harts, m_config.memory >> 20, rv64boot::to_string(layout.kernel_kind),
+                layout.kernel_addr, layout.kernel_entry, layout.entry,
+                layout.has_firmware ? "firmware" : "no firmware: the kernel in M-mode",
+                layout.dtb_addr, m_virtio.size());
   return ok();
 }
 

@@ -1,7 +1,8 @@
 // The riscv64 board on the emulation engine: RAM, the MMIO bus, the Timebase, CLINT, PLIC,
 // 16550 UART, sifive,test1 finisher and virtio-mmio devices. The layout is
-// engines/emu/riscv64/memory_map.h; the boot is OpenSBI fw_dynamic + Linux
-// (boot/riscv64/). The Machine runs it (vmm/machine.h).
+// engines/emu/riscv64/memory_map.h; the boot is firmware (OpenSBI fw_dynamic or fw_jump,
+// any M-mode program, or none) + a kernel (Linux Image, ELF or raw binary; boot/riscv64/).
+// The Machine runs it (vmm/machine.h).
 //
 // State file sections: "rv64.timebase", "rv64.hart.<i>", "rv64.clint", "rv64.plic".
 #pragma once

@@ -50,6 +50,33 @@ static Result<OnReboot> parse_on_reboot(std::string_view text) {
   return Error::format("unknown value '{}' (exit, restart)", text);
 }
 
+Result<BootFrom> parse_boot_from(std::string_view text) {
+  if (text == "kernel") return BootFrom::kKernel;
+  if (text == "disk") return BootFrom::kDisk;
+  return Error::format("unknown boot source '{}' (kernel, disk)", text);
+}
+
+std::string_view to_string(BootFrom from) { return from == BootFrom::kDisk ? "disk" : "kernel"; }
+
+std::string firmware_to_load(const VmConfig& config) {
+  return config.firmware == kFirmwareNone ? std::string() : config.firmware;
+}
+
+Result<void> apply_boot_from(VmConfig& config) {
+  if (config.boot_from != BootFrom::kDisk) return {};
+  if (config.arch != Arch::kRiscv64) return Error("--boot disk: riscv64 only (U-Boot on OpenSBI)");
+  if (config.disks.empty()) return Error("--boot disk: no disk to boot from; give --disk PATH");
+  if (config.firmware == kFirmwareNone)
+    return Error("--boot disk: U-Boot runs in S-mode and needs firmware (OpenSBI), not 'none'");
+  if (config.kernel.empty()) {
+    if (::access(kUbootSmode, R_OK) != 0)
+      return Error::from_errno(fmt::format("--boot disk: U-Boot {} (Debian package u-boot-qemu)",
+                                           kUbootSmode));
+    config.kernel = kUbootSmode;
+  }
+  return {};
+}
+
 Result<uint64_t> parse_memory_size(std::string_view text) {
   uint64_t number = 0;
   const char* end = text.data() + text.size();
@@ -291,15 +318,25 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
   if (top.has("boot")) {
     JsonReader b(top.at("boot"), "boot");
     TRY(b.expect_object());
-    TRY(b.only_keys({"kernel", "initrd", "firmware", "cmdline"}));
+    TRY(b.only_keys({"kernel", "initrd", "firmware", "cmdline", "from"}));
     for (auto [key, field] : {std::pair{"kernel", &config.kernel}, std::pair{"initrd", &config.initrd},
                               std::pair{"firmware", &config.firmware}}) {
       if (!b.has(key)) continue;
-      *field = resolve(base_dir, TRY(b.string(key)));
+      const std::string value = TRY(b.string(key));
+      if (field == &config.firmware && value == kFirmwareNone) {
+        config.firmware = value;
+        continue;
+      }
+      *field = resolve(base_dir, value);
       if (field->empty()) continue;
       if (auto r = check_readable(*field, false); !r) return b.fail(key, r.error().message());
     }
     if (b.has("cmdline")) config.cmdline = TRY(b.string("cmdline"));
+    if (b.has("from")) {
+      auto from = parse_boot_from(TRY(b.string("from")));
+      if (!from) return b.fail("from", from.error().message());
+      config.boot_from = *from;
+    }
   }
 
   if (top.has("disks")) {
@@ -388,8 +425,10 @@ Result<void> validate(const VmConfig& config, uint64_t host_memory) {
   TRY(check_readable(config.kernel, false, "--kernel"));
   if (!config.initrd.empty()) TRY(check_readable(config.initrd, false, "--initrd"));
   if (config.arch == Arch::kRiscv64 && config.firmware.empty())
-    return Error("riscv64 needs firmware: give --firmware (OpenSBI fw_dynamic.bin)");
-  if (!config.firmware.empty()) TRY(check_readable(config.firmware, false, "--firmware"));
+    return Error("riscv64 needs firmware: give --firmware (OpenSBI fw_dynamic.bin, or none)");
+  if (config.arch != Arch::kRiscv64 && config.firmware == kFirmwareNone)
+    return Error("--firmware none: riscv64 only");
+  if (!firmware_to_load(config).empty()) TRY(check_readable(config.firmware, false, "--firmware"));
   for (const auto& disk : config.disks) TRY(check_readable(disk.path, !disk.read_only, "--disk"));
   return {};
 }
@@ -402,7 +441,8 @@ json to_json(const VmConfig& config) {
                     {"memory", fmt::format("{}K", config.memory / KiB)},
                     {"on_reboot", config.on_reboot == OnReboot::kExit ? "exit" : "restart"}};
   doc["boot"] = {{"kernel", config.kernel}, {"initrd", config.initrd},
-                 {"firmware", config.firmware}, {"cmdline", config.cmdline}};
+                 {"firmware", config.firmware}, {"cmdline", config.cmdline},
+                 {"from", to_string(config.boot_from)}};
   doc["disks"] = json::array();
   for (const auto& d : config.disks) {
     json disk = {{"path", d.path}, {"read_only", d.read_only}};

@@ -20,6 +20,10 @@ namespace doppel {
 enum class Arch { kRiscv64, kX86_64 };
 enum class EngineKind { kEmu, kKvm };
 enum class OnReboot { kExit, kRestart };
+// riscv64: what the harts run after the firmware. kKernel: the kernel (and initrd) given;
+// kDisk: a disk loader (by default Debian's U-Boot, kUbootSmode) that boots what it finds
+// on the first virtio disk.
+enum class BootFrom { kKernel, kDisk };
 
 std::string_view to_string(Arch arch);
 std::string_view to_string(EngineKind engine);
@@ -50,7 +54,10 @@ struct VmConfig {
   EngineKind engine = EngineKind::kEmu;
   std::string kernel;
   std::string initrd;       // optional: empty means none
-  std::string firmware;     // riscv64: OpenSBI fw_dynamic.bin
+  // riscv64: OpenSBI fw_dynamic or fw_jump, any M-mode binary or ELF, or kFirmwareNone (the
+  // kernel starts in M-mode, as QEMU's -bios none).
+  std::string firmware;
+  BootFrom boot_from = BootFrom::kKernel;
   std::string cmdline;
   unsigned cpus = 1;
   uint64_t memory = 256ull << 20;  // bytes
@@ -61,6 +68,16 @@ struct VmConfig {
 };
 
 constexpr unsigned kMaxCpus = 8;
+constexpr std::string_view kFirmwareNone = "none";
+// Debian's u-boot-qemu: U-Boot for QEMU's virt machine, to run in S-mode after OpenSBI.
+constexpr const char* kUbootSmode = "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin";
+
+// The firmware path to load: empty for kFirmwareNone.
+std::string firmware_to_load(const VmConfig& config);
+Result<BootFrom> parse_boot_from(std::string_view text);
+std::string_view to_string(BootFrom from);
+// --boot disk: the kernel is the disk loader, U-Boot unless one was given; no initrd.
+Result<void> apply_boot_from(VmConfig& config);
 constexpr uint64_t kMinMemory = 16ull << 20;
 
 // "--memory" syntax: a number of bytes with an optional K, M or G suffix (binary units).

@@ -109,6 +109,40 @@ TEST_F(VmFileTest, AFullFileBuildsTheSameConfigAsFlags) {
   EXPECT_EQ(to_json(again), to_json(*config));
 }
 
+// "firmware": "none" is QEMU's -bios none, not a file beside the VM file; "from": "disk" is
+// --boot disk.
+TEST_F(VmFileTest, FirmwareNoneAndBootFromDisk) {
+  const auto path = write_file(R"({"boot": {"kernel": "Image", "firmware": "none", "from": "disk"},
+                                   "disks": [{"path": "disk.img"}]})");
+  auto config = load_vm_file(path, VmConfig{});
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  EXPECT_EQ(config->firmware, "none");
+  EXPECT_EQ(firmware_to_load(*config), "");
+  EXPECT_EQ(config->boot_from, BootFrom::kDisk);
+  EXPECT_TRUE(validate(*config, 0).ok()) << validate(*config, 0).error().message();
+  EXPECT_EQ(to_json(*config)["boot"]["from"], "disk");
+  // U-Boot runs in S-mode: it needs the firmware.
+  auto r = apply_boot_from(*config);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("needs firmware"), std::string::npos) << r.error().message();
+  EXPECT_NE(error_of(R"({"boot": {"from": "floppy"}})").find("boot.from: unknown boot source 'floppy'"),
+            std::string::npos);
+}
+
+TEST(BootFrom, DiskNeedsADiskAndDefaultsTheKernelToUboot) {
+  VmConfig config;
+  config.firmware = "/etc/hostname";
+  config.boot_from = BootFrom::kDisk;
+  auto r = apply_boot_from(config);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "--boot disk: no disk to boot from; give --disk PATH");
+  config.disks.push_back({"/etc/hostname", true});
+  r = apply_boot_from(config);
+  if (::access(kUbootSmode, R_OK) != 0) GTEST_SKIP() << kUbootSmode << " is not installed (u-boot-qemu)";
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(config.kernel, kUbootSmode);
+}
+
 TEST_F(VmFileTest, ErrorsNameTheFileTheKeyPathAndTheReason) {
   EXPECT_NE(error_of(R"({"machine": {"cpus": 0}})").find("vm.json: machine.cpus: must be between 1 and 8, got 0"),
             std::string::npos);
@@ -161,6 +195,13 @@ TEST(Validate, CatchesWhatAUserGetsWrong) {
   VmConfig no_firmware = config;
   no_firmware.firmware.clear();
   EXPECT_FALSE(validate(no_firmware, 0).ok());
+
+  VmConfig none = config;
+  none.firmware = "none";
+  EXPECT_TRUE(validate(none, 0).ok());
+  none.arch = Arch::kX86_64;
+  none.engine = EngineKind::kKvm;
+  EXPECT_FALSE(validate(none, 0).ok());
 
   VmConfig kvm_riscv = config;
   kvm_riscv.engine = EngineKind::kKvm;

@@ -14,3 +14,17 @@ add_test(NAME boot_riscv64.terminal
                  ${CMAKE_SOURCE_DIR})
 set_tests_properties(boot_riscv64.terminal PROPERTIES
                      SKIP_RETURN_CODE 77 TIMEOUT 400 LABELS "guest;boot")
+
+# Boot anything (issue 13): a bare-metal ELF / raw binary with --firmware none and behind
+# OpenSBI fw_jump; Debian's U-Boot to its prompt; --boot disk through U-Boot to Linux.
+add_test(NAME boot_riscv64.baremetal
+         COMMAND bash ${CMAKE_SOURCE_DIR}/tests/boot_riscv64/baremetal.sh $<TARGET_FILE:doppel>
+                 ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/boot-baremetal-work)
+set_tests_properties(boot_riscv64.baremetal PROPERTIES
+                     SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "guest;boot")
+foreach(t uboot disk)
+  add_test(NAME boot_riscv64.${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/boot_riscv64/${t}.sh)
+  set_tests_properties(boot_riscv64.${t} PROPERTIES
+                       ENVIRONMENT "DOPPEL=$<TARGET_FILE:doppel>"
+                       SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "guest;boot")
+endforeach()

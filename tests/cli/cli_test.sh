@@ -43,6 +43,12 @@ expect 1 '^doppel: --disk /x.img: No such file or directory$' run "${k[@]}" --di
 expect 1 "^doppel: --disk: '/x.img,bogus': unknown option 'bogus'" run "${k[@]}" --disk /x.img,bogus
 expect 1 "^doppel: --net: tap=t0,mac=zz: 'zz' is not a MAC address" run "${k[@]}" --net tap=t0,mac=zz
 expect 1 '^doppel: --engine kvm runs x86_64 guests' run "${k[@]}" --engine kvm
+# Boot anything (riscv64): firmware none, boot from a disk.
+expect 0 '"firmware": "none"' run --kernel "$tmp/kernel" --firmware none --print-config
+expect 1 "^doppel: --boot: unknown boot source 'floppy' \(kernel, disk\)$" run "${k[@]}" --boot floppy
+expect 1 '^doppel: --boot disk: no disk to boot from; give --disk PATH$' run --firmware "$tmp/fw.bin" --boot disk
+expect 1 "^doppel: --boot disk: U-Boot runs in S-mode and needs firmware" run --firmware none --boot disk --disk "$tmp/kernel"
+expect 1 '^doppel: guest disk: --arch x86_64: only riscv64 boots from a disk' guest disk --arch x86_64
 
 # A VM file and flags build the same configuration; flags override the file.
 cat >"$tmp/vm.json" <<JSON

@@ -2,6 +2,8 @@
 
 #include <libfdt.h>
 
+#include <tuple>
+
 #include <fmt/format.h>
 
 namespace doppel::rv64boot {
@@ -10,6 +12,8 @@ namespace {
 
 // Interrupt cause numbers used in interrupts-extended (mip bit numbers).
 constexpr uint32_t kIrqMSoft = 3, kIrqMTimer = 7, kIrqSExt = 9, kIrqMExt = 11;
+// sifive,test1 commands (devices/legacy/sifive_finisher.h).
+constexpr uint32_t kFinisherPass = 0x5555, kFinisherReset = 0x7777;
 
 // The sequential-write libfdt calls, with errors as values.
 class Writer {
@@ -125,14 +129,27 @@ Result<std::vector<uint8_t>> build_fdt(const FdtDescription& d) {
   }
   TRY(w.end());  // cpus
 
+  // Power off and reset by writing the finisher's commands, through the generic syscon
+  // drivers Linux and U-Boot have (QEMU virt's nodes; devices/legacy/sifive_finisher.h).
+  for (const auto& [name, compatible, value] :
+       {std::tuple{"poweroff", "syscon-poweroff", kFinisherPass},
+        std::tuple{"reboot", "syscon-reboot", kFinisherReset}}) {
+    TRY(w.begin(name));
+    TRY(w.prop("compatible", compatible));
+    TRY(w.u32("regmap", test_phandle));
+    TRY(w.u32("offset", 0));
+    TRY(w.u32("value", value));
+    TRY(w.end());
+  }
+
   TRY(w.begin("soc"));
   TRY(w.u32("#address-cells", 2));
   TRY(w.u32("#size-cells", 2));
   TRY(w.prop("compatible", "simple-bus"));
   TRY(w.empty("ranges"));
 
-  // OpenSBI 1.1's generic platform resets through "sifive,test1"; Linux has no driver for it
-  // and so powers off through SBI SRST, which OpenSBI turns into a write here.
+  // OpenSBI 1.1's generic platform resets through "sifive,test1" (SBI SRST); Linux and
+  // U-Boot write it directly through the /poweroff and /reboot syscon nodes.
   TRY(w.begin(node("test", d.test.base)));
   TRY(w.strings("compatible", {"sifive,test1", "sifive,test0", "syscon"}));
   TRY(w.reg(d.test.base, d.test.size));

@@ -2,7 +2,8 @@
 // description (the machine fills it from engines/emu/riscv64/memory_map.h and the VmConfig).
 // The node names and compatibles are those of QEMU's `virt`, which OpenSBI's generic
 // platform and Linux already drive: cpus with riscv,cpu-intc, riscv,clint0, riscv,plic0,
-// ns16550a, sifive,test1 and virtio,mmio.
+// ns16550a, sifive,test1 (a syscon, with syscon-poweroff and syscon-reboot nodes) and
+// virtio,mmio.
 #pragma once
 
 #include <cstdint>

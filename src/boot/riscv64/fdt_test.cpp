@@ -141,6 +141,21 @@ TEST(Fdt, UartTestDeviceAndVirtioSlotsArePresent) {
   EXPECT_LT(dtb.node("/soc/virtio_mmio@10003000"), 0);  // only the devices the machine has
 }
 
+// U-Boot and Linux power off and reset through the generic syscon drivers, as on QEMU virt.
+TEST(Fdt, PoweroffAndRebootAreSysconWritesToTheFinisher) {
+  const Dtb dtb = build(machine(1));
+  const uint32_t test = dtb.phandle("/soc/test@100000");
+  ASSERT_NE(test, 0u);
+  EXPECT_EQ(fdt_node_check_compatible(dtb.fdt(), dtb.node("/soc/test@100000"), "syscon"), 0);
+  EXPECT_EQ(dtb.str("/poweroff", "compatible"), "syscon-poweroff");
+  EXPECT_EQ(dtb.cells("/poweroff", "regmap"), std::vector<uint32_t>{test});
+  EXPECT_EQ(dtb.cells("/poweroff", "offset"), std::vector<uint32_t>{0});
+  EXPECT_EQ(dtb.cells("/poweroff", "value"), std::vector<uint32_t>{0x5555});
+  EXPECT_EQ(dtb.str("/reboot", "compatible"), "syscon-reboot");
+  EXPECT_EQ(dtb.cells("/reboot", "regmap"), std::vector<uint32_t>{test});
+  EXPECT_EQ(dtb.cells("/reboot", "value"), std::vector<uint32_t>{0x7777});
+}
+
 TEST(Fdt, NoHartsIsAnError) {
   FdtDescription d = machine(1);
   d.harts = 0;

@@ -131,8 +131,9 @@ uint8_t Uart16550::pop_rx() {
 
 bool Uart16550::accepting() const {
   // In loopback the receiver is disconnected from the line (datasheet 8.6).
-  return (m_state.ier & kIerRda) && (m_state.mcr & kMcrOut2) && !(m_state.mcr & kMcrLoop) &&
-         !rx_full();
+  const bool listening = (m_state.ier & kIerRda) && (m_state.mcr & kMcrOut2);
+  const bool polling = m_lsr_run >= kPollRun;
+  return (listening || polling) && !(m_state.mcr & kMcrLoop) && !rx_full();
 }
 
 bool Uart16550::room_due_locked() {
@@ -160,6 +161,7 @@ uint64_t Uart16550::read(uint64_t offset, unsigned size) {
   {
     std::lock_guard lock(m_mutex);
     const bool dlab = (m_state.lcr & kLcrDlab) != 0;
+    m_lsr_run = reg == Reg::kLsr ? std::min(m_lsr_run + 1, kPollRun) : 0;
     switch (reg) {
       case Reg::kRbrThrDll:
         if (dlab) {
@@ -213,6 +215,7 @@ void Uart16550::write(uint64_t offset, unsigned size, uint64_t value64) {
   {
     std::lock_guard lock(m_mutex);
     const bool dlab = (m_state.lcr & kLcrDlab) != 0;
+    m_lsr_run = 0;
     switch (reg) {
       case Reg::kRbrThrDll:
         if (dlab) {

@@ -13,8 +13,14 @@
 // Firmware and drivers reset the FIFO and discard RBR when they initialise the port
 // (OpenSBI's uart8250 init, Linux's 8250 startup), and Linux's port probe briefly sets
 // IER to 0x0f with OUT2 clear, so bytes given earlier would be lost; and Linux clears ERBFI
-// to throttle input when its tty buffer is full. A guest that only polls LSR/RBR with
-// interrupts masked receives nothing.
+// to throttle input when its tty buffer is full.
+//
+// A driver that polls instead (U-Boot, bare-metal programs) is recognised by what it does
+// while it waits for a key: it reads LSR again and again and touches nothing else. After
+// kPollRun LSR reads in a row the UART takes input too, until the next access to another
+// register. A driver that only transmits reads LSR once per THR write (waiting for THRE,
+// always set here), and Linux's port startup reads it at most twice in a row before it
+// discards RBR, so firmware and Linux booting never open the receiver that way.
 //
 // Threads: read()/write() come from vCPU threads; receive() from the console's input
 // thread; save()/restore() from the VMM while vCPUs are stopped. m_mutex guards all state.
@@ -117,6 +123,10 @@ class Uart16550 final : public Device, public Persist<Uart16550State> {
   Uart16550State m_state;  // GUARDED_BY(m_mutex)
   bool m_irq_level = false;  // GUARDED_BY(m_mutex)
   bool m_rx_refused = false;  // GUARDED_BY(m_mutex): receive() left bytes with the host
+  // LSR reads in a row with no other register access between them (a polling reader).
+  // Not saved: a polling driver shows itself again within its next kPollRun reads.
+  static constexpr unsigned kPollRun = 8;
+  unsigned m_lsr_run = 0;  // GUARDED_BY(m_mutex)
 };
 
 }  // namespace doppel

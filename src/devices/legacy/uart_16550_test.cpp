@@ -145,6 +145,38 @@ TEST_F(UartTest, InputWaitsUntilTheDriverListensAndWhileItThrottles) {
   EXPECT_EQ(feed("more"), 4u);
 }
 
+// U-Boot and bare-metal programs poll LSR.DR with interrupts masked; printing (one LSR read
+// per THR write) must not look like that.
+TEST_F(UartTest, ADriverPollingLsrReceivesInputAndOneThatOnlyPrintsDoesNot) {
+  int room_calls = 0;
+  uart.set_rx_room_callback([&] { ++room_calls; });
+  wr(kFcr, 0x07);
+  for (char c : std::string("boot\n")) {
+    rd(kLsr);  // wait for THRE
+    wr(kThr, static_cast<uint8_t>(c));
+  }
+  EXPECT_EQ(feed("x"), 0u);
+  // Linux's 8250 startup: two LSR reads in a row, then RBR is read and dropped.
+  rd(kLsr);
+  rd(kLsr);
+  rd(kRbr);
+  EXPECT_EQ(feed("x"), 0u);
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(rd(kLsr) & 0x01, 0);  // a key? no
+  EXPECT_EQ(room_calls, 0);
+  EXPECT_EQ(rd(kLsr) & 0x01, 0);  // still waiting: now it is polling
+  EXPECT_EQ(room_calls, 1);
+  EXPECT_EQ(feed("x"), 1u);
+  EXPECT_EQ(rd(kLsr) & 0x01, 1);
+  EXPECT_EQ(rd(kRbr), 'x');
+  wr(kThr, 'x');  // the echo: the receiver closes until it polls again
+  EXPECT_EQ(feed("y"), 0u);
+  for (int i = 0; i < 8; ++i) rd(kLsr);
+  EXPECT_EQ(feed("y"), 1u);
+  wr(kMcr, 0x10);  // loopback disconnects the receiver even while polling
+  for (int i = 0; i < 8; ++i) rd(kLsr);
+  EXPECT_EQ(feed("z"), 0u);
+}
+
 TEST_F(UartTest, ClosingThePortClearsOut2AndStopsInput) {
   listen(0x01);
   EXPECT_EQ(feed("a"), 1u);
