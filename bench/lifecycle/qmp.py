@@ -4,6 +4,9 @@ counted on either side. Prints the milliseconds from sending the request to its 
 
     qmp.py hmp SOCK 'stop'            QEMU's HMP monitor: a command, until its prompt
     qmp.py migrate SOCK FILE          HMP: migrate "exec:cat > FILE", until completed
+    qmp.py text SOCK 'cmd' ['cmd' ...]  HMP: runs the commands, prints their replies
+    qmp.py wait-migration SOCK        HMP: polls `info migrate` until completed (or failed),
+                                      prints its last reply (exit 1 if failed)
     qmp.py http SOCK METHOD PATH [BODY]   doppel's API: one HTTP/1.1 request
                                           (QMP_SENT_AT=FILE: its wall-clock send time too)
 """
@@ -38,6 +41,19 @@ def hmp(s: socket.socket, command: str) -> str:
 def main() -> int:
     mode, path = sys.argv[1], sys.argv[2]
     s = connect(path)
+    if mode == "text":
+        hmp_until_prompt(s)  # banner
+        for command in sys.argv[3:]:
+            print(hmp(s, command))
+        return 0
+    if mode == "wait-migration":
+        hmp_until_prompt(s)
+        while True:
+            reply = hmp(s, "info migrate")
+            if "Migration status: completed" in reply or "Migration status: failed" in reply:
+                print(reply)
+                return 0 if "completed" in reply else 1
+            time.sleep(0.02)
     if mode in ("hmp", "migrate"):
         hmp_until_prompt(s)  # banner
         t0 = time.perf_counter()

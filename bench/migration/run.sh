@@ -18,7 +18,7 @@ GUEST_DIR=$(guest_dir)
 [[ -x $DOPPEL ]] || skip "$DOPPEL not built (make build)"
 RUNS=${RUNS:-3}
 DOWNTIME_MS=${DOWNTIME_MS:-100}
-HMP="python3 $(dirname "${BASH_SOURCE[0]}")/hmp.py"
+QMP="python3 $(dirname "${BASH_SOURCE[0]}")/../lifecycle/qmp.py"
 CMDLINE='console=ttyS0 panic=-1'
 DIRTY='mkdir -p /tmp/d; while :; do for i in 1 2 3 4 5 6 7 8; do cat /bin/busybox; done > /tmp/d/x; done &'
 
@@ -62,8 +62,8 @@ for workload in idle dirty; do
     vm_start "qs-$workload-$r" "${qemu_cmd[*]} -monitor unix:$mon,server,nowait"
     vm_wait_ready
     [[ $workload == dirty ]] && { vm_send "$DIRTY"; sleep 3; }
-    $HMP "$mon" "migrate_set_parameter downtime-limit $DOWNTIME_MS" "migrate -d tcp:127.0.0.1:$port" >/dev/null
-    $HMP --wait-migration "$mon" >"$WORK/qinfo.txt" || { cat "$WORK/qinfo.txt"; fail "QEMU's migration failed"; }
+    $QMP text "$mon" "migrate_set_parameter downtime-limit $DOWNTIME_MS" "migrate -d tcp:127.0.0.1:$port" >/dev/null
+    $QMP wait-migration "$mon" >"$WORK/qinfo.txt" || { cat "$WORK/qinfo.txt"; fail "QEMU's migration failed"; }
     res[q_total_$workload]+="$(qemu_field "$WORK/qinfo.txt" 'total time') "
     res[q_down_$workload]+="$(qemu_field "$WORK/qinfo.txt" 'downtime') "
     res[q_mib_$workload]+="$(awk -v k="$(qemu_field "$WORK/qinfo.txt" 'transferred ram')" 'BEGIN { printf "%.1f", k / 1024 }') "

@@ -171,7 +171,9 @@ Result<MigrationReport> Machine::migrate_to(int fd, const MigrationRequest& opti
       continue;
     }
 
-    // Paused, devices drained: the rest is the state, then the destination's word.
+    // Paused, devices drained: what the guest wrote to its disks reaches the (shared)
+    // storage before the destination opens it; then the state, then the destination's word.
+    for (const auto& v : m_board->virtio()) TRY(check(v->device().flush_to_host()));
     StateFile state;
     TRY(check(save_state(state)));
     auto bytes = encode_state_file(state);

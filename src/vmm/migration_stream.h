@@ -83,6 +83,16 @@ class FdStream final : public ByteSource, public ByteSink {
   uint64_t m_written = 0;
 };
 
+// Collects what is written (tests, the fuzzer).
+class VectorSink final : public ByteSink {
+ public:
+  Result<void> write_all(std::span<const uint8_t> in) override {
+    bytes.insert(bytes.end(), in.begin(), in.end());
+    return ok();
+  }
+  std::vector<uint8_t> bytes;
+};
+
 class SpanSource final : public ByteSource {
  public:
   explicit SpanSource(std::span<const uint8_t> bytes) : m_bytes(bytes) {}

@@ -23,15 +23,6 @@ namespace {
 constexpr uint64_t kRamBase = 0x80000000;
 constexpr uint64_t kRamSize = 64 * 1024;
 
-class VectorSink final : public ByteSink {
- public:
-  Result<void> write_all(std::span<const uint8_t> in) override {
-    bytes.insert(bytes.end(), in.begin(), in.end());
-    return ok();
-  }
-  std::vector<uint8_t> bytes;
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -12,15 +12,6 @@ namespace {
 constexpr uint64_t kBase = 0x80000000;
 constexpr uint64_t kSize = 16 * kMigrationPageSize;
 
-class VectorSink final : public ByteSink {
- public:
-  Result<void> write_all(std::span<const uint8_t> in) override {
-    bytes.insert(bytes.end(), in.begin(), in.end());
-    return ok();
-  }
-  std::vector<uint8_t> bytes;
-};
-
 struct Vm {
   std::unique_ptr<GuestMemory> memory = GuestMemory::create({{kBase, kSize}}).release_value();
   uint8_t* page(unsigned i) { return memory->host_ptr(kBase + i * kMigrationPageSize, kMigrationPageSize); }

@@ -15,7 +15,7 @@ fi
 if ! command -v qemu-system-x86_64 >/dev/null; then echo "SKIP: no qemu-system-x86_64"; exit 77; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=${CPUMARK_N:-12}
+n=${CPUMARK_N:-40}
 echo "$n" >"$tmp/cpumark_n"
 gcc -O2 -ffp-contract=off -o "$tmp/cpumark" "$here/../../guest/programs/cpumark.c" -lm ||
   { echo "FAIL: cannot build cpumark"; exit 1; }

@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
-N=${CPUMARK_N:-3}
+N=${CPUMARK_N:-8}
 clones=${CLONES:-4}
 want=$(cpumark_reference "$N")
 sock=$WORK/api.sock

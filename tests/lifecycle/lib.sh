@@ -71,3 +71,22 @@ restored_checksum_is() {
   vm_send 'poweroff -f'
   vm_wait_exit 0
 }
+
+# The disk-writer workload (snapshot_disk.sh, tests/migration/disk.sh): on the current VM,
+# mounts /dev/vda (ext4) and appends `seq` in CHUNKS chunks of 500 lines to /mnt/seq.txt,
+# syncing after each chunk and printing chunk-N; then unmounts and prints WRITER-DONE.
+# Returns once chunk 5 is written.
+seq_writer_start() {
+  vm_send 'mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo MOUNT-OK'
+  vm_wait_for 'MOUNT-OK'
+  vm_send "for c in \$(seq 1 $1); do seq \$((c*500-499)) \$((c*500)) >> /mnt/seq.txt; sync; echo chunk-\$c; done; umount /mnt && echo WRITER-\"\"DONE"
+  vm_wait_for 'chunk-5[^0-9]'
+}
+
+# seq_file_is_right IMG CHUNKS: on the host, /seq.txt in IMG is exactly `seq 1 CHUNKS*500`
+# and e2fsck finds the filesystem clean.
+seq_file_is_right() {
+  [[ $(debugfs -R 'cat /seq.txt' "$1" 2>/dev/null | sha256sum) == $(seq 1 $(($2 * 500)) | sha256sum) ]] ||
+    fail "seq.txt on the host is not seq 1 $(($2 * 500))"
+  e2fsck -fn "$1" >"$WORK/fsck.log" 2>&1 || { cat "$WORK/fsck.log" >&2; fail "e2fsck found errors"; }
+}

@@ -3,12 +3,14 @@
 # host A; it is migrated over TCP to a doppel waiting on host B (`doppel ctl migrate`);
 # the source exits 0, and the destination finishes the run with exactly the checksum of an
 # uninterrupted run, then powers off with exit 0.
-#   migrate.sh [HARTS]   (default 1)
+#   migrate.sh [HARTS] [dirty]   (default 1 hart; dirty: a loop in the guest also rewrites
+#                                 a 64 MiB file in tmpfs, its RAM, as fast as it can)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
 harts=${1:-1}
-N=${CPUMARK_N:-6}
+dirty=${2:-}
+N=${CPUMARK_N:-8}
 want=$(cpumark_reference "$N")
 sock=$WORK/api.sock
 
@@ -16,6 +18,9 @@ start_destination --cpus "$harts"
 vm_start src "ip netns exec $HOST_A $DOPPEL --log-level info run --arch riscv64 --cpus $harts --api-sock $sock"
 vm_wait_ready
 wait_sock "$sock"
+if [[ $dirty == dirty ]]; then
+  vm_send 'mkdir -p /tmp/d; (while :; do i=0; while [ $i -lt 40 ]; do cat /bin/busybox; i=$((i+1)); done > /tmp/d/x; done) &'
+fi
 vm_send "echo START; cpumark $N; echo CPUMARK-\"\"DONE"
 vm_wait_for '^START'
 sleep "${MIGRATE_AFTER:-2}"
@@ -35,4 +40,4 @@ printf '%s\n' 'poweroff -f' >&9
 rc=0; wait "$DEST_PID" || rc=$?
 DEST_PID=""
 [[ $rc == 0 ]] || fail "the destination exited with $rc"
-echo "PASS: live migration on $harts hart(s): $want"
+echo "PASS: live migration on $harts hart(s)${dirty:+, memory dirtied}: $want"

@@ -57,6 +57,12 @@ void VirtioBlk::process_queue(unsigned q) {
   }
 }
 
+Result<void> VirtioBlk::flush_to_host() {
+  if (int r = m_disk->flush(); r != 0)
+    return Error::format("{}: flushing the disk: {}", m_name, strerror(-r));
+  return ok();
+}
+
 void VirtioBlk::quiesce() {
   m_pool->drain();
   // A snapshot taken now must find every completed write in the file (qcow2 caches tables).

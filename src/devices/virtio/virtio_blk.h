@@ -52,6 +52,7 @@ class VirtioBlk final : public VirtioDevice {
   void read_config(uint64_t offset, std::span<uint8_t> out) const override;
   void process_queue(unsigned q) override;
   void quiesce() override;
+  Result<void> flush_to_host() override;
 
   uint64_t capacity_sectors() const { return m_disk->size() / DiskBackend::kSectorSize; }
 

@@ -13,6 +13,7 @@
 
 #include <sys/uio.h>
 
+#include "base/result.h"
 #include "core/counter.h"
 #include "core/guest_memory.h"
 #include "devices/virtio/virtqueue.h"
@@ -67,6 +68,9 @@ class VirtioDevice {
   // Reset or VM stop: completes in-flight requests, stops workers. When it returns no device
   // thread touches guest memory or the queues until the next activate(). Idempotent.
   virtual void quiesce() {}
+  // After quiesce(): makes what the device wrote to the host durable (a disk's fdatasync),
+  // before the VM moves to another host. Threads: the VMM's, with the device quiescent.
+  virtual Result<void> flush_to_host() { return ok(); }
 
   unsigned num_queues() const { return static_cast<unsigned>(m_queues.size()); }
   Virtqueue& queue(unsigned i) { return *m_queues.at(i); }
