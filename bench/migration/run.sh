@@ -4,7 +4,7 @@
 # migrate`) against qemu-system-riscv64 -M virt on TCG (`-incoming tcp:`, HMP `migrate -d`),
 # with the same downtime limit (DOWNTIME_MS, default 100). Two workloads:
 #   idle   the guest at its shell;
-#   dirty  the guest rewrites a 16 MiB file in tmpfs (its RAM) in a loop.
+#   dirty  the guest rewrites a file in tmpfs (its RAM: 8 copies of its busybox) in a loop.
 # Reports total migration time, downtime and bytes sent (doppel's report; QEMU's `info
 # migrate`), and the doppel/QEMU ratios. Not a test: nothing is asserted. Run on an
 # otherwise idle host.

@@ -70,6 +70,7 @@ Result<void> FdStream::write_all(std::span<const uint8_t> in) {
 }
 
 Result<void> SpanSource::read_exact(std::span<uint8_t> out) {
+  if (out.empty()) return ok();  // memcpy wants real pointers, even for 0 bytes
   if (out.size() > m_bytes.size())
     return Error::format("migration stream: it ends early ({} bytes needed, {} left)", out.size(),
                          m_bytes.size());

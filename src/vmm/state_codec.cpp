@@ -199,6 +199,7 @@ void encode_state(StateWriter& w, const I8042State& s) {
   w.write_u8(s.output);
   w.write_bool(s.output_full);
   w.write_u8(s.pending_command);
+  if (s.version < 2) return;  // as version 1 was written (a decoded old state re-encodes to its bytes)
   w.write_u8(s.keyboard_command);
   w.write_u8(s.queue_count);
   write_array(w, s.queue);

@@ -8,7 +8,8 @@
 //   2  the data of one section, decoded as every state struct.
 // Invariants checked beyond "no crash, no UB, no huge allocation": whatever parses or
 // decodes encodes back to the very same bytes (the encodings are canonical), and
-// decode_section() accepts exactly the sections whose version is the struct's.
+// decode_section() accepts exactly the sections whose version is their data's, one the
+// struct reads.
 #include <cstdlib>
 #include <span>
 #include <vector>
@@ -38,8 +39,10 @@ void try_decode(const StateSection& section) {
     check(w.data() == section.data);
   }
   if constexpr (requires { T::kVersion; }) {
+    // A T reads its versions oldest_state_version<T>() to kVersion, and the data's version
+    // (state.version, which decode_state() checked is one of them) must be the section's.
     const bool via_section = decode_section<T>(section).ok();
-    check(via_section == (decoded && section.version == T::kVersion));
+    check(via_section == (decoded && section.version == state.version));
   }
 }
 
