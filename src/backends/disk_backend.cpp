@@ -133,4 +133,15 @@ std::string format_disk_info(const std::vector<DiskImageInfo>& chain) {
   return out;
 }
 
+void skip_transferred(std::vector<iovec>& iov, size_t& first, size_t done) {
+  while (first < iov.size() && done >= iov[first].iov_len) {
+    done -= iov[first].iov_len;
+    first++;
+  }
+  if (done > 0) {
+    iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + done;
+    iov[first].iov_len -= done;
+  }
+}
+
 }  // namespace doppel

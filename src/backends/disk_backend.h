@@ -99,4 +99,9 @@ std::string format_disk_info(const std::vector<DiskImageInfo>& chain);
 // Internal helper shared by the backends: "doppel-<dev>-<inode>", at most 20 bytes.
 std::string disk_serial(int fd);
 
+// After a preadv/pwritev that moved `done` bytes of iov[first..]: drops the segments it
+// finished (advancing first) and trims the one it stopped inside, so that the next call
+// resumes where this one ended.
+void skip_transferred(std::vector<iovec>& iov, size_t& first, size_t done);
+
 }  // namespace doppel

@@ -231,15 +231,7 @@ Result<void> Qcow2Disk::transfer(bool write, std::vector<iovec> iov, uint64_t of
       return {};
     }
     offset += static_cast<uint64_t>(n);
-    auto left = static_cast<size_t>(n);
-    while (first < iov.size() && left >= iov[first].iov_len) {
-      left -= iov[first].iov_len;
-      first++;
-    }
-    if (left > 0) {
-      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
-      iov[first].iov_len -= left;
-    }
+    skip_transferred(iov, first, static_cast<size_t>(n));
   }
   return {};
 }

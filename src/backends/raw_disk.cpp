@@ -46,15 +46,7 @@ int transfer_all(std::span<const iovec> in, uint64_t offset, Fn fn) {
     }
     if (n == 0) return -EIO;  // past the end of the file
     offset += static_cast<uint64_t>(n);
-    auto left = static_cast<size_t>(n);
-    while (first < iov.size() && left >= iov[first].iov_len) {
-      left -= iov[first].iov_len;
-      first++;
-    }
-    if (left > 0) {
-      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
-      iov[first].iov_len -= left;
-    }
+    skip_transferred(iov, first, static_cast<size_t>(n));
   }
   return 0;
 }
