@@ -12,7 +12,7 @@ wait_for() {  # file pattern seconds
   done
   return 1
 }
-mkfifo /tmp/orig.in /tmp/restored.in /tmp/diffrun.in
+mkfifo /tmp/orig.in
 /lab/doppel run --arch x86_64 --engine kvm --kernel /lab/guest/kernel \
   --initrd /lab/guest/initrd.cpio.gz --cpus 2 --memory 256 --api-sock /tmp/api.sock \
   </tmp/orig.in >/tmp/orig.out 2>&1 &
@@ -45,30 +45,24 @@ fi
 kill -9 $orig 2>/dev/null; wait $orig 2>/dev/null
 exec 3>&-
 sed 's/^/L2-orig| /' /tmp/orig.out
-if [ -f /tmp/snap/state ]; then
-  ls -ls /tmp/snap | sed 's/^/LAB: snap file /'
-  timeout 300 /lab/doppel --log-level info restore /tmp/snap </tmp/restored.in >/tmp/restored.out 2>&1 &
+# restore_run NAME DIR PREFIX: restores DIR and lets it finish cpumark (queued behind it, an
+# echo shows the shell answers), then powers it off; reports "LAB: NAME ..." lines and the
+# console with PREFIX.
+restore_run() {
+  [ -f "$2/state" ] || return 0
+  ls -ls "$2" | sed "s/^/LAB: $1 file /"
+  mkfifo "/tmp/$1.in"
+  timeout 300 /lab/doppel --log-level info restore "$2" <"/tmp/$1.in" >"/tmp/$1.out" 2>&1 &
   restored=$!
-  exec 4>/tmp/restored.in
-  # Queued behind cpumark: the restored guest's shell answers once cpumark is done.
+  exec 4>"/tmp/$1.in"
   echo 'echo RESTORED-""ALIVE' >&4
-  wait_for /tmp/restored.out 'CPUMARK-DONE' 240 && echo "LAB: snap restored run finished"
-  wait_for /tmp/restored.out 'RESTORED-ALIVE' 30 && echo "LAB: snap restored shell answers"
+  wait_for "/tmp/$1.out" 'CPUMARK-DONE' 240 && echo "LAB: $1 restored run finished"
+  wait_for "/tmp/$1.out" 'RESTORED-ALIVE' 30 && echo "LAB: $1 restored shell answers"
   echo 'poweroff -f' >&4
   wait $restored
-  echo "LAB: snap restore exit=$?"
+  echo "LAB: $1 restore exit=$?"
   exec 4>&-
-  sed 's/^/L2-restored| /' /tmp/restored.out
-fi
-if [ -f /tmp/diff/state ]; then
-  ls -ls /tmp/diff | sed 's/^/LAB: diff file /'
-  timeout 300 /lab/doppel --log-level info restore /tmp/diff </tmp/diffrun.in >/tmp/diffrun.out 2>&1 &
-  restored=$!
-  exec 4>/tmp/diffrun.in
-  wait_for /tmp/diffrun.out 'CPUMARK-DONE' 240 && echo "LAB: diff restored run finished"
-  echo 'poweroff -f' >&4
-  wait $restored
-  echo "LAB: diff restore exit=$?"
-  exec 4>&-
-  sed 's/^/L2-diff| /' /tmp/diffrun.out
-fi
+  sed "s/^/$3| /" "/tmp/$1.out"
+}
+restore_run snap /tmp/snap L2-restored
+restore_run diff /tmp/diff L2-diff
