@@ -26,15 +26,37 @@ constexpr size_t kMaxIdLength = 64;             // Firecracker's limit on drive 
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 HttpResponse fault(unsigned status, std::string_view message) {
-  return {status, dump(json{{"fault_message", message}}), ""};
+  return {status, dump(json{{"fault_message", message}}), "", {}};
 }
-HttpResponse ok_json(const json& value) { return {200, dump(value), ""}; }
-HttpResponse no_content() { return {204, "", ""}; }
+HttpResponse ok_json(const json& value) { return {200, dump(value), "", {}}; }
+HttpResponse no_content() { return {204, "", "", {}}; }
 HttpResponse not_allowed(std::string_view method, std::string_view path, std::string_view allow) {
   HttpResponse response =
       fault(405, fmt::format("{} is not allowed on {} (allowed: {})", method, path, allow));
   response.allow = std::string(allow);
   return response;
+}
+
+// GET /migrate, and PUT /migrate's answer.
+json migration_json(const MigrationStatus& s) {
+  json j = {{"status", to_string(s.state)}};
+  if (s.state == MigrationStatus::State::kNone) return j;
+  j.update({{"destination", s.destination},
+            {"shared_memory", s.shared_memory},
+            {"rounds", s.rounds},
+            {"ram_bytes", s.ram_bytes},
+            {"bytes_sent", s.bytes},
+            {"pages_sent", s.pages},
+            {"zero_pages", s.zero_pages},
+            {"round_pages", s.round_pages},
+            {"round_pages_sent", s.round_pages_sent},
+            {"bandwidth_bytes_per_s", s.bandwidth},
+            {"dirty_pages_per_s", s.dirty_rate},
+            {"expected_downtime_ms", s.expected_downtime_ms},
+            {"downtime_ms", s.downtime_ms},
+            {"total_ms", s.total_ms}});
+  if (s.state == MigrationStatus::State::kFailed) j["error"] = s.error;
+  return j;
 }
 
 // A value as an error message shows it: scalars as JSON, short; containers by kind only
@@ -222,7 +244,11 @@ Result<HttpResponse> ApiRouter::route(std::string_view method, std::string_view 
   if (path == "/snapshot/load")
     return put ? action(put_snapshot_load(body)) : not_allowed(method, path, "PUT");
   if (path == "/actions") return put ? action(put_actions(body)) : not_allowed(method, path, "PUT");
-  if (path == "/migrate") return put ? put_migrate(body) : not_allowed(method, path, "PUT");
+  if (path == "/migrate") {
+    if (get) return ok_json(migration_json(m_control.migration_status()));
+    if (put) return put_migrate(body);
+    return not_allowed(method, path, "GET, PUT");
+  }
   if (path == "/boot-source") return put ? action(put_boot_source(body)) : not_allowed(method, path, "PUT");
 
   for (std::string_view collection : {"/drives", "/network-interfaces"}) {
@@ -328,7 +354,7 @@ Result<HttpResponse> ApiRouter::put_migrate(const std::string& body) {
   constexpr std::string_view kResource = "migrate";
   const json doc = TRY(parse_object(kResource, body));
   const Fields fields(kResource, doc);
-  TRY(fields.only({"destination", "downtime_ms", "max_bandwidth", "max_rounds"}));
+  TRY(fields.only({"destination", "downtime_ms", "max_bandwidth", "max_rounds", "compress"}));
   MigrationRequest request;
   request.destination = TRY(fields.string("destination"));
   if (fields.has("downtime_ms"))
@@ -336,14 +362,19 @@ Result<HttpResponse> ApiRouter::put_migrate(const std::string& body) {
   if (fields.has("max_bandwidth")) request.max_bandwidth = TRY(fields.integer("max_bandwidth", 0, UINT64_MAX));
   if (fields.has("max_rounds"))
     request.max_rounds = static_cast<unsigned>(TRY(fields.integer("max_rounds", 1, 1000)));
-  const MigrationReport r = TRY(m_control.migrate(request));
-  return ok_json({{"rounds", r.rounds},
-                  {"bytes_sent", r.bytes},
-                  {"pages_sent", r.pages},
-                  {"zero_pages", r.zero_pages},
-                  {"expected_downtime_ms", r.expected_downtime_ms},
-                  {"downtime_ms", r.downtime_ms},
-                  {"total_ms", r.total_ms}});
+  if (auto compress = TRY(fields.optional_string("compress"))) {
+    if (*compress != "zstd" && *compress != "none")
+      return fields.fail("compress", fmt::format("expected \"zstd\" or \"none\", got {}", describe(*compress)));
+    request.compress = *compress == "zstd";
+  }
+  // The answer comes when the migration is over; GET /migrate follows it meanwhile.
+  HttpResponse response;
+  response.deferred = [this, request] {
+    auto status = m_control.migrate(request);
+    if (!status) return fault(400, status.error().message());
+    return ok_json(migration_json(*status));
+  };
+  return response;
 }
 
 Result<void> ApiRouter::put_snapshot_load(const std::string& body) {

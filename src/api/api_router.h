@@ -14,6 +14,12 @@
 //                                    "backend_path"} (or "mem_file_path"),"resume_vm",
 //                                    doppel: "drives":[{"path_on_host","is_read_only"}],
 //                                    "network_interfaces":[{"host_dev_name","guest_mac"}]}
+//   GET   /migrate                   {"status":"none"|"active"|"completed"|"failed", "rounds",
+//                                    "bytes_sent", "round_pages(_sent)", "dirty_pages_per_s",
+//                                    "expected_downtime_ms", "downtime_ms", ... "error"}
+//   PUT   /migrate                   {"destination","downtime_ms","max_bandwidth","max_rounds",
+//                                    "compress":"zstd"|"none"}: answered when it is over
+//                                    (200 + GET's object, or 400), others are served meanwhile
 //   PUT   /actions                   {"action_type":"InstanceStart"|"SendCtrlAltDel"|"FlushMetrics"}
 //   pre-boot, applied by InstanceStart:
 //   PUT   /boot-source               {"kernel_image_path","initrd_path","boot_args",

@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <string>
 
@@ -219,9 +220,41 @@ TEST_F(ApiServerTest, MigrateReportsTheRunAndRefusesBadFields) {
   EXPECT_EQ(fault("PUT", "/migrate", R"({"destination": "tcp:a:1", "downtime_ms": "fast"})"),
             R"(migrate: downtime_ms: expected an integer, got "fast")");
   EXPECT_EQ(fault("PUT", "/migrate", R"({"destination": "tcp:a:1", "speed": 1})"),
-            "migrate: unknown field 'speed' (known: destination, downtime_ms, max_bandwidth, max_rounds)");
-  EXPECT_EQ(request("GET", "/migrate").status, 405u);
+            "migrate: unknown field 'speed' (known: destination, downtime_ms, max_bandwidth, max_rounds, "
+            "compress)");
+  EXPECT_EQ(fault("PUT", "/migrate", R"({"destination": "tcp:a:1", "compress": "lz4"})"),
+            R"(migrate: compress: expected "zstd" or "none", got "lz4")");
+  EXPECT_EQ(request("DELETE", "/migrate").status, 405u);
+  EXPECT_EQ(json::parse(request("GET", "/migrate").body)["status"], "completed");
   expect_still_serving();
+}
+
+// PUT /migrate answers when the migration is over; meanwhile the server answers others,
+// GET /migrate among them.
+TEST_F(ApiServerTest, GetMigrateFollowsAMigrationWhilePutWaits) {
+  m_control.set_state(VmState::kRunning);
+  EXPECT_EQ(request("GET", "/migrate").body, R"({"status":"none"})");
+  std::promise<void> entered, release;
+  auto released = release.get_future();
+  m_control.on_migrate = [&] {
+    entered.set_value();
+    released.wait();
+  };
+  auto put = std::async(std::launch::async, [&] {
+    return http_request(m_socket, "PUT", "/migrate", R"({"destination": "unix:/x", "compress": "zstd"})");
+  });
+  entered.get_future().wait();
+  const json during = json::parse(request("GET", "/migrate").body);
+  EXPECT_EQ(during["status"], "active");
+  EXPECT_EQ(during["destination"], "unix:/x");
+  EXPECT_EQ(request("GET", "/").status, 200u);
+  EXPECT_EQ(put.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  release.set_value();
+  auto reply = put.get();
+  ASSERT_TRUE(reply.ok()) << reply.error().message();
+  EXPECT_EQ(reply->status, 200u);
+  EXPECT_EQ(json::parse(reply->body)["status"], "completed");
+  EXPECT_TRUE(m_control.migrated()->compress);
 }
 
 TEST_F(ApiServerTest, SnapshotLoadWithMemBackendAndOverrides) {
@@ -628,7 +661,7 @@ TEST(HttpConnectionTest, AnswersEachRequestOnceComplete) {
     EXPECT_EQ(request.method, "PUT");
     EXPECT_EQ(request.target, "/x?y");
     EXPECT_EQ(request.body, "{}");
-    return HttpResponse{204, "", ""};
+    return HttpResponse{204, "", "", {}};
   });
   std::string out;
   EXPECT_TRUE(connection.feed("PUT /x?y HTTP/1.1\r\nContent-", out));
@@ -643,6 +676,37 @@ TEST(HttpConnectionTest, AnswersEachRequestOnceComplete) {
   EXPECT_TRUE(out.starts_with("HTTP/1.1 400 Bad Request\r\n"));
   EXPECT_FALSE(connection.feed("GET / HTTP/1.1\r\n\r\n", out));  // closed: ignored
   EXPECT_EQ(handled, 1);
+}
+
+TEST(HttpConnectionTest, ADeferredAnswerKeepsThePipelinedOnesInOrder) {
+  std::vector<std::string> handled;
+  HttpConnection connection([&](const HttpRequest& request) {
+    handled.push_back(request.target);
+    HttpResponse response{204, "", "", {}};
+    if (request.target == "/slow") response.deferred = [] { return HttpResponse{200, "{}", "", {}}; };
+    return response;
+  });
+  std::string out;
+  EXPECT_TRUE(connection.feed("GET /a HTTP/1.1\r\n\r\nPUT /slow HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", out));
+  EXPECT_EQ(handled, (std::vector<std::string>{"/a", "/slow"}));  // /b waits for /slow's answer
+  EXPECT_EQ(count(out, "HTTP/1.1 204"), 1);
+  auto job = connection.take_deferred();
+  ASSERT_TRUE(job);
+  EXPECT_FALSE(connection.take_deferred());
+  EXPECT_TRUE(connection.complete(job(), out));
+  EXPECT_EQ(handled, (std::vector<std::string>{"/a", "/slow", "/b"}));
+  EXPECT_LT(out.find("HTTP/1.1 200"), out.rfind("HTTP/1.1 204"));
+  EXPECT_EQ(count(out, "HTTP/1.1 204"), 2);
+}
+
+TEST(MigrationProgress, TheLineShowsTheRoundTheBarAndTheRates) {
+  const json status = {{"status", "active"},  {"rounds", 2},           {"round_pages", 200},
+                       {"round_pages_sent", 50}, {"bytes_sent", 3 << 20}, {"dirty_pages_per_s", 1234.4},
+                       {"expected_downtime_ms", 4.25}};
+  EXPECT_EQ(migration_progress_line(status, 8),
+            "[##      ] round 2: 50/200 pages (25%), 3.0 MiB sent, dirtied 1234 pages/s, expected "
+            "downtime 4.2 ms");
+  EXPECT_EQ(migration_progress_line({{"rounds", 1}, {"round_pages", 0}}, 0), "round 1: 0/0 pages (0%), 0.0 MiB sent");
 }
 
 // ---- doppel ctl ----

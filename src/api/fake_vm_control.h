@@ -3,6 +3,7 @@
 // Thread-safe: the API thread calls it while a test reads what it recorded.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -62,13 +63,31 @@ class FakeVmControl : public VmControl {
     m_state = request.resume_vm ? VmState::kRunning : VmState::kPaused;
     return {};
   }
-  Result<MigrationReport> migrate(const MigrationRequest& request) override {
+  Result<MigrationStatus> migrate(const MigrationRequest& request) override {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(m_mutex);
+      TRY(record("migrate"));
+      if (m_state != VmState::kRunning) return Error("migrate: the VM is not running");
+      m_migrated = request;
+      m_migration = MigrationStatus{};
+      m_migration.state = MigrationStatus::State::kActive;
+      m_migration.destination = request.destination;
+      m_migration.rounds = 1;
+      hook = on_migrate;
+    }
+    if (hook) hook();  // a test holds the migration here, while it asks GET /migrate
     std::lock_guard lock(m_mutex);
-    TRY(record("migrate"));
-    if (m_state != VmState::kRunning) return Error("migrate: the VM is not running");
-    m_migrated = request;
     m_state = VmState::kStopped;
-    return MigrationReport{.rounds = 3, .bytes = 4096, .pages = 1};
+    m_migration.state = MigrationStatus::State::kCompleted;
+    m_migration.rounds = 3;
+    m_migration.bytes = 4096;
+    m_migration.pages = 1;
+    return m_migration;
+  }
+  MigrationStatus migration_status() override {
+    std::lock_guard lock(m_mutex);
+    return m_migration;
   }
   Result<void> send_ctrl_alt_del() override {
     std::lock_guard lock(m_mutex);
@@ -108,6 +127,8 @@ class FakeVmControl : public VmControl {
     std::lock_guard lock(m_mutex);
     return m_migrated;
   }
+  // Runs inside migrate(), unlocked, on the thread migrating. Set before the first request.
+  std::function<void()> on_migrate;
 
  private:
   Result<void> record(std::string call) {  // REQUIRES(m_mutex)
@@ -128,6 +149,7 @@ class FakeVmControl : public VmControl {
   std::optional<SnapshotCreateRequest> m_created;
   std::optional<SnapshotLoadRequest> m_loaded;
   std::optional<MigrationRequest> m_migrated;
+  MigrationStatus m_migration;
 };
 
 }  // namespace doppel

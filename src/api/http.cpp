@@ -15,6 +15,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -79,6 +80,11 @@ struct HttpConnection::Impl {
   std::string pending;  // bytes the parser has not consumed yet (a partial header)
   bool continue_sent = false;
   bool closed = false;
+  // A deferred answer: the job (until taken), and how to send its response.
+  bool waiting = false;
+  std::function<HttpResponse()> deferred;
+  unsigned deferred_version = 11;
+  bool deferred_keep_alive = true;
 
   void next_request() {
     parser.emplace();
@@ -101,7 +107,7 @@ struct HttpConnection::Impl {
       message = fmt::format("malformed HTTP request: {}", ec.message());
     }
     spdlog::debug("api: {}", message);
-    out += serialize({400, fault_body(message), ""}, 11, false);
+    out += serialize({400, fault_body(message), "", {}}, 11, false);
     closed = true;
   }
 
@@ -113,12 +119,23 @@ struct HttpConnection::Impl {
     try {
       response = handler(request);
     } catch (const std::exception& e) {
-      response = {500, fault_body(fmt::format("internal error: {}", e.what())), ""};
+      response = {500, fault_body(fmt::format("internal error: {}", e.what())), "", {}};
     } catch (...) {
-      response = {500, fault_body("internal error"), ""};
+      response = {500, fault_body("internal error"), "", {}};
     }
     const bool keep_alive = message.keep_alive();
-    out += serialize(std::move(response), message.version(), keep_alive);
+    if (response.deferred) {
+      waiting = true;
+      deferred = std::move(response.deferred);
+      deferred_version = message.version();
+      deferred_keep_alive = keep_alive;
+      return;
+    }
+    respond(std::move(response), message.version(), keep_alive, out);
+  }
+
+  void respond(HttpResponse response, unsigned version, bool keep_alive, std::string& out) {
+    out += serialize(std::move(response), version, keep_alive);
     if (keep_alive)
       next_request();
     else
@@ -138,7 +155,7 @@ bool HttpConnection::feed(std::string_view bytes, std::string& out) {
   if (s.closed) return false;
   s.pending.append(bytes);
   size_t consumed = 0;
-  while (!s.closed && consumed < s.pending.size()) {
+  while (!s.closed && !s.waiting && consumed < s.pending.size()) {
     error_code ec;
     const size_t used =
         s.parser->put(asio::buffer(s.pending.data() + consumed, s.pending.size() - consumed), ec);
@@ -165,16 +182,64 @@ bool HttpConnection::feed(std::string_view bytes, std::string& out) {
   return !s.closed;
 }
 
+std::function<HttpResponse()> HttpConnection::take_deferred() { return std::exchange(m_impl->deferred, {}); }
+
+bool HttpConnection::complete(HttpResponse response, std::string& out) {
+  Impl& s = *m_impl;
+  if (!s.waiting) return !s.closed;
+  s.waiting = false;
+  response.deferred = nullptr;
+  s.respond(std::move(response), s.deferred_version, s.deferred_keep_alive, out);
+  return feed({}, out);
+}
+
 // ---- HttpServer ----
 
 namespace {
 
+// The threads that run deferred requests (HttpResponse::deferred). stop() joins them
+// before it closes the connections, so each one's answer is queued before the close.
+class DeferredJobs {
+ public:
+  // False once join_all() began: the server is going away, the request goes unanswered.
+  bool spawn(std::function<void()> job) {
+    std::lock_guard lock(m_mutex);
+    if (m_closed) return false;
+    m_threads.emplace_back(std::move(job));
+    return true;
+  }
+  void join_all() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(m_mutex);
+      m_closed = true;
+      threads.swap(m_threads);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::vector<std::thread> m_threads;  // GUARDED_BY(m_mutex)
+  bool m_closed = false;               // GUARDED_BY(m_mutex)
+};
+
+HttpResponse run_deferred(const std::function<HttpResponse()>& job) {
+  try {
+    return job();
+  } catch (const std::exception& e) {
+    return {500, fault_body(fmt::format("internal error: {}", e.what())), "", {}};
+  } catch (...) {
+    return {500, fault_body("internal error"), "", {}};
+  }
+}
+
 // One accepted connection. Lives as long as an operation of it is pending; all of it runs
-// on the server's thread.
+// on the server's thread, except a deferred request's job.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Local::socket socket, const HttpHandler& handler)
-      : m_socket(std::move(socket)), m_connection(handler) {}
+  Session(Local::socket socket, const HttpHandler& handler, DeferredJobs& jobs)
+      : m_socket(std::move(socket)), m_connection(handler), m_jobs(jobs) {}
 
   void start() { read(); }
 
@@ -199,30 +264,56 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     m_keep_open = m_connection.feed(std::string_view(m_buffer.data(), n), m_out);
-    if (m_out.empty()) {
-      if (m_keep_open)
-        read();
-      else
-        close();
+    next();
+  }
+
+  // After the connection produced output: write the answers so far, then run a deferred
+  // request (nothing is read meanwhile), then read on.
+  void next() {
+    if (!m_job) m_job = m_connection.take_deferred();
+    if (!m_out.empty()) {
+      asio::async_write(
+          m_socket, asio::buffer(m_out),
+          [self = shared_from_this()](error_code write_ec, size_t) { self->on_written(write_ec); });
       return;
     }
-    asio::async_write(
-        m_socket, asio::buffer(m_out),
-        [self = shared_from_this()](error_code write_ec, size_t) { self->on_written(write_ec); });
+    if (m_job) {
+      start_job();
+      return;
+    }
+    if (m_keep_open)
+      read();
+    else
+      close();
   }
 
   void on_written(error_code ec) {
     m_out.clear();
     if (m_closed) return;
-    if (ec || !m_keep_open) {
+    if (ec) {
       close();
       return;
     }
-    read();
+    next();
+  }
+
+  void start_job() {
+    auto job = std::exchange(m_job, {});
+    const bool started = m_jobs.spawn([self = shared_from_this(), job = std::move(job)] {
+      HttpResponse response = run_deferred(job);
+      asio::post(self->m_socket.get_executor(), [self, response = std::move(response)]() mutable {
+        if (self->m_closed) return;
+        self->m_keep_open = self->m_connection.complete(std::move(response), self->m_out);
+        self->next();
+      });
+    });
+    if (!started) close();
   }
 
   Local::socket m_socket;
   HttpConnection m_connection;
+  DeferredJobs& m_jobs;
+  std::function<HttpResponse()> m_job;  // a deferred request waiting for m_out to be written
   std::array<char, kReadChunk> m_buffer{};
   std::string m_out;  // responses being written; reading waits until they are
   bool m_keep_open = true;
@@ -241,6 +332,7 @@ struct HttpServer::Impl {
   asio::steady_timer retry{io};
   // Server thread only (and stop() once that thread has ended).
   std::vector<std::weak_ptr<Session>> sessions;
+  DeferredJobs jobs;
   std::thread thread;
   std::mutex stop_mutex;
   bool stopped = false;  // GUARDED_BY(stop_mutex)
@@ -258,7 +350,7 @@ struct HttpServer::Impl {
         return;
       }
       std::erase_if(sessions, [](const std::weak_ptr<Session>& s) { return s.expired(); });
-      auto session = std::make_shared<Session>(std::move(socket), handler);
+      auto session = std::make_shared<Session>(std::move(socket), handler, jobs);
       sessions.push_back(session);
       session->start();
       accept();
@@ -329,6 +421,7 @@ void HttpServer::stop() {
   std::lock_guard lock(s.stop_mutex);
   if (s.stopped) return;
   s.stopped = true;
+  s.jobs.join_all();  // their answers are posted before the close below
   asio::post(s.io, [&s] {
     error_code ec;
     s.acceptor.close(ec);

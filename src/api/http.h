@@ -30,6 +30,11 @@ struct HttpResponse {
   unsigned status = 200;
   std::string body;   // JSON when not empty (Content-Type: application/json)
   std::string allow;  // the Allow header of a 405, e.g. "GET, PUT"
+  // A request that takes long (PUT /migrate): the handler returns at once with `deferred`
+  // set and the other fields unused; the server runs it on a thread of its own and sends
+  // what it returns. Other connections are served meanwhile (GET /migrate follows the
+  // migration); this connection's next request waits, since answers go in order.
+  std::function<HttpResponse()> deferred;
 };
 
 // Called once per complete request, on the server's thread. Must not throw; if it does, the
@@ -53,6 +58,13 @@ class HttpConnection {
   // false it ignores further bytes.
   bool feed(std::string_view bytes, std::string& out);
 
+  // After a handler answered with `deferred`: feed() stops parsing (it keeps what it is
+  // given) until complete(). take_deferred() hands the job out once; complete() appends
+  // its response to `out`, goes on with the requests that came after it, and returns what
+  // feed() would.
+  std::function<HttpResponse()> take_deferred();
+  bool complete(HttpResponse response, std::string& out);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> m_impl;
@@ -70,7 +82,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Closes the listening socket and every connection, waits for the request being handled
-  // (if any) and the thread, and removes the socket file. Idempotent. Any thread except the
+  // (if any), deferred ones included, and the thread, and removes the socket file. Idempotent. Any thread except the
   // server's own (not from inside the handler).
   void stop();
 

@@ -37,6 +37,7 @@ struct RunFlags {
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
       console2, boot;
   std::optional<uint64_t> cpus;
+  bool memory_shared = false;
   std::vector<std::string> disks, nets;
 };
 
@@ -142,6 +143,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     if (!m) return m.error().context("--memory");
     config.memory = *m;
   }
+  if (flags.memory_shared) config.memory_shared = true;
   if (flags.on_reboot) {
     if (*flags.on_reboot == "exit") config.on_reboot = OnReboot::kExit;
     else if (*flags.on_reboot == "restart") config.on_reboot = OnReboot::kRestart;
@@ -383,6 +385,9 @@ int cli_main(int argc, char** argv) {
   run->add_option("--cmdline", flags.cmdline, "Kernel command line");
   run->add_option("--cpus", flags.cpus, "Number of vCPUs, 1 to 8 (default 1)");
   run->add_option("--memory", flags.memory, "Guest RAM, e.g. 512M or 1G (default 256M)");
+  run->add_flag("--memory-shared", flags.memory_shared,
+                "Guest RAM is a shared memory file: a live update over a unix: socket hands it "
+                "to the new doppel instead of copying it");
   run->add_option("--disk", flags.disks,
                  "PATH[,ro][,format=raw|qcow2]: a disk image, raw or qcow2 (repeatable; the format "
                  "is read from the image unless given)");
@@ -443,6 +448,8 @@ int cli_main(int argc, char** argv) {
                           "The longest pause allowed at the switch-over (default 300)");
   ctl_migrate->add_option("--max-bandwidth", ctl_options.max_bandwidth,
                           "Bytes per second at most (default: no limit)");
+  ctl_migrate->add_flag("--compress", ctl_options.compress,
+                        "Send pages zstd-compressed (for slow links; costs CPU on both ends)");
   ctl_migrate->callback([&] { ctl_options.command = CtlCommand::kMigrate; });
 
   std::string guest_arch = "riscv64";

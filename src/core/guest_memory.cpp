@@ -45,9 +45,22 @@ std::string describe(const std::vector<memdiff::Region>& regions) {
 
 }  // namespace
 
-Result<std::unique_ptr<GuestMemory>> GuestMemory::create(std::vector<RegionSpec> regions) {
+Result<std::unique_ptr<GuestMemory>> GuestMemory::create(std::vector<RegionSpec> regions, bool shared) {
   const std::vector<RegionSpec> specs = TRY(check_layout(std::move(regions)));
+  UniqueFd file;
+  if (shared) {
+    uint64_t total = 0;
+    for (const auto& s : specs) total += s.size;
+    file = UniqueFd(::memfd_create("doppel-guest-ram", MFD_CLOEXEC));
+    if (!file.valid()) return Error::from_errno("guest memory: memfd_create");
+    if (::ftruncate(file.get(), static_cast<off_t>(total)) != 0)
+      return Error::from_errno(fmt::format("guest memory: sizing the memory file to {} MiB", total >> 20));
+  }
   std::vector<MemoryRegion> mapped;
+  auto unmap_all = [&] {
+    for (auto& r : mapped) munmap(r.host, r.size);
+  };
+  uint64_t offset = 0;
   for (const auto& s : specs) {
     // Host addresses congruent with guest addresses modulo 2 MiB, and transparent huge
     // pages asked for: KVM can then map guest RAM with 2 MiB pages (fewer nested page
@@ -58,7 +71,7 @@ Result<std::unique_ptr<GuestMemory>> GuestMemory::create(std::vector<RegionSpec>
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
       const int e = errno;
-      for (auto& r : mapped) munmap(r.host, r.size);
+      unmap_all();
       return Error::from_errno(fmt::format("guest memory: mmap of {} MiB", s.size >> 20), e);
     }
     auto* host = static_cast<uint8_t*>(p);
@@ -69,11 +82,41 @@ Result<std::unique_ptr<GuestMemory>> GuestMemory::create(std::vector<RegionSpec>
       if (skip) munmap(host, skip);
       if (slack - skip) munmap(host + skip + s.size, slack - skip);
       host += skip;
-      madvise(host, s.size, MADV_HUGEPAGE);
     }
+    if (file.valid() && mmap(host, s.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+                             file.get(), static_cast<off_t>(offset)) == MAP_FAILED) {
+      const int e = errno;
+      munmap(host, s.size);
+      unmap_all();
+      return Error::from_errno(fmt::format("guest memory: mapping {} MiB of the memory file", s.size >> 20), e);
+    }
+    if (slack) madvise(host, s.size, MADV_HUGEPAGE);
     mapped.push_back({s.gpa, s.size, host});
+    offset += s.size;
   }
-  return std::unique_ptr<GuestMemory>(new GuestMemory(std::move(mapped), UniqueFd()));
+  std::unique_ptr<GuestMemory> memory(new GuestMemory(std::move(mapped), std::move(file)));
+  memory->m_shared = shared;
+  return memory;
+}
+
+Result<void> GuestMemory::adopt_shared(UniqueFd file) {
+  struct stat st {};
+  if (fstat(file.get(), &st) != 0) return Error::from_errno("guest memory file: stat");
+  if (!S_ISREG(st.st_mode)) return Error::format("guest memory file: not a regular file");
+  if (static_cast<uint64_t>(st.st_size) != total_size())
+    return Error::format("guest memory file: {} bytes, but the VM's RAM is {} bytes", st.st_size,
+                         total_size());
+  uint64_t offset = 0;
+  for (const auto& r : m_regions) {
+    // MAP_FIXED replaces the old pages in one step: the range is never unmapped.
+    if (mmap(r.host, r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+             file.get(), static_cast<off_t>(offset)) == MAP_FAILED)
+      return Error::from_errno(fmt::format("guest memory file: mapping {} MiB at byte {}", r.size >> 20, offset));
+    offset += r.size;
+  }
+  m_backing = std::move(file);
+  m_shared = true;
+  return ok();
 }
 
 Result<std::unique_ptr<GuestMemory>> GuestMemory::create_from_file(std::vector<RegionSpec> regions,

@@ -49,8 +49,11 @@ class GuestMemory {
   static constexpr uint64_t kDirtyPageSize = 4096;
 
   // Maps anonymous, private, zeroed memory for each region. Regions must be page-aligned,
-  // non-empty and must not overlap.
-  static Result<std::unique_ptr<GuestMemory>> create(std::vector<RegionSpec> regions);
+  // non-empty and must not overlap. shared: the regions are instead MAP_SHARED views of one
+  // memory file (memfd), the regions' bytes in ascending gpa order, which shared_fd() hands
+  // to another process (a local live update passes guest RAM over instead of copying it).
+  static Result<std::unique_ptr<GuestMemory>> create(std::vector<RegionSpec> regions,
+                                                     bool shared = false);
   // Maps the memory file `path` (the regions' bytes concatenated in ascending gpa order, as
   // save_to_file() writes it) MAP_PRIVATE at each region: pages are read from the file on
   // first touch and copied on first write, so restoring reads nothing up front, the file
@@ -65,6 +68,15 @@ class GuestMemory {
 
   const std::vector<MemoryRegion>& regions() const { return m_regions; }
   uint64_t total_size() const;
+
+  // The memory file guest RAM is a shared view of (create(..., shared), adopt_shared()),
+  // or -1.
+  int shared_fd() const { return m_shared ? m_backing.get() : -1; }
+  // Makes guest RAM a shared view of `file` (another process's shared_fd(), as big as
+  // total_size()): each region is mapped over its current host address, so host pointers
+  // taken before stay valid and what was in RAM before is gone. For a VM whose vCPUs have
+  // not run yet (the destination of a local live update).
+  Result<void> adopt_shared(UniqueFd file);
 
   // Host pointer for [gpa, gpa+len) if the whole range lies inside one region, else nullptr.
   // len == 0 is valid and returns a pointer if gpa is inside (or at the end of) a region.
@@ -171,7 +183,8 @@ class GuestMemory {
   std::unique_ptr<std::atomic<uint64_t>[]> m_dirty;  // one bit per kDirtyPageSize page
   size_t m_dirty_words = 0;
   std::atomic<uint64_t> m_dirty_generation{0};
-  UniqueFd m_backing;  // create_from_file(): the file, holding its shared flock()
+  UniqueFd m_backing;  // create_from_file(): the file, holding its shared flock(); or the memfd
+  bool m_shared = false;  // m_backing is a memory file the regions map MAP_SHARED
 };
 
 // Folds diff file `diff_path` into the memory file `base_mem_path` in place (pwrite of each

@@ -32,7 +32,7 @@ Result<void> BoardRiscv64::build() {
     m_memory = TRY(GuestMemory::create_from_file({{mm::kRamBase, m_config.memory}},
                                                  m_context.memory_file));
   else
-    m_memory = TRY(GuestMemory::create({{mm::kRamBase, m_config.memory}}));
+    m_memory = TRY(GuestMemory::create({{mm::kRamBase, m_config.memory}}, m_config.memory_shared));
   m_engine = TRY(rv64::EmuEngine::create(*m_memory, m_mmio, m_timebase, harts));
 
   std::vector<rv64::InterruptPins*> pins;

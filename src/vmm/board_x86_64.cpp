@@ -53,7 +53,7 @@ Result<void> BoardX86_64::build() {
     m_memory = TRY(GuestMemory::create_from_file(lay::ram_regions(m_config.memory),
                                                  m_context.memory_file));
   else
-    m_memory = TRY(GuestMemory::create(lay::ram_regions(m_config.memory)));
+    m_memory = TRY(GuestMemory::create(lay::ram_regions(m_config.memory), m_config.memory_shared));
   m_vm = TRY(kvm::KvmVm::create(*m_memory, {.cpus = cpus}));
   const double vm_ms = ms_since(t0);
   for (uint32_t gsi = 0; gsi < 24; ++gsi) m_irq_lines.push_back(TRY(m_vm->irq_line(gsi)));

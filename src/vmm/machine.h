@@ -57,6 +57,24 @@ struct SnapshotFiles {
   std::vector<std::string> diff_paths; // applied on top of mem_path, in order
 };
 
+// A live migration's status: written by the thread migrating, read by any (GET /migrate).
+class MigrationTracker {
+ public:
+  template <typename F>
+  void update(F&& change) {
+    std::lock_guard lock(m_mutex);
+    change(m_status);
+  }
+  MigrationStatus get() const {
+    std::lock_guard lock(m_mutex);
+    return m_status;
+  }
+
+ private:
+  mutable std::mutex m_mutex;
+  MigrationStatus m_status;  // GUARDED_BY(m_mutex)
+};
+
 class Machine {
  public:
   // Builds a VM that boots from its images. `console` outlives the machine.
@@ -93,8 +111,11 @@ class Machine {
   // guest runs, then what it wrote meanwhile, round after round, until the rest fits the
   // downtime; then pause, send the rest and the state, and wait for the destination's
   // answer. On success the machine stops (exit code 0); on any failure it runs on
-  // (resumed if this paused it) and the error says what happened.
-  Result<MigrationReport> migrate_to(int fd, const MigrationRequest& options);
+  // (resumed if this paused it) and the error says what happened. Over a Unix socket with
+  // shared guest RAM (VmConfig::memory_shared) there are no rounds: the machine pauses and
+  // hands the memory file over with the state. `tracker` follows it as it goes.
+  Result<MigrationStatus> migrate_to(int fd, const MigrationRequest& options,
+                                     MigrationTracker& tracker);
 
   VmState state() const;
   const VmConfig& config() const { return m_config; }

@@ -6,6 +6,7 @@
 // epoch before it runs again, and no device DMA is half-way, so no write made after the
 // bitmap was read can go unmarked. The guest's clock stops during those instants too.
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include <sys/socket.h>
@@ -25,11 +26,12 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Sends pages in kPages records, holding to max_bandwidth (bytes/s) if set.
+// Sends pages in kPages records (kPagesZstd if compressing), holding to max_bandwidth
+// (bytes/s) if set.
 class PageSender {
  public:
-  PageSender(FdStream& out, const GuestMemory& memory, uint64_t max_bandwidth)
-      : m_out(out), m_memory(memory), m_max_bandwidth(max_bandwidth) {}
+  PageSender(FdStream& out, const GuestMemory& memory, const MigrationRequest& options)
+      : m_out(out), m_memory(memory), m_max_bandwidth(options.max_bandwidth), m_compress(options.compress) {}
 
   Result<void> send(uint64_t gpa) {
     if (!m_batch.add(m_memory, gpa)) {
@@ -43,7 +45,10 @@ class PageSender {
     if (m_batch.empty()) return ok();
     m_zero += m_batch.zero_pages();
     const std::vector<uint8_t> payload = m_batch.take();
-    TRY(write_migration_record(m_out, MigrationRecord::kPages, payload));
+    if (m_compress)
+      TRY(write_migration_record(m_out, MigrationRecord::kPagesZstd, TRY(compress_page_batch(payload))));
+    else
+      TRY(write_migration_record(m_out, MigrationRecord::kPages, payload));
     if (m_max_bandwidth) {
       // Sleep until the bytes sent so far fit the budget.
       const double due_s = static_cast<double>(m_out.bytes_written()) / static_cast<double>(m_max_bandwidth);
@@ -59,10 +64,17 @@ class PageSender {
   FdStream& m_out;
   const GuestMemory& m_memory;
   uint64_t m_max_bandwidth;
+  bool m_compress;
   Clock::time_point m_start = Clock::now();
   PageBatch m_batch;
   uint64_t m_pages = 0, m_zero = 0;
 };
+
+bool is_unix_socket(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  return ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.ss_family == AF_UNIX;
+}
 
 // Waits until the destination has applied everything sent so far.
 Result<void> sync(FdStream& stream) {
@@ -93,7 +105,8 @@ Result<std::vector<uint64_t>> Machine::pause_and_take_dirty() {
   return pages;
 }
 
-Result<MigrationReport> Machine::migrate_to(int fd, const MigrationRequest& options) {
+Result<MigrationStatus> Machine::migrate_to(int fd, const MigrationRequest& options,
+                                            MigrationTracker& tracker) {
   std::lock_guard control(m_control_mutex);
   const auto t0 = Clock::now();
   {
@@ -103,7 +116,24 @@ Result<MigrationReport> Machine::migrate_to(int fd, const MigrationRequest& opti
   }
   FdStream stream(fd);
   GuestMemory& memory = m_board->memory();
-  MigrationReport report;
+  const bool handover = memory.shared_fd() >= 0 && is_unix_socket(fd);
+  MigrationStatus report;
+  report.state = MigrationStatus::State::kActive;
+  report.destination = options.destination;
+  report.ram_bytes = memory.total_size();
+  report.shared_memory = handover;
+  std::optional<PageSender> sender;
+  // What GET /migrate shows, brought up to date at each step.
+  auto publish = [&] {
+    report.bytes = stream.bytes_written();
+    if (sender) {
+      report.pages = sender->pages();
+      report.zero_pages = sender->zero_pages();
+    }
+    report.total_ms = ms_between(t0, Clock::now());
+    tracker.update([&](MigrationStatus& s) { s = report; });
+  };
+  publish();
   bool paused_here = false;
   // Any failure: the VM runs on here. A destination that refused the VM said why before it
   // closed the connection: that reason beats "Connection reset by peer".
@@ -111,15 +141,18 @@ Result<MigrationReport> Machine::migrate_to(int fd, const MigrationRequest& opti
     if (paused_here) (void)resume_locked();
     const timeval wait{1, 0};
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    Error error = e.context("migrate");
     if (auto answer = read_migration_record(stream);
         answer.ok() && answer->type == MigrationRecord::kFailed) {
       const std::string why(answer->payload.begin(), answer->payload.end());
-      spdlog::warn("migration failed: the destination refused the VM: {}", why);
-      return Error::format("migrate: the destination refused the VM: {}", why);
+      error = Error::format("migrate: the destination refused the VM: {}", why);
     }
     spdlog::warn("migration failed after {} rounds, {} bytes: {}", report.rounds,
-                 stream.bytes_written(), e.message());
-    return e.context("migrate");
+                 stream.bytes_written(), error.message());
+    report.state = MigrationStatus::State::kFailed;
+    report.error = error.message();
+    publish();
+    return error;
   };
   auto check = [&](Result<void> r) -> Result<void> {
     if (!r.ok()) return fail(r.error());
@@ -127,79 +160,100 @@ Result<MigrationReport> Machine::migrate_to(int fd, const MigrationRequest& opti
   };
 
   TRY(check(write_migration_header(stream, {m_config.arch, m_config.engine, memory.total_size()})));
-  // Round 1: all of RAM, from a fresh dirty epoch.
-  {
-    auto first = pause_and_take_dirty();
-    if (!first.ok()) return fail(first.error());
-    TRY(check(resume_locked()));
-  }
-  PageSender sender(stream, memory, options.max_bandwidth);
-  auto round_start = Clock::now();
-  uint64_t round_bytes_start = stream.bytes_written();
-  for (const auto& region : memory.regions())
-    for (uint64_t off = 0; off < region.size; off += kMigrationPageSize)
-      TRY(check(sender.send(region.gpa + off)));
-  TRY(check(sender.flush()));
-  TRY(check(sync(stream)));
-  report.rounds = 1;
-
-  for (;;) {
-    const double round_s = std::max(ms_between(round_start, Clock::now()) / 1000.0, 1e-6);
-    const double bandwidth = static_cast<double>(stream.bytes_written() - round_bytes_start) / round_s;
-    auto dirty = pause_and_take_dirty();
-    if (!dirty.ok()) return fail(dirty.error());
+  Clock::time_point paused_at;
+  if (handover) {
+    // Both ends share guest RAM: no rounds. Pause, and hand the memory file over.
+    TRY(check(pause_locked()));
     paused_here = true;
-    const auto paused_at = Clock::now();
-    const double left = static_cast<double>(dirty->size() * (kMigrationPageSize + 8));
-    report.expected_downtime_ms = bandwidth > 0 ? left / bandwidth * 1000.0 : 0;
-    const bool last = report.expected_downtime_ms <= options.downtime_ms ||
-                      report.rounds >= options.max_rounds;
-    if (!last) {
+    paused_at = Clock::now();
+    const uint64_t ram = memory.total_size();
+    TRY(check(write_migration_record(stream, MigrationRecord::kMemoryFile,
+                                     {reinterpret_cast<const uint8_t*>(&ram), sizeof ram},
+                                     memory.shared_fd())));
+  } else {
+    // Round 1: all of RAM, from a fresh dirty epoch.
+    {
+      auto first = pause_and_take_dirty();
+      if (!first.ok()) return fail(first.error());
       TRY(check(resume_locked()));
-      paused_here = false;
     }
-    spdlog::info("migration: round {} ended at {:.0f} MB/s; {} pages dirty, {:.1f} ms to send{}",
-                 report.rounds, bandwidth / 1e6, dirty->size(), report.expected_downtime_ms,
-                 last ? ": the last round, paused" : "");
-    round_start = Clock::now();
-    round_bytes_start = stream.bytes_written();
-    for (uint64_t gpa : *dirty) TRY(check(sender.send(gpa)));
-    TRY(check(sender.flush()));
-    ++report.rounds;
-    if (!last) {
-      TRY(check(sync(stream)));
-      continue;
-    }
+    sender.emplace(stream, memory, options);
+    auto round_start = Clock::now();
+    uint64_t round_bytes_start = stream.bytes_written();
+    report.rounds = 1;
+    report.round_pages = memory.total_size() / kMigrationPageSize;
+    report.round_pages_sent = 0;
+    for (const auto& region : memory.regions())
+      for (uint64_t off = 0; off < region.size; off += kMigrationPageSize) {
+        TRY(check(sender->send(region.gpa + off)));
+        if (++report.round_pages_sent % PageBatch::kMaxPages == 0) publish();
+      }
+    TRY(check(sender->flush()));
+    TRY(check(sync(stream)));
+    publish();
 
-    // Paused, devices drained: what the guest wrote to its disks reaches the (shared)
-    // storage before the destination opens it; then the state, then the destination's word.
-    for (const auto& v : m_board->virtio()) TRY(check(v->device().flush_to_host()));
-    StateFile state;
-    TRY(check(save_state(state)));
-    auto bytes = encode_state_file(state);
-    if (!bytes.ok()) return fail(bytes.error());
-    TRY(check(write_migration_record(stream, MigrationRecord::kState, *bytes)));
-    TRY(check(write_migration_record(stream, MigrationRecord::kEnd, {})));
-    spdlog::info("migration: state sent {:.1f} ms into the pause", ms_between(paused_at, Clock::now()));
-    auto answer = read_migration_record(stream);
-    if (!answer.ok()) return fail(answer.error().context("waiting for the destination"));
-    if (answer->type == MigrationRecord::kFailed)
-      return fail(Error::format("the destination refused the VM: {}",
-                                std::string(answer->payload.begin(), answer->payload.end())));
-    if (answer->type != MigrationRecord::kRunning)
-      return fail(Error::format("the destination answered record type {}",
-                                static_cast<uint32_t>(answer->type)));
-    report.downtime_ms = ms_between(paused_at, Clock::now());
-    break;
+    for (;;) {
+      const double round_s = std::max(ms_between(round_start, Clock::now()) / 1000.0, 1e-6);
+      const double bandwidth = static_cast<double>(stream.bytes_written() - round_bytes_start) / round_s;
+      auto dirty = pause_and_take_dirty();
+      if (!dirty.ok()) return fail(dirty.error());
+      paused_here = true;
+      paused_at = Clock::now();
+      const double left = static_cast<double>(dirty->size() * (kMigrationPageSize + 8));
+      report.bandwidth = bandwidth;
+      report.dirty_rate = static_cast<double>(dirty->size()) / round_s;
+      report.expected_downtime_ms = bandwidth > 0 ? left / bandwidth * 1000.0 : 0;
+      const bool last = report.expected_downtime_ms <= options.downtime_ms ||
+                        report.rounds >= options.max_rounds;
+      if (!last) {
+        TRY(check(resume_locked()));
+        paused_here = false;
+      }
+      spdlog::info("migration: round {} ended at {:.0f} MB/s; {} pages dirty, {:.1f} ms to send{}",
+                   report.rounds, bandwidth / 1e6, dirty->size(), report.expected_downtime_ms,
+                   last ? ": the last round, paused" : "");
+      round_start = Clock::now();
+      round_bytes_start = stream.bytes_written();
+      ++report.rounds;
+      report.round_pages = dirty->size();
+      report.round_pages_sent = 0;
+      publish();
+      for (uint64_t gpa : *dirty) {
+        TRY(check(sender->send(gpa)));
+        if (++report.round_pages_sent % PageBatch::kMaxPages == 0) publish();
+      }
+      TRY(check(sender->flush()));
+      if (last) break;
+      TRY(check(sync(stream)));
+    }
   }
-  report.bytes = stream.bytes_written();
-  report.pages = sender.pages();
-  report.zero_pages = sender.zero_pages();
-  report.total_ms = ms_between(t0, Clock::now());
-  spdlog::info("migrated in {:.1f} ms: {} rounds, {} pages ({} zero), {} bytes, downtime "
+
+  // Paused, devices drained: what the guest wrote to its disks reaches the (shared)
+  // storage before the destination opens it; then the state, then the destination's word.
+  for (const auto& v : m_board->virtio()) TRY(check(v->device().flush_to_host()));
+  StateFile state;
+  TRY(check(save_state(state)));
+  auto bytes = encode_state_file(state);
+  if (!bytes.ok()) return fail(bytes.error());
+  TRY(check(write_migration_record(stream, MigrationRecord::kState, *bytes)));
+  TRY(check(write_migration_record(stream, MigrationRecord::kEnd, {})));
+  spdlog::info("migration: state sent {:.1f} ms into the pause", ms_between(paused_at, Clock::now()));
+  auto answer = read_migration_record(stream);
+  if (!answer.ok()) return fail(answer.error().context("waiting for the destination"));
+  if (answer->type == MigrationRecord::kFailed)
+    return fail(Error::format("the destination refused the VM: {}",
+                              std::string(answer->payload.begin(), answer->payload.end())));
+  if (answer->type != MigrationRecord::kRunning)
+    return fail(Error::format("the destination answered record type {}",
+                              static_cast<uint32_t>(answer->type)));
+  report.downtime_ms = ms_between(paused_at, Clock::now());
+  report.state = MigrationStatus::State::kCompleted;
+  publish();
+  spdlog::info("migrated in {:.1f} ms: {} rounds, {} pages ({} zero), {} bytes{}, downtime "
                "{:.1f} ms (expected {:.1f} ms)",
                report.total_ms, report.rounds, report.pages, report.zero_pages, report.bytes,
-               report.downtime_ms, report.expected_downtime_ms);
+               handover ? ", RAM handed over as a shared memory file" : "", report.downtime_ms,
+               report.expected_downtime_ms);
   request_stop(kExitPowerOff, "the VM migrated to the destination");
   return report;
 }

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "base/state_io.h"
 
 namespace doppel {
@@ -43,15 +45,63 @@ bool all_zero(const uint8_t* p, size_t n) {
 Result<void> FdStream::read_exact(std::span<uint8_t> out) {
   size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::read(m_fd, out.data() + done, out.size() - done);
+    // recvmsg, not read: a memory file passed with the bytes (kMemoryFile) would otherwise
+    // be dropped (and closed) by the kernel.
+    iovec iov{out.data() + done, out.size() - done};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(m_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == ENOTSOCK) {
+      n = ::read(m_fd, out.data() + done, out.size() - done);
+      msg.msg_controllen = 0;
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Error::format("migration stream: read: {}", std::strerror(errno));
+    for (cmsghdr* c = msg.msg_controllen ? CMSG_FIRSTHDR(&msg) : nullptr; c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < fds; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        m_fds.emplace_back(fd);
+      }
+    }
+    if (m_fds.size() > 4)
+      return Error::format("migration stream: {} file descriptors came with it", m_fds.size());
+    if (msg.msg_flags & MSG_CTRUNC)
+      return Error::format("migration stream: more file descriptors came than expected");
     if (n == 0)
       return Error::format("migration stream: the connection closed ({} of {} bytes read)", done,
                            out.size());
     done += static_cast<size_t>(n);
   }
   return ok();
+}
+
+Result<void> FdStream::write_all_with_fd(std::span<const uint8_t> in, int fd) {
+  if (in.empty()) return Error::format("migration stream: a file descriptor needs a byte to ride on");
+  iovec iov{const_cast<uint8_t*>(in.data()), 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n;
+  do n = ::sendmsg(m_fd, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return Error::format("migration stream: passing the memory file: {}", std::strerror(errno));
+  m_written += 1;
+  return write_all(in.subspan(1));
 }
 
 Result<void> FdStream::write_all(std::span<const uint8_t> in) {
@@ -115,16 +165,34 @@ Result<MigrationHeader> read_migration_header(ByteSource& in) {
   return h;
 }
 
-Result<void> write_migration_record(ByteSink& out, MigrationRecord type,
-                                    std::span<const uint8_t> payload) {
+namespace {
+
+std::vector<uint8_t> record_head(MigrationRecord type, uint64_t len) {
   std::vector<uint8_t> head;
   append<uint32_t>(head, static_cast<uint32_t>(type));
-  append<uint64_t>(head, payload.size());
-  TRY(out.write_all(head));
+  append<uint64_t>(head, len);
+  return head;
+}
+
+Result<void> write_record_rest(ByteSink& out, std::span<const uint8_t> payload) {
   TRY(out.write_all(payload));
   std::vector<uint8_t> tail;
   append<uint32_t>(tail, crc32(payload));
   return out.write_all(tail);
+}
+
+}  // namespace
+
+Result<void> write_migration_record(ByteSink& out, MigrationRecord type,
+                                    std::span<const uint8_t> payload) {
+  TRY(out.write_all(record_head(type, payload.size())));
+  return write_record_rest(out, payload);
+}
+
+Result<void> write_migration_record(FdStream& out, MigrationRecord type,
+                                    std::span<const uint8_t> payload, int fd) {
+  TRY(out.write_all_with_fd(record_head(type, payload.size()), fd));
+  return write_record_rest(out, payload);
 }
 
 Result<MigrationRecordIn> read_migration_record(ByteSource& in) {
@@ -137,6 +205,8 @@ Result<MigrationRecordIn> read_migration_record(ByteSource& in) {
     case MigrationRecord::kState:
     case MigrationRecord::kEnd:
     case MigrationRecord::kSync:
+    case MigrationRecord::kPagesZstd:
+    case MigrationRecord::kMemoryFile:
     case MigrationRecord::kRunning:
     case MigrationRecord::kFailed:
     case MigrationRecord::kSynced: break;
@@ -153,6 +223,32 @@ Result<MigrationRecordIn> read_migration_record(ByteSource& in) {
     return Error::format("migration stream: a record's CRC does not match (type {}, {} bytes)",
                          type, len);
   return r;
+}
+
+Result<std::vector<uint8_t>> compress_page_batch(std::span<const uint8_t> payload) {
+  std::vector<uint8_t> out(ZSTD_compressBound(payload.size()));
+  const size_t n = ZSTD_compress(out.data(), out.size(), payload.data(), payload.size(), 1);
+  if (ZSTD_isError(n)) return Error::format("migration stream: zstd: {}", ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+Result<std::vector<uint8_t>> decompress_page_batch(std::span<const uint8_t> payload) {
+  const unsigned long long size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR)
+    return Error::format("migration stream: a compressed page record is not a zstd frame");
+  if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return Error::format("migration stream: a compressed page record does not state its size");
+  if (size > kMaxMigrationRecord)
+    return Error::format("migration stream: a compressed page record of {} bytes (at most {})", size,
+                         kMaxMigrationRecord);
+  std::vector<uint8_t> out(size);
+  const size_t n = ZSTD_decompress(out.data(), out.size(), payload.data(), payload.size());
+  if (ZSTD_isError(n))
+    return Error::format("migration stream: a compressed page record: {}", ZSTD_getErrorName(n));
+  if (n != size)
+    return Error::format("migration stream: a compressed page record gave {} bytes, not {}", n, size);
+  return out;
 }
 
 bool PageBatch::add(const GuestMemory& memory, uint64_t gpa) {
@@ -225,6 +321,20 @@ Result<std::vector<uint8_t>> receive_migration(ByteSource& in, ByteSink& answers
     MigrationRecordIn r = TRY(read_migration_record(in));
     switch (r.type) {
       case MigrationRecord::kPages: TRY(apply_page_batch(memory, r.payload)); break;
+      case MigrationRecord::kPagesZstd:
+        TRY(apply_page_batch(memory, TRY(decompress_page_batch(r.payload))));
+        break;
+      case MigrationRecord::kMemoryFile: {
+        std::vector<UniqueFd> fds = in.take_fds();
+        if (fds.size() != 1)
+          return Error::format("migration stream: the memory file record came with {} files, not 1",
+                               fds.size());
+        if (r.payload.size() != 8 || load<uint64_t>(r.payload.data()) != memory.total_size())
+          return Error::format("migration stream: the memory file record is not for {} MiB of RAM",
+                               memory.total_size() >> 20);
+        TRY(memory.adopt_shared(std::move(fds[0])).context("migration stream"));
+        break;
+      }
       case MigrationRecord::kState: state = std::move(r.payload); break;
       case MigrationRecord::kSync: TRY(write_migration_record(answers, MigrationRecord::kSynced, {})); break;
       case MigrationRecord::kEnd:

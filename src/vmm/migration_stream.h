@@ -9,6 +9,11 @@
 //     kPages   u32 count, then per page: gpa u64 (4 KiB aligned; bit 0 set: a page of
 //              zeros, no bytes follow) and, unless zero, the page's 4096 bytes
 //     kState   the whole-VM state file's bytes (vmm/state_file.h, with its own CRC)
+//     kPagesZstd  a kPages payload compressed as one zstd frame that states its size
+//              (`compress`, for slow links)
+//     kMemoryFile u64 guest RAM bytes; the memory file itself (GuestMemory::shared_fd())
+//              rides with the record's first bytes as SCM_RIGHTS (a local live update over
+//              a Unix socket: RAM is handed over, not copied)
 //     kSync    empty: the destination answers kSynced once it has applied everything
 //              before it (so the source measures the bandwidth the destination keeps up
 //              with, and no round is still in flight when it decides to pause)
@@ -27,9 +32,11 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "core/guest_memory.h"
 #include "vmm/vm_config.h"
 
@@ -46,6 +53,8 @@ enum class MigrationRecord : uint32_t {
   kState = 2,
   kEnd = 3,
   kSync = 4,
+  kPagesZstd = 5,
+  kMemoryFile = 6,
   kRunning = 16,
   kFailed = 17,
   kSynced = 18,
@@ -63,6 +72,8 @@ class ByteSource {
   virtual ~ByteSource() = default;
   // Exactly out.size() bytes, or an error ("the stream ended", a socket error).
   virtual Result<void> read_exact(std::span<uint8_t> out) = 0;
+  // File descriptors that came with the bytes read so far (a Unix socket's SCM_RIGHTS).
+  virtual std::vector<UniqueFd> take_fds() { return {}; }
 };
 class ByteSink {
  public:
@@ -76,11 +87,15 @@ class FdStream final : public ByteSource, public ByteSink {
   explicit FdStream(int fd) : m_fd(fd) {}
   Result<void> read_exact(std::span<uint8_t> out) override;
   Result<void> write_all(std::span<const uint8_t> in) override;
+  std::vector<UniqueFd> take_fds() override { return std::exchange(m_fds, {}); }
+  // write_all(), with `fd` passed along with the first byte (a Unix socket only).
+  Result<void> write_all_with_fd(std::span<const uint8_t> in, int fd);
   uint64_t bytes_written() const { return m_written; }
 
  private:
   int m_fd;
   uint64_t m_written = 0;
+  std::vector<UniqueFd> m_fds;  // received, not yet taken
 };
 
 // Collects what is written (tests, the fuzzer).
@@ -107,6 +122,14 @@ Result<MigrationHeader> read_migration_header(ByteSource& in);
 
 Result<void> write_migration_record(ByteSink& out, MigrationRecord type,
                                     std::span<const uint8_t> payload);
+// The same with `fd` passed along (kMemoryFile).
+Result<void> write_migration_record(FdStream& out, MigrationRecord type,
+                                    std::span<const uint8_t> payload, int fd);
+// kPagesZstd: compresses a kPages payload (zstd level 1: it has to keep up with the link).
+Result<std::vector<uint8_t>> compress_page_batch(std::span<const uint8_t> payload);
+// The kPages payload of a kPagesZstd one; refuses a frame that does not state its size or
+// states one above kMaxMigrationRecord, and one that does not decompress to that size.
+Result<std::vector<uint8_t>> decompress_page_batch(std::span<const uint8_t> payload);
 struct MigrationRecordIn {
   MigrationRecord type;
   std::vector<uint8_t> payload;

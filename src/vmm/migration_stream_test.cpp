@@ -1,10 +1,14 @@
 #include "vmm/migration_stream.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include <gtest/gtest.h>
 
 #include "base/state_io.h"
+#include "base/unique_fd.h"
 
 namespace doppel {
 namespace {
@@ -118,6 +122,88 @@ TEST(MigrationStream, ARecordLongerThanTheLimitIsRefusedBeforeItIsRead) {
   auto r = receive_migration(in, answers, *dst.memory, kHeader);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("at most"), std::string::npos) << r.error().message();
+}
+
+TEST(MigrationStream, CompressedPagesArriveAsSent) {
+  Vm src, dst;
+  for (unsigned p = 0; p < 16; p += 3) std::memset(src.page(p), static_cast<int>(p + 1), kMigrationPageSize);
+  PageBatch batch;
+  for (unsigned p = 0; p < 16; ++p) ASSERT_TRUE(batch.add(*src.memory, kBase + p * kMigrationPageSize));
+  const auto plain = batch.take();
+  const auto packed = compress_page_batch(plain).release_value();
+  EXPECT_LT(packed.size(), plain.size() / 10);  // pages of one byte repeated
+  VectorSink sink;
+  ASSERT_TRUE(write_migration_header(sink, kHeader).ok());
+  ASSERT_TRUE(write_migration_record(sink, MigrationRecord::kPagesZstd, packed).ok());
+  ASSERT_TRUE(write_migration_record(sink, MigrationRecord::kState, kState).ok());
+  ASSERT_TRUE(write_migration_record(sink, MigrationRecord::kEnd, {}).ok());
+  SpanSource in(sink.bytes);
+  VectorSink answers;
+  auto state = receive_migration(in, answers, *dst.memory, kHeader);
+  ASSERT_TRUE(state.ok()) << state.error().message();
+  EXPECT_EQ(std::memcmp(src.memory->host_ptr(kBase, kSize), dst.memory->host_ptr(kBase, kSize), kSize), 0);
+}
+
+TEST(MigrationStream, ACompressedRecordThatLiesIsRefused) {
+  const std::vector<uint8_t> garbage = {1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_EQ(decompress_page_batch(garbage).error().message(),
+            "migration stream: a compressed page record is not a zstd frame");
+  // A frame stating more than a record may hold is refused before anything is allocated.
+  std::vector<uint8_t> big(kMaxMigrationRecord + 1);
+  const auto packed = compress_page_batch(big).release_value();
+  EXPECT_EQ(decompress_page_batch(packed).error().message(),
+            fmt::format("migration stream: a compressed page record of {} bytes (at most {})",
+                        kMaxMigrationRecord + 1, kMaxMigrationRecord));
+  // Cut short: the frame no longer decompresses to the size it states.
+  const auto small = compress_page_batch(std::vector<uint8_t>(4096, 7)).release_value();
+  auto cut = decompress_page_batch(std::span(small).first(small.size() - 2));
+  ASSERT_FALSE(cut.ok());
+  EXPECT_TRUE(cut.error().message().starts_with("migration stream: a compressed page record")) << cut.error().message();
+}
+
+// A local live update: the memory file goes over a Unix socket with the record, and the
+// destination's RAM becomes the same memory as the source's.
+TEST(MigrationStream, AMemoryFileRecordHandsRamOver) {
+  auto shared = GuestMemory::create({{kBase, kSize}}, /*shared=*/true).release_value();
+  ASSERT_GE(shared->shared_fd(), 0);
+  std::memset(shared->host_ptr(kBase + kMigrationPageSize, 1), 0x42, 1);
+  Vm dst;
+  uint8_t* const dst_page = dst.page(1);
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd a(pair[0]), b(pair[1]);
+  FdStream out(a.get()), in(b.get());
+  ASSERT_TRUE(write_migration_header(out, kHeader).ok());
+  const uint64_t ram = kSize;
+  ASSERT_TRUE(write_migration_record(out, MigrationRecord::kMemoryFile,
+                                     {reinterpret_cast<const uint8_t*>(&ram), sizeof ram}, shared->shared_fd())
+                  .ok());
+  ASSERT_TRUE(write_migration_record(out, MigrationRecord::kState, kState).ok());
+  ASSERT_TRUE(write_migration_record(out, MigrationRecord::kEnd, {}).ok());
+  auto state = receive_migration(in, in, *dst.memory, kHeader);
+  ASSERT_TRUE(state.ok()) << state.error().message();
+  EXPECT_EQ(dst.memory->shared_fd() >= 0, true);
+  EXPECT_EQ(dst.page(1), dst_page);  // the host address stays
+  EXPECT_EQ(dst_page[0], 0x42);
+  dst_page[1] = 0x43;  // one memory: the source sees it
+  EXPECT_EQ(shared->host_ptr(kBase + kMigrationPageSize + 1, 1)[0], 0x43);
+}
+
+TEST(MigrationStream, AMemoryFileRecordWithoutTheFileOrOfAnotherSizeIsRefused) {
+  Vm dst;
+  VectorSink sink;
+  ASSERT_TRUE(write_migration_header(sink, kHeader).ok());
+  const uint64_t ram = kSize;
+  ASSERT_TRUE(write_migration_record(sink, MigrationRecord::kMemoryFile,
+                                     {reinterpret_cast<const uint8_t*>(&ram), sizeof ram}).ok());
+  SpanSource in(sink.bytes);
+  VectorSink answers;
+  EXPECT_EQ(receive_migration(in, answers, *dst.memory, kHeader).error().message(),
+            "migration stream: the memory file record came with 0 files, not 1");
+
+  auto other = GuestMemory::create({{kBase, 2 * kSize}}, /*shared=*/true).release_value();
+  EXPECT_EQ(dst.memory->adopt_shared(UniqueFd(::dup(other->shared_fd()))).error().message(),
+            fmt::format("guest memory file: {} bytes, but the VM's RAM is {} bytes", 2 * kSize, kSize));
 }
 
 }  // namespace

@@ -276,7 +276,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
   if (top.has("machine")) {
     JsonReader m(top.at("machine"), "machine");
     TRY(m.expect_object());
-    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "on_reboot"}));
+    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "memory_shared", "on_reboot"}));
     if (m.has("arch")) {
       auto arch = parse_arch(TRY(m.string("arch")));
       if (!arch) return m.fail("arch", arch.error().message());
@@ -308,6 +308,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
       if (auto r = check_memory(bytes, 0); !r) return m.fail("memory", r.error().message());
       config.memory = bytes;
     }
+    if (m.has("memory_shared")) config.memory_shared = TRY(m.boolean("memory_shared"));
     if (m.has("on_reboot")) {
       auto v = parse_on_reboot(TRY(m.string("on_reboot")));
       if (!v) return m.fail("on_reboot", v.error().message());
@@ -439,6 +440,7 @@ json to_json(const VmConfig& config) {
                     {"engine", to_string(config.engine)},
                     {"cpus", config.cpus},
                     {"memory", fmt::format("{}K", config.memory / KiB)},
+                    {"memory_shared", config.memory_shared},
                     {"on_reboot", config.on_reboot == OnReboot::kExit ? "exit" : "restart"}};
   doc["boot"] = {{"kernel", config.kernel}, {"initrd", config.initrd},
                  {"firmware", config.firmware}, {"cmdline", config.cmdline},

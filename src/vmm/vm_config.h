@@ -61,6 +61,9 @@ struct VmConfig {
   std::string cmdline;
   unsigned cpus = 1;
   uint64_t memory = 256ull << 20;  // bytes
+  // Guest RAM is a shared memory file (GuestMemory::create's shared), so that a local live
+  // update hands it to the new process instead of copying it.
+  bool memory_shared = false;
   std::vector<DiskConfig> disks;
   std::vector<NetConfig> nets;
   std::optional<ConsoleConfig> console2;

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -66,15 +67,36 @@ struct MigrationRequest {
   double downtime_ms = 300;
   uint64_t max_bandwidth = 0;  // bytes per second; 0: as fast as the connection goes
   unsigned max_rounds = 30;    // then the source pauses anyway
+  bool compress = false;       // pages go zstd-compressed (for slow links)
 };
-struct MigrationReport {
-  unsigned rounds = 0;          // copy rounds, the first (all of RAM) included
+// A migration as it goes (GET /migrate, QEMU's query-migrate) and, once it is over, its
+// report (PUT /migrate's answer).
+struct MigrationStatus {
+  enum class State { kNone, kActive, kCompleted, kFailed };
+  State state = State::kNone;
+  std::string destination;
+  bool shared_memory = false;   // local: RAM was handed over as memory files, not copied
+  unsigned rounds = 0;          // copy rounds begun, the first (all of RAM) included
+  uint64_t ram_bytes = 0;
   uint64_t bytes = 0;           // sent, headers included
   uint64_t pages = 0, zero_pages = 0;
-  double expected_downtime_ms = 0;  // the estimate that ended the rounds
+  uint64_t round_pages = 0, round_pages_sent = 0;  // the round under way
+  double bandwidth = 0;         // bytes per second over the last round
+  double dirty_rate = 0;        // pages dirtied per second during the last round
+  double expected_downtime_ms = 0;  // the estimate after the last round
   double downtime_ms = 0;       // source paused until the destination said it runs
-  double total_ms = 0;
+  double total_ms = 0;          // so far, or in all
+  std::string error;            // kFailed: why
 };
+constexpr std::string_view to_string(MigrationStatus::State state) {
+  switch (state) {
+    case MigrationStatus::State::kNone: return "none";
+    case MigrationStatus::State::kActive: return "active";
+    case MigrationStatus::State::kCompleted: return "completed";
+    case MigrationStatus::State::kFailed: return "failed";
+  }
+  return "unknown";
+}
 
 class VmControl {
  public:
@@ -97,7 +119,11 @@ class VmControl {
   virtual Result<void> load_snapshot(const SnapshotLoadRequest& request) = 0;
   // Running only: moves the VM to the destination; on success this process's VM stops
   // (exit code 0). On failure the VM runs on here.
-  virtual Result<MigrationReport> migrate(const MigrationRequest& request) = 0;
+  // Refused while another migration is under way.
+  virtual Result<MigrationStatus> migrate(const MigrationRequest& request) = 0;
+  // The migration under way, or the last one (state kNone if there was none). Any time,
+  // while migrate() runs included.
+  virtual MigrationStatus migration_status() = 0;
   // x86_64: an i8042 Ctrl-Alt-Del to the guest; riscv64: not supported (an error).
   virtual Result<void> send_ctrl_alt_del() = 0;
   // Counters as a JSON object (GET /metrics).

@@ -284,11 +284,19 @@ Result<void> VmmService::post(Pending pending, std::string_view what) {
   return ok();
 }
 
+Result<void> VmmService::check_not_migrating(std::string_view what) const {
+  if (m_migration.get().state == MigrationStatus::State::kActive)
+    return Error::format("{}: a live migration is under way", what);
+  return ok();
+}
+
 Result<void> VmmService::pause() {
+  TRY(check_not_migrating("pause"));
   return with_machine("pause", [](Machine& m) { return m.pause(); });
 }
 
 Result<void> VmmService::resume() {
+  TRY(check_not_migrating("resume"));
   return with_machine("resume", [](Machine& m) { return m.resume(); });
 }
 
@@ -297,16 +305,37 @@ Result<void> VmmService::create_snapshot(const SnapshotCreateRequest& request) {
   // The directory convention (DIR/state): the VM file goes beside it as DIR/vm.json.
   if (r.config_path.empty() && fs::path(r.snapshot_path).filename() == "state")
     r.config_path = (fs::path(r.snapshot_path).parent_path() / "vm.json").string();
+  TRY(check_not_migrating("snapshot/create"));
   return with_machine("snapshot/create", [&](Machine& m) { return m.create_snapshot(r); });
 }
 
-Result<MigrationReport> VmmService::migrate(const MigrationRequest& request) {
+Result<MigrationStatus> VmmService::migrate(const MigrationRequest& request) {
   const Endpoint endpoint = TRY(parse_endpoint(request.destination).context("migrate: destination"));
-  return with_machine("migrate", [&](Machine& m) -> Result<MigrationReport> {
-    UniqueFd connection = TRY(connect_endpoint(endpoint).context("migrate"));
-    return m.migrate_to(connection.get(), request);
+  // Claimed here, so that a second request is refused at once rather than waiting.
+  bool claimed = false;
+  m_migration.update([&](MigrationStatus& s) {
+    if (s.state == MigrationStatus::State::kActive) return;
+    s = MigrationStatus{};
+    s.state = MigrationStatus::State::kActive;
+    s.destination = request.destination;
+    claimed = true;
   });
+  if (!claimed) return Error("migrate: a live migration is under way already");
+  auto result = with_machine("migrate", [&](Machine& m) -> Result<MigrationStatus> {
+    UniqueFd connection = TRY(connect_endpoint(endpoint).context("migrate"));
+    return m.migrate_to(connection.get(), request, m_migration);
+  });
+  if (!result.ok()) {
+    m_migration.update([&](MigrationStatus& s) {
+      if (s.state == MigrationStatus::State::kFailed) return;  // migrate_to said why
+      s.state = MigrationStatus::State::kFailed;
+      s.error = result.error().message();
+    });
+  }
+  return result;
 }
+
+MigrationStatus VmmService::migration_status() { return m_migration.get(); }
 
 Result<void> VmmService::send_ctrl_alt_del() {
   // The board's refusal (riscv64, a full keyboard buffer) is named after the action too.

@@ -70,7 +70,8 @@ class VmmService final : public VmControl {
   Result<void> resume() override;
   Result<void> create_snapshot(const SnapshotCreateRequest& request) override;
   Result<void> load_snapshot(const SnapshotLoadRequest& request) override;
-  Result<MigrationReport> migrate(const MigrationRequest& request) override;
+  Result<MigrationStatus> migrate(const MigrationRequest& request) override;
+  MigrationStatus migration_status() override;
   Result<void> send_ctrl_alt_del() override;
   nlohmann::json metrics() override;
 
@@ -92,8 +93,12 @@ class VmmService final : public VmControl {
   auto with_machine(std::string_view what, F&& f) -> decltype(f(std::declval<Machine&>()));
   void route_input_to(Machine* machine);
 
+  // Fails while a live migration is under way: it holds the VM (QEMU refuses the same).
+  Result<void> check_not_migrating(std::string_view what) const;
+
   Options m_options;
   std::unique_ptr<Console> m_console;
+  MigrationTracker m_migration;
 
   std::mutex m_mutex;
   std::condition_variable m_cv;

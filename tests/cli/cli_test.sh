@@ -63,7 +63,7 @@ expect 0 '"cpus": 4' run --config "$tmp/vm.json" --cpus 4 --print-config
 echo '{"machine": {"cpus": 0}}' >"$tmp/bad.json"
 expect 1 "^doppel: $tmp/bad.json: machine.cpus: must be between 1 and 8, got 0$" run --config "$tmp/bad.json"
 echo '{"machine": {"cpu": 2}}' >"$tmp/typo.json"
-expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, on_reboot\)" run --config "$tmp/typo.json"
+expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot\)" run --config "$tmp/typo.json"
 
 # Snapshots: what is missing or wrong is named, and nothing starts.
 expect 1 "^doppel: $tmp/nosnap/state: No such file or directory" restore "$tmp/nosnap"

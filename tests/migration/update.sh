@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Local live update: a VM with shared guest RAM (--memory-shared) moves to another doppel
+# binary on the same host over a Unix socket. Its RAM is handed over as a memory file, not
+# copied: the report shows no pages sent and the RAM handed over, and `cpumark` started
+# before the update prints an uninterrupted run's checksum on the new process.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+guest_dir >/dev/null
+N=${CPUMARK_N:-8}
+want=$(cpumark_reference "$N")
+sock=$WORK/api.sock
+DEST=unix:$WORK/update.sock
+# "The new binary": a copy of this one, at another path.
+cp "$DOPPEL" "$WORK/doppel-new"
+OLD_DOPPEL=$DOPPEL
+DOPPEL=$WORK/doppel-new start_destination
+vm_start src "$OLD_DOPPEL --log-level info run --arch riscv64 --memory-shared --api-sock $sock"
+vm_wait_ready
+wait_sock "$sock"
+vm_send 'echo before > /tmp/kept'
+vm_send "echo START; cpumark $N; echo CPUMARK-\"\"DONE"
+vm_wait_for '^START'
+sleep "${MIGRATE_AFTER:-2}"
+ctl "$sock" migrate "$DEST"
+cat "$WORK/ctl.out"
+grep -ah 'migrat' "$VM_OUT" "$WORK/dest.out" || true
+grep -q '"shared_memory": true' "$WORK/ctl.out" || fail "the RAM was not handed over: $(cat "$WORK/ctl.out")"
+grep -q '"pages_sent": 0,' "$WORK/ctl.out" || fail "pages were copied: $(cat "$WORK/ctl.out")"
+grep -aq 'CPUMARK-DONE' "$VM_OUT" && fail "cpumark finished before the update: raise CPUMARK_N"
+rc=0; wait "$VM_PID" || rc=$?
+VM_PID=""
+[[ $rc == 0 ]] || fail "the old process exited with $rc after the update"
+
+dest_wait_for 'CPUMARK-DONE'
+got=$(checksum_in "$WORK/dest.out")
+[[ $got == "$want" ]] || fail "the new process printed '$got'; an uninterrupted run prints '$want'"
+printf '%s\n' 'cat /tmp/kept; echo KEPT-""DONE' >&9
+dest_wait_for 'KEPT-DONE'
+grep -aq '^before' "$WORK/dest.out" || fail "a file written before the update is gone"
+printf '%s\n' 'poweroff -f' >&9
+rc=0; wait "$DEST_PID" || rc=$?
+DEST_PID=""
+[[ $rc == 0 ]] || fail "the new process exited with $rc"
+echo "PASS: local live update with the RAM handed over: $want"
