@@ -253,7 +253,11 @@ Result<void> BoardX86_64::begin_dirty_epoch() {
   return ok();
 }
 
-Result<void> BoardX86_64::collect_dirty() { return m_vm->fetch_dirty_log(*m_memory); }
+Result<void> BoardX86_64::collect_dirty() {
+  // Before the first epoch (a migration's first round) there is no log, and nothing to add.
+  if (!m_vm->dirty_logging()) return ok();
+  return m_vm->fetch_dirty_log(*m_memory);
+}
 
 void BoardX86_64::update_tx_coalescing() {
   if (!m_vm->coalesced_pio_supported()) return;

@@ -230,14 +230,17 @@ Result<MigrationStatus> Machine::migrate_to(int fd, const MigrationRequest& opti
 
   // Paused, devices drained: what the guest wrote to its disks reaches the (shared)
   // storage before the destination opens it; then the state, then the destination's word.
+  // Where the downtime goes is logged: the last pages, the disks, the state, the destination.
+  const auto pages_done = Clock::now();
   for (const auto& v : m_board->virtio()) TRY(check(v->device().flush_to_host()));
+  const auto disks_done = Clock::now();
   StateFile state;
   TRY(check(save_state(state)));
   auto bytes = encode_state_file(state);
   if (!bytes.ok()) return fail(bytes.error());
   TRY(check(write_migration_record(stream, MigrationRecord::kState, *bytes)));
   TRY(check(write_migration_record(stream, MigrationRecord::kEnd, {})));
-  spdlog::info("migration: state sent {:.1f} ms into the pause", ms_between(paused_at, Clock::now()));
+  const auto state_done = Clock::now();
   auto answer = read_migration_record(stream);
   if (!answer.ok()) return fail(answer.error().context("waiting for the destination"));
   if (answer->type == MigrationRecord::kFailed)
@@ -247,6 +250,11 @@ Result<MigrationStatus> Machine::migrate_to(int fd, const MigrationRequest& opti
     return fail(Error::format("the destination answered record type {}",
                               static_cast<uint32_t>(answer->type)));
   report.downtime_ms = ms_between(paused_at, Clock::now());
+  spdlog::info("migration: downtime {:.1f} ms: {} {:.1f} ms, disks flushed {:.1f} ms, state "
+               "({} bytes) saved and sent {:.1f} ms, the destination running {:.1f} ms later",
+               report.downtime_ms, handover ? "memory file passed" : "last pages sent",
+               ms_between(paused_at, pages_done), ms_between(pages_done, disks_done), bytes->size(),
+               ms_between(disks_done, state_done), ms_between(state_done, Clock::now()));
   report.state = MigrationStatus::State::kCompleted;
   publish();
   spdlog::info("migrated in {:.1f} ms: {} rounds, {} pages ({} zero), {} bytes{}, downtime "

@@ -309,6 +309,7 @@ Result<void> KvmVm::set_dirty_logging(bool on) {
                                            on ? "on" : "off"));
     ++slot;
   }
+  m_dirty_logging = on;
   return ok();
 }
 

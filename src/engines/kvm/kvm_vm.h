@@ -136,6 +136,7 @@ class KvmVm final : public Engine {
   // fetch_dirty_log(), GuestMemory::save_dirty_to_file(), GuestMemory::clear_dirty().
   // Threads: the machine's thread; set_dirty_logging() with every vCPU stopped.
   Result<void> set_dirty_logging(bool on);
+  bool dirty_logging() const { return m_dirty_logging; }
   Result<void> fetch_dirty_log(GuestMemory& memory);
 
   int vm_fd() const { return m_vm.get(); }
@@ -156,6 +157,7 @@ class KvmVm final : public Engine {
   std::vector<uint32_t> m_msr_index_list;  // KVM_GET_MSR_INDEX_LIST
   X86EntryState m_boot_entry;
   uint32_t m_tsc_khz = 0;
+  bool m_dirty_logging = false;  // KVM_MEM_LOG_DIRTY_PAGES on every slot
   // The coalesced-write ring: a page of vCPU 0's kvm_run mapping (KVM shares one ring per
   // VM), valid while vCPU 0 exists. Null without KVM_CAP_COALESCED_PIO.
   int m_coalesced_page = 0;  // page offset in a vCPU mapping; 0 = unsupported
