@@ -7,19 +7,11 @@
 # frequency) on 4 and 8 vCPUs, checked inside L2 by tests/kvm_lab/cpu_probe.c.
 #   tests/kvm_lab/boot_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-doppel=$1 guest_dir=${2:-}
-if [ -z "$guest_dir" ] || [ ! -f "$guest_dir/kernel" ]; then
-  echo "SKIP: no x86_64 guest kit (guest/build.sh --arch x86_64)"; exit 77
-fi
-if ! command -v qemu-system-x86_64 >/dev/null; then echo "SKIP: no qemu-system-x86_64"; exit 77; fi
+source "$(dirname "$0")/test_lib.sh"
 for t in mkfs.ext4 debugfs e2fsck gcc cpio; do
   command -v $t >/dev/null || PATH=$PATH:/sbin:/usr/sbin
   command -v $t >/dev/null || { echo "FAIL: $t is not installed (scripts/install-deps)"; exit 1; }
 done
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-out=$tmp/lab.out
 
 # virtio-blk inputs: a writable ext4 image, a read-only one with a marker file, and the
 # NVMe disk L1 copies the written image to.
@@ -35,15 +27,8 @@ mkdir -p "$tmp/probe/usr/bin" &&
   (cd "$tmp/probe" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/probe.cpio.gz" ||
   { echo "FAIL: cannot build the CPU probe"; exit 1; }
 
-"$here/lab.sh" --doppel "$doppel" --guest-dir "$guest_dir" --script "$here/boot_l1.sh" \
-  --extra "$tmp/disk.img" --extra "$tmp/ro.img" --extra "$tmp/probe.cpio.gz" \
-  --out-disk "$tmp/out.img" --timeout 900 | tee "$out"
-status=${PIPESTATUS[0]}
-[ "$status" = 0 ] || { echo "FAIL: the lab did not run (status $status)"; exit 1; }
-fail=0
-expect() {  # pattern description
-  if grep -q -- "$1" "$out"; then echo "ok: $2"; else echo "FAIL: $2 (no '$1' in the output)"; fail=1; fi
-}
+lab_run --script "$here/boot_l1.sh" --extra "$tmp/disk.img" --extra "$tmp/ro.img" \
+  --extra "$tmp/probe.cpio.gz" --out-disk "$tmp/out.img" --timeout 900
 check() {  # condition-status description
   if [ "$1" = 0 ]; then echo "ok: $2"; else echo "FAIL: $2"; fail=1; fi
 }

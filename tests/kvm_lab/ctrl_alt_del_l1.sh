@@ -8,14 +8,6 @@
 #  cad2: a command line without those options (atkbd probes the keyboard through its
 #        commands), --on-reboot restart: the guest boots again behind the same API socket,
 #        then powers off (exit 0).
-wait_for() {  # file pattern seconds [count]
-  i=0
-  while [ $i -lt $(($3 * 5)) ]; do
-    [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "${4:-1}" ] && return 0
-    sleep 0.2; i=$((i + 1))
-  done
-  return 1
-}
 keyboard() {  # tag fd out: what the guest's input layer found, between KBD-tag and KBD-tag-END
   echo "echo KBD-$1; grep '^N:' /proc/bus/input/devices; echo KBD-$1-\"\"END" >&$2
   wait_for "$3" "KBD-$1-END" 60 && echo "LAB: $1 keyboard listed"

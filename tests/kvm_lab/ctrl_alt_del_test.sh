@@ -7,26 +7,11 @@
 # i8042 options: the keyboard is not probed), once without them (atkbd probes it).
 #   tests/kvm_lab/ctrl_alt_del_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-doppel=$1 guest_dir=${2:-}
-if [ -z "$guest_dir" ] || [ ! -f "$guest_dir/kernel" ]; then
-  echo "SKIP: no x86_64 guest kit (guest/build.sh --arch x86_64)"; exit 77
-fi
-if ! command -v qemu-system-x86_64 >/dev/null; then echo "SKIP: no qemu-system-x86_64"; exit 77; fi
+source "$(dirname "$0")/test_lib.sh"
 if ! grep -qx 'CONFIG_KEYBOARD_ATKBD=y' "$guest_dir/config" 2>/dev/null; then
   echo "FAIL: the guest kit in $guest_dir has no AT keyboard driver (guest/x86_64/kernel.config)"; exit 1
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-out=$tmp/lab.out
-"$here/lab.sh" --doppel "$doppel" --guest-dir "$guest_dir" --script "$here/ctrl_alt_del_l1.sh" \
-  --timeout 1000 | tee "$out"
-status=${PIPESTATUS[0]}
-[ "$status" = 0 ] || { echo "FAIL: the lab did not run (status $status)"; exit 1; }
-fail=0
-expect() {  # pattern description
-  if grep -q -- "$1" "$out"; then echo "ok: $2"; else echo "FAIL: $2 (no '$1' in the output)"; fail=1; fi
-}
+lab_run --script "$here/ctrl_alt_del_l1.sh" --timeout 1000
 for run in cad1 cad2; do
   expect "LAB: $run ready" "$run: the guest booted"
   expect "L2-$run| .*N: Name=\"AT Raw Set 2 keyboard\"" "$run: Linux found the i8042's keyboard (untranslated set 2)"

@@ -9,7 +9,7 @@
 #   tests/kvm_lab/lab.sh --doppel build/doppel --guest-dir DIR --script L1_SCRIPT [--extra FILE]...
 #                        [--out-disk FILE] [--qemu-l2] [--timeout SECONDS] [--smp N]
 #
-# L1_SCRIPT runs as the tail of L1's /init, with /dev/kvm ready, doppel at /lab/doppel and
+# L1_SCRIPT runs as the tail of L1's /init (which gives it wait_for), with /dev/kvm ready, doppel at /lab/doppel and
 # the guest kit at /lab/guest/{kernel,vmlinux,initrd.cpio.gz}; --extra files land in /lab/.
 # With --qemu-l2, qemu-system-x86_64 and what it needs are copied in too (as /lab/qemu).
 # --out-disk FILE (an existing file) is L1's NVMe disk /dev/nvme0n1 (the cloud kernel has
@@ -107,6 +107,16 @@ mount -t tmpfs tmp /tmp
 for m in irqbypass kvm kvm-amd; do
   insmod /lib/modules/$m.ko || echo "LAB: insmod $m failed"
 done
+# For the scripts: wait_for FILE PATTERN SECONDS [COUNT]: until FILE has COUNT (default 1)
+# lines matching PATTERN; fails after SECONDS.
+wait_for() {
+  i=0
+  while [ $i -lt $(($3 * 5)) ]; do
+    [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "${4:-1}" ] && return 0
+    sleep 0.2; i=$((i + 1))
+  done
+  return 1
+}
 if [ -e /dev/kvm ]; then
   echo "LAB: /dev/kvm ready"
   . /lab/script.sh

@@ -5,14 +5,6 @@
 # over, not copied). The last process must finish the run; migrate_test.sh compares the
 # checksum with an uninterrupted run's.
 N=$(cat /lab/cpumark_n 2>/dev/null || echo 2)
-wait_for() {  # file pattern seconds
-  i=0
-  while [ $i -lt $(($3 * 5)) ]; do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.2; i=$((i + 1))
-  done
-  return 1
-}
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 RUN="/lab/doppel --log-level info run --arch x86_64 --engine kvm --kernel /lab/guest/kernel --initrd /lab/guest/initrd.cpio.gz --cpus 2 --memory 256 --memory-shared"
 # The two destinations wait first; their consoles take input through fifos.

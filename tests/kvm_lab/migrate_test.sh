@@ -6,28 +6,9 @@
 # with exit 0.
 #   tests/kvm_lab/migrate_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-doppel=$1 guest_dir=${2:-}
-if [ -z "$guest_dir" ] || [ ! -f "$guest_dir/kernel" ]; then
-  echo "SKIP: no x86_64 guest kit (guest/build.sh --arch x86_64)"; exit 77
-fi
-if ! command -v qemu-system-x86_64 >/dev/null; then echo "SKIP: no qemu-system-x86_64"; exit 77; fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=${CPUMARK_N:-40}
-echo "$n" >"$tmp/cpumark_n"
-gcc -O2 -ffp-contract=off -o "$tmp/cpumark" "$here/../../guest/programs/cpumark.c" -lm ||
-  { echo "FAIL: cannot build cpumark"; exit 1; }
-want=$("$tmp/cpumark" "$n" | grep -o 'checksum 0x[0-9a-f]*')
-out=$tmp/lab.out
-"$here/lab.sh" --doppel "$doppel" --guest-dir "$guest_dir" --script "$here/migrate_l1.sh" \
-  --extra "$tmp/cpumark_n" --timeout 900 | tee "$out"
-status=${PIPESTATUS[0]}
-[ "$status" = 0 ] || { echo "FAIL: the lab did not run (status $status)"; exit 1; }
-fail=0
-expect() {  # pattern description
-  if grep -q -- "$1" "$out"; then echo "ok: $2"; else echo "FAIL: $2 (no '$1' in the output)"; fail=1; fi
-}
+source "$(dirname "$0")/test_lib.sh"
+lab_cpumark "${CPUMARK_N:-40}"
+lab_run --script "$here/migrate_l1.sh" --extra "$tmp/cpumark_n" --timeout 900
 expect "LAB: mig source ready" "the source guest booted on 2 vCPUs"
 expect "LAB: mig tcp migrated" "doppel ctl migrate tcp: succeeded"
 expect "LAB: mig source exit=0" "the source exited 0 once the destination ran"

@@ -4,14 +4,6 @@
 # `doppel restore` of the full snapshot, and of the diff on top of it, must each finish the
 # run. The host side (snapshot_test.sh) compares the checksums with an uninterrupted run's.
 N=$(cat /lab/cpumark_n 2>/dev/null || echo 2)
-wait_for() {  # file pattern seconds
-  i=0
-  while [ $i -lt $(($3 * 5)) ]; do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.2; i=$((i + 1))
-  done
-  return 1
-}
 mkfifo /tmp/orig.in
 /lab/doppel run --arch x86_64 --engine kvm --kernel /lab/guest/kernel \
   --initrd /lab/guest/initrd.cpio.gz --cpus 2 --memory 256 --api-sock /tmp/api.sock \
