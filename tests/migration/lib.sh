@@ -54,3 +54,27 @@ dest_wait_for() {
   done
   fail "no /$1/ on the destination within ${VM_TIMEOUT}s: $(tail -n 20 "$WORK/dest.out")"
 }
+
+# source_exited_and_destination_finished WANT: after `ctl migrate`, the source (VM_PID)
+# must exit 0 without having finished cpumark, and the destination must print WANT, the
+# checksum of an uninterrupted run.
+source_exited_and_destination_finished() {
+  grep -aq 'CPUMARK-DONE' "$VM_OUT" && fail "cpumark finished before the migration: raise CPUMARK_N"
+  local rc=0
+  wait "$VM_PID" || rc=$?
+  VM_PID=""
+  [[ $rc == 0 ]] || fail "the source exited with $rc after migrating"
+  dest_wait_for 'CPUMARK-DONE'
+  local got
+  got=$(checksum_in "$WORK/dest.out")
+  [[ $got == "$1" ]] || fail "the destination printed '$got'; an uninterrupted run prints '$1'"
+}
+
+# destination_powers_off: poweroff in the destination's guest ends it with exit 0.
+destination_powers_off() {
+  printf '%s\n' 'poweroff -f' >&9
+  local rc=0
+  wait "$DEST_PID" || rc=$?
+  DEST_PID=""
+  [[ $rc == 0 ]] || fail "the destination exited with $rc"
+}
