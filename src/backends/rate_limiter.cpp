@@ -30,7 +30,10 @@ TokenBucket::TokenBucket(const TokenBucketConfig& config, uint64_t now_ns) {
 void TokenBucket::refill(uint64_t now_ns) {
   if (now_ns <= m_last_ns) return;
   const __int128 full = static_cast<__int128>(m_size) * m_refill_ns;
-  m_scaled = std::min(full, m_scaled + static_cast<__int128>(now_ns - m_last_ns) * m_size);
+  // Unsigned: up to (2^64-1)^2, which a signed 128-bit product could overflow.
+  const unsigned __int128 gained = static_cast<unsigned __int128>(now_ns - m_last_ns) * m_size;
+  const auto room = static_cast<unsigned __int128>(full - m_scaled);  // m_scaled <= full
+  m_scaled = gained >= room ? full : m_scaled + static_cast<__int128>(gained);
   m_last_ns = now_ns;
 }
 

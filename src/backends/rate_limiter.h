@@ -15,6 +15,9 @@
 
 namespace doppel {
 
+// Largest refill time accepted (a day), which keeps the arithmetic far from overflow.
+constexpr uint64_t kMaxRefillTimeMs = 86'400'000;
+
 struct TokenBucketConfig {
   uint64_t size = 0;            // tokens (bytes or ops)
   uint64_t refill_time_ms = 0;  // time to refill `size` tokens from empty

@@ -40,7 +40,8 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     options.format = d.format;
     auto disk = open_disk(d.path, options);
     if (!disk.ok()) return disk.error().context(fmt::format("--disk #{}", i + 1));
-    add(std::make_unique<virtio::VirtioBlk>(mem, disk.release_value(), fmt::format("virtio-blk{}", i)));
+    add(std::make_unique<virtio::VirtioBlk>(mem, disk.release_value(), fmt::format("virtio-blk{}", i),
+                                            d.rate_limiter));
   }
   for (size_t i = 0; i < config.nets.size(); i++) {
     const auto& n = config.nets[i];
