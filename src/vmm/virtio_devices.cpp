@@ -48,7 +48,8 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     auto tap = Tap::open(n.tap);
     if (!tap.ok()) return tap.error().context(fmt::format("--net #{}", i + 1));
     const MacAddress mac = n.mac ? *n.mac : generate_mac();
-    auto net = virtio::VirtioNet::create(mem, tap.release_value(), mac, fmt::format("virtio-net{}", i));
+    auto net = virtio::VirtioNet::create(mem, tap.release_value(), mac, fmt::format("virtio-net{}", i),
+                                         n.rx_rate_limiter, n.tx_rate_limiter);
     if (!net.ok()) return net.release_error();
     add(net.release_value());
   }
