@@ -77,6 +77,13 @@ class FakeVmControl : public VmControl {
     return {};
   }
   nlohmann::json metrics() override { return {{"vcpu_exits", 42}}; }
+  Result<void> update_rate_limiters(const RateLimiterUpdate& update) override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("update_rate_limiters"));
+    if (m_state == VmState::kNotStarted) return Error("no VM is running");
+    m_rate_update = update;
+    return {};
+  }
 
   // For the test.
   void set_state(VmState state) {
@@ -108,6 +115,10 @@ class FakeVmControl : public VmControl {
     std::lock_guard lock(m_mutex);
     return m_migrated;
   }
+  std::optional<RateLimiterUpdate> rate_update() {
+    std::lock_guard lock(m_mutex);
+    return m_rate_update;
+  }
 
  private:
   Result<void> record(std::string call) {  // REQUIRES(m_mutex)
@@ -128,6 +139,7 @@ class FakeVmControl : public VmControl {
   std::optional<SnapshotCreateRequest> m_created;
   std::optional<SnapshotLoadRequest> m_loaded;
   std::optional<MigrationRequest> m_migrated;
+  std::optional<RateLimiterUpdate> m_rate_update;
 };
 
 }  // namespace doppel

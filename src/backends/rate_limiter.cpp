@@ -95,6 +95,11 @@ void RateLimiter::consume_anyway(uint64_t bytes, uint64_t now_ns) {
   m_bytes.consume_anyway(bytes, now_ns);
 }
 
+void RateLimiter::apply(const RateLimiterPatch& patch, uint64_t now_ns) {
+  if (patch.bandwidth) m_bytes = TokenBucket(*patch.bandwidth, now_ns);
+  if (patch.ops) m_ops = TokenBucket(*patch.ops, now_ns);
+}
+
 uint64_t RateLimiter::wait_ns(uint64_t bytes, uint64_t now_ns) {
   return std::max(m_ops.wait_ns(1, now_ns), m_bytes.wait_ns(bytes, now_ns));
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 namespace doppel {
 
@@ -31,6 +32,12 @@ struct RateLimiterConfig {
   TokenBucketConfig ops;        // requests
   bool enabled() const { return bandwidth.enabled() || ops.enabled(); }
   bool operator==(const RateLimiterConfig&) const = default;
+};
+
+// A change of a running limiter (Firecracker's PATCH): the buckets given are replaced (by
+// full new ones; size 0 removes that limit), the others kept as they are.
+struct RateLimiterPatch {
+  std::optional<TokenBucketConfig> bandwidth, ops;
 };
 
 class TokenBucket {
@@ -72,6 +79,7 @@ class RateLimiter {
   // One request of `bytes` data bytes: consumed from both buckets if both allow it now.
   bool try_consume(uint64_t bytes, uint64_t now_ns);
   void consume_anyway(uint64_t bytes, uint64_t now_ns);
+  void apply(const RateLimiterPatch& patch, uint64_t now_ns);
   // Nanoseconds until try_consume(bytes) would succeed.
   uint64_t wait_ns(uint64_t bytes, uint64_t now_ns);
 

@@ -60,10 +60,10 @@ void ThrottleQueue::drain_now() {
   m_cv.notify_all();
 }
 
-void ThrottleQueue::set_limits(const RateLimiterConfig& config) {
+void ThrottleQueue::set_limits(const RateLimiterPatch& patch) {
   {
     std::lock_guard lock(m_lock);
-    m_limiter = RateLimiter(config, monotonic_ns());
+    m_limiter.apply(patch, monotonic_ns());
   }
   m_cv.notify_all();
 }

@@ -34,8 +34,8 @@ class ThrottleQueue {
   // as a debt the next requests wait for). For a device's quiesce(): pause and snapshot
   // must find no request left behind.
   void drain_now();
-  // New buckets (full, as a new limiter's), e.g. after an API PATCH.
-  void set_limits(const RateLimiterConfig& config);
+  // New buckets (full, as a new limiter's) for those the patch gives (an API PATCH).
+  void set_limits(const RateLimiterPatch& patch);
   // Requests that had to wait.
   uint64_t throttled() const;
 

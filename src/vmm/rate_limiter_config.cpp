@@ -53,9 +53,7 @@ Result<bool> parse_rate_option(std::string_view option, std::string_view prefix,
   } else {
     return false;
   }
-  auto b = parse_bucket_spec(value);
-  if (!b) return b.error().context(option);
-  *bucket = *b;
+  *bucket = TRY(parse_bucket_spec(value));
   return true;
 }
 
@@ -89,6 +87,14 @@ Result<RateLimiterConfig> rate_limiter_from_json(const json& node, std::string_v
     else return Error::format("{}.{}: unknown key (known: bandwidth, ops)", path, key);
   }
   return limits;
+}
+
+Result<RateLimiterPatch> rate_limiter_patch_from_json(const json& node, std::string_view path) {
+  const RateLimiterConfig limits = TRY(rate_limiter_from_json(node, path));
+  RateLimiterPatch patch;
+  if (node.contains("bandwidth")) patch.bandwidth = limits.bandwidth;
+  if (node.contains("ops")) patch.ops = limits.ops;
+  return patch;
 }
 
 json rate_limiter_to_json(const RateLimiterConfig& limits) {

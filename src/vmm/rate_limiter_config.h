@@ -28,5 +28,7 @@ Result<bool> parse_rate_option(std::string_view option, std::string_view prefix,
 // A rate_limiter object; `path` names it in messages ("disks[0].rate_limiter").
 Result<RateLimiterConfig> rate_limiter_from_json(const nlohmann::json& node, std::string_view path);
 nlohmann::json rate_limiter_to_json(const RateLimiterConfig& limits);
+// The same object in a PATCH: only the buckets it names change.
+Result<RateLimiterPatch> rate_limiter_patch_from_json(const nlohmann::json& node, std::string_view path);
 
 }  // namespace doppel

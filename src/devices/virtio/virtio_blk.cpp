@@ -73,7 +73,7 @@ uint64_t VirtioBlk::data_bytes(const DescriptorChain& chain) const {
   }
 }
 
-void VirtioBlk::set_rate_limiter(const RateLimiterConfig& limits) { m_throttle->set_limits(limits); }
+void VirtioBlk::set_rate_limiter(const RateLimiterPatch& patch) { m_throttle->set_limits(patch); }
 
 Result<void> VirtioBlk::flush_to_host() {
   if (int r = m_disk->flush(); r != 0)

@@ -63,8 +63,8 @@ class VirtioBlk final : public VirtioDevice {
   Result<void> flush_to_host() override;
 
   uint64_t capacity_sectors() const { return m_disk->size() / DiskBackend::kSectorSize; }
-  // Replaces the rate limiter's buckets (an API PATCH); a disabled config lifts the limit.
-  void set_rate_limiter(const RateLimiterConfig& limits);
+  // Replaces the rate limiter's buckets the patch gives (an API PATCH). Threads: any.
+  void set_rate_limiter(const RateLimiterPatch& patch);
 
  private:
   void handle(const DescriptorChain& chain);

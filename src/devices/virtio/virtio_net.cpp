@@ -29,12 +29,12 @@ VirtioNet::VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint
 
 VirtioNet::~VirtioNet() { quiesce(); }
 
-void VirtioNet::set_rate_limiters(const RateLimiterConfig& rx_limits, const RateLimiterConfig& tx_limits) {
+void VirtioNet::set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterPatch& tx) {
   {
     std::lock_guard lock(m_rx_limit_lock);
-    m_rx_limiter = RateLimiter(rx_limits, monotonic_ns());
+    m_rx_limiter.apply(rx, monotonic_ns());
   }
-  m_tx_throttle->set_limits(tx_limits);
+  m_tx_throttle->set_limits(tx);
   wake();  // the RX thread may be waiting for the old buckets
 }
 

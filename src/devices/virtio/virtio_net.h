@@ -60,8 +60,8 @@ class VirtioNet final : public VirtioDevice {
   void quiesce() override;
 
   uint64_t tx_dropped() const { return m_tx_dropped.load(); }
-  // Replace a direction's buckets (an API PATCH); a disabled config lifts the limit.
-  void set_rate_limiters(const RateLimiterConfig& rx_limits, const RateLimiterConfig& tx_limits);
+  // Replaces the buckets the patches give (an API PATCH). Threads: any.
+  void set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterPatch& tx);
 
  private:
   VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint8_t, 6> mac, std::string name);
