@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/bits.h"
+#include "vmm/rate_limiter_config.h"
 
 namespace doppel {
 
@@ -257,11 +258,12 @@ Result<HttpResponse> ApiRouter::route(std::string_view method, std::string_view 
     if (!id.empty() && id.front() != '/') break;  // "/drivesX": unknown
     if (!id.empty()) id.remove_prefix(1);
     if (id.find('/') != id.npos) break;
-    if (!put) return not_allowed(method, path, "PUT");
+    if (!put && !patch) return not_allowed(method, path, "PUT, PATCH");
     const bool drives = collection == "/drives";
     if (id.empty())
-      return Error::format("{}: the path needs an id: PUT {}/{{{}}}", collection.substr(1), collection,
+      return Error::format("{}: the path needs an id: {} {}/{{{}}}", collection.substr(1), method, collection,
                            drives ? "drive_id" : "iface_id");
+    if (patch) return action(patch_rate_limiters(drives, id, body));
     return action(drives ? put_drive(id, body) : put_network_interface(id, body));
   }
   return fault(404, fmt::format("no such resource: {}", path));
@@ -521,7 +523,7 @@ Result<void> ApiRouter::put_drive(std::string_view id, const std::string& body) 
   TRY(check_pre_boot(resource));
   const json doc = TRY(parse_object(resource, body));
   const Fields fields(resource, doc);
-  TRY(fields.only({"drive_id", "path_on_host", "is_read_only", "is_root_device"}));
+  TRY(fields.only({"drive_id", "path_on_host", "is_read_only", "is_root_device", "rate_limiter"}));
   const std::string drive_id = TRY(fields.string("drive_id"));
   if (drive_id != id)
     return fields.fail("drive_id", fmt::format("'{}' differs from the path's '{}'", drive_id, id));
@@ -529,6 +531,8 @@ Result<void> ApiRouter::put_drive(std::string_view id, const std::string& body) 
   drive.disk.path = TRY(fields.string("path_on_host"));
   drive.disk.read_only = TRY(fields.boolean("is_read_only", false));
   drive.root = TRY(fields.boolean("is_root_device", false));
+  if (fields.has("rate_limiter"))
+    drive.disk.rate_limiter = TRY(rate_limiter_from_json(doc.at("rate_limiter"), "rate_limiter").context(resource));
   TRY(check_file(fields, "path_on_host", drive.disk.path, !drive.disk.read_only));
   for (const auto& other : m_drives)
     if (drive.root && other.root && other.id != drive.id)
@@ -549,13 +553,16 @@ Result<void> ApiRouter::put_network_interface(std::string_view id, const std::st
   TRY(check_pre_boot(resource));
   const json doc = TRY(parse_object(resource, body));
   const Fields fields(resource, doc);
-  TRY(fields.only({"iface_id", "host_dev_name", "guest_mac"}));
+  TRY(fields.only({"iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter", "tx_rate_limiter"}));
   const std::string iface_id = TRY(fields.string("iface_id"));
   if (iface_id != id)
     return fields.fail("iface_id", fmt::format("'{}' differs from the path's '{}'", iface_id, id));
   Interface iface{std::string(id), {}};
   iface.net.tap = TRY(tap_name(fields, "host_dev_name"));
   iface.net.mac = TRY(guest_mac(fields, "guest_mac"));
+  for (auto [key, field] : {std::pair{"rx_rate_limiter", &iface.net.rx_rate_limiter},
+                            std::pair{"tx_rate_limiter", &iface.net.tx_rate_limiter}})
+    if (fields.has(key)) *field = TRY(rate_limiter_from_json(doc.at(key), key).context(resource));
   for (const auto& other : m_interfaces)
     if (other.id != iface.id && other.net.tap == iface.net.tap)
       return fields.fail("host_dev_name",
@@ -569,6 +576,51 @@ Result<void> ApiRouter::put_network_interface(std::string_view id, const std::st
     m_interfaces.push_back(std::move(iface));
   m_configured = true;
   return {};
+}
+
+Result<void> ApiRouter::patch_rate_limiters(bool drive, std::string_view id, const std::string& body) {
+  const std::string resource = fmt::format("{}/{}", drive ? "drives" : "network-interfaces", id);
+  TRY(check_id(resource, drive ? "a drive id" : "an interface id", id));
+  const json doc = TRY(parse_object(resource, body));
+  const Fields fields(resource, doc);
+  const char* id_key = drive ? "drive_id" : "iface_id";
+  if (drive) TRY(fields.only({"drive_id", "rate_limiter"}));
+  else TRY(fields.only({"iface_id", "rx_rate_limiter", "tx_rate_limiter"}));
+  if (TRY(fields.string(id_key)) != id)
+    return fields.fail(id_key, fmt::format("'{}' differs from the path's '{}'", TRY(fields.string(id_key)), id));
+  // Which device: by the id it was PUT with (in the order the VM has them: a drive that is
+  // the root device is the first disk); on a VM built from the command line or a VM file,
+  // which has no ids, by its position: "0" is the first.
+  RateLimiterUpdate update;
+  update.kind = drive ? RateLimiterUpdate::Kind::kDisk : RateLimiterUpdate::Kind::kNet;
+  std::optional<size_t> index;
+  if (drive) {
+    std::vector<std::string> order;
+    for (const auto& d : m_drives)
+      if (d.root) order.push_back(d.id);
+    for (const auto& d : m_drives)
+      if (!d.root) order.push_back(d.id);
+    for (size_t i = 0; i < order.size(); i++)
+      if (order[i] == id) index = i;
+  } else {
+    for (size_t i = 0; i < m_interfaces.size(); i++)
+      if (m_interfaces[i].id == id) index = i;
+  }
+  const bool built_by_api = drive ? !m_drives.empty() : !m_interfaces.empty();
+  if (!index && !built_by_api && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    index = static_cast<size_t>(std::stoul(std::string(id)));
+  if (!index) return Error::format("{}: no such {}", resource, drive ? "drive" : "network interface");
+  update.index = *index;
+  if (drive) {
+    if (fields.has("rate_limiter"))
+      update.disk = TRY(rate_limiter_patch_from_json(doc.at("rate_limiter"), "rate_limiter").context(resource));
+  } else {
+    if (fields.has("rx_rate_limiter"))
+      update.rx = TRY(rate_limiter_patch_from_json(doc.at("rx_rate_limiter"), "rx_rate_limiter").context(resource));
+    if (fields.has("tx_rate_limiter"))
+      update.tx = TRY(rate_limiter_patch_from_json(doc.at("tx_rate_limiter"), "tx_rate_limiter").context(resource));
+  }
+  return m_control.update_rate_limiters(update).context(resource);
 }
 
 VmConfig ApiRouter::pending_config() const {

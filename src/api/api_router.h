@@ -26,8 +26,14 @@
 //                                    doppel: "firmware_path"}
 //   PUT   /machine-config            {"vcpu_count","mem_size_mib","smt":false,
 //                                    doppel: "arch","engine"}
-//   PUT   /drives/{drive_id}         {"drive_id","path_on_host","is_read_only","is_root_device"}
-//   PUT   /network-interfaces/{id}   {"iface_id","host_dev_name","guest_mac"}
+//   PUT   /drives/{drive_id}         {"drive_id","path_on_host","is_read_only","is_root_device",
+//                                    "rate_limiter"}
+//   PUT   /network-interfaces/{id}   {"iface_id","host_dev_name","guest_mac","rx_rate_limiter",
+//                                    "tx_rate_limiter"}
+//   running:
+//   PATCH /drives/{drive_id}         {"drive_id","rate_limiter"}: the buckets given replace the
+//                                    drive's (full; size 0 removes a limit), others stay
+//   PATCH /network-interfaces/{id}   {"iface_id","rx_rate_limiter","tx_rate_limiter"}
 //
 // Answers: 200 + JSON for a GET, 204 for an action, 400 {"fault_message"} for a bad request
 // or a refused action, 404 for an unknown path, 405 (with Allow) for a wrong method.
@@ -77,6 +83,9 @@ class ApiRouter {
   Result<void> put_machine_config(const std::string& body);
   Result<void> put_drive(std::string_view id, const std::string& body);
   Result<void> put_network_interface(std::string_view id, const std::string& body);
+  // PATCH /drives/{id} {"drive_id","rate_limiter"}, /network-interfaces/{id}
+  // {"iface_id","rx_rate_limiter","tx_rate_limiter"}: a running VM's rate limiters.
+  Result<void> patch_rate_limiters(bool drive, std::string_view id, const std::string& body);
 
   // Fails once a VM exists (started or loaded from a snapshot).
   Result<void> check_pre_boot(std::string_view resource);

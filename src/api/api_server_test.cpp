@@ -748,5 +748,55 @@ TEST_F(ApiServerTest, CtlCommands) {
             "api socket " + m_dir + "/nobody.sock: connect: No such file or directory");
 }
 
+// Rate limiters: PUT /drives and /network-interfaces take Firecracker's rate_limiter
+// objects; PATCH on a running VM changes only the buckets it names.
+TEST_F(ApiServerTest, RateLimitersArePutAndPatched) {
+  const std::string data = m_dir + "/data.img";
+  std::ofstream(data) << "x";
+  EXPECT_EQ(request("PUT", "/drives/data",
+                    R"({"drive_id": "data", "path_on_host": ")" + data +
+                        R"(", "rate_limiter": {"bandwidth": {"size": 2000000, "refill_time": 200}}})")
+                .status,
+            204u);
+  EXPECT_EQ(request("PUT", "/network-interfaces/eth0",
+                    R"({"iface_id": "eth0", "host_dev_name": "tap0",
+                        "tx_rate_limiter": {"ops": {"size": 10, "refill_time": 100, "one_time_burst": 5}}})")
+                .status,
+            204u);
+  EXPECT_EQ(fault("PUT", "/drives/data",
+                  R"({"drive_id": "data", "path_on_host": ")" + data +
+                      R"(", "rate_limiter": {"bandwidth": {"size": "big", "refill_time": 200}}})"),
+            "drives/data: rate_limiter.bandwidth.size: must be a non-negative integer, got string");
+  // Before boot there is nothing to patch.
+  EXPECT_EQ(fault("PATCH", "/drives/data", R"({"drive_id": "data", "rate_limiter": {}})"),
+            "drives/data: no VM is running");
+  m_control.set_state(VmState::kRunning);  // as if started
+  EXPECT_EQ(request("PATCH", "/drives/data",
+                    R"({"drive_id": "data", "rate_limiter": {"ops": {"size": 0, "refill_time": 0}}})")
+                .status,
+            204u);
+  auto update = m_control.rate_update();
+  ASSERT_TRUE(update);
+  EXPECT_EQ(update->kind, RateLimiterUpdate::Kind::kDisk);
+  EXPECT_EQ(update->index, 0u);
+  EXPECT_FALSE(update->disk.bandwidth);  // not named: unchanged
+  ASSERT_TRUE(update->disk.ops);
+  EXPECT_FALSE(update->disk.ops->enabled());  // size 0: no limit
+  EXPECT_EQ(request("PATCH", "/network-interfaces/eth0",
+                    R"({"iface_id": "eth0", "rx_rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 10}}})")
+                .status,
+            204u);
+  update = m_control.rate_update();
+  ASSERT_TRUE(update);
+  EXPECT_EQ(update->kind, RateLimiterUpdate::Kind::kNet);
+  ASSERT_TRUE(update->rx.bandwidth);
+  EXPECT_EQ(*update->rx.bandwidth, (TokenBucketConfig{1000, 10, 0}));
+  EXPECT_FALSE(update->tx.bandwidth || update->tx.ops);
+  EXPECT_EQ(fault("PATCH", "/drives/other", R"({"drive_id": "other"})"), "drives/other: no such drive");
+  EXPECT_EQ(fault("PATCH", "/drives/data", R"({"drive_id": "data", "path_on_host": "/x"})"),
+            "drives/data: unknown field 'path_on_host' (known: drive_id, rate_limiter)");
+  expect_still_serving();
+}
+
 }  // namespace
 }  // namespace doppel

@@ -96,6 +96,13 @@ class FakeVmControl : public VmControl {
     return {};
   }
   nlohmann::json metrics() override { return {{"vcpu_exits", 42}}; }
+  Result<void> update_rate_limiters(const RateLimiterUpdate& update) override {
+    std::lock_guard lock(m_mutex);
+    TRY(record("update_rate_limiters"));
+    if (m_state == VmState::kNotStarted) return Error("no VM is running");
+    m_rate_update = update;
+    return {};
+  }
 
   // For the test.
   void set_state(VmState state) {
@@ -129,6 +136,10 @@ class FakeVmControl : public VmControl {
   }
   // Runs inside migrate(), unlocked, on the thread migrating. Set before the first request.
   std::function<void()> on_migrate;
+  std::optional<RateLimiterUpdate> rate_update() {
+    std::lock_guard lock(m_mutex);
+    return m_rate_update;
+  }
 
  private:
   Result<void> record(std::string call) {  // REQUIRES(m_mutex)
@@ -150,6 +161,7 @@ class FakeVmControl : public VmControl {
   std::optional<SnapshotLoadRequest> m_loaded;
   std::optional<MigrationRequest> m_migrated;
   MigrationStatus m_migration;
+  std::optional<RateLimiterUpdate> m_rate_update;
 };
 
 }  // namespace doppel

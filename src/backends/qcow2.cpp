@@ -104,9 +104,6 @@ Result<void> Qcow2Disk::load(const DiskOpenOptions& options) {
     if (m_h.incompatible_features & kIncompatDirty)
       return refuse("is marked dirty (lazy refcounts were not written back): `qemu-img check -r all` fixes it");
     if (m_h.incompatible_features & kIncompatCorrupt) return refuse("is marked corrupt");
-    if (m_h.nb_snapshots > 0)
-      return Error::format("{}: has {} internal snapshots, which doppel does not write to; open it "
-                           "read-only (,ro)", m_path, m_h.nb_snapshots);
   }
   if (!options.backing && m_h.size % kSectorSize != 0)
     return Error::format("{}: virtual size {} bytes is not a multiple of {}-byte sectors", m_path, m_h.size,
@@ -207,6 +204,7 @@ Result<void> Qcow2Disk::pwrite_all(const void* data, uint64_t len, uint64_t offs
       if (errno == EINTR) continue;
       return Error::from_errno(fmt::format("{}: write at {:#x}", m_path, offset));
     }
+    if (m_observer) m_observer->wrote(offset, {p, static_cast<size_t>(n)});
     p += n;
     offset += static_cast<uint64_t>(n);
     len -= static_cast<uint64_t>(n);
@@ -230,6 +228,15 @@ Result<void> Qcow2Disk::transfer(bool write, std::vector<iovec> iov, uint64_t of
       for (size_t i = first; i < iov.size(); i++) std::memset(iov[i].iov_base, 0, iov[i].iov_len);
       return {};
     }
+    if (write && m_observer) {
+      uint64_t left = static_cast<uint64_t>(n), at = offset;
+      for (size_t i = first; i < iov.size() && left > 0; i++) {
+        const uint64_t len = std::min<uint64_t>(left, iov[i].iov_len);
+        m_observer->wrote(at, {static_cast<const uint8_t*>(iov[i].iov_base), static_cast<size_t>(len)});
+        at += len;
+        left -= len;
+      }
+    }
     offset += static_cast<uint64_t>(n);
     skip_transferred(iov, first, static_cast<size_t>(n));
   }
@@ -238,6 +245,7 @@ Result<void> Qcow2Disk::transfer(bool write, std::vector<iovec> iov, uint64_t of
 
 Result<void> Qcow2Disk::sync() {
   if (::fdatasync(m_fd.get()) != 0) return Error::from_errno(fmt::format("{}: fdatasync", m_path));
+  if (m_observer) m_observer->synced();
   return {};
 }
 
@@ -360,12 +368,31 @@ Result<Qcow2Disk::L2Table*> Qcow2Disk::l2_for_write(uint64_t g) {
     return p;
   }
   if (!(e & kEntryCopied)) {
-    // Without the "copied" flag the table may be shared (internal snapshots): writable only
-    // if its refcount says it is not.
+    // Without the "copied" flag the table may be shared with internal snapshots.
     const uint64_t rc = TRY(get_refcount(off >> m_cb));
-    if (rc != 1)
-      return Error::format("{}: L2 table at {:#x} is shared (refcount {}): not writable", m_path, off, rc);
-    set_l1(e | kEntryCopied);
+    if (rc == 1) {
+      set_l1(e | kEntryCopied);  // not shared after all: take it (and fix the flag)
+    } else {
+      // Copy on write of the table: a copy of our own, entries unchanged (the data clusters
+      // keep their refcounts: each counts the L1 tables that reach it, not the L2 tables,
+      // and the copy's entries lack "copied" like the original's, so writes copy them too).
+      // The shared table loses our reference after the flush that makes the L1 entry
+      // pointing at the copy durable, like any cluster we stop using.
+      const std::vector<uint64_t> entries = TRY(load_l2(off))->entries;
+      TRY(make_room());
+      const uint64_t table = TRY(alloc_cluster());
+      L2Table t;
+      t.offset = table;
+      t.entries = entries;
+      t.dirty = true;
+      t.dirty_lo = 0;
+      t.dirty_hi = static_cast<uint32_t>(m_l2_entries - 1);
+      t.last_use = ++m_clock;
+      L2Table* p = &(m_l2[table] = std::move(t));
+      set_l1(table | kEntryCopied);
+      m_pending_free.push_back(off >> m_cb);
+      return p;
+    }
   }
   return load_l2(off);
 }

@@ -4,9 +4,14 @@
 // compressed clusters (read: deflate, zstd), a backing file of either format (opened
 // read-only, its name resolved against this image's directory as qemu-img does).
 // Refused at open, with the reason: encryption, external data files, extended L2 entries,
-// unknown incompatible features; and, for writing, version 2, images with internal
-// snapshots, and images marked dirty (lazy refcounts, needs `qemu-img check -r all`) or
-// corrupt. doppel never sets the dirty bit: it keeps refcounts exact.
+// unknown incompatible features; and, for writing, version 2 and images marked dirty (lazy
+// refcounts, needs `qemu-img check -r all`) or corrupt. doppel never sets the dirty bit: it
+// keeps refcounts exact.
+//
+// Internal snapshots (`qemu-img snapshot -c`) are kept intact: doppel never reads or changes
+// the snapshot table, and a cluster or L2 table whose refcount is above 1 (shared with a
+// snapshot; its L1/L2 entry lacks the "copied" flag) is copied on write, the copy getting
+// the flag and the shared one losing our reference.
 //
 // Crash consistency (kill -9 at any moment, or a host crash losing what was not flushed,
 // leaves an image `qemu-img check` finds without corruption; leaked clusters are allowed):
@@ -41,6 +46,16 @@
 
 namespace doppel {
 
+// Test hook (a crash simulator, qcow2_crash_test.cpp): told of every write to the image
+// file, with its bytes, and of every fdatasync that returned, in the order they happen.
+// Called under the disk's lock.
+class Qcow2FileObserver {
+ public:
+  virtual ~Qcow2FileObserver() = default;
+  virtual void wrote(uint64_t offset, std::span<const uint8_t> bytes) = 0;
+  virtual void synced() = 0;
+};
+
 class Qcow2Disk final : public DiskBackend {
  public:
   static Result<std::unique_ptr<Qcow2Disk>> open(const std::string& path, const DiskOpenOptions& options);
@@ -57,6 +72,11 @@ class Qcow2Disk final : public DiskBackend {
   const DiskBackend* backing() const override { return m_backing.get(); }
   std::string details() const override;
   const qcow2::Header& header() const { return m_h; }
+  // Tests only: observes the file from now on (nullptr: stops). Not owned.
+  void set_observer(Qcow2FileObserver* observer) {
+    std::lock_guard lock(m_lock);
+    m_observer = observer;
+  }
 
   int read(std::span<const iovec> iov, uint64_t offset) override;
   int write(std::span<const iovec> iov, uint64_t offset) override;
@@ -99,7 +119,7 @@ class Qcow2Disk final : public DiskBackend {
   Result<Mapping> decode(uint64_t entry, uint64_t g) const;
   // The L2 table mapping guest offset g, or nullptr if none (reading).
   Result<L2Table*> l2_for_read(uint64_t g);
-  // The L2 table mapping g, allocated if needed; refuses tables shared with a snapshot.
+  // The L2 table mapping g, allocated if needed, or copied if shared with a snapshot.
   Result<L2Table*> l2_for_write(uint64_t g);
   Result<L2Table*> load_l2(uint64_t offset);
   Result<void> make_room();
@@ -150,6 +170,7 @@ class Qcow2Disk final : public DiskBackend {
   bool m_broken = false;      // a metadata write failed: no more writes
   uint64_t m_zcache_entry = 0;  // the compressed L2 entry m_zcache holds
   std::vector<uint8_t> m_zcache;
+  Qcow2FileObserver* m_observer = nullptr;
 };
 
 }  // namespace doppel

@@ -40,14 +40,16 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     options.format = d.format;
     auto disk = open_disk(d.path, options);
     if (!disk.ok()) return disk.error().context(fmt::format("--disk #{}", i + 1));
-    add(std::make_unique<virtio::VirtioBlk>(mem, disk.release_value(), fmt::format("virtio-blk{}", i)));
+    add(std::make_unique<virtio::VirtioBlk>(mem, disk.release_value(), fmt::format("virtio-blk{}", i),
+                                            d.rate_limiter));
   }
   for (size_t i = 0; i < config.nets.size(); i++) {
     const auto& n = config.nets[i];
     auto tap = Tap::open(n.tap);
     if (!tap.ok()) return tap.error().context(fmt::format("--net #{}", i + 1));
     const MacAddress mac = n.mac ? *n.mac : generate_mac();
-    auto net = virtio::VirtioNet::create(mem, tap.release_value(), mac, fmt::format("virtio-net{}", i));
+    auto net = virtio::VirtioNet::create(mem, tap.release_value(), mac, fmt::format("virtio-net{}", i),
+                                         n.rx_rate_limiter, n.tx_rate_limiter);
     if (!net.ok()) return net.release_error();
     add(net.release_value());
   }

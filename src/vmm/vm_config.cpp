@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/bits.h"
+#include "vmm/rate_limiter_config.h"
 
 namespace doppel {
 
@@ -154,8 +155,11 @@ Result<DiskConfig> parse_disk_spec(std::string_view text) {
       auto f = parse_disk_format(parts[i].substr(7));
       if (!f) return f.error().context(text);
       disk.format = *f;
+    } else if (auto rate = parse_rate_option(parts[i], "", disk.rate_limiter); !rate || *rate) {
+      if (!rate) return rate.error().context(text);
     } else {
-      return Error::format("'{}': unknown option '{}' (ro, rw, format=raw|qcow2)", text, parts[i]);
+      return Error::format("'{}': unknown option '{}' (ro, rw, format=raw|qcow2, bw=SIZE/MS, ops=N/MS)", text,
+                           parts[i]);
     }
   }
   return disk;
@@ -170,8 +174,13 @@ Result<NetConfig> parse_net_spec(std::string_view text) {
       auto mac = parse_mac(part.substr(4));
       if (!mac) return mac.error().context(text);
       net.mac = *mac;
+    } else if (auto rate = parse_rate_option(part, part.starts_with("rx_") ? "rx_" : "tx_",
+                                             part.starts_with("rx_") ? net.rx_rate_limiter : net.tx_rate_limiter);
+               !rate || *rate) {
+      if (!rate) return rate.error().context(text);
     } else {
-      return Error::format("'{}': unknown option '{}' (tap=NAME, mac=MAC)", text, part);
+      return Error::format("'{}': unknown option '{}' (tap=NAME, mac=MAC, rx_bw=, rx_ops=, tx_bw=, tx_ops=)", text,
+                           part);
     }
   }
   if (net.tap.empty()) return Error::format("'{}': tap=NAME is required", text);
@@ -347,7 +356,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     for (size_t i = 0; i < list.size(); ++i) {
       JsonReader d(list[i], fmt::format("disks[{}]", i));
       TRY(d.expect_object());
-      TRY(d.only_keys({"path", "read_only", "format"}));
+      TRY(d.only_keys({"path", "read_only", "format", "rate_limiter"}));
       if (!d.has("path")) return d.fail("path", "is required");
       DiskConfig disk;
       disk.path = resolve(base_dir, TRY(d.string("path")));
@@ -357,6 +366,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
         if (!f) return d.fail("format", f.error().message());
         disk.format = *f;
       }
+      if (d.has("rate_limiter")) disk.rate_limiter = TRY(rate_limiter_from_json(d.at("rate_limiter"), d.path("rate_limiter")));
       if (auto r = check_readable(disk.path, !disk.read_only); !r) return d.fail("path", r.error().message());
       config.disks.push_back(std::move(disk));
     }
@@ -369,7 +379,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     for (size_t i = 0; i < list.size(); ++i) {
       JsonReader n(list[i], fmt::format("nets[{}]", i));
       TRY(n.expect_object());
-      TRY(n.only_keys({"tap", "mac"}));
+      TRY(n.only_keys({"tap", "mac", "rx_rate_limiter", "tx_rate_limiter"}));
       if (!n.has("tap")) return n.fail("tap", "is required");
       NetConfig net;
       net.tap = TRY(n.string("tap"));
@@ -379,6 +389,9 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
         if (!mac) return n.fail("mac", mac.error().message());
         net.mac = *mac;
       }
+      for (auto [key, field] : {std::pair{"rx_rate_limiter", &net.rx_rate_limiter},
+                                std::pair{"tx_rate_limiter", &net.tx_rate_limiter}})
+        if (n.has(key)) *field = TRY(rate_limiter_from_json(n.at(key), n.path(key)));
       config.nets.push_back(std::move(net));
     }
   }
@@ -449,6 +462,7 @@ json to_json(const VmConfig& config) {
   for (const auto& d : config.disks) {
     json disk = {{"path", d.path}, {"read_only", d.read_only}};
     if (d.format != DiskFormat::kAuto) disk["format"] = to_string(d.format);
+    if (d.rate_limiter.enabled()) disk["rate_limiter"] = rate_limiter_to_json(d.rate_limiter);
     doc["disks"].push_back(disk);
   }
   doc["nets"] = json::array();
@@ -457,6 +471,8 @@ json to_json(const VmConfig& config) {
     if (n.mac)
       net["mac"] = fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (*n.mac)[0], (*n.mac)[1],
                                (*n.mac)[2], (*n.mac)[3], (*n.mac)[4], (*n.mac)[5]);
+    if (n.rx_rate_limiter.enabled()) net["rx_rate_limiter"] = rate_limiter_to_json(n.rx_rate_limiter);
+    if (n.tx_rate_limiter.enabled()) net["tx_rate_limiter"] = rate_limiter_to_json(n.tx_rate_limiter);
     doc["nets"].push_back(net);
   }
   if (config.console2)

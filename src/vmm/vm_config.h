@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "backends/disk_backend.h"
+#include "backends/rate_limiter.h"
 #include "base/result.h"
 
 namespace doppel {
@@ -36,11 +37,13 @@ struct DiskConfig {
   std::string path;
   bool read_only = false;
   DiskFormat format = DiskFormat::kAuto;  // kAuto: what the image's header says
+  RateLimiterConfig rate_limiter{};       // vmm/rate_limiter_config.h
 };
 
 struct NetConfig {
   std::string tap;                 // TAP interface name; created if it does not exist
   std::optional<MacAddress> mac;   // generated when absent
+  RateLimiterConfig rx_rate_limiter{}, tx_rate_limiter{};
 };
 
 // A second console stream (virtio-console): to a file, or to a Unix socket.
@@ -89,9 +92,9 @@ Result<uint64_t> parse_memory_size(std::string_view text);
 // A disk size: a number of bytes with an optional K, M, G or T suffix (binary units). A bare
 // number is bytes, as in qemu-img.
 Result<uint64_t> parse_disk_size(std::string_view text);
-// "--disk PATH[,ro][,format=raw|qcow2]"
+// "--disk PATH[,ro][,format=raw|qcow2][,bw=SIZE/MS[+BURST]][,ops=N/MS[+BURST]]"
 Result<DiskConfig> parse_disk_spec(std::string_view text);
-// "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]"
+// "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff][,rx_bw=..][,rx_ops=..][,tx_bw=..][,tx_ops=..]"
 Result<NetConfig> parse_net_spec(std::string_view text);
 Result<MacAddress> parse_mac(std::string_view text);
 

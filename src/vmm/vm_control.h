@@ -98,6 +98,13 @@ constexpr std::string_view to_string(MigrationStatus::State state) {
   return "unknown";
 }
 
+// PATCH /drives/{id} (kDisk: `disk`) or /network-interfaces/{id} (kNet: `rx`, `tx`).
+struct RateLimiterUpdate {
+  enum class Kind { kDisk, kNet } kind = Kind::kDisk;
+  size_t index = 0;  // among the VM's disks, or its network interfaces
+  RateLimiterPatch disk, rx, tx;
+};
+
 class VmControl {
  public:
   virtual ~VmControl() = default;
@@ -128,6 +135,12 @@ class VmControl {
   virtual Result<void> send_ctrl_alt_del() = 0;
   // Counters as a JSON object (GET /metrics).
   virtual nlohmann::json metrics() = 0;
+  // A running VM's rate limiters (PATCH /drives/{id}, /network-interfaces/{id}): new, full
+  // buckets for the index-th disk or network interface.
+  virtual Result<void> update_rate_limiters(const RateLimiterUpdate& update) {
+    (void)update;
+    return Error("rate limiters cannot be changed on this VM");
+  }
 };
 
 }  // namespace doppel

@@ -10,6 +10,8 @@
 #include "base/bits.h"
 #include "base/log.h"
 #include "backends/endpoint.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_net.h"
 #include "vmm/exit_codes.h"
 #include "vmm/state_codec.h"
 
@@ -363,6 +365,42 @@ nlohmann::json VmmService::metrics() {
   m_cv.notify_all();
   j["state"] = std::string(to_string(info().state));
   return j;
+}
+
+Result<void> VmmService::update_rate_limiters(const RateLimiterUpdate& update) {
+  Machine* machine = nullptr;
+  {
+    std::lock_guard lock(m_mutex);
+    if (!m_machine) return Error("no VM is running");
+    machine = m_machine;
+    ++m_busy;
+  }
+  // The index-th disk or network interface among the board's virtio devices.
+  const bool disk = update.kind == RateLimiterUpdate::Kind::kDisk;
+  size_t seen = 0;
+  bool found = false;
+  for (const auto& mmio : machine->board().virtio()) {
+    auto& dev = mmio->device();
+    if (disk) {
+      if (auto* blk = dynamic_cast<virtio::VirtioBlk*>(&dev); blk && seen++ == update.index) {
+        blk->set_rate_limiter(update.disk);
+        found = true;
+        break;
+      }
+    } else if (auto* net = dynamic_cast<virtio::VirtioNet*>(&dev); net && seen++ == update.index) {
+      net->set_rate_limiters(update.rx, update.tx);
+      found = true;
+      break;
+    }
+  }
+  {
+    std::lock_guard lock(m_mutex);
+    --m_busy;
+  }
+  m_cv.notify_all();
+  if (!found)
+    return Error::format("the VM has no {} #{}", disk ? "disk" : "network interface", update.index + 1);
+  return {};
 }
 
 }  // namespace doppel

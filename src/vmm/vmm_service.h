@@ -74,6 +74,7 @@ class VmmService final : public VmControl {
   MigrationStatus migration_status() override;
   Result<void> send_ctrl_alt_del() override;
   nlohmann::json metrics() override;
+  Result<void> update_rate_limiters(const RateLimiterUpdate& update) override;
 
  private:
   explicit VmmService(const Options& options) : m_options(options) {}

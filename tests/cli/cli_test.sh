@@ -42,6 +42,8 @@ expect 1 '^doppel: --initrd /nonexistent/initrd: No such file or directory$' run
 expect 1 '^doppel: --disk /x.img: No such file or directory$' run "${k[@]}" --disk /x.img
 expect 1 "^doppel: --disk: '/x.img,bogus': unknown option 'bogus'" run "${k[@]}" --disk /x.img,bogus
 expect 1 "^doppel: --net: tap=t0,mac=zz: 'zz' is not a MAC address" run "${k[@]}" --net tap=t0,mac=zz
+expect 1 "^doppel: --disk: /x.img,bw=fast: 'fast' is not SIZE/MS\[\+BURST\]" run "${k[@]}" --disk /x.img,bw=fast
+expect 1 "^doppel: --net: tap=t0,tx_ops=5/0x: refill time '0x' is not a number of milliseconds" run "${k[@]}" --net tap=t0,tx_ops=5/0x
 expect 1 '^doppel: --engine kvm runs x86_64 guests' run "${k[@]}" --engine kvm
 # Boot anything (riscv64): firmware none, boot from a disk.
 expect 0 '"firmware": "none"' run --kernel "$tmp/kernel" --firmware none --print-config

@@ -13,11 +13,16 @@ constexpr uint64_t kHeaderBytes = 16;  // le32 type, le32 reserved, le64 sector
 constexpr uint64_t kSegmentBytes = 16;  // le64 sector, le32 num_sectors, le32 flags
 }  // namespace
 
-VirtioBlk::VirtioBlk(GuestMemory& mem, std::unique_ptr<DiskBackend> disk, std::string name)
+VirtioBlk::VirtioBlk(GuestMemory& mem, std::unique_ptr<DiskBackend> disk, std::string name,
+                     const RateLimiterConfig& limits)
     : VirtioDevice(mem, 1, kQueueSize),
       m_disk(std::move(disk)),
       m_name(std::move(name)),
-      m_pool(std::make_unique<WorkerPool>(2, "virtio-blk")) {}
+      m_pool(std::make_unique<WorkerPool>(2, "virtio-blk")) {
+  // Unlimited disks get one too (it passes everything at once), so that a PATCH can set a
+  // limit on a running VM without swapping objects under a vCPU.
+  m_throttle = std::make_unique<ThrottleQueue>(limits, m_name + "-rl");
+}
 
 VirtioBlk::~VirtioBlk() { quiesce(); }
 
@@ -53,9 +58,22 @@ void VirtioBlk::process_queue(unsigned q) {
   if (q != 0) return;
   while (auto chain = pop(0)) {
     // The chain's buffers are guest RAM, valid for the VM's lifetime; the job owns the list.
-    m_pool->submit([this, c = std::move(*chain)] { handle(c); });
+    const uint64_t bytes = data_bytes(*chain);
+    m_throttle->submit(bytes, [this, c = std::move(*chain)] { m_pool->submit([this, c] { handle(c); }); });
   }
 }
+
+uint64_t VirtioBlk::data_bytes(const DescriptorChain& chain) const {
+  std::array<uint8_t, kHeaderBytes> hdr{};
+  if (chain.error != ChainError::kNone || copy_from(chain.readable, 0, hdr) != kHeaderBytes) return 0;
+  switch (load_le<uint32_t>(&hdr[0])) {
+    case kBlkTIn: return chain.writable_len > 0 ? chain.writable_len - 1 : 0;
+    case kBlkTOut: return chain.readable_len - kHeaderBytes;
+    default: return 0;
+  }
+}
+
+void VirtioBlk::set_rate_limiter(const RateLimiterPatch& patch) { m_throttle->set_limits(patch); }
 
 Result<void> VirtioBlk::flush_to_host() {
   if (int r = m_disk->flush(); r != 0)
@@ -64,6 +82,7 @@ Result<void> VirtioBlk::flush_to_host() {
 }
 
 void VirtioBlk::quiesce() {
+  m_throttle->drain_now();
   m_pool->drain();
   // A snapshot taken now must find every completed write in the file (qcow2 caches tables).
   if (int r = m_disk->settle(); r != 0) spdlog::error("{}: writing back the disk's metadata: {}", m_name, strerror(-r));

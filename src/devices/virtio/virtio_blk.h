@@ -4,12 +4,19 @@
 // Requests are parsed on the notifying thread and executed on a worker pool, so a vCPU never
 // blocks on host I/O. quiesce() waits for every submitted request to complete and has the
 // backend write back what it caches, so a snapshot's disk file holds every completed write.
+//
+// A rate limiter (backends/rate_limiter.h), when configured, admits each request before it
+// reaches the pool: 1 op each, plus the data bytes of reads and writes (Firecracker's
+// accounting). Requests over the limit wait, in order, in a ThrottleQueue whose timer thread
+// releases them; quiesce() releases them all at once, so a pause leaves none behind. The
+// buckets are not part of the saved state: a restored VM starts with full buckets.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "backends/disk_backend.h"
+#include "backends/throttle_queue.h"
 #include "backends/worker_pool.h"
 #include "devices/virtio/virtio_device.h"
 
@@ -43,7 +50,8 @@ class VirtioBlk final : public VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
 
-  VirtioBlk(GuestMemory& mem, std::unique_ptr<DiskBackend> disk, std::string name);
+  VirtioBlk(GuestMemory& mem, std::unique_ptr<DiskBackend> disk, std::string name,
+            const RateLimiterConfig& limits = {});
   ~VirtioBlk() override;
 
   std::string_view name() const override { return m_name; }
@@ -55,16 +63,22 @@ class VirtioBlk final : public VirtioDevice {
   Result<void> flush_to_host() override;
 
   uint64_t capacity_sectors() const { return m_disk->size() / DiskBackend::kSectorSize; }
+  // Replaces the rate limiter's buckets the patch gives (an API PATCH). Threads: any.
+  void set_rate_limiter(const RateLimiterPatch& patch);
 
  private:
   void handle(const DescriptorChain& chain);
   uint8_t execute(const DescriptorChain& chain, uint32_t type, uint64_t sector,
                   uint32_t& written);
   uint8_t discard_or_zero(const DescriptorChain& chain, uint32_t type);
+  // The data bytes a request moves, as the rate limiter counts them.
+  uint64_t data_bytes(const DescriptorChain& chain) const;
 
   std::unique_ptr<DiskBackend> m_disk;
   std::string m_name;
   std::unique_ptr<WorkerPool> m_pool;
+  // Declared after the pool: destroyed first, its queued requests go to a live pool.
+  std::unique_ptr<ThrottleQueue> m_throttle;  // passes everything at once when unlimited
 };
 
 }  // namespace doppel::virtio

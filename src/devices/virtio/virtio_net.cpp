@@ -12,8 +12,12 @@
 namespace doppel::virtio {
 
 Result<std::unique_ptr<VirtioNet>> VirtioNet::create(GuestMemory& mem, std::unique_ptr<Tap> tap,
-                                                     std::array<uint8_t, 6> mac, std::string name) {
+                                                     std::array<uint8_t, 6> mac, std::string name,
+                                                     const RateLimiterConfig& rx_limits,
+                                                     const RateLimiterConfig& tx_limits) {
   auto dev = std::unique_ptr<VirtioNet>(new VirtioNet(mem, std::move(tap), mac, std::move(name)));
+  dev->m_rx_limiter = RateLimiter(rx_limits, monotonic_ns());
+  dev->m_tx_throttle = std::make_unique<ThrottleQueue>(tx_limits, dev->m_name + "-tx");
   dev->m_wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!dev->m_wake.valid()) return Error::from_errno(fmt::format("{}: eventfd", dev->m_name));
   return dev;
@@ -24,6 +28,15 @@ VirtioNet::VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint
     : VirtioDevice(mem, 2, kQueueSize), m_tap(std::move(tap)), m_mac(mac), m_name(std::move(name)) {}
 
 VirtioNet::~VirtioNet() { quiesce(); }
+
+void VirtioNet::set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterPatch& tx) {
+  {
+    std::lock_guard lock(m_rx_limit_lock);
+    m_rx_limiter.apply(rx, monotonic_ns());
+  }
+  m_tx_throttle->set_limits(tx);
+  wake();  // the RX thread may be waiting for the old buckets
+}
 
 uint64_t VirtioNet::device_features() const {
   // A TAP with a vnet header always accepts partial checksums and GSO frames from us.
@@ -64,6 +77,7 @@ void VirtioNet::activate() {
 }
 
 void VirtioNet::quiesce() {
+  if (m_tx_throttle) m_tx_throttle->drain_now();
   if (!m_rx_thread.joinable()) return;
   m_stop = true;
   wake();
@@ -78,15 +92,20 @@ void VirtioNet::process_queue(unsigned q) {
   }
   if (q != kTxQ) return;
   while (auto chain = pop(kTxQ)) {
-    if (chain->error != ChainError::kNone || chain->readable_len < Tap::kVnetHdrSize) {
-      m_tx_dropped++;
-    } else {
-      const auto iov = slice(chain->readable, 0);
-      if (iov.size() > IOV_MAX || ::writev(m_tap->fd(), iov.data(), static_cast<int>(iov.size())) < 0)
-        m_tx_dropped++;
-    }
-    complete(kTxQ, chain->head, 0);
+    const uint64_t bytes = chain->readable_len > Tap::kVnetHdrSize ? chain->readable_len - Tap::kVnetHdrSize : 0;
+    m_tx_throttle->submit(bytes, [this, c = std::move(*chain)] { transmit(c); });
   }
+}
+
+void VirtioNet::transmit(const DescriptorChain& chain) {
+  if (chain.error != ChainError::kNone || chain.readable_len < Tap::kVnetHdrSize) {
+    m_tx_dropped++;
+  } else {
+    const auto iov = slice(chain.readable, 0);
+    if (iov.size() > IOV_MAX || ::writev(m_tap->fd(), iov.data(), static_cast<int>(iov.size())) < 0)
+      m_tx_dropped++;
+  }
+  complete(kTxQ, chain.head, 0);
 }
 
 void VirtioNet::rx_loop() {
@@ -94,8 +113,16 @@ void VirtioNet::rx_loop() {
     std::array<pollfd, 2> fds{};
     nfds_t n = 0;
     fds[n++] = {m_wake.get(), POLLIN, 0};
-    if (!m_rx_blocked) fds[n++] = {m_tap->fd(), POLLIN, 0};
-    if (::poll(fds.data(), n, -1) < 0) continue;
+    int timeout_ms = -1;
+    uint64_t limit_wait = 0;
+    {
+      // Over the RX limit: leave the TAP alone until the buckets hold a frame's op and a byte.
+      std::lock_guard lock(m_rx_limit_lock);
+      limit_wait = m_rx_limiter.wait_ns(1, monotonic_ns());
+    }
+    if (limit_wait != 0) timeout_ms = static_cast<int>(std::min<uint64_t>((limit_wait + 999'999) / 1'000'000, 1000));
+    else if (!m_rx_blocked) fds[n++] = {m_tap->fd(), POLLIN, 0};
+    if (::poll(fds.data(), n, timeout_ms) < 0) continue;
     if (fds[0].revents) {
       uint64_t v;
       (void)!::read(m_wake.get(), &v, sizeof v);
@@ -132,6 +159,14 @@ void VirtioNet::rx_loop() {
       const std::array<uint8_t, 2> one{1, 0};
       (void)copy_to(chain->writable, 10, one);
       complete(kRxQ, chain->head, static_cast<uint32_t>(got));
+      {
+        // The frame's size is known only now: it is charged as it came (a debt the next
+        // frames wait for), and reading stops while the buckets are empty.
+        std::lock_guard lock(m_rx_limit_lock);
+        const uint64_t now = monotonic_ns();
+        m_rx_limiter.consume_anyway(static_cast<uint64_t>(got) - Tap::kVnetHdrSize, now);
+        if (m_rx_limiter.wait_ns(1, now) != 0) break;
+      }
     }
   }
 }

@@ -4,14 +4,24 @@
 // thread that polls the TAP only while the guest has receive buffers posted; when it runs
 // out it stops reading the TAP (the kernel queues or drops) until the driver adds buffers.
 // Frames carry the 12-byte virtio_net_hdr unchanged between guest and TAP.
+//
+// Rate limiters (backends/rate_limiter.h), one per direction, count frames as ops and their
+// bytes (the virtio header excluded) as bandwidth. TX frames over the limit wait, in order,
+// in a ThrottleQueue whose timer thread sends them; RX stops reading the TAP while its
+// buckets are empty (the kernel queues, as when the guest posts no buffers) and resumes on a
+// poll timeout when they have refilled. Nothing is dropped. The buckets are not part of the
+// saved state: a restored VM starts with full buckets.
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
+#include "backends/rate_limiter.h"
 #include "backends/tap.h"
+#include "backends/throttle_queue.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
 
@@ -36,7 +46,9 @@ class VirtioNet final : public VirtioDevice {
   static constexpr unsigned kTxQ = 1;
 
   static Result<std::unique_ptr<VirtioNet>> create(GuestMemory& mem, std::unique_ptr<Tap> tap,
-                                                   std::array<uint8_t, 6> mac, std::string name);
+                                                   std::array<uint8_t, 6> mac, std::string name,
+                                                   const RateLimiterConfig& rx_limits = {},
+                                                   const RateLimiterConfig& tx_limits = {});
   ~VirtioNet() override;
 
   std::string_view name() const override { return m_name; }
@@ -48,11 +60,14 @@ class VirtioNet final : public VirtioDevice {
   void quiesce() override;
 
   uint64_t tx_dropped() const { return m_tx_dropped.load(); }
+  // Replaces the buckets the patches give (an API PATCH). Threads: any.
+  void set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterPatch& tx);
 
  private:
   VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint8_t, 6> mac, std::string name);
   void rx_loop();
   void wake();
+  void transmit(const DescriptorChain& chain);
 
   std::unique_ptr<Tap> m_tap;
   std::array<uint8_t, 6> m_mac;
@@ -62,6 +77,9 @@ class VirtioNet final : public VirtioDevice {
   std::atomic<bool> m_stop{false};
   std::atomic<bool> m_rx_blocked{false};
   std::atomic<uint64_t> m_tx_dropped{0};
+  std::mutex m_rx_limit_lock;
+  RateLimiter m_rx_limiter;                      // GUARDED_BY(m_rx_limit_lock)
+  std::unique_ptr<ThrottleQueue> m_tx_throttle;  // passes everything at once when unlimited
 };
 
 }  // namespace doppel::virtio
