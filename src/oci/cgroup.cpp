@@ -251,7 +251,7 @@ Result<void> Cgroup::destroy() const {
   for (auto& [name, dir] : m_dirs) {
     for (int attempt = 0;; attempt++) {
       if (rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
-      if (errno != EBUSY || attempt >= 200) return Error::from_errno(fmt::format("cgroup: rmdir {}", dir));
+      if (errno != EBUSY || attempt >= 100) return Error::from_errno(fmt::format("cgroup: rmdir {}", dir));
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char** environ;
+
 #include <cerrno>
 #include <chrono>
 #include <thread>
@@ -25,11 +27,13 @@ Result<void> run_hook(const Hook& hook, const std::string& state_json, const cha
   argv.push_back(nullptr);
   for (auto& e : hook.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  // A hook without "env" inherits the runtime's environment, as runc's (Go's exec) does.
+  char** env = hook.env.empty() ? environ : envp.data();
   pid_t pid = ::fork();
   if (pid < 0) return Error::from_errno("fork");
   if (pid == 0) {
     ::dup2(rd.get(), 0);
-    ::execve(hook.path.c_str(), argv.data(), envp.data());
+    ::execve(hook.path.c_str(), argv.data(), env);
     ::_exit(127);
   }
   rd.reset();

@@ -329,6 +329,8 @@ Result<void> setup(const InitOptions& opt) {
   if (proc.oom_score_adj)
     TRY(write_file("/proc/self/oom_score_adj", fmt::format("{}", *proc.oom_score_adj)));
   TRY(apply_rlimits(proc));
+  // As runc: a missing cwd is made (as root, before the user switch).
+  if (::access(proc.cwd.c_str(), F_OK) != 0) (void)mkdir_all(proc.cwd, 0755);
   if (::chdir(proc.cwd.c_str()) != 0) return Error::from_errno(fmt::format("chdir to cwd (\"{}\")", proc.cwd));
   return ok();
 }
@@ -389,7 +391,10 @@ void container_init(const InitOptions& opt) {
 
   // Hooks and the fifo need privileges the process may not keep: both come before the
   // user switch; seccomp comes last, so it filters only the program.
-  auto caps = apply_user_and_capabilities(proc, opt.setgroups_allowed);
+  // crun's annotation: keep the runtime's supplementary groups.
+  auto keep = opt.spec->annotations.find("run.oci.keep_original_groups");
+  bool keep_groups = keep != opt.spec->annotations.end() && keep->second == "1";
+  auto caps = apply_user_and_capabilities(proc, opt.setgroups_allowed && !keep_groups);
   if (!caps.ok()) report(caps.error());
   // A changed uid makes the process non-dumpable, which would make /proc/self/fd (the
   // fifo's way in) root's; exec resets this.

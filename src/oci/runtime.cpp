@@ -259,6 +259,14 @@ Result<pid_t> Runtime::spawn(const CreateOptions& o, bool wait_on_fifo, CreateCl
   std::string rootfs = TRY(absolute(root_rel).context("root.path"));
   struct stat st {};
   if (::stat(rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return Error::format("root.path: {} is not a directory", rootfs);
+  int preserve_fds = o.preserve_fds;
+  if (const char* listen = ::getenv("LISTEN_FDS"); listen && std::atoi(listen) > 0) {
+    // systemd socket activation, as runc: the sockets (fds 3...) and their variables
+    // reach the container's process, whose pid there is 1.
+    preserve_fds += std::atoi(listen);
+    spec.process->env.push_back(fmt::format("LISTEN_FDS={}", std::atoi(listen)));
+    spec.process->env.push_back("LISTEN_PID=1");
+  }
   if (spec.process->terminal && o.console_socket.empty())
     return Error("process.terminal is true but no console was given: use --console-socket");
   UniqueFd console;
@@ -295,7 +303,7 @@ Result<pid_t> Runtime::spawn(const CreateOptions& o, bool wait_on_fifo, CreateCl
   init.fifo_fd = fifo.valid() ? fifo.get() : -1;
   init.console_socket = console.valid() ? console.get() : -1;
   init.no_pivot = o.no_pivot;
-  init.preserve_fds = o.preserve_fds;
+  init.preserve_fds = preserve_fds;
   const Namespace* userns = spec.find_namespace("user");
   init.new_user_ns = userns && userns->path.empty();
   const Namespace* cgns = spec.find_namespace("cgroup");
@@ -572,7 +580,12 @@ Result<void> Runtime::remove(const std::string& id, bool force) {
       ::waitpid(c.state.pid, nullptr, WNOHANG);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (alive(c.state.pid, c.start_time)) return Error::format("container {}: process {} did not exit", id, c.state.pid);
+    if (alive(c.state.pid, c.start_time)) {
+      // E.g. frozen by someone else's freezer cgroup: the kill stays pending. The
+      // container is deleted; its cgroups stay until the process is gone.
+      fmt::print(stderr, "doppel oci: warning: delete {}: process {} has not exited after SIGKILL\n", id,
+                 c.state.pid);
+    }
     c.state.status = "stopped";
   }
   destroy(c);
@@ -610,13 +623,21 @@ Result<int> Runtime::exec(const ExecOptions& o) {
     proc = *c.spec.process;
     proc.args = o.args;
     proc.terminal = o.tty;
-    for (auto& e : o.env) proc.env.push_back(e);
+    for (auto& e : o.env) {
+      // --env KEY=V replaces the config's KEY.
+      std::string key = e.substr(0, e.find('='));
+      std::erase_if(proc.env, [&](const std::string& old) { return old.substr(0, old.find('=')) == key; });
+      proc.env.push_back(e);
+    }
     if (!o.cwd.empty()) proc.cwd = o.cwd;
     if (o.uid) proc.user.uid = *o.uid;
     if (o.gid) proc.user.gid = *o.gid;
     if (!o.additional_gids.empty()) proc.user.additional_gids = o.additional_gids;
     for (auto& name : o.caps) {
-      int cap = TRY(capability_from_name(name));
+      // An unknown capability is ignored, as in config.json.
+      auto known = capability_from_name(name);
+      if (!known.ok()) continue;
+      int cap = known.value();
       for (auto* set : {&proc.capabilities.bounding, &proc.capabilities.effective, &proc.capabilities.permitted})
         set->push_back(cap);
     }
