@@ -115,7 +115,7 @@ std::string Cgroup::dir_of(const std::string& controller) const {
   return "";
 }
 
-Result<void> Cgroup::create(const Resources& resources) {
+Result<void> Cgroup::create(const Resources& resources, const std::vector<Device>& devices) {
   std::vector<std::string> made;
   auto undo = [&] {
     for (auto it = made.rbegin(); it != made.rend(); ++it) rmdir(it->c_str());
@@ -163,7 +163,7 @@ Result<void> Cgroup::create(const Resources& resources) {
     }
     for (auto& d : r.value()) made.push_back(d);
   }
-  auto w = write_v1(resources);
+  auto w = write_v1(resources, devices);
   if (!w.ok()) {
     undo();
     return w.release_error().context("cgroup");
@@ -171,7 +171,7 @@ Result<void> Cgroup::create(const Resources& resources) {
   return ok();
 }
 
-Result<void> Cgroup::write_v1(const Resources& r) const {
+Result<void> Cgroup::write_v1(const Resources& r, const std::vector<Device>& spec_devices) const {
   std::string mem = dir_of("memory"), cpu = dir_of("cpu"), cpuset = dir_of("cpuset"),
               pids = dir_of("pids"), blkio = dir_of("blkio"), devices = dir_of("devices");
   auto need = [](const std::string& dir, const char* what) -> Result<void> {
@@ -207,6 +207,15 @@ Result<void> Cgroup::write_v1(const Resources& r) const {
     };
     for (auto& d : r.devices)
       TRY(write_file(devices + (d.allow ? "/devices.allow" : "/devices.deny"), rule_text(d)));
+    // What every container may use: mknod of anything; null, zero, full, random, urandom,
+    // tty, console, ptmx, the ptys; tun.
+    for (const char* rule : {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                             "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"})
+      TRY(write_file(devices + "/devices.allow", rule));
+    for (auto& d : spec_devices) {
+      if (d.type == 'p') continue;
+      TRY(write_file(devices + "/devices.allow", fmt::format("{} {}:{} rwm", d.type, d.major, d.minor)));
+    }
   }
   return ok();
 }

@@ -21,7 +21,9 @@ class Cgroup {
                                            const std::string& cgroup_root = "/sys/fs/cgroup");
 
   // Makes the directories and writes the limits. On error, removes what it made.
-  [[nodiscard]] Result<void> create(const Resources& resources);
+  // `devices` (linux.devices) are allowed in the device cgroup after the resources' rules,
+  // with the devices every container gets (/dev/null, the ptys, ...), as runc does.
+  [[nodiscard]] Result<void> create(const Resources& resources, const std::vector<Device>& devices = {});
   [[nodiscard]] Result<void> add_process(pid_t pid) const;
   // Removes the directories (the processes must be gone), retrying while the kernel
   // still counts exiting tasks. Missing directories are not an error.
@@ -45,7 +47,7 @@ class Cgroup {
   bool m_unified = false;
 
   std::string dir_of(const std::string& controller) const;
-  [[nodiscard]] Result<void> write_v1(const Resources& r) const;
+  [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
   [[nodiscard]] Result<void> write_v2(const Resources& r) const;
 };
 

@@ -261,7 +261,7 @@ Result<void> setup_console(const Process& proc, int console_socket) {
   if (!master.valid()) return Error::from_errno("open /dev/ptmx");
   int unlock = 0;
   if (::ioctl(master.get(), TIOCSPTLCK, &unlock) != 0) return Error::from_errno("unlock the pty");
-  UniqueFd slave(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY));
+  UniqueFd slave(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!slave.valid()) return Error::from_errno("open the pty's slave");
   if (proc.console_width || proc.console_height) {
     struct winsize ws {};

@@ -292,7 +292,7 @@ Result<pid_t> Runtime::spawn(const CreateOptions& o, bool wait_on_fifo, CreateCl
   if (m_options.cgroup_manager == CgroupManager::kCgroupfs) {
     cgroup_path = cgroup_path_for(spec, o.id);
     Cgroup cg = TRY(Cgroup::open(cgroup_path));
-    TRY(cg.create(spec.linux.resources));
+    TRY(cg.create(spec.linux.resources, spec.linux.devices));
     cleanup.cgroup = cg;
   }
 
