@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# doppel oci against runc, side by side on one bundle: N x (create, start, wait for the
+# process to exit, delete) of a container running /bin/true (busybox-static) with its own
+# pid, network, IPC, UTS and mount namespaces, the default spec's mounts and a cgroup.
+# The driver is a subreaper (as containerd's shim is) so it waits for the container's
+# process directly. Prints per-runtime totals, per-step means, the peak RSS of the runtime
+# process for each step (GNU time's %M), and doppel/runc ratios (lower is better).
+#
+#   bench/oci/run.sh                  # N=100
+#   N=20 bench/oci/run.sh
+#   DOPPEL=build/doppel-runc RUNC=/usr/sbin/runc bench/oci/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${N:-100}
+doppel=${DOPPEL:-$PWD/build/doppel-runc}
+runc=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
+[ "$(id -u)" = 0 ] || { echo "bench/oci: needs root" >&2; exit 1; }
+[ -x "$runc" ] || { echo "bench/oci: runc not found (scripts/install-deps)" >&2; exit 1; }
+[ -x "$doppel" ] || { echo "bench/oci: $doppel not built" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/doppel-oci-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bundle/rootfs/bin"
+cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+ln -s busybox "$work/bundle/rootfs/bin/true"
+(cd "$work/bundle" && "$doppel" spec && python3 - <<'PY'
+import json
+c = json.load(open("config.json"))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open("config.json", "w"))
+PY
+)
+
+python3 - "$N" "$work" "$doppel" "$runc" <<'PY'
+import ctypes, os, subprocess, sys, time
+n, work, runtimes = int(sys.argv[1]), sys.argv[2], {"doppel": sys.argv[3], "runc": sys.argv[4]}
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_CHILD_SUBREAPER = 36
+libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+bundle = os.path.join(work, "bundle")
+
+rss_file = os.path.join(work, "rss")
+
+def step(args):
+    # GNU time runs the step: its ru_maxrss is the runtime's own (a child forked from
+    # this Python would carry Python's RSS into the measurement).
+    t = time.perf_counter()
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file] + args, cwd=bundle)
+    _, status, _ = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{args}: exit {os.waitstatus_to_exitcode(status)}")
+    return time.perf_counter() - t, int(open(rss_file).read().split()[-1])
+
+results = {}
+for name, rt in runtimes.items():
+    root = os.path.join(work, "root-" + name)
+    times = {"create": 0.0, "start": 0.0, "wait": 0.0, "delete": 0.0}
+    rss = {"create": 0, "start": 0, "delete": 0}
+    t0 = time.perf_counter()
+    for i in range(n):
+        cid = f"bench-{name}-{i}"
+        pidfile = os.path.join(work, "pid")
+        dt, r = step([rt, "--root", root, "create", "--pid-file", pidfile, cid]); times["create"] += dt; rss["create"] = max(rss["create"], r)
+        pid = int(open(pidfile).read())
+        dt, r = step([rt, "--root", root, "start", cid]); times["start"] += dt; rss["start"] = max(rss["start"], r)
+        t = time.perf_counter()
+        os.waitpid(pid, 0)  # reparented to us, the subreaper
+        times["wait"] += time.perf_counter() - t
+        dt, r = step([rt, "--root", root, "delete", cid]); times["delete"] += dt; rss["delete"] = max(rss["delete"], r)
+    total = time.perf_counter() - t0
+    results[name] = (total, times, rss)
+    print(f"{name:7s} {n} x create/start/wait/delete: {total:7.3f} s  ({total / n * 1000:6.1f} ms each)")
+    print("        mean ms: " + "  ".join(f"{k} {v / n * 1000:6.2f}" for k, v in times.items()))
+    print("        peak RSS KiB: " + "  ".join(f"{k} {v}" for k, v in rss.items()))
+d, r = results["doppel"], results["runc"]
+print(f"ratio doppel/runc: total {d[0] / r[0]:.3f}  " +
+      "  ".join(f"{k} {d[1][k] / r[1][k]:.3f}" for k in d[1] if r[1][k] > 0) +
+      f"  peak RSS (create) {d[2]['create'] / r[2]['create']:.3f}")
+PY

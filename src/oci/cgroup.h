@@ -1,0 +1,57 @@
+// A container's cgroup, on cgroup v1 (each controller's hierarchy, as on a hybrid host
+// whose v2 tree is empty) or on the unified v2 hierarchy.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "oci/spec.h"
+
+namespace doppel::oci {
+
+class Cgroup {
+ public:
+  // Finds the host's hierarchies for `path` (e.g. "/mycontainer", below each hierarchy's
+  // root); creates nothing. `cgroup_root` is /sys/fs/cgroup except in tests.
+  [[nodiscard]] static Result<Cgroup> open(const std::string& path,
+                                           const std::string& cgroup_root = "/sys/fs/cgroup");
+
+  // Makes the directories and writes the limits. On error, removes what it made.
+  // `devices` (linux.devices) are allowed in the device cgroup after the resources' rules,
+  // with the devices every container gets (/dev/null, the ptys, ...), as runc does.
+  [[nodiscard]] Result<void> create(const Resources& resources, const std::vector<Device>& devices = {});
+  [[nodiscard]] Result<void> add_process(pid_t pid) const;
+  // Removes the directories (the processes must be gone), retrying while the kernel
+  // still counts exiting tasks. Missing directories are not an error.
+  [[nodiscard]] Result<void> destroy() const;
+
+  [[nodiscard]] Result<void> set_frozen(bool frozen) const;
+  bool frozen() const;
+  // The processes in the container's cgroup (its freezer/pids/memory hierarchy on v1).
+  [[nodiscard]] Result<std::vector<pid_t>> processes() const;
+
+  bool unified() const { return m_unified; }
+  // (hierarchy name, directory) of this cgroup; one ("", dir) on v2.
+  const std::vector<std::pair<std::string, std::string>>& dirs() const { return m_dirs; }
+  const std::string& path() const { return m_path; }
+
+ private:
+  // (controller, host directory); on v2 a single ("", dir).
+  std::vector<std::pair<std::string, std::string>> m_dirs;
+  std::string m_path;
+  std::string m_root;
+  bool m_unified = false;
+
+  std::string dir_of(const std::string& controller) const;
+  [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
+  [[nodiscard]] Result<void> write_v2(const Resources& r) const;
+};
+
+// The cgroup path a spec asks for: linux.cgroupsPath, or "/<id>" as runc does.
+std::string cgroup_path_for(const Spec& spec, const std::string& id);
+
+}  // namespace doppel::oci
