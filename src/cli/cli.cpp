@@ -386,7 +386,9 @@ int cli_main(int argc, char** argv) {
   run->add_option("--disk", flags.disks,
                  "PATH[,ro][,format=raw|qcow2]: a disk image, raw or qcow2 (repeatable; the format "
                  "is read from the image unless given)");
-  run->add_option("--net", flags.nets, "tap=NAME[,mac=MAC]: a network interface (repeatable)");
+  run->add_option("--net", flags.nets,
+                  "tap=NAME[,mac=MAC] or user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...: a "
+                  "network interface (repeatable)");
   run->add_option("--console2", flags.console2, "file=PATH or socket=PATH: a virtio console");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
@@ -405,7 +407,8 @@ int cli_main(int argc, char** argv) {
   restore->add_option("--disk", restore_flags.disks,
                       "PATH[,ro][,format=raw|qcow2]: replace the snapshot's disks, in order (a clone's own copy)");
   restore->add_option("--net", restore_flags.nets,
-                      "tap=NAME[,mac=MAC]: replace the snapshot's network interfaces, in order");
+                      "tap=NAME[,mac=MAC] or user[,hostfwd=...]: replace the snapshot's network "
+                      "interfaces, in order");
   restore->add_flag("--paused", restore_flags.paused, "Stay paused until resumed through the API");
   restore->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   restore->add_option("--id", serve_flags.id, "The instance id the API reports");

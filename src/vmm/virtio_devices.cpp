@@ -4,6 +4,7 @@
 
 #include "backends/console_stream.h"
 #include "backends/disk_backend.h"
+#include "backends/slirp.h"
 #include "backends/tap.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
@@ -44,10 +45,18 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
   }
   for (size_t i = 0; i < config.nets.size(); i++) {
     const auto& n = config.nets[i];
-    auto tap = Tap::open(n.tap);
-    if (!tap.ok()) return tap.error().context(fmt::format("--net #{}", i + 1));
+    std::unique_ptr<NetBackend> backend;
+    if (n.user) {
+      auto user = SlirpNet::create(n.hostfwds);
+      if (!user.ok()) return user.error().context(fmt::format("--net #{}", i + 1));
+      backend = user.release_value();
+    } else {
+      auto tap = Tap::open(n.tap);
+      if (!tap.ok()) return tap.error().context(fmt::format("--net #{}", i + 1));
+      backend = tap.release_value();
+    }
     const MacAddress mac = n.mac ? *n.mac : generate_mac();
-    auto net = virtio::VirtioNet::create(mem, tap.release_value(), mac, fmt::format("virtio-net{}", i));
+    auto net = virtio::VirtioNet::create(mem, std::move(backend), mac, fmt::format("virtio-net{}", i));
     if (!net.ok()) return net.release_error();
     add(net.release_value());
   }

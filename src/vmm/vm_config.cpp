@@ -163,7 +163,27 @@ Result<DiskConfig> parse_disk_spec(std::string_view text) {
 
 Result<NetConfig> parse_net_spec(std::string_view text) {
   NetConfig net;
-  for (auto part : split_commas(text)) {
+  const auto parts = split_commas(text);
+  if (parts[0] == "user") {
+    net.user = true;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      const auto part = parts[i];
+      if (part.starts_with("hostfwd=")) {
+        auto fwd = parse_hostfwd(part.substr(8));
+        if (!fwd) return fwd.error().context(text);
+        net.hostfwds.push_back(*fwd);
+      } else if (part.starts_with("mac=")) {
+        auto mac = parse_mac(part.substr(4));
+        if (!mac) return mac.error().context(text);
+        net.mac = *mac;
+      } else {
+        return Error::format("'{}': unknown option '{}' for a user network (hostfwd=..., mac=MAC)",
+                             text, part);
+      }
+    }
+    return net;
+  }
+  for (auto part : parts) {
     if (part.starts_with("tap=")) {
       net.tap = std::string(part.substr(4));
     } else if (part.starts_with("mac=")) {
@@ -171,10 +191,11 @@ Result<NetConfig> parse_net_spec(std::string_view text) {
       if (!mac) return mac.error().context(text);
       net.mac = *mac;
     } else {
-      return Error::format("'{}': unknown option '{}' (tap=NAME, mac=MAC)", text, part);
+      return Error::format("'{}': unknown option '{}' (tap=NAME, mac=MAC; or user[,hostfwd=...])",
+                           text, part);
     }
   }
-  if (net.tap.empty()) return Error::format("'{}': tap=NAME is required", text);
+  if (net.tap.empty()) return Error::format("'{}': tap=NAME or user is required", text);
   if (net.tap.size() >= 16) return Error::format("'{}': TAP name '{}' is longer than 15 characters", text, net.tap);
   return net;
 }
@@ -368,11 +389,27 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     for (size_t i = 0; i < list.size(); ++i) {
       JsonReader n(list[i], fmt::format("nets[{}]", i));
       TRY(n.expect_object());
-      TRY(n.only_keys({"tap", "mac"}));
-      if (!n.has("tap")) return n.fail("tap", "is required");
+      TRY(n.only_keys({"tap", "mac", "user", "hostfwd"}));
       NetConfig net;
-      net.tap = TRY(n.string("tap"));
-      if (net.tap.empty() || net.tap.size() >= 16) return n.fail("tap", "must be 1 to 15 characters");
+      if (n.has("user")) net.user = TRY(n.boolean("user"));
+      if (net.user == n.has("tap")) return n.fail("", "needs exactly one of \"tap\" or \"user\": true");
+      if (net.user) {
+        if (n.has("hostfwd")) {
+          const json& fwds = n.at("hostfwd");
+          if (!fwds.is_array()) return n.fail("hostfwd", fmt::format("must be an array, got {}", fwds.type_name()));
+          for (size_t j = 0; j < fwds.size(); ++j) {
+            const std::string key = fmt::format("hostfwd[{}]", j);
+            if (!fwds[j].is_string()) return n.fail(key, fmt::format("must be a string, got {}", fwds[j].type_name()));
+            auto fwd = parse_hostfwd(fwds[j].get<std::string>());
+            if (!fwd) return n.fail(key, fwd.error().message());
+            net.hostfwds.push_back(*fwd);
+          }
+        }
+      } else {
+        if (n.has("hostfwd")) return n.fail("hostfwd", "only for a user network (\"user\": true)");
+        net.tap = TRY(n.string("tap"));
+        if (net.tap.empty() || net.tap.size() >= 16) return n.fail("tap", "must be 1 to 15 characters");
+      }
       if (n.has("mac")) {
         auto mac = parse_mac(TRY(n.string("mac")));
         if (!mac) return n.fail("mac", mac.error().message());
@@ -412,8 +449,20 @@ Result<void> validate_ranges(const VmConfig& config, uint64_t host_memory) {
   if (auto r = check_memory(config.memory, host_memory); !r) return r.error().context("--memory");
   for (size_t i = 0; i < config.nets.size(); ++i)
     for (size_t j = 0; j < i; ++j)
-      if (config.nets[i].tap == config.nets[j].tap)
+      if (!config.nets[i].user && !config.nets[j].user && config.nets[i].tap == config.nets[j].tap)
         return Error::format("--net tap={}: given twice", config.nets[i].tap);
+  // Two forwards of one host port cannot both listen (SO_REUSEADDR would let the second
+  // silently share it on some hosts): refuse before anything is opened.
+  std::vector<const HostFwd*> fwds;
+  for (const auto& n : config.nets)
+    for (const auto& f : n.hostfwds) {
+      for (const HostFwd* g : fwds)
+        if (g->udp == f.udp && g->host_port == f.host_port &&
+            (g->host_addr.s_addr == f.host_addr.s_addr || g->host_addr.s_addr == INADDR_ANY ||
+             f.host_addr.s_addr == INADDR_ANY))
+          return Error::format("--net user,hostfwd={}: the host port is forwarded twice", to_string(f));
+      fwds.push_back(&f);
+    }
   if (config.arch == Arch::kRiscv64 && config.engine == EngineKind::kKvm)
     return Error("--engine kvm runs x86_64 guests; riscv64 runs on --engine emu");
   return {};
@@ -451,7 +500,11 @@ json to_json(const VmConfig& config) {
   }
   doc["nets"] = json::array();
   for (const auto& n : config.nets) {
-    json net = {{"tap", n.tap}};
+    json net = n.user ? json{{"user", true}} : json{{"tap", n.tap}};
+    if (n.user) {
+      net["hostfwd"] = json::array();
+      for (const auto& f : n.hostfwds) net["hostfwd"].push_back(to_string(f));
+    }
     if (n.mac)
       net["mac"] = fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (*n.mac)[0], (*n.mac)[1],
                                (*n.mac)[2], (*n.mac)[3], (*n.mac)[4], (*n.mac)[5]);

@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "backends/disk_backend.h"
+#include "backends/slirp_options.h"
 #include "base/result.h"
 
 namespace doppel {
@@ -41,6 +42,9 @@ struct DiskConfig {
 struct NetConfig {
   std::string tap;                 // TAP interface name; created if it does not exist
   std::optional<MacAddress> mac;   // generated when absent
+  // User-mode networking (libslirp, backends/slirp.h) instead of a TAP; tap is then empty.
+  bool user = false;
+  std::vector<HostFwd> hostfwds;   // user only
 };
 
 // A second console stream (virtio-console): to a file, or to a Unix socket.
@@ -88,7 +92,8 @@ Result<uint64_t> parse_memory_size(std::string_view text);
 Result<uint64_t> parse_disk_size(std::string_view text);
 // "--disk PATH[,ro][,format=raw|qcow2]"
 Result<DiskConfig> parse_disk_spec(std::string_view text);
-// "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]"
+// "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff]" or
+// "--net user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=...]"
 Result<NetConfig> parse_net_spec(std::string_view text);
 Result<MacAddress> parse_mac(std::string_view text);
 

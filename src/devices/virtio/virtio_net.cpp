@@ -11,7 +11,7 @@
 
 namespace doppel::virtio {
 
-Result<std::unique_ptr<VirtioNet>> VirtioNet::create(GuestMemory& mem, std::unique_ptr<Tap> tap,
+Result<std::unique_ptr<VirtioNet>> VirtioNet::create(GuestMemory& mem, std::unique_ptr<NetBackend> tap,
                                                      std::array<uint8_t, 6> mac, std::string name) {
   auto dev = std::unique_ptr<VirtioNet>(new VirtioNet(mem, std::move(tap), mac, std::move(name)));
   dev->m_wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -19,7 +19,7 @@ Result<std::unique_ptr<VirtioNet>> VirtioNet::create(GuestMemory& mem, std::uniq
   return dev;
 }
 
-VirtioNet::VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint8_t, 6> mac,
+VirtioNet::VirtioNet(GuestMemory& mem, std::unique_ptr<NetBackend> tap, std::array<uint8_t, 6> mac,
                      std::string name)
     : VirtioDevice(mem, 2, kQueueSize), m_tap(std::move(tap)), m_mac(mac), m_name(std::move(name)) {}
 
@@ -27,7 +27,8 @@ VirtioNet::~VirtioNet() { quiesce(); }
 
 uint64_t VirtioNet::device_features() const {
   // A TAP with a vnet header always accepts partial checksums and GSO frames from us.
-  uint64_t f = kNetFMac | kNetFStatus | kNetFCsum | kNetFHostTso4 | kNetFHostTso6 | kNetFHostEcn;
+  uint64_t f = kNetFMac | kNetFStatus;
+  if (m_tap->accepts_offloads()) f |= kNetFCsum | kNetFHostTso4 | kNetFHostTso6 | kNetFHostEcn;
   if (m_tap->supports_offloads())
     f |= kNetFGuestCsum | kNetFGuestTso4 | kNetFGuestTso6 | kNetFGuestEcn;
   return f;
@@ -78,7 +79,7 @@ void VirtioNet::process_queue(unsigned q) {
   }
   if (q != kTxQ) return;
   while (auto chain = pop(kTxQ)) {
-    if (chain->error != ChainError::kNone || chain->readable_len < Tap::kVnetHdrSize) {
+    if (chain->error != ChainError::kNone || chain->readable_len < NetBackend::kVnetHdrSize) {
       m_tx_dropped++;
     } else {
       const auto iov = slice(chain->readable, 0);
@@ -113,7 +114,7 @@ void VirtioNet::rx_loop() {
         }
         break;
       }
-      if (chain->error != ChainError::kNone || chain->writable_len < Tap::kVnetHdrSize) {
+      if (chain->error != ChainError::kNone || chain->writable_len < NetBackend::kVnetHdrSize) {
         complete(kRxQ, chain->head, 0);
         continue;
       }
@@ -124,7 +125,7 @@ void VirtioNet::rx_loop() {
         queue(kRxQ).unpop();
         break;
       }
-      if (got < static_cast<ssize_t>(Tap::kVnetHdrSize)) {
+      if (got < static_cast<ssize_t>(NetBackend::kVnetHdrSize)) {
         complete(kRxQ, chain->head, 0);  // an error or a runt: give the buffer back empty
         continue;
       }

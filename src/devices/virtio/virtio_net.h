@@ -1,4 +1,5 @@
-// virtio-net (virtio 1.2 5.1), device id 1, one queue pair on a TAP (backends/tap.h).
+// virtio-net (virtio 1.2 5.1), device id 1, one queue pair on a NetBackend: a TAP
+// (backends/tap.h) or user-mode networking (backends/slirp.h).
 //
 // TX runs on the notifying thread (a non-blocking write per frame). RX runs on a worker
 // thread that polls the TAP only while the guest has receive buffers posted; when it runs
@@ -11,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "backends/net_backend.h"
 #include "backends/tap.h"
 #include "base/unique_fd.h"
 #include "devices/virtio/virtio_device.h"
@@ -35,7 +37,7 @@ class VirtioNet final : public VirtioDevice {
   static constexpr unsigned kRxQ = 0;
   static constexpr unsigned kTxQ = 1;
 
-  static Result<std::unique_ptr<VirtioNet>> create(GuestMemory& mem, std::unique_ptr<Tap> tap,
+  static Result<std::unique_ptr<VirtioNet>> create(GuestMemory& mem, std::unique_ptr<NetBackend> tap,
                                                    std::array<uint8_t, 6> mac, std::string name);
   ~VirtioNet() override;
 
@@ -50,11 +52,11 @@ class VirtioNet final : public VirtioDevice {
   uint64_t tx_dropped() const { return m_tx_dropped.load(); }
 
  private:
-  VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint8_t, 6> mac, std::string name);
+  VirtioNet(GuestMemory& mem, std::unique_ptr<NetBackend> tap, std::array<uint8_t, 6> mac, std::string name);
   void rx_loop();
   void wake();
 
-  std::unique_ptr<Tap> m_tap;
+  std::unique_ptr<NetBackend> m_tap;  // the backend: a TAP or user networking
   std::array<uint8_t, 6> m_mac;
   std::string m_name;
   UniqueFd m_wake;
