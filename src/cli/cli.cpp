@@ -35,7 +35,7 @@ namespace {
 struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
-      console2, boot;
+      console2, boot, vsock;
   std::optional<uint64_t> cpus;
   std::vector<std::string> disks, nets;
 };
@@ -167,6 +167,11 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     else return Error::format("--console2 {}: expected file=PATH or socket=PATH", s);
     if (c.path.empty()) return Error::format("--console2 {}: the path is empty", s);
     config.console2 = c;
+  }
+  if (flags.vsock) {
+    auto v = parse_vsock_spec(*flags.vsock);
+    if (!v) return v.error().context("--vsock");
+    config.vsock = *v;
   }
 
   // Check what can be checked before looking for the guest kit, so that a bad flag is
@@ -390,6 +395,9 @@ int cli_main(int argc, char** argv) {
                   "tap=NAME[,mac=MAC] or user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...: a "
                   "network interface (repeatable)");
   run->add_option("--console2", flags.console2, "file=PATH or socket=PATH: a virtio console");
+  run->add_option("--vsock", flags.vsock,
+                  "cid=N,uds=PATH: virtio-vsock; host programs connect to PATH and write "
+                  "\"CONNECT <port>\\n\", guest connections to CID 2 port P reach PATH_P");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");

@@ -10,11 +10,13 @@
 #include "devices/virtio/virtio_console.h"
 #include "devices/virtio/virtio_net.h"
 #include "devices/virtio/virtio_rng.h"
+#include "devices/virtio/virtio_vsock.h"
 
 namespace doppel {
 
 size_t virtio_device_count(const VmConfig& config) {
-  return config.disks.size() + config.nets.size() + (config.console2 ? 1 : 0) + 1;
+  return config.disks.size() + config.nets.size() + (config.console2 ? 1 : 0) +
+         (config.vsock ? 1 : 0) + 1;
 }
 
 MacAddress generate_mac() {
@@ -68,6 +70,11 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     auto con = virtio::VirtioConsole::create(mem, stream.release_value(), "virtio-console");
     if (!con.ok()) return con.release_error();
     add(con.release_value());
+  }
+  if (config.vsock) {
+    auto vsock = virtio::VirtioVsock::create(mem, config.vsock->cid, config.vsock->uds, "virtio-vsock");
+    if (!vsock.ok()) return vsock.error().context("--vsock");
+    add(vsock.release_value());
   }
   add(std::make_unique<virtio::VirtioRng>(mem, "virtio-rng"));
   return out;

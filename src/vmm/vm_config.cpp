@@ -200,6 +200,39 @@ Result<NetConfig> parse_net_spec(std::string_view text) {
   return net;
 }
 
+static Result<void> check_vsock(const VsockConfig& v) {
+  if (v.cid < 3 || v.cid == UINT32_MAX)
+    return Error::format("cid {} is reserved: give 3 to {}", v.cid, UINT32_MAX - 1);
+  // Guest connections to port P go to "<uds>_P": room for "_4294967295" in sun_path (108).
+  if (v.uds.empty() || v.uds.size() > 96)
+    return Error::format("uds '{}': the path must be 1 to 96 bytes", v.uds);
+  return {};
+}
+
+Result<VsockConfig> parse_vsock_spec(std::string_view text) {
+  VsockConfig v;
+  bool have_cid = false, have_uds = false;
+  for (auto part : split_commas(text)) {
+    if (part.starts_with("cid=")) {
+      const auto num = part.substr(4);
+      uint64_t cid = 0;
+      const auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), cid);
+      if (num.empty() || ec != std::errc() || p != num.data() + num.size() || cid > UINT32_MAX)
+        return Error::format("'{}': cid '{}' is not a number from 3 to {}", text, num, UINT32_MAX - 1);
+      v.cid = static_cast<uint32_t>(cid);
+      have_cid = true;
+    } else if (part.starts_with("uds=")) {
+      v.uds = std::string(part.substr(4));
+      have_uds = true;
+    } else {
+      return Error::format("'{}': unknown option '{}' (cid=N, uds=PATH)", text, part);
+    }
+  }
+  if (!have_cid || !have_uds) return Error::format("'{}': needs cid=N and uds=PATH", text);
+  if (auto r = check_vsock(v); !r) return r.error().context(text);
+  return v;
+}
+
 static Result<void> check_cpus(uint64_t cpus) {
   if (cpus < 1 || cpus > kMaxCpus)
     return Error::format("must be between 1 and {}, got {}", kMaxCpus, cpus);
@@ -292,7 +325,7 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::string& base_dir) {
   JsonReader top(doc, "");
   if (!doc.is_object()) return Error::format("the top level must be an object, got {}", doc.type_name());
-  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console"}));
+  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console", "vsock"}));
 
   if (top.has("machine")) {
     JsonReader m(top.at("machine"), "machine");
@@ -419,6 +452,20 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     }
   }
 
+  if (top.has("vsock")) {
+    // Firecracker's names: {"guest_cid": 3, "uds_path": "/tmp/v.sock"}.
+    JsonReader v(top.at("vsock"), "vsock");
+    TRY(v.expect_object());
+    TRY(v.only_keys({"guest_cid", "uds_path"}));
+    if (!v.has("guest_cid")) return v.fail("guest_cid", "is required");
+    if (!v.has("uds_path")) return v.fail("uds_path", "is required");
+    const uint64_t cid = TRY(v.unsigned_int("guest_cid"));
+    if (cid > UINT32_MAX) return v.fail("guest_cid", fmt::format("{} is more than {}", cid, UINT32_MAX - 1));
+    VsockConfig vsock{static_cast<uint32_t>(cid), resolve(base_dir, TRY(v.string("uds_path")))};
+    if (auto r = check_vsock(vsock); !r) return v.fail("", r.error().message());
+    config.vsock = std::move(vsock);
+  }
+
   if (top.has("console")) {
     JsonReader c(top.at("console"), "console");
     TRY(c.expect_object());
@@ -510,6 +557,7 @@ json to_json(const VmConfig& config) {
                                (*n.mac)[2], (*n.mac)[3], (*n.mac)[4], (*n.mac)[5]);
     doc["nets"].push_back(net);
   }
+  if (config.vsock) doc["vsock"] = {{"guest_cid", config.vsock->cid}, {"uds_path", config.vsock->uds}};
   if (config.console2)
     doc["console"][config.console2->kind == ConsoleConfig::Kind::kFile ? "file" : "socket"] =
         config.console2->path;

@@ -53,6 +53,12 @@ struct ConsoleConfig {
   std::string path;
 };
 
+// virtio-vsock with Firecracker's host side (devices/virtio/virtio_vsock.h).
+struct VsockConfig {
+  uint32_t cid = 3;   // the guest's context id: 3 to 2^32-2 (0-2 are reserved, -1 is "any")
+  std::string uds;    // host Unix socket; guest connections to port P go to "<uds>_P"
+};
+
 struct VmConfig {
   Arch arch = Arch::kRiscv64;
   EngineKind engine = EngineKind::kEmu;
@@ -68,6 +74,7 @@ struct VmConfig {
   std::vector<DiskConfig> disks;
   std::vector<NetConfig> nets;
   std::optional<ConsoleConfig> console2;
+  std::optional<VsockConfig> vsock;
   OnReboot on_reboot = OnReboot::kExit;
 };
 
@@ -96,6 +103,8 @@ Result<DiskConfig> parse_disk_spec(std::string_view text);
 // "--net user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=...]"
 Result<NetConfig> parse_net_spec(std::string_view text);
 Result<MacAddress> parse_mac(std::string_view text);
+// "--vsock cid=N,uds=PATH"
+Result<VsockConfig> parse_vsock_spec(std::string_view text);
 
 // Applies a JSON VM file onto `config` (keys present override). Unknown keys, wrong types
 // and out-of-range values are errors naming the key path: "vm.json: machine.cpus: must be

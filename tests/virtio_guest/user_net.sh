@@ -42,6 +42,13 @@ head -c 300000 /dev/urandom >"$WORK/www/blob.bin"
 python3 -m http.server "$http_port" --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
 http_pid=$!
 trap 'kill $http_pid 2>/dev/null || true; cleanup' EXIT
+python3 -c '
+import socket, sys, time
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close(); sys.exit(0)
+    except OSError: time.sleep(0.1)
+sys.exit(1)' "$http_port" || fail "the host HTTP server did not start: $(cat "$WORK/http.log")"
 
 vm_start unet "$prefix $DOPPEL run --arch riscv64 --kernel $gdir/kernel --initrd $gdir/initrd.cpio.gz \
   --firmware $gdir/fw_dynamic.bin --net user,hostfwd=tcp:127.0.0.1:$fwd_port-:8000"
@@ -59,10 +66,10 @@ grep -aq 'route: default via 10\.0\.2\.2 ' "$VM_OUT" || fail "the guest's defaul
 
 # Guest -> host service through the gateway address.
 want=$(sha256sum <"$WORK/www/blob.bin" | cut -d' ' -f1)
-vm_send "wget -q -O /tmp/blob.bin http://10.0.2.2:$http_port/blob.bin; echo \"wget-sum \$(sha256sum </tmp/blob.bin)\""
-vm_wait_for 'wget-sum [0-9a-f]{64}|wget-sum .*-'
+vm_send "wget -q -O /tmp/blob.bin http://10.0.2.2:$http_port/blob.bin; echo \"wget-sum \$(sha256sum </tmp/blob.bin) WGET-\$((1+1))\""
+vm_wait_for 'WGET-2'
 got=$(grep -ao 'wget-sum [0-9a-f]*' "$VM_OUT" | tail -n1 | cut -d' ' -f2)
-[[ $got == "$want" ]] || fail "the guest's copy of the host's file differs: guest $got, host $want"
+[[ $got == "$want" ]] || fail "(http log: $(tail -n 3 "$WORK/http.log")) the guest's copy of the host's file differs: guest $got, host $want"
 
 # Host -> forwarded port -> guest listener, with data both ways on one connection.
 vm_send "head -c 200000 /dev/urandom >/tmp/tx.bin; echo \"tx-sum \$(sha256sum </tmp/tx.bin)\"; nc -l -p 8000 </tmp/tx.bin >/tmp/rx.bin & echo LISTENING-\$((2+3))"
