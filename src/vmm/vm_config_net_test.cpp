@@ -83,3 +83,43 @@ TEST(UserNetSpec, TwoUserNetsButNotOneHostPortTwice) {
 
 }  // namespace
 }  // namespace doppel
+
+namespace doppel {
+namespace {
+
+TEST(VsockSpec, CidAndUdsOnTheCommandLineAndInTheVmFile) {
+  auto v = parse_vsock_spec("cid=7,uds=/tmp/v.sock");
+  ASSERT_TRUE(v.ok()) << v.error().message();
+  EXPECT_EQ(v->cid, 7u);
+  EXPECT_EQ(v->uds, "/tmp/v.sock");
+  const auto error_of = [](std::string_view text) {
+    auto r = parse_vsock_spec(text);
+    return r.ok() ? std::string("(ok)") : r.error().message();
+  };
+  EXPECT_NE(error_of("cid=2,uds=/x").find("cid 2 is reserved"), std::string::npos);
+  EXPECT_NE(error_of("cid=4294967295,uds=/x").find("reserved"), std::string::npos);
+  EXPECT_NE(error_of("cid=4294967296,uds=/x").find("is not a number from 3"), std::string::npos);
+  EXPECT_NE(error_of("cid=x,uds=/x").find("cid 'x'"), std::string::npos);
+  EXPECT_NE(error_of("uds=/x").find("needs cid=N and uds=PATH"), std::string::npos);
+  EXPECT_NE(error_of("cid=3,uds=").find("the path must be 1 to 96 bytes"), std::string::npos);
+  EXPECT_NE(error_of("cid=3,uds=/x,port=1").find("unknown option 'port=1'"), std::string::npos);
+
+  VmConfig config;
+  auto r = apply_json(config, json::parse(R"({"vsock": {"guest_cid": 9, "uds_path": "/run/v.sock"}})"));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_TRUE(config.vsock.has_value());
+  EXPECT_EQ(config.vsock->cid, 9u);
+  VmConfig again;
+  ASSERT_TRUE(apply_json(again, to_json(config)).ok());
+  EXPECT_EQ(to_json(again), to_json(config));
+  VmConfig bad;
+  r = apply_json(bad, json::parse(R"({"vsock": {"guest_cid": 1, "uds_path": "/v"}})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("vsock: cid 1 is reserved"), std::string::npos) << r.error().message();
+  r = apply_json(bad, json::parse(R"({"vsock": {"uds_path": "/v"}})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("vsock.guest_cid: is required"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace doppel
