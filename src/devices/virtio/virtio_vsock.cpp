@@ -24,6 +24,10 @@ namespace {
 constexpr size_t kMaxHandshakeLine = 32;  // "CONNECT 4294967295\n" and some slack
 constexpr size_t kMaxHandshakes = 64;
 constexpr uint32_t kMaxPayload = 64 * 1024;  // what one RX packet carries at most
+// Bounds on what a guest can make us hold: open connections, and control packets (RSTs
+// for its bad requests) waiting while it posts no RX buffers. Past them: RST, or drop.
+constexpr size_t kMaxConnections = 1024;
+constexpr size_t kMaxPendingCtrl = 4096;
 
 bool fill_sockaddr(const std::string& path, sockaddr_un& addr) {
   addr = {};
@@ -169,6 +173,10 @@ void VirtioVsock::send_ctrl(const Key& key, VsockOp op, uint32_t flags) {
   VsockHeader h = header_for(key, it == m_conns.end() ? nullptr : &it->second, op);
   h.flags = flags;
   if (it != m_conns.end()) it->second.fwd_cnt_sent = it->second.fwd_cnt;
+  if (m_ctrl.size() >= kMaxPendingCtrl) {
+    m_bad_packets++;  // the guest is not reading: the packet is lost, as on a full queue
+    return;
+  }
   m_ctrl.push_back(h);
 }
 
@@ -222,6 +230,10 @@ void VirtioVsock::handle_tx(const VsockHeader& h, std::span<const uint8_t> paylo
   if (op == VsockOp::kRequest) {
     if (it != m_conns.end()) {
       reset_conn(key);  // a second REQUEST for a live connection: the guest lost track
+      return;
+    }
+    if (m_conns.size() >= kMaxConnections) {
+      send_ctrl(key, VsockOp::kRst);
       return;
     }
     // Guest -> host: connect to PATH_<port>.
@@ -322,7 +334,8 @@ void VirtioVsock::accept_host() {
   while (true) {
     UniqueFd fd(::accept4(m_listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) return;
-    if (m_handshakes.size() >= kMaxHandshakes) continue;  // closed: too many half-open
+    // Closed at once: too many half-open handshakes, or too many connections.
+    if (m_handshakes.size() >= kMaxHandshakes || m_conns.size() >= kMaxConnections) continue;
     m_handshakes.push_back({std::move(fd), {}});
   }
 }
