@@ -52,6 +52,7 @@ struct RestoreFlags {
   std::string dir;
   std::string mem_file;  // default: the snapshot's own
   std::vector<std::string> disks, nets;
+  std::optional<std::string> vsock;
   bool paused = false;
 };
 
@@ -257,6 +258,11 @@ int restore_command(const RestoreFlags& flags, const ServeFlags& serve_flags) {
       request.nets->push_back(*n);
     }
   }
+  if (flags.vsock) {
+    auto v = parse_vsock_spec(*flags.vsock);
+    if (!v) return fail(v.error().context("--vsock"));
+    request.vsock = *v;
+  }
   // Check the snapshot before anything starts: a bad one is reported as itself.
   if (auto c = snapshot_config(request); !c) return fail(c.error());
   return serve(serve_flags, std::nullopt, std::move(request));
@@ -417,6 +423,8 @@ int cli_main(int argc, char** argv) {
   restore->add_option("--net", restore_flags.nets,
                       "tap=NAME[,mac=MAC] or user[,hostfwd=...]: replace the snapshot's network "
                       "interfaces, in order");
+  restore->add_option("--vsock", restore_flags.vsock,
+                      "cid=N,uds=PATH: replace the snapshot's vsock socket (and CID)");
   restore->add_flag("--paused", restore_flags.paused, "Stay paused until resumed through the API");
   restore->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   restore->add_option("--id", serve_flags.id, "The instance id the API reports");

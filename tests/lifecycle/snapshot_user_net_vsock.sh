@@ -3,7 +3,8 @@
 # are saved (QEMU's and Firecracker's choice): the restored VM listens on the same hostfwd
 # port and vsock socket again; the guest's vsock connection from before the snapshot is
 # reset by the transport-reset event (its reader ends) and new connections both ways work;
-# the guest keeps its DHCP address and reaches the host through 10.0.2.2 again.
+# the guest keeps its DHCP address and reaches the host through 10.0.2.2 again. A clone
+# beside it needs its own hostfwd port and vsock socket (`restore --net/--vsock`).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need python3
@@ -22,9 +23,9 @@ python3 -m http.server "$http_port" --bind 127.0.0.1 --directory "$WORK/www" >"$
 http_pid=$!
 trap 'kill $http_pid 2>/dev/null || true; cleanup' EXIT
 
-# host_connect PORT DATA: CONNECT to the guest's vsock PORT, send DATA, print the answer.
+# host_connect PORT DATA [UDS]: CONNECT to the guest's vsock PORT, send DATA, print the answer.
 host_connect() {
-  python3 - "$uds" "$1" "$2" <<'PY'
+  python3 - "${3:-$uds}" "$1" "$2" <<'PY'
 import socket, sys, time
 path, port, data = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 for _ in range(40):
@@ -104,6 +105,34 @@ for _ in range(40):
 PY
 )
 [[ $got == fwd-answer ]] || fail "hostfwd after the restore: got '$got'"
+
+# A clone of the same snapshot beside the restored VM: with the snapshot's own hostfwd port
+# and socket it is refused, naming what is taken; with its own (--net, --vsock, another
+# CID) it runs, and its vsock works.
+if "$DOPPEL" restore "$snap" >"$WORK/clash.out" 2>&1; then fail "a second restore on the same hostfwd port started"; fi
+grep -q "hostfwd=tcp:127.0.0.1:$fwd_port-10.0.2.15:8000: cannot listen on the host port" "$WORK/clash.out" ||
+  fail "the clash message does not name the forward: $(cat "$WORK/clash.out")"
+read -r clone_port < <(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if "$DOPPEL" restore "$snap" --net "user,hostfwd=tcp:127.0.0.1:$clone_port-:8000" >"$WORK/clash2.out" 2>&1; then
+  fail "a second restore on the same vsock socket started"
+fi
+grep -q "vsock uds $uds: in use" "$WORK/clash2.out" || fail "the vsock clash message: $(cat "$WORK/clash2.out")"
+mkfifo "$WORK/clone.in"
+"$DOPPEL" restore "$snap" --net "user,hostfwd=tcp:127.0.0.1:$clone_port-:8000" --vsock "cid=4,uds=$WORK/clone.sock" \
+  <"$WORK/clone.in" >"$WORK/clone.out" 2>&1 &
+clone_pid=$!
+exec 8>"$WORK/clone.in"
+trap 'kill $http_pid $clone_pid 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 1 300); do grep -aq 'OLD-CONN-ENDED-25' "$WORK/clone.out" && break; sleep 0.2; done
+grep -aq 'OLD-CONN-ENDED-25' "$WORK/clone.out" || fail "the clone did not come up: $(tail -5 "$WORK/clone.out")"
+echo 'echo clone-answer | vsock listen 6002 >/dev/null & echo "CL-$((9*9))"' >&8
+for _ in $(seq 1 300); do grep -aq 'CL-81' "$WORK/clone.out" && break; sleep 0.2; done
+got=$(host_connect 6002 x "$WORK/clone.sock") || fail "host -> clone vsock"
+[[ $got == clone-answer ]] || fail "host -> clone vsock: got '$got'"
+echo 'poweroff -f' >&8
+wait "$clone_pid" || fail "the clone exited with $?"
+exec 8>&-
+
 vm_send 'poweroff -f'
 vm_wait_exit 0
 echo "PASS: a restored VM's user network and vsock work; the old vsock connection was reset"
