@@ -280,7 +280,7 @@ void VirtioVsock::handle_tx(const VsockHeader& h, std::span<const uint8_t> paylo
     case VsockOp::kShutdown:
       if (h.flags & kShutdownSend) c.guest_done_sending = true;
       if ((h.flags & (kShutdownSend | kShutdownRcv)) == (kShutdownSend | kShutdownRcv)) c.host_eof = true;
-      flush_to_host(key, c);
+      write_to_host(key, c);
       return;
     case VsockOp::kRw:
       if (!c.established || c.guest_done_sending || c.to_host.size() + payload.size() > kBufAlloc) {
@@ -288,7 +288,7 @@ void VirtioVsock::handle_tx(const VsockHeader& h, std::span<const uint8_t> paylo
         return;
       }
       c.to_host.insert(c.to_host.end(), payload.begin(), payload.end());
-      flush_to_host(key, c);
+      write_to_host(key, c);
       return;
     case VsockOp::kCreditRequest:
       send_ctrl(key, VsockOp::kCreditUpdate);
@@ -301,7 +301,7 @@ void VirtioVsock::handle_tx(const VsockHeader& h, std::span<const uint8_t> paylo
   }
 }
 
-void VirtioVsock::flush_to_host(const Key& key, Conn& c) {
+void VirtioVsock::write_to_host(const Key& key, Conn& c) {
   while (!c.to_host.empty()) {
     const ssize_t n = ::send(c.fd.get(), c.to_host.data(), c.to_host.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
@@ -510,7 +510,7 @@ void VirtioVsock::worker() {
       const auto& p = fds[2 + n_handshakes + j];
       if (!(p.revents & (POLLOUT | POLLERR | POLLHUP))) continue;
       auto it = m_conns.find(conn_keys[j]);
-      if (it != m_conns.end() && !it->second.to_host.empty()) flush_to_host(it->first, it->second);
+      if (it != m_conns.end() && !it->second.to_host.empty()) write_to_host(it->first, it->second);
     }
   }
 }

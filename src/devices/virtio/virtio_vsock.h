@@ -119,7 +119,7 @@ class VirtioVsock final : public VirtioDevice {
   void handle_tx(const VsockHeader& h, std::span<const uint8_t> payload);
   void send_ctrl(const Key& key, VsockOp op, uint32_t flags = 0);
   void reset_conn(const Key& key);  // RST to the guest, the host socket closed
-  void flush_to_host(const Key& key, Conn& c);
+  void write_to_host(const Key& key, Conn& c);
   bool finish_if_done(const Key& key, Conn& c);
   void accept_host();
   void read_handshake(size_t i);
