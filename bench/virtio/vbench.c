@@ -6,6 +6,8 @@
 //   vbench randread DEV SECONDS 4 KiB O_DIRECT reads at random aligned offsets, prints IOPS
 //   vbench randwrite DEV SECONDS
 //   vbench tcpsend IP PORT MIB  sends MIB MiB over TCP, prints MB/s
+//   vbench tcprecv PORT         accepts one TCP connection, reads it to EOF, prints MB/s
+//                               (timed from the first byte) and "vbench tcprecv: N bytes"
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -104,12 +106,41 @@ static int tcpsend(const char* ip, int port, long mib) {
   return 0;
 }
 
+static int tcprecv(int port) {
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  if (ls < 0) die("socket");
+  int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (bind(ls, (struct sockaddr*)&a, sizeof a) != 0) die("bind");
+  if (listen(ls, 1) != 0) die("listen");
+  printf("vbench tcprecv: listening on %d\n", port);
+  fflush(stdout);
+  int s = accept(ls, NULL, NULL);
+  if (s < 0) die("accept");
+  static char buf[1 << 16];
+  long total = 0;
+  double t0 = 0;
+  for (;;) {
+    ssize_t n = read(s, buf, sizeof buf);
+    if (n < 0) die("read");
+    if (n == 0) break;
+    if (total == 0) t0 = now();
+    total += n;
+  }
+  const double t = now() - t0;
+  close(s);
+  printf("vbench tcprecv: %ld bytes in %.3f s = %.2f MB/s\n", total, t, (double)total / 1e6 / t);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 4 && (!strcmp(argv[1], "seqwrite") || !strcmp(argv[1], "seqread")))
     return seq(argv[1], argv[2], atol(argv[3]));
   if (argc == 4 && (!strcmp(argv[1], "randread") || !strcmp(argv[1], "randwrite")))
     return rand_io(argv[1], argv[2], atof(argv[3]));
   if (argc == 5 && !strcmp(argv[1], "tcpsend")) return tcpsend(argv[2], atoi(argv[3]), atol(argv[4]));
-  fprintf(stderr, "usage: vbench seqwrite|seqread DEV MIB | randread|randwrite DEV SECONDS | tcpsend IP PORT MIB\n");
+  if (argc == 3 && !strcmp(argv[1], "tcprecv")) return tcprecv(atoi(argv[2]));
+  fprintf(stderr, "usage: vbench seqwrite|seqread DEV MIB | randread|randwrite DEV SECONDS | tcpsend IP PORT MIB | tcprecv PORT\n");
   return 2;
 }

@@ -9,27 +9,26 @@
 #include <memory>
 #include <string>
 
+#include "backends/net_backend.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
 namespace doppel {
 
-class Tap {
+class Tap final : public NetBackend {
  public:
-  static constexpr size_t kVnetHdrSize = 12;
-
   // Creates the TAP (or attaches to an existing one of that name), non-blocking, and tries
   // to bring the link up.
   static Result<std::unique_ptr<Tap>> open(const std::string& name);
   // Wraps a packet fd that is not a TAP (tests: a SOCK_SEQPACKET socketpair).
   static std::unique_ptr<Tap> from_fd(UniqueFd fd, std::string name);
 
-  int fd() const { return m_fd.get(); }
-  const std::string& name() const { return m_name; }
+  int fd() const override { return m_fd.get(); }
+  const std::string& name() const override { return m_name; }
   // Whether TUNSETOFFLOAD accepted checksum + TSO offloads when probed at open().
-  bool supports_offloads() const { return m_offloads; }
+  bool supports_offloads() const override { return m_offloads; }
   // TUN_F_* flags for what the guest can receive.
-  Result<void> set_offloads(unsigned tun_flags);
+  Result<void> set_offloads(unsigned tun_flags) override;
 
  private:
   Tap() = default;

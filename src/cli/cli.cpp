@@ -35,7 +35,7 @@ namespace {
 struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
-      console2, boot;
+      console2, boot, vsock;
   std::optional<uint64_t> cpus;
   bool memory_shared = false;
   std::vector<std::string> disks, nets;
@@ -53,6 +53,7 @@ struct RestoreFlags {
   std::string dir;
   std::string mem_file;  // default: the snapshot's own
   std::vector<std::string> disks, nets;
+  std::optional<std::string> vsock;
   bool paused = false;
 };
 
@@ -170,6 +171,11 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     if (c.path.empty()) return Error::format("--console2 {}: the path is empty", s);
     config.console2 = c;
   }
+  if (flags.vsock) {
+    auto v = parse_vsock_spec(*flags.vsock);
+    if (!v) return v.error().context("--vsock");
+    config.vsock = *v;
+  }
 
   // Check what can be checked before looking for the guest kit, so that a bad flag is
   // reported as itself.
@@ -253,6 +259,11 @@ int restore_command(const RestoreFlags& flags, const ServeFlags& serve_flags) {
       if (!n) return fail(n.error().context("--net"));
       request.nets->push_back(*n);
     }
+  }
+  if (flags.vsock) {
+    auto v = parse_vsock_spec(*flags.vsock);
+    if (!v) return fail(v.error().context("--vsock"));
+    request.vsock = *v;
   }
   // Check the snapshot before anything starts: a bad one is reported as itself.
   if (auto c = snapshot_config(request); !c) return fail(c.error());
@@ -391,8 +402,13 @@ int cli_main(int argc, char** argv) {
   run->add_option("--disk", flags.disks,
                  "PATH[,ro][,format=raw|qcow2]: a disk image, raw or qcow2 (repeatable; the format "
                  "is read from the image unless given)");
-  run->add_option("--net", flags.nets, "tap=NAME[,mac=MAC]: a network interface (repeatable)");
+  run->add_option("--net", flags.nets,
+                  "tap=NAME[,mac=MAC] or user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-:GUESTPORT]...: a "
+                  "network interface (repeatable)");
   run->add_option("--console2", flags.console2, "file=PATH or socket=PATH: a virtio console");
+  run->add_option("--vsock", flags.vsock,
+                  "cid=N,uds=PATH: virtio-vsock; host programs connect to PATH and write "
+                  "\"CONNECT <port>\\n\", guest connections to CID 2 port P reach PATH_P");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
@@ -410,7 +426,10 @@ int cli_main(int argc, char** argv) {
   restore->add_option("--disk", restore_flags.disks,
                       "PATH[,ro][,format=raw|qcow2]: replace the snapshot's disks, in order (a clone's own copy)");
   restore->add_option("--net", restore_flags.nets,
-                      "tap=NAME[,mac=MAC]: replace the snapshot's network interfaces, in order");
+                      "tap=NAME[,mac=MAC] or user[,hostfwd=...]: replace the snapshot's network "
+                      "interfaces, in order");
+  restore->add_option("--vsock", restore_flags.vsock,
+                      "cid=N,uds=PATH: replace the snapshot's vsock socket (and CID)");
   restore->add_flag("--paused", restore_flags.paused, "Stay paused until resumed through the API");
   restore->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   restore->add_option("--id", serve_flags.id, "The instance id the API reports");

@@ -4,16 +4,19 @@
 
 #include "backends/console_stream.h"
 #include "backends/disk_backend.h"
+#include "backends/slirp.h"
 #include "backends/tap.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
 #include "devices/virtio/virtio_net.h"
 #include "devices/virtio/virtio_rng.h"
+#include "devices/virtio/virtio_vsock.h"
 
 namespace doppel {
 
 size_t virtio_device_count(const VmConfig& config) {
-  return config.disks.size() + config.nets.size() + (config.console2 ? 1 : 0) + 1;
+  return config.disks.size() + config.nets.size() + (config.console2 ? 1 : 0) +
+         (config.vsock ? 1 : 0) + 1;
 }
 
 MacAddress generate_mac() {
@@ -45,10 +48,18 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
   }
   for (size_t i = 0; i < config.nets.size(); i++) {
     const auto& n = config.nets[i];
-    auto tap = Tap::open(n.tap);
-    if (!tap.ok()) return tap.error().context(fmt::format("--net #{}", i + 1));
+    std::unique_ptr<NetBackend> backend;
+    if (n.user) {
+      auto user = SlirpNet::create(n.hostfwds);
+      if (!user.ok()) return user.error().context(fmt::format("--net #{}", i + 1));
+      backend = user.release_value();
+    } else {
+      auto tap = Tap::open(n.tap);
+      if (!tap.ok()) return tap.error().context(fmt::format("--net #{}", i + 1));
+      backend = tap.release_value();
+    }
     const MacAddress mac = n.mac ? *n.mac : generate_mac();
-    auto net = virtio::VirtioNet::create(mem, tap.release_value(), mac, fmt::format("virtio-net{}", i),
+    auto net = virtio::VirtioNet::create(mem, std::move(backend), mac, fmt::format("virtio-net{}", i),
                                          n.rx_rate_limiter, n.tx_rate_limiter);
     if (!net.ok()) return net.release_error();
     add(net.release_value());
@@ -61,6 +72,11 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     auto con = virtio::VirtioConsole::create(mem, stream.release_value(), "virtio-console");
     if (!con.ok()) return con.release_error();
     add(con.release_value());
+  }
+  if (config.vsock) {
+    auto vsock = virtio::VirtioVsock::create(mem, config.vsock->cid, config.vsock->uds, "virtio-vsock");
+    if (!vsock.ok()) return vsock.error().context("--vsock");
+    add(vsock.release_value());
   }
   add(std::make_unique<virtio::VirtioRng>(mem, "virtio-rng"));
   return out;

@@ -3,7 +3,7 @@
 //
 // Order (stable, so device trees and guest names are predictable): one virtio-blk per
 // config.disks entry (vda, vdb, ...), one virtio-net per config.nets entry, virtio-console if
-// config.console2 is set, and always one virtio-rng last.
+// config.console2 is set, virtio-vsock if config.vsock is set, and always one virtio-rng last.
 #pragma once
 
 #include <cstddef>

@@ -167,7 +167,27 @@ Result<DiskConfig> parse_disk_spec(std::string_view text) {
 
 Result<NetConfig> parse_net_spec(std::string_view text) {
   NetConfig net;
-  for (auto part : split_commas(text)) {
+  const auto parts = split_commas(text);
+  if (parts[0] == "user") {
+    net.user = true;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      const auto part = parts[i];
+      if (part.starts_with("hostfwd=")) {
+        auto fwd = parse_hostfwd(part.substr(8));
+        if (!fwd) return fwd.error().context(text);
+        net.hostfwds.push_back(*fwd);
+      } else if (part.starts_with("mac=")) {
+        auto mac = parse_mac(part.substr(4));
+        if (!mac) return mac.error().context(text);
+        net.mac = *mac;
+      } else {
+        return Error::format("'{}': unknown option '{}' for a user network (hostfwd=..., mac=MAC)",
+                             text, part);
+      }
+    }
+    return net;
+  }
+  for (auto part : parts) {
     if (part.starts_with("tap=")) {
       net.tap = std::string(part.substr(4));
     } else if (part.starts_with("mac=")) {
@@ -179,13 +199,46 @@ Result<NetConfig> parse_net_spec(std::string_view text) {
                !rate || *rate) {
       if (!rate) return rate.error().context(text);
     } else {
-      return Error::format("'{}': unknown option '{}' (tap=NAME, mac=MAC, rx_bw=, rx_ops=, tx_bw=, tx_ops=)", text,
-                           part);
+      return Error::format("'{}': unknown option '{}' (tap=NAME or user[,hostfwd=...], mac=MAC, rx_bw=, "
+                           "rx_ops=, tx_bw=, tx_ops=)", text, part);
     }
   }
-  if (net.tap.empty()) return Error::format("'{}': tap=NAME is required", text);
+  if (net.tap.empty()) return Error::format("'{}': tap=NAME or user is required", text);
   if (net.tap.size() >= 16) return Error::format("'{}': TAP name '{}' is longer than 15 characters", text, net.tap);
   return net;
+}
+
+static Result<void> check_vsock(const VsockConfig& v) {
+  if (v.cid < 3 || v.cid == UINT32_MAX)
+    return Error::format("cid {} is reserved: give 3 to {}", v.cid, UINT32_MAX - 1);
+  // Guest connections to port P go to "<uds>_P": room for "_4294967295" in sun_path (108).
+  if (v.uds.empty() || v.uds.size() > 96)
+    return Error::format("uds '{}': the path must be 1 to 96 bytes", v.uds);
+  return {};
+}
+
+Result<VsockConfig> parse_vsock_spec(std::string_view text) {
+  VsockConfig v;
+  bool have_cid = false, have_uds = false;
+  for (auto part : split_commas(text)) {
+    if (part.starts_with("cid=")) {
+      const auto num = part.substr(4);
+      uint64_t cid = 0;
+      const auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), cid);
+      if (num.empty() || ec != std::errc() || p != num.data() + num.size() || cid > UINT32_MAX)
+        return Error::format("'{}': cid '{}' is not a number from 3 to {}", text, num, UINT32_MAX - 1);
+      v.cid = static_cast<uint32_t>(cid);
+      have_cid = true;
+    } else if (part.starts_with("uds=")) {
+      v.uds = std::string(part.substr(4));
+      have_uds = true;
+    } else {
+      return Error::format("'{}': unknown option '{}' (cid=N, uds=PATH)", text, part);
+    }
+  }
+  if (!have_cid || !have_uds) return Error::format("'{}': needs cid=N and uds=PATH", text);
+  if (auto r = check_vsock(v); !r) return r.error().context(text);
+  return v;
 }
 
 static Result<void> check_cpus(uint64_t cpus) {
@@ -280,7 +333,7 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::string& base_dir) {
   JsonReader top(doc, "");
   if (!doc.is_object()) return Error::format("the top level must be an object, got {}", doc.type_name());
-  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console"}));
+  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console", "vsock"}));
 
   if (top.has("machine")) {
     JsonReader m(top.at("machine"), "machine");
@@ -379,11 +432,27 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     for (size_t i = 0; i < list.size(); ++i) {
       JsonReader n(list[i], fmt::format("nets[{}]", i));
       TRY(n.expect_object());
-      TRY(n.only_keys({"tap", "mac", "rx_rate_limiter", "tx_rate_limiter"}));
-      if (!n.has("tap")) return n.fail("tap", "is required");
+      TRY(n.only_keys({"tap", "mac", "user", "hostfwd", "rx_rate_limiter", "tx_rate_limiter"}));
       NetConfig net;
-      net.tap = TRY(n.string("tap"));
-      if (net.tap.empty() || net.tap.size() >= 16) return n.fail("tap", "must be 1 to 15 characters");
+      if (n.has("user")) net.user = TRY(n.boolean("user"));
+      if (net.user == n.has("tap")) return n.fail("", "needs exactly one of \"tap\" or \"user\": true");
+      if (net.user) {
+        if (n.has("hostfwd")) {
+          const json& fwds = n.at("hostfwd");
+          if (!fwds.is_array()) return n.fail("hostfwd", fmt::format("must be an array, got {}", fwds.type_name()));
+          for (size_t j = 0; j < fwds.size(); ++j) {
+            const std::string key = fmt::format("hostfwd[{}]", j);
+            if (!fwds[j].is_string()) return n.fail(key, fmt::format("must be a string, got {}", fwds[j].type_name()));
+            auto fwd = parse_hostfwd(fwds[j].get<std::string>());
+            if (!fwd) return n.fail(key, fwd.error().message());
+            net.hostfwds.push_back(*fwd);
+          }
+        }
+      } else {
+        if (n.has("hostfwd")) return n.fail("hostfwd", "only for a user network (\"user\": true)");
+        net.tap = TRY(n.string("tap"));
+        if (net.tap.empty() || net.tap.size() >= 16) return n.fail("tap", "must be 1 to 15 characters");
+      }
       if (n.has("mac")) {
         auto mac = parse_mac(TRY(n.string("mac")));
         if (!mac) return n.fail("mac", mac.error().message());
@@ -394,6 +463,20 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
         if (n.has(key)) *field = TRY(rate_limiter_from_json(n.at(key), n.path(key)));
       config.nets.push_back(std::move(net));
     }
+  }
+
+  if (top.has("vsock")) {
+    // Firecracker's names: {"guest_cid": 3, "uds_path": "/tmp/v.sock"}.
+    JsonReader v(top.at("vsock"), "vsock");
+    TRY(v.expect_object());
+    TRY(v.only_keys({"guest_cid", "uds_path"}));
+    if (!v.has("guest_cid")) return v.fail("guest_cid", "is required");
+    if (!v.has("uds_path")) return v.fail("uds_path", "is required");
+    const uint64_t cid = TRY(v.unsigned_int("guest_cid"));
+    if (cid > UINT32_MAX) return v.fail("guest_cid", fmt::format("{} is more than {}", cid, UINT32_MAX - 1));
+    VsockConfig vsock{static_cast<uint32_t>(cid), resolve(base_dir, TRY(v.string("uds_path")))};
+    if (auto r = check_vsock(vsock); !r) return v.fail("", r.error().message());
+    config.vsock = std::move(vsock);
   }
 
   if (top.has("console")) {
@@ -426,8 +509,20 @@ Result<void> validate_ranges(const VmConfig& config, uint64_t host_memory) {
   if (auto r = check_memory(config.memory, host_memory); !r) return r.error().context("--memory");
   for (size_t i = 0; i < config.nets.size(); ++i)
     for (size_t j = 0; j < i; ++j)
-      if (config.nets[i].tap == config.nets[j].tap)
+      if (!config.nets[i].user && !config.nets[j].user && config.nets[i].tap == config.nets[j].tap)
         return Error::format("--net tap={}: given twice", config.nets[i].tap);
+  // Two forwards of one host port cannot both listen (SO_REUSEADDR would let the second
+  // silently share it on some hosts): refuse before anything is opened.
+  std::vector<const HostFwd*> fwds;
+  for (const auto& n : config.nets)
+    for (const auto& f : n.hostfwds) {
+      for (const HostFwd* g : fwds)
+        if (g->udp == f.udp && g->host_port == f.host_port &&
+            (g->host_addr.s_addr == f.host_addr.s_addr || g->host_addr.s_addr == INADDR_ANY ||
+             f.host_addr.s_addr == INADDR_ANY))
+          return Error::format("--net user,hostfwd={}: the host port is forwarded twice", to_string(f));
+      fwds.push_back(&f);
+    }
   if (config.arch == Arch::kRiscv64 && config.engine == EngineKind::kKvm)
     return Error("--engine kvm runs x86_64 guests; riscv64 runs on --engine emu");
   return {};
@@ -467,7 +562,11 @@ json to_json(const VmConfig& config) {
   }
   doc["nets"] = json::array();
   for (const auto& n : config.nets) {
-    json net = {{"tap", n.tap}};
+    json net = n.user ? json{{"user", true}} : json{{"tap", n.tap}};
+    if (n.user) {
+      net["hostfwd"] = json::array();
+      for (const auto& f : n.hostfwds) net["hostfwd"].push_back(to_string(f));
+    }
     if (n.mac)
       net["mac"] = fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (*n.mac)[0], (*n.mac)[1],
                                (*n.mac)[2], (*n.mac)[3], (*n.mac)[4], (*n.mac)[5]);
@@ -475,6 +574,7 @@ json to_json(const VmConfig& config) {
     if (n.tx_rate_limiter.enabled()) net["tx_rate_limiter"] = rate_limiter_to_json(n.tx_rate_limiter);
     doc["nets"].push_back(net);
   }
+  if (config.vsock) doc["vsock"] = {{"guest_cid", config.vsock->cid}, {"uds_path", config.vsock->uds}};
   if (config.console2)
     doc["console"][config.console2->kind == ConsoleConfig::Kind::kFile ? "file" : "socket"] =
         config.console2->path;

@@ -14,6 +14,7 @@
 
 #include "backends/disk_backend.h"
 #include "backends/rate_limiter.h"
+#include "backends/slirp_options.h"
 #include "base/result.h"
 
 namespace doppel {
@@ -44,12 +45,21 @@ struct NetConfig {
   std::string tap;                 // TAP interface name; created if it does not exist
   std::optional<MacAddress> mac;   // generated when absent
   RateLimiterConfig rx_rate_limiter{}, tx_rate_limiter{};
+  // User-mode networking (libslirp, backends/slirp.h) instead of a TAP; tap is then empty.
+  bool user = false;
+  std::vector<HostFwd> hostfwds;   // user only
 };
 
 // A second console stream (virtio-console): to a file, or to a Unix socket.
 struct ConsoleConfig {
   enum class Kind { kFile, kSocket } kind = Kind::kFile;
   std::string path;
+};
+
+// virtio-vsock with Firecracker's host side (devices/virtio/virtio_vsock.h).
+struct VsockConfig {
+  uint32_t cid = 3;   // the guest's context id: 3 to 2^32-2 (0-2 are reserved, -1 is "any")
+  std::string uds;    // host Unix socket; guest connections to port P go to "<uds>_P"
 };
 
 struct VmConfig {
@@ -70,6 +80,7 @@ struct VmConfig {
   std::vector<DiskConfig> disks;
   std::vector<NetConfig> nets;
   std::optional<ConsoleConfig> console2;
+  std::optional<VsockConfig> vsock;
   OnReboot on_reboot = OnReboot::kExit;
 };
 
@@ -94,9 +105,12 @@ Result<uint64_t> parse_memory_size(std::string_view text);
 Result<uint64_t> parse_disk_size(std::string_view text);
 // "--disk PATH[,ro][,format=raw|qcow2][,bw=SIZE/MS[+BURST]][,ops=N/MS[+BURST]]"
 Result<DiskConfig> parse_disk_spec(std::string_view text);
-// "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff][,rx_bw=..][,rx_ops=..][,tx_bw=..][,tx_ops=..]"
+// "--net tap=NAME[,mac=aa:bb:cc:dd:ee:ff][,rx_bw=..][,rx_ops=..][,tx_bw=..][,tx_ops=..]" or
+// "--net user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=...][,rx_bw=..]..."
 Result<NetConfig> parse_net_spec(std::string_view text);
 Result<MacAddress> parse_mac(std::string_view text);
+// "--vsock cid=N,uds=PATH"
+Result<VsockConfig> parse_vsock_spec(std::string_view text);
 
 // Applies a JSON VM file onto `config` (keys present override). Unknown keys, wrong types
 // and out-of-range values are errors naming the key path: "vm.json: machine.cpus: must be

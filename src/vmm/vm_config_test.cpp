@@ -208,7 +208,9 @@ TEST(Validate, CatchesWhatAUserGetsWrong) {
   EXPECT_FALSE(validate(kvm_riscv, 0).ok());
 
   VmConfig twice = config;
-  twice.nets = {{"tap0", {}}, {"tap0", {}}};
+  NetConfig tap0;
+  tap0.tap = "tap0";
+  twice.nets = {tap0, tap0};
   EXPECT_FALSE(validate(twice, 0).ok());
 }
 

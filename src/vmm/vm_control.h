@@ -53,6 +53,7 @@ struct SnapshotLoadRequest {
   // Overrides of the snapshot's own devices (a clone's own disk copy, TAP and MAC).
   std::optional<std::vector<DiskConfig>> disks;
   std::optional<std::vector<NetConfig>> nets;
+  std::optional<VsockConfig> vsock;  // a clone's own socket path (and CID, if it likes)
   // What the client configured before loading (PUT /machine-config): a snapshot of another
   // architecture or engine is refused.
   std::optional<Arch> expect_arch;

@@ -50,6 +50,11 @@ Result<VmConfig> snapshot_config(const StateFile& state, const SnapshotLoadReque
       if (!config.nets[i].mac) config.nets[i].mac = old_mac;
     }
   }
+  if (request.vsock) {
+    if (!config.vsock)
+      return Error::format("{}: the snapshot has no vsock device to give --vsock to", request.snapshot_path);
+    config.vsock = *request.vsock;  // a new CID is fine: the transport reset re-reads it
+  }
   TRY(validate(config, 0));
   return config;
 }

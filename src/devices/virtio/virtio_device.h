@@ -68,6 +68,9 @@ class VirtioDevice {
   // Reset or VM stop: completes in-flight requests, stops workers. When it returns no device
   // thread touches guest memory or the queues until the next activate(). Idempotent.
   virtual void quiesce() {}
+  // After the transport restored a snapshot's state, before activate(): whatever the device
+  // holds on the host (connections) did not come along. Threads: the VMM's, device quiescent.
+  virtual void restored() {}
   // After quiesce(): makes what the device wrote to the host durable (a disk's fdatasync),
   // before the VM moves to another host. Threads: the VMM's, with the device quiescent.
   virtual Result<void> flush_to_host() { return ok(); }

@@ -285,6 +285,7 @@ Result<void> VirtioMmio::restore(const VirtioMmioState& s) {
     m_interrupt_status = s.interrupt_status;
     m_irq.set_level(m_interrupt_status != 0);
   }
+  m_device->restored();
   if (s.status & kStatusDriverOk) m_device->activate();
   return {};
 }

@@ -11,7 +11,7 @@
 
 namespace doppel::virtio {
 
-Result<std::unique_ptr<VirtioNet>> VirtioNet::create(GuestMemory& mem, std::unique_ptr<Tap> tap,
+Result<std::unique_ptr<VirtioNet>> VirtioNet::create(GuestMemory& mem, std::unique_ptr<NetBackend> tap,
                                                      std::array<uint8_t, 6> mac, std::string name,
                                                      const RateLimiterConfig& rx_limits,
                                                      const RateLimiterConfig& tx_limits) {
@@ -23,7 +23,7 @@ Result<std::unique_ptr<VirtioNet>> VirtioNet::create(GuestMemory& mem, std::uniq
   return dev;
 }
 
-VirtioNet::VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint8_t, 6> mac,
+VirtioNet::VirtioNet(GuestMemory& mem, std::unique_ptr<NetBackend> tap, std::array<uint8_t, 6> mac,
                      std::string name)
     : VirtioDevice(mem, 2, kQueueSize), m_tap(std::move(tap)), m_mac(mac), m_name(std::move(name)) {}
 
@@ -40,7 +40,8 @@ void VirtioNet::set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterP
 
 uint64_t VirtioNet::device_features() const {
   // A TAP with a vnet header always accepts partial checksums and GSO frames from us.
-  uint64_t f = kNetFMac | kNetFStatus | kNetFCsum | kNetFHostTso4 | kNetFHostTso6 | kNetFHostEcn;
+  uint64_t f = kNetFMac | kNetFStatus;
+  if (m_tap->accepts_offloads()) f |= kNetFCsum | kNetFHostTso4 | kNetFHostTso6 | kNetFHostEcn;
   if (m_tap->supports_offloads())
     f |= kNetFGuestCsum | kNetFGuestTso4 | kNetFGuestTso6 | kNetFGuestEcn;
   return f;
@@ -92,13 +93,13 @@ void VirtioNet::process_queue(unsigned q) {
   }
   if (q != kTxQ) return;
   while (auto chain = pop(kTxQ)) {
-    const uint64_t bytes = chain->readable_len > Tap::kVnetHdrSize ? chain->readable_len - Tap::kVnetHdrSize : 0;
+    const uint64_t bytes = chain->readable_len > NetBackend::kVnetHdrSize ? chain->readable_len - NetBackend::kVnetHdrSize : 0;
     m_tx_throttle->submit(bytes, [this, c = std::move(*chain)] { transmit(c); });
   }
 }
 
 void VirtioNet::transmit(const DescriptorChain& chain) {
-  if (chain.error != ChainError::kNone || chain.readable_len < Tap::kVnetHdrSize) {
+  if (chain.error != ChainError::kNone || chain.readable_len < NetBackend::kVnetHdrSize) {
     m_tx_dropped++;
   } else {
     const auto iov = slice(chain.readable, 0);
@@ -140,7 +141,7 @@ void VirtioNet::rx_loop() {
         }
         break;
       }
-      if (chain->error != ChainError::kNone || chain->writable_len < Tap::kVnetHdrSize) {
+      if (chain->error != ChainError::kNone || chain->writable_len < NetBackend::kVnetHdrSize) {
         complete(kRxQ, chain->head, 0);
         continue;
       }
@@ -151,7 +152,7 @@ void VirtioNet::rx_loop() {
         queue(kRxQ).unpop();
         break;
       }
-      if (got < static_cast<ssize_t>(Tap::kVnetHdrSize)) {
+      if (got < static_cast<ssize_t>(NetBackend::kVnetHdrSize)) {
         complete(kRxQ, chain->head, 0);  // an error or a runt: give the buffer back empty
         continue;
       }
@@ -164,7 +165,7 @@ void VirtioNet::rx_loop() {
         // frames wait for), and reading stops while the buckets are empty.
         std::lock_guard lock(m_rx_limit_lock);
         const uint64_t now = monotonic_ns();
-        m_rx_limiter.consume_anyway(static_cast<uint64_t>(got) - Tap::kVnetHdrSize, now);
+        m_rx_limiter.consume_anyway(static_cast<uint64_t>(got) - NetBackend::kVnetHdrSize, now);
         if (m_rx_limiter.wait_ns(1, now) != 0) break;
       }
     }

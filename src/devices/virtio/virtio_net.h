@@ -1,4 +1,5 @@
-// virtio-net (virtio 1.2 5.1), device id 1, one queue pair on a TAP (backends/tap.h).
+// virtio-net (virtio 1.2 5.1), device id 1, one queue pair on a NetBackend: a TAP
+// (backends/tap.h) or user-mode networking (backends/slirp.h).
 //
 // TX runs on the notifying thread (a non-blocking write per frame). RX runs on a worker
 // thread that polls the TAP only while the guest has receive buffers posted; when it runs
@@ -19,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "backends/net_backend.h"
 #include "backends/rate_limiter.h"
 #include "backends/tap.h"
 #include "backends/throttle_queue.h"
@@ -45,7 +47,7 @@ class VirtioNet final : public VirtioDevice {
   static constexpr unsigned kRxQ = 0;
   static constexpr unsigned kTxQ = 1;
 
-  static Result<std::unique_ptr<VirtioNet>> create(GuestMemory& mem, std::unique_ptr<Tap> tap,
+  static Result<std::unique_ptr<VirtioNet>> create(GuestMemory& mem, std::unique_ptr<NetBackend> tap,
                                                    std::array<uint8_t, 6> mac, std::string name,
                                                    const RateLimiterConfig& rx_limits = {},
                                                    const RateLimiterConfig& tx_limits = {});
@@ -64,12 +66,12 @@ class VirtioNet final : public VirtioDevice {
   void set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterPatch& tx);
 
  private:
-  VirtioNet(GuestMemory& mem, std::unique_ptr<Tap> tap, std::array<uint8_t, 6> mac, std::string name);
+  VirtioNet(GuestMemory& mem, std::unique_ptr<NetBackend> tap, std::array<uint8_t, 6> mac, std::string name);
   void rx_loop();
   void wake();
   void transmit(const DescriptorChain& chain);
 
-  std::unique_ptr<Tap> m_tap;
+  std::unique_ptr<NetBackend> m_tap;  // the backend: a TAP or user networking
   std::array<uint8_t, 6> m_mac;
   std::string m_name;
   UniqueFd m_wake;
