@@ -8,7 +8,8 @@
 # exits 0 whether or not it exists yet. Everything else (progress, errors) goes to stderr.
 #
 # Output: ${XDG_CACHE_HOME:-$HOME/.cache}/doppel/guests/<arch>-<hash>/ holding
-#   kernel (riscv64 Image / x86_64 bzImage), vmlinux (x86_64), initrd.cpio.gz,
+#   kernel (riscv64 Image / x86_64 bzImage), vmlinux (the kernel's ELF, with symbols, for
+#   gdb; x86_64 also boots it), initrd.cpio.gz,
 #   fw_dynamic.bin (riscv64), config (the kernel .config), manifest (inputs and versions).
 # <hash> covers every input (this script, the configs, init, programs, package versions),
 # so a cached directory is only ever reused for identical inputs. See guest/README.md.
@@ -113,7 +114,7 @@ if [[ $PRINT_DIR -eq 1 ]]; then
 fi
 
 if [[ $ARCH == riscv64 ]]; then
-  OUT_FILES=(kernel initrd.cpio.gz fw_dynamic.bin config manifest)
+  OUT_FILES=(kernel vmlinux initrd.cpio.gz fw_dynamic.bin config manifest)
 else
   OUT_FILES=(kernel vmlinux initrd.cpio.gz config manifest)
 fi
@@ -289,6 +290,35 @@ build_kernel() {
   KPART=$part
 }
 
+# The riscv64 kernel part was first cached without its vmlinux. Rather than change
+# build_kernel (whose text keys both arches' kernel parts, and a rebuild costs minutes), the
+# vmlinux is added to the part afterwards: from the kernel's object directory when that
+# vmlinux is the one the part's Image was made from (objcopy reproduces the Image byte for
+# byte), else by building the vmlinux target there (incremental when the objects are there).
+add_riscv64_vmlinux() {
+  [[ -s $KPART/vmlinux ]] && return
+  KOBJ=$CACHE/build/linux-$ARCH
+  local image=$KOBJ/.vmlinux-image.tmp
+  vmlinux_matches() {
+    [[ -s $KOBJ/vmlinux ]] || return 1
+    ${CROSS}objcopy -O binary -R .note -R .note.gnu.build-id -R .comment -S \
+      "$KOBJ/vmlinux" "$image" 2>/dev/null || return 1
+    cmp -s "$image" "$KPART/kernel"
+  }
+  if ! vmlinux_matches; then
+    linux_source
+    mkdir -p "$KOBJ"
+    cp "$KPART/config" "$KOBJ/.config"
+    log "kernel: building vmlinux for gdb's symbols (log: $KOBJ/build.log)"
+    run_logged "$KOBJ/build.log" kmake -j"$JOBS" vmlinux || die "kernel: vmlinux build failed"
+    vmlinux_matches || die "kernel: $KOBJ/vmlinux does not reproduce $KPART/kernel"
+  fi
+  rm -f "$image"
+  cp "$KOBJ/vmlinux" "$KPART/.vmlinux.tmp"
+  mv "$KPART/.vmlinux.tmp" "$KPART/vmlinux"
+  log "kernel: vmlinux added to $KPART"
+}
+
 # ---------------------------------------------------------------------------------------
 # busybox: riscv64 cross-built from Debian's source package; x86_64 from busybox-static
 # ---------------------------------------------------------------------------------------
@@ -433,7 +463,10 @@ MANIFEST_KERNEL=$(grep -E "^(arch |package ($LINUX_PKG|gcc-12|gcc-12-riscv64-lin
 MANIFEST_BUSYBOX=$(grep -E "^(arch |source busybox |package (gcc-12-riscv64-linux-gnu|binutils-riscv64-linux-gnu|libc6-dev-riscv64-cross) )" <<<"$MANIFEST")
 
 build_kernel
-[[ $ARCH == riscv64 ]] && build_busybox_riscv64
+if [[ $ARCH == riscv64 ]]; then
+  add_riscv64_vmlinux
+  build_busybox_riscv64
+fi
 
 TMP=$GUESTS/.tmp-$ARCH-$HASH-$$
 rm -rf "$TMP"
@@ -442,7 +475,7 @@ trap 'rm -rf "$TMP"' EXIT
 echo "$MANIFEST" > "$TMP/manifest"
 cp "$KPART/kernel" "$TMP/kernel"
 cp "$KPART/config" "$TMP/config"
-[[ $ARCH == x86_64 ]] && cp "$KPART/vmlinux" "$TMP/vmlinux"
+cp "$KPART/vmlinux" "$TMP/vmlinux"
 if [[ $ARCH == riscv64 ]]; then
   fw=$(dpkg -L opensbi | grep -m1 '/generic/fw_dynamic\.bin$' || true)
   [[ -n $fw && -s $fw ]] || die "opensbi: the package has no generic/fw_dynamic.bin"

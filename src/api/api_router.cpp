@@ -467,19 +467,29 @@ Result<void> ApiRouter::put_boot_source(const std::string& body) {
   TRY(check_pre_boot(kResource));
   const json doc = TRY(parse_object(kResource, body));
   const Fields fields(kResource, doc);
-  TRY(fields.only({"kernel_image_path", "initrd_path", "boot_args", "firmware_path"}));
-  const std::string kernel = TRY(fields.string("kernel_image_path"));
-  TRY(check_file(fields, "kernel_image_path", kernel, false));
+  TRY(fields.only({"kernel_image_path", "initrd_path", "boot_args", "firmware_path", "boot_from"}));
+  // doppel: boot_from "disk" (riscv64) boots Debian's U-Boot, which boots the first drive:
+  // no kernel needed then (as `doppel run --boot disk`).
+  const std::string from_text = TRY(fields.optional_string("boot_from")).value_or("kernel");
+  auto from = parse_boot_from(from_text);
+  if (!from) return from.error().context(fmt::format("{}: boot_from", kResource));
+  const std::string kernel = *from == BootFrom::kDisk
+                                 ? TRY(fields.optional_string("kernel_image_path")).value_or("")
+                                 : TRY(fields.string("kernel_image_path"));
+  if (!kernel.empty()) TRY(check_file(fields, "kernel_image_path", kernel, false));
   const std::string initrd = TRY(fields.optional_string("initrd_path")).value_or("");
   if (!initrd.empty()) TRY(check_file(fields, "initrd_path", initrd, false));
+  // doppel: "none" runs the kernel itself in M-mode (as --firmware none).
   const std::string firmware = TRY(fields.optional_string("firmware_path")).value_or("");
-  if (!firmware.empty()) TRY(check_file(fields, "firmware_path", firmware, false));
+  if (!firmware.empty() && firmware != kFirmwareNone)
+    TRY(check_file(fields, "firmware_path", firmware, false));
   const std::string cmdline = TRY(fields.optional_string("boot_args")).value_or("");
   // A PUT replaces the whole resource, as in Firecracker.
   m_pending.kernel = kernel;
   m_pending.initrd = initrd;
   m_pending.firmware = firmware;
   m_pending.cmdline = cmdline;
+  m_pending.boot_from = *from;
   m_boot_source_set = m_configured = true;
   return {};
 }
@@ -645,9 +655,10 @@ Result<void> ApiRouter::instance_start() {
   constexpr std::string_view kWhat = "actions: InstanceStart";
   TRY(check_pre_boot(kWhat));
   if (!m_boot_source_set) return Error::format("{}: no kernel: PUT /boot-source first", kWhat);
-  const VmConfig config = pending_config();
+  VmConfig config = pending_config();
   if (config.arch == Arch::kRiscv64 && config.firmware.empty())
-    return Error::format("{}: riscv64 needs firmware_path (OpenSBI fw_dynamic.bin) in /boot-source", kWhat);
+    return Error::format("{}: riscv64 needs firmware_path (OpenSBI fw_dynamic.bin, or none) in /boot-source", kWhat);
+  if (auto r = apply_boot_from(config); !r) return r.error().context(kWhat);
   // Files may have gone since their PUT, and the host's memory is checked only here.
   if (auto r = validate(config, host_memory_bytes()); !r) return r.error().context(kWhat);
   return m_control.start(config);

@@ -23,7 +23,9 @@
 //   PUT   /actions                   {"action_type":"InstanceStart"|"SendCtrlAltDel"|"FlushMetrics"}
 //   pre-boot, applied by InstanceStart:
 //   PUT   /boot-source               {"kernel_image_path","initrd_path","boot_args",
-//                                    doppel: "firmware_path"}
+//                                    doppel: "firmware_path" (or "none"),
+//                                    "boot_from" ("kernel" or "disk": U-Boot boots the
+//                                    first drive; no kernel_image_path then)}
 //   PUT   /machine-config            {"vcpu_count","mem_size_mib","smt":false,
 //                                    doppel: "arch","engine"}
 //   PUT   /drives/{drive_id}         {"drive_id","path_on_host","is_read_only","is_root_device",

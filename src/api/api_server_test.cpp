@@ -437,7 +437,7 @@ TEST_F(ApiServerTest, InstanceStartNeedsABootSourceAndRiscvFirmware) {
   EXPECT_EQ(request("PUT", "/boot-source", json({{"kernel_image_path", make_file("Image")}}).dump()).status,
             204u);
   EXPECT_EQ(fault("PUT", "/actions", R"({"action_type": "InstanceStart"})"),
-            "actions: InstanceStart: riscv64 needs firmware_path (OpenSBI fw_dynamic.bin) in /boot-source");
+            "actions: InstanceStart: riscv64 needs firmware_path (OpenSBI fw_dynamic.bin, or none) in /boot-source");
   EXPECT_EQ(request("PUT", "/boot-source",
                     json({{"kernel_image_path", make_file("Image")},
                           {"firmware_path", make_file("fw_dynamic.bin")}})
@@ -446,6 +446,49 @@ TEST_F(ApiServerTest, InstanceStartNeedsABootSourceAndRiscvFirmware) {
             204u);
   EXPECT_EQ(request("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204u);
   EXPECT_EQ(m_control.started()->cmdline, "console=ttyS0 earlycon panic=-1");  // `doppel run`'s default
+}
+
+TEST_F(ApiServerTest, BootSourceFirmwareNoneAndBootFromDisk) {
+  // firmware_path "none": the kernel itself runs in M-mode, as `--firmware none`.
+  EXPECT_EQ(request("PUT", "/boot-source",
+                    json({{"kernel_image_path", make_file("prog.elf")}, {"firmware_path", "none"}})
+                        .dump())
+                .status,
+            204u);
+  EXPECT_EQ(json::parse(request("GET", "/vm/config").body)["boot"]["firmware"], "none");
+  // boot_from "disk": no kernel needed, but a drive and real firmware are.
+  EXPECT_EQ(fault("PUT", "/boot-source", R"({"boot_from": "floppy"})"),
+            "boot-source: boot_from: unknown boot source 'floppy' (kernel, disk)");
+  EXPECT_EQ(fault("PUT", "/boot-source", R"({"boot_from": "kernel"})"),
+            "boot-source: kernel_image_path: is required");
+  EXPECT_EQ(request("PUT", "/boot-source",
+                    json({{"boot_from", "disk"}, {"firmware_path", "none"}}).dump())
+                .status,
+            204u);
+  EXPECT_EQ(fault("PUT", "/actions", R"({"action_type": "InstanceStart"})"),
+            "actions: InstanceStart: --boot disk: no disk to boot from; give --disk PATH");
+  EXPECT_EQ(request("PUT", "/drives/root",
+                    json({{"drive_id", "root"}, {"path_on_host", make_file("disk.img")},
+                          {"is_root_device", true}, {"is_read_only", false}})
+                        .dump())
+                .status,
+            204u);
+  EXPECT_EQ(fault("PUT", "/actions", R"({"action_type": "InstanceStart"})"),
+            "actions: InstanceStart: --boot disk: U-Boot runs in S-mode and needs firmware "
+            "(OpenSBI), not 'none'");
+  EXPECT_EQ(request("PUT", "/boot-source",
+                    json({{"boot_from", "disk"}, {"firmware_path", make_file("fw_dynamic.bin")}})
+                        .dump())
+                .status,
+            204u);
+  const auto r = request("PUT", "/actions", R"({"action_type": "InstanceStart"})");
+  if (::access("/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin", R_OK) != 0) {
+    EXPECT_EQ(r.status, 400u) << "without u-boot-qemu the start names U-Boot's file";
+    return;
+  }
+  EXPECT_EQ(r.status, 204u) << r.body;
+  EXPECT_EQ(m_control.started()->boot_from, BootFrom::kDisk);
+  EXPECT_EQ(m_control.started()->kernel, "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin");
 }
 
 TEST_F(ApiServerTest, PreBootFieldErrors) {

@@ -17,6 +17,7 @@
 #include "vmm/exit_codes.h"
 #include "api/api_client.h"
 #include "api/api_server.h"
+#include "gdb/gdb_server.h"
 #include "vmm/vm_config.h"
 #include "vmm/vmm_service.h"
 
@@ -46,6 +47,8 @@ struct ServeFlags {
   std::string api_sock;
   std::string id = "doppel";
   std::string migrate_from;  // `run`: the VM comes live from a source there
+  std::string gdb;           // `run`: the gdb stub's endpoint
+  bool gdb_wait = false;     // `run`: hold the VM until the debugger continues
 };
 
 // Flags of `doppel restore DIR` (and `doppel run --restore DIR`).
@@ -190,7 +193,19 @@ Result<VmConfig> build_config(const RunFlags& flags) {
 // Runs the service until its VM ends: with an API server when asked for one.
 int serve(const ServeFlags& serve_flags, std::optional<VmConfig> boot,
           std::optional<SnapshotLoadRequest> restore) {
-  auto service = VmmService::create({serve_flags.id, DOPPEL_VERSION, true});
+  VmmService::Options options{serve_flags.id, DOPPEL_VERSION, true, {}, {}};
+  std::unique_ptr<gdb::GdbServer> gdb_server;
+  if (!serve_flags.gdb.empty()) {
+    auto server = gdb::GdbServer::create(serve_flags.gdb, serve_flags.gdb_wait);
+    if (!server) {
+      fmt::print(stderr, "doppel: --gdb: {}\n", server.error().message());
+      return kExitError;
+    }
+    gdb_server = std::move(*server);
+    options.before_run = [&](Machine& m) { return gdb_server->attach_machine(m); };
+    options.after_run = [&](int code) { gdb_server->detach_machine(code); };
+  }
+  auto service = VmmService::create(options);
   if (!service) {
     fmt::print(stderr, "doppel: {}\n", service.error().message());
     return kExitError;
@@ -224,6 +239,16 @@ int run_command(const RunFlags& flags, const ServeFlags& serve_flags, bool print
   if (print_config) {
     fmt::print("{}\n", to_json(*config).dump(2));
     return 0;
+  }
+  if (serve_flags.gdb_wait && serve_flags.gdb.empty()) {
+    fmt::print(stderr, "doppel: --gdb-wait: needs --gdb tcp:HOST:PORT or unix:PATH\n");
+    return kExitError;
+  }
+  if (!serve_flags.gdb.empty()) {
+    if (auto e = parse_endpoint(serve_flags.gdb); !e) {
+      fmt::print(stderr, "doppel: --gdb: {}\n", e.error().message());
+      return kExitError;
+    }
   }
   if (!serve_flags.migrate_from.empty()) {
     if (auto e = parse_endpoint(serve_flags.migrate_from); !e) {
@@ -413,6 +438,10 @@ int cli_main(int argc, char** argv) {
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   run->add_option("--id", serve_flags.id, "The instance id the API reports");
+  run->add_option("--gdb", serve_flags.gdb,
+                  "tcp:HOST:PORT or unix:PATH: serve the GDB remote protocol there");
+  run->add_flag("--gdb-wait", serve_flags.gdb_wait,
+                "With --gdb: hold the VM before its first instruction until gdb continues");
   run->add_option("--migrate-from", serve_flags.migrate_from,
                   "tcp:HOST:PORT or unix:PATH: wait there for a live migration of this VM");
   RestoreFlags restore_flags;

@@ -4,11 +4,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "core/counter.h"
+#include "core/vcpu_debug.h"
 
 namespace doppel {
 
@@ -22,12 +25,14 @@ struct VcpuExit {
     kPowerOff,   // the guest asked the machine to power off
     kReset,      // the guest asked for a reboot (or triple-faulted on x86: see detail)
     kCrash,      // the guest cannot continue: detail says why
+    kDebug,      // a debugger's breakpoint, watchpoint (addr) or single step: see debug
   };
   Reason reason = Reason::kKicked;
   uint64_t addr = 0;
   unsigned size = 0;
   uint64_t data = 0;
   std::string detail;
+  DebugStopKind debug = DebugStopKind::kBreakpoint;  // kDebug only
 };
 
 // Threads: run() and set_io_result() are called only from this vCPU's own thread.
@@ -45,6 +50,33 @@ class Vcpu {
   // What the engine counted for this vCPU (instructions, caches), for GET /metrics.
   // Threads: any, while the vCPU runs; values may lag the vCPU by a few milliseconds.
   virtual Counters counters() const { return {}; }
+
+  // ---- Debugger support (core/vcpu_debug.h) ----
+  // Threads: any thread, but only while this vCPU is parked (not inside run()). An engine
+  // without it answers errors; set_debug() with an inactive control always succeeds.
+  // Registers, numbered as debug_arch() lists them; each little-endian, bits/8 bytes.
+  virtual const DebugArch* debug_arch() const { return nullptr; }
+  virtual Result<std::vector<uint8_t>> debug_read_registers() {
+    return Error("this engine has no debugger support");
+  }
+  virtual Result<void> debug_write_register(unsigned /*index*/, std::span<const uint8_t>) {
+    return Error("this engine has no debugger support");
+  }
+  // A guest virtual address to a physical one through the vCPU's current translation (no
+  // accessed/dirty bits set, no permission checks); an error when it is not mapped.
+  virtual Result<uint64_t> debug_translate(uint64_t /*va*/) {
+    return Error("this engine has no debugger support");
+  }
+  // Breakpoints, watchpoints and single-step for the following run() calls; a stop comes
+  // back as a kDebug exit at an instruction boundary.
+  virtual Result<void> set_debug(const DebugControl& control) {
+    if (control.active()) return Error("this engine has no debugger support");
+    return ok();
+  }
+  // The debugger wrote guest memory (code may have changed).
+  virtual void debug_memory_written() {}
+  // Every register the vCPU has (CSRs, control registers), for a monitor's "info registers".
+  virtual std::string debug_describe() { return "this engine has no debugger support\n"; }
 };
 
 class Engine {

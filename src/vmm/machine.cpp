@@ -129,6 +129,7 @@ void Machine::request_stop(int exit_code, std::string reason) {
   }
   m_cv.notify_all();
   for (unsigned i = 0; i < m_board->vcpu_count(); ++i) m_board->vcpu(i).kick();
+  notify_debugger();
 }
 
 void Machine::vcpu_thread(unsigned index) {
@@ -153,7 +154,8 @@ void Machine::vcpu_thread(unsigned index) {
       request_stop(kExitCrash, fmt::format("vCPU {}: {}", index, result.error().message()));
       break;
     }
-    at_boundary = result->reason == VcpuExit::Reason::kKicked;
+    at_boundary = result->reason == VcpuExit::Reason::kKicked ||
+                  result->reason == VcpuExit::Reason::kDebug;
     m_board->before_exit(index, *result);
     handle_exit(index, vcpu, *result);
   }
@@ -213,6 +215,9 @@ void Machine::handle_exit(unsigned index, Vcpu& vcpu, const VcpuExit& exit) {
     case VcpuExit::Reason::kCrash:
       count.crash.fetch_add(1, std::memory_order_relaxed);
       request_stop(kExitCrash, fmt::format("vCPU {}: {}", index, exit.detail));
+      break;
+    case VcpuExit::Reason::kDebug:
+      on_debug_exit(index, exit);
       break;
   }
 }

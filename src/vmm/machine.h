@@ -133,6 +133,30 @@ class Machine {
   Board& board() { return *m_board; }
   nlohmann::json metrics() const;
 
+  // ---- The debugger (gdb/), from its one thread, never from a vCPU thread ----
+  // A debugger stops the VM with the same pause as the API (vCPUs parked, devices
+  // quiesced, clocks frozen); a vCPU that hits a breakpoint, a watchpoint or the end of a
+  // single step (a kDebug exit) tells every vCPU to park, and the debugger then pauses.
+  struct DebugStop {
+    unsigned vcpu = 0;
+    DebugStopKind kind = DebugStopKind::kBreakpoint;
+    uint64_t addr = 0;  // a watchpoint's accessed address
+  };
+  // Before run(): the vCPUs park before their first instruction until debug_resume()
+  // (--gdb-wait).
+  Result<void> hold_at_start();
+  // Stops every vCPU (a pause) unless the VM is paused already.
+  Result<void> debug_stop();
+  // Paused only: gives vCPU i controls[i] (breakpoints, watchpoints, single step), forgets
+  // the last debug stop, and resumes.
+  Result<void> debug_resume(const std::vector<DebugControl>& controls);
+  // The first debug exit since the last debug_resume(), if any (kept until then).
+  std::optional<DebugStop> last_debug_stop();
+  // An eventfd the Machine writes to when a vCPU stops for the debugger or the VM stops
+  // (-1: none). The caller keeps it open while the Machine lives.
+  void set_debug_notify_fd(int fd) { m_debug_notify_fd.store(fd, std::memory_order_release); }
+  bool stopping() const;
+
  private:
   enum class Target { kRun, kPark, kExit };
   Machine(const VmConfig& config, Console& console) : m_config(config), m_console(console) {}
@@ -141,6 +165,8 @@ class Machine {
   Result<std::vector<uint64_t>> pause_and_take_dirty();
   void vcpu_thread(unsigned index);
   void handle_exit(unsigned index, Vcpu& vcpu, const VcpuExit& exit);
+  // vCPU thread: a kDebug exit (machine_debug.cpp).
+  void on_debug_exit(unsigned index, const VcpuExit& exit);
   // Parks every vCPU (m_control_mutex held); false if the machine stopped meanwhile.
   bool park_all();
   void unpark_all();
@@ -175,6 +201,9 @@ class Machine {
   bool m_stopping = false;         // GUARDED_BY(m_mutex)
   int m_exit_code = 0;             // GUARDED_BY(m_mutex)
   std::string m_stop_reason;       // GUARDED_BY(m_mutex)
+  std::optional<DebugStop> m_debug_stop;  // GUARDED_BY(m_mutex)
+  std::atomic<int> m_debug_notify_fd{-1};
+  void notify_debugger();
 };
 
 }  // namespace doppel

@@ -212,7 +212,12 @@ Result<int> VmmService::run_pending(bool from_api) {
     // Input that arrived before there was a UART: offer it now, so the UART remembers the
     // refusal and asks for it again once the guest's driver enables receive interrupts.
     m_console->notify_room();
-    auto code = (*machine)->run();
+    Result<int> code = kExitError;
+    if (auto hooked = m_options.before_run ? m_options.before_run(**machine) : ok(); !hooked.ok())
+      code = hooked.release_error();
+    else
+      code = (*machine)->run();
+    if (m_options.after_run) m_options.after_run(code.ok() ? *code : kExitError);
     route_input_to(nullptr);
     {
       std::unique_lock lock(m_mutex);

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +52,11 @@ class VmmService final : public VmControl {
     std::string id = "doppel";
     std::string version;              // reported as vmm_version
     bool interactive_console = true;  // the console reads stdin (Ctrl-A x quits)
+    // Main thread, around each machine's run(): before its vCPUs start (an error stops
+    // the process), and once it ended, with its exit code, before it is destroyed. The
+    // gdb stub (gdb/gdb_server.h) uses them.
+    std::function<Result<void>(Machine&)> before_run;
+    std::function<void(int exit_code)> after_run;
   };
   static Result<std::unique_ptr<VmmService>> create(const Options& options);
   ~VmmService() override;

@@ -17,12 +17,13 @@ set_tests_properties(boot_riscv64.terminal PROPERTIES
 
 # Boot anything (issue 13): a bare-metal ELF / raw binary with --firmware none and behind
 # OpenSBI fw_jump; Debian's U-Boot to its prompt; --boot disk through U-Boot to Linux.
+# api_disk: the same disk boot built through the API (boot_from "disk").
 add_test(NAME boot_riscv64.baremetal
          COMMAND bash ${CMAKE_SOURCE_DIR}/tests/boot_riscv64/baremetal.sh $<TARGET_FILE:doppel>
                  ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/boot-baremetal-work)
 set_tests_properties(boot_riscv64.baremetal PROPERTIES
                      SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "guest;boot")
-foreach(t uboot disk)
+foreach(t uboot disk api_disk)
   add_test(NAME boot_riscv64.${t} COMMAND bash ${CMAKE_SOURCE_DIR}/tests/boot_riscv64/${t}.sh)
   set_tests_properties(boot_riscv64.${t} PROPERTIES
                        ENVIRONMENT "DOPPEL=$<TARGET_FILE:doppel>"

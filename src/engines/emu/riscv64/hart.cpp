@@ -418,6 +418,8 @@ void Hart::update_irq_mask() {
   const bool s_enabled =
       m_priv == Priv::kU || (m_priv == Priv::kS && (m_mstatus & kMstatusSIE));
   m_irq_takeable = (m_enabled ? (m_mie & ~m_mideleg) : 0) | (s_enabled ? (m_mie & m_mideleg) : 0);
+  if (m_irq_hold) [[unlikely]]
+    m_irq_takeable = 0;
   m_irq_pin_mask = m_irq_takeable | m_stop_bits;
   m_irq_soft = m_mip & m_irq_takeable;
 }

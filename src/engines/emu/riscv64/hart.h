@@ -36,6 +36,7 @@
 #include "base/zero_pages.h"
 #include "core/bus.h"
 #include "core/guest_memory.h"
+#include "core/vcpu_debug.h"
 #include "engines/emu/riscv64/interrupt_pins.h"
 #include "engines/emu/riscv64/timebase.h"
 
@@ -176,6 +177,22 @@ class Hart {
   void flush_tlb();
 
   uint64_t instret() const { return m_instret; }
+
+  // ---- debugger (hart_debug.cpp) ----
+  // va as a load at the current privilege would translate it (MPRV ignored; M-mode and
+  // bare satp: identity), without setting A/D bits or checking permissions. False if the
+  // page tables do not map it.
+  bool debug_translate(uint64_t va, uint64_t& pa) const;
+  // The machine's loop under a debugger, one instruction at a time: stops at a breakpoint
+  // (before the instruction there), after an access to a watched range, after one
+  // instruction if single_step (interrupts held off meanwhile), or at a kick. hold: only
+  // waits for the kick. WFI sleeps as in run_engine().
+  struct DebugRun {
+    enum class Stop { kKicked, kBreakpoint, kStep, kWatch } stop = Stop::kKicked;
+    uint64_t addr = 0;  // kWatch: the accessed address
+    WatchKind kind = WatchKind::kWrite;  // kWatch: kWrite for a store, kRead for a load
+  };
+  DebugRun run_debug(const DebugControl& control);
 
   // Counters for GET /metrics, published by run_engine() after each slice of at most 2^20
   // instructions and before a WFI sleep, so any thread may read them while the hart runs.
@@ -345,6 +362,9 @@ class Hart {
     return (va + (size - 1 + 4096)) >> 12;
   }
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
+  // run_debug(): a data access of `size` bytes at va (store or AMO if write) against the
+  // watchpoints; records the first hit.
+  void note_watch(uint64_t va, unsigned size, bool write);
   // Drops the write entries (after GuestMemory::clear_dirty()).
   void drop_write_tlb();
   // On entry to run_engine() and step(): drop_write_tlb() if the dirty bitmap was cleared
@@ -488,6 +508,14 @@ class Hart {
   bool m_trace = false;
   bool m_trace_traps = false;
   std::string m_crash_detail;
+  // run_debug(): while watchpoints are set, no data page enters the TLB, so every load and
+  // store takes its slow path, which calls note_watch(). m_irq_hold: a single step takes
+  // no interrupt (update_irq_mask() sees none takeable).
+  const std::vector<Watchpoint>* m_watchpoints = nullptr;
+  bool m_watch_hit = false;
+  uint64_t m_watch_addr = 0;
+  bool m_watch_write = false;
+  bool m_irq_hold = false;
 };
 
 }  // namespace doppel::rv64

@@ -52,6 +52,8 @@ void Hart::drop_write_tlb() {
 }
 
 void Hart::tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page) {
+  if (m_watchpoints != nullptr && type != kTlbFetch) [[unlikely]]
+    return;  // every access must reach note_watch()
   const unsigned index = (va >> 12) & (kTlbSize - 1);
   TlbEntry& e = m_tlb[ctx][type][index];
   m_tlb_filled = true;
@@ -133,6 +135,8 @@ bool Hart::load_bytes(uint64_t va, unsigned size, uint64_t& out) {
   uint64_t pa;
   if (auto ex = translate(va, Access::kRead, eff, (m_mstatus & kMstatusSUM) != 0, pa))
     return take_exception(*ex, va);
+  if (m_watchpoints != nullptr) [[unlikely]]
+    note_watch(va, size, false);
   if (uint8_t* page = m_memory.host_ptr(pa & ~0xfffull, 0x1000)) {
     tlb_fill(m_data_ctx, kTlbRead, va, pa, page);
     uint64_t v = 0;
@@ -167,6 +171,8 @@ bool Hart::store_slow(uint64_t va, unsigned size, uint64_t value) {
     return true;
   }
   if (auto ex = translate(va, Access::kWrite, eff, sum, pa)) return take_exception(*ex, va);
+  if (m_watchpoints != nullptr) [[unlikely]]
+    note_watch(va, size, true);
   if (uint8_t* page = m_memory.host_ptr(pa & ~0xfffull, 0x1000)) {
     // Marked before the page enters the write TLB, whose hits (store_fast()) do not mark.
     m_memory.mark_dirty(pa, size);
@@ -198,6 +204,8 @@ uint8_t* Hart::atomic_ptr(uint64_t va, unsigned size, bool is_lr) {
     take_exception(*ex, va);
     return nullptr;
   }
+  if (m_watchpoints != nullptr) [[unlikely]]
+    note_watch(va, size, !is_lr);
   uint8_t* page = m_memory.host_ptr(pa & ~0xfffull, 0x1000);
   if (!page) {
     // Atomics on MMIO (or outside RAM) are not supported: access fault (spec allows it).

@@ -1,0 +1,239 @@
+#include "gdb/gdb_session.h"
+
+#include <gtest/gtest.h>
+
+#include "gdb/gdb_fake_target.h"
+
+namespace doppel::gdb {
+namespace {
+
+// Drives a session as gdb would: sends packets, collects the reply packets' payloads
+// (acks dropped).
+class GdbSessionTest : public ::testing::Test {
+ protected:
+  GdbSessionTest() : session(target, [this](std::string_view b) { wire += b; }) {
+    session.attach();
+  }
+  std::vector<std::string> send(std::string_view payload) {
+    wire.clear();
+    const std::string p = encode_packet(payload);
+    session.receive(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+    return replies();
+  }
+  std::vector<std::string> replies() {
+    PacketDecoder d;
+    std::vector<PacketEvent> events;
+    d.feed(std::span(reinterpret_cast<const uint8_t*>(wire.data()), wire.size()), events);
+    std::vector<std::string> out;
+    for (auto& e : events)
+      if (e.kind == PacketEvent::Kind::kPacket) out.push_back(e.payload);
+    return out;
+  }
+  std::string one(std::string_view payload) {
+    auto r = send(payload);
+    return r.size() == 1 ? r[0] : "<" + std::to_string(r.size()) + " replies>";
+  }
+
+  FakeTarget target{2};
+  std::string wire;
+  GdbSession session;
+};
+
+TEST_F(GdbSessionTest, AttachStopsTheTarget) {
+  EXPECT_FALSE(target.running);
+  EXPECT_EQ(one("?"), "T05thread:1;");
+}
+
+TEST_F(GdbSessionTest, SupportedAndTargetXml) {
+  const std::string s = one("qSupported:multiprocess+;swbreak+;hwbreak+");
+  EXPECT_NE(s.find("qXfer:features:read+"), std::string::npos);
+  EXPECT_NE(s.find("PacketSize=4000"), std::string::npos);
+  const std::string xml = one("qXfer:features:read:target.xml:0,ffff");
+  ASSERT_EQ(xml[0], 'l');
+  EXPECT_NE(xml.find("<architecture>riscv:rv64</architecture>"), std::string::npos);
+  EXPECT_NE(xml.find("<feature name=\"org.gnu.gdb.riscv.cpu\">"), std::string::npos);
+  EXPECT_NE(xml.find("<reg name=\"pc\" bitsize=\"64\" type=\"code_ptr\" regnum=\"4\""),
+            std::string::npos);
+  // In pieces: 'm' until the last one.
+  const std::string first = one("qXfer:features:read:target.xml:0,10");
+  EXPECT_EQ(first, "m" + xml.substr(1, 0x10));
+  EXPECT_EQ(one("qXfer:features:read:other.xml:0,10"), "E00");
+}
+
+TEST_F(GdbSessionTest, ThreadsAreVcpus) {
+  EXPECT_EQ(one("qfThreadInfo"), "m1,2");
+  EXPECT_EQ(one("qsThreadInfo"), "l");
+  EXPECT_EQ(one("T2"), "OK");
+  EXPECT_EQ(one("T3"), "E01");
+  EXPECT_EQ(one("Hg2"), "OK");
+  EXPECT_EQ(one("qC"), "QC2");
+  EXPECT_EQ(one("Hg9"), "E01");
+}
+
+TEST_F(GdbSessionTest, RegistersPerThread) {
+  target.regs[1][32] = 0x34;  // pc of vCPU 1 = 0x1234
+  target.regs[1][33] = 0x12;
+  EXPECT_EQ(one("Hg2"), "OK");
+  EXPECT_EQ(one("p4"), "3412000000000000");
+  EXPECT_EQ(one("P1=efbeadde00000000"), "OK");
+  EXPECT_EQ(target.regs[1][8], 0xef);
+  EXPECT_EQ(one("g").size(), 80u);
+  EXPECT_EQ(one("p5"), "E01");
+  EXPECT_EQ(one("Pzz=00"), "E01");
+  EXPECT_EQ(one("G00"), "E01");  // short
+}
+
+TEST_F(GdbSessionTest, MemoryThroughTranslation) {
+  const uint64_t va = FakeTarget::kVirtOffset + FakeTarget::kRamBase;
+  EXPECT_EQ(one(fmt::format("M{:x},4:deadbeef", va)), "OK");
+  EXPECT_EQ(target.ram[0], 0xde);
+  EXPECT_EQ(one(fmt::format("m{:x},4", va)), "deadbeef");
+  // Unmapped: an error; partly readable: what could be read.
+  EXPECT_EQ(one("m1000,4"), "E14");
+  const uint64_t end = va + FakeTarget::kRamSize - 2;
+  EXPECT_EQ(one(fmt::format("m{:x},8", end)).size(), 4u);
+  // X: binary, with escapes handled by the framing.
+  EXPECT_EQ(one(fmt::format("X{:x},0:", va)), "OK");
+  EXPECT_EQ(one(fmt::format("X{:x},2:}}#", va)), "OK");
+  EXPECT_EQ(target.ram[0], '}');
+  EXPECT_EQ(target.ram[1], '#');
+  EXPECT_EQ(one(fmt::format("M{:x},4:dead", va)), "E01");  // length mismatch
+}
+
+TEST_F(GdbSessionTest, ContinueHitsBreakpointOnAnyVcpu) {
+  EXPECT_EQ(one("Z0,ffffffff802db50e,2"), "OK");
+  EXPECT_EQ(one("Z2,80001000,8"), "OK");
+  EXPECT_TRUE(send("vCont;c").empty());  // no reply until the target stops
+  ASSERT_TRUE(target.running);
+  ASSERT_EQ(target.resumes.size(), 1u);
+  for (const auto& c : target.resumes[0]) {
+    EXPECT_EQ(c.breakpoints, std::vector<uint64_t>{0xffffffff802db50eull});
+    ASSERT_EQ(c.watchpoints.size(), 1u);
+    EXPECT_FALSE(c.single_step);
+    EXPECT_FALSE(c.hold);
+  }
+  EXPECT_EQ(one("g"), "E01");  // refused while running
+  wire.clear();
+  target.event = GdbTarget::Stop{1, DebugStopKind::kBreakpoint, 0};
+  session.on_target_event();
+  auto r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], "T05thread:2;");  // swbreak only when gdb said it understands it
+  EXPECT_FALSE(target.running);
+  EXPECT_EQ(one("qC"), "QC2");
+  EXPECT_EQ(one("z0,ffffffff802db50e,2"), "OK");
+  EXPECT_EQ(one("z2,80001000,8"), "OK");
+  send("c");
+  EXPECT_TRUE(target.resumes.back()[0].breakpoints.empty());
+}
+
+TEST_F(GdbSessionTest, StepOneThreadOthersHold) {
+  one("qSupported:swbreak+");
+  EXPECT_TRUE(send("vCont;s:2").empty());
+  ASSERT_EQ(target.resumes.size(), 1u);
+  EXPECT_TRUE(target.resumes[0][0].hold);
+  EXPECT_TRUE(target.resumes[0][1].single_step);
+  wire.clear();
+  target.event = GdbTarget::Stop{1, DebugStopKind::kStep, 0};
+  session.on_target_event();
+  EXPECT_EQ(replies(), std::vector<std::string>{"T05thread:2;"});
+  // vCont;s:1;c: the others continue.
+  send("vCont;s:1;c");
+  EXPECT_TRUE(target.resumes[1][0].single_step);
+  EXPECT_FALSE(target.resumes[1][1].hold);
+  EXPECT_FALSE(target.resumes[1][1].single_step);
+  EXPECT_EQ(one("vCont;x"), "E01");  // anything but Ctrl-C while running
+}
+
+TEST_F(GdbSessionTest, WatchpointAndCtrlC) {
+  one("Z3,80000010,4");
+  send("c");
+  wire.clear();
+  target.event = GdbTarget::Stop{0, DebugStopKind::kWatchRead, 0x80000012};
+  session.on_target_event();
+  EXPECT_EQ(replies(), std::vector<std::string>{"T05thread:1;rwatch:80000012;"});
+  send("c");
+  wire.clear();
+  const uint8_t ctrl_c = 0x03;
+  session.receive(std::span(&ctrl_c, 1));
+  EXPECT_EQ(replies(), std::vector<std::string>{"T02thread:1;"});
+  EXPECT_FALSE(target.running);
+}
+
+TEST_F(GdbSessionTest, VmEndWhileRunningIsAnExitReply) {
+  send("c");
+  wire.clear();
+  target.exited = 0;
+  session.on_target_event();
+  EXPECT_EQ(replies(), std::vector<std::string>{"W00"});
+  EXPECT_EQ(one("g"), "W00");
+}
+
+TEST_F(GdbSessionTest, DetachResumesWithoutDebugging) {
+  one("Z0,1000,4");
+  EXPECT_EQ(one("D"), "OK");
+  EXPECT_TRUE(session.finished());
+  ASSERT_EQ(target.resumes.size(), 1u);
+  for (const auto& c : target.resumes[0]) EXPECT_FALSE(c.active());
+}
+
+TEST_F(GdbSessionTest, KillStopsTheVm) {
+  EXPECT_TRUE(send("k").empty());
+  EXPECT_TRUE(target.killed);
+  EXPECT_TRUE(session.finished());
+}
+
+TEST_F(GdbSessionTest, MonitorCommands) {
+  auto out = [&](std::string_view cmd) {
+    auto r = send("qRcmd," + hex_encode(cmd));
+    std::string text;
+    for (size_t i = 0; i + 1 < r.size(); ++i) {
+      EXPECT_EQ(r[i][0], 'O');
+      auto bytes = hex_decode(std::string_view(r[i]).substr(1));
+      text.append(bytes->begin(), bytes->end());
+    }
+    EXPECT_EQ(r.back(), "OK");
+    return text;
+  };
+  EXPECT_EQ(out("info status"), "VM status: paused\n");
+  EXPECT_EQ(out("info registers"), "registers of 0\n");
+  EXPECT_EQ(out("info registers -a"), "registers of 0\nregisters of 1\n");
+  target.ram[0] = 0x13;
+  target.ram[4] = 0x73;
+  EXPECT_EQ(out("xp /2xw 0x80000000"), "0000000080000000: 0x00000013 0x00000073\n");
+  EXPECT_EQ(out("xp /1ug 0x80000004"), "0000000080000004: 115\n");
+  EXPECT_NE(out("xp /4x 0x10").find("cannot read 16 bytes at 0x10"), std::string::npos);
+  EXPECT_NE(out("frobnicate").find("unknown monitor command 'frobnicate'"), std::string::npos);
+  EXPECT_NE(out("help").find("info registers"), std::string::npos);
+}
+
+TEST_F(GdbSessionTest, HostileInputGetsErrors) {
+  EXPECT_EQ(one("m"), "E01");
+  EXPECT_EQ(one("mzz,4"), "E01");
+  EXPECT_EQ(one("Z0,1"), "E01");
+  EXPECT_EQ(one("Z9,1,1"), "");
+  EXPECT_EQ(one("Z2,ffffffffffffffff,8"), "E01");  // wraps
+  EXPECT_EQ(one("Hx1"), "E01");
+  EXPECT_EQ(one("qRcmd,zz"), "E01");
+  EXPECT_EQ(one("vCont;s:p1.99"), "E01");
+  EXPECT_EQ(one("unknown"), "");
+  // A bad checksum is answered '-' (resend), and nothing else happens.
+  wire.clear();
+  const std::string bad = "$g#00";
+  session.receive(std::span(reinterpret_cast<const uint8_t*>(bad.data()), bad.size()));
+  EXPECT_EQ(wire, "-");
+}
+
+TEST_F(GdbSessionTest, NoAckMode) {
+  wire.clear();
+  const std::string p = encode_packet("QStartNoAckMode");
+  session.receive(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+  EXPECT_EQ(wire, "+$OK#9a");
+  wire.clear();
+  const std::string q = encode_packet("qC");
+  session.receive(std::span(reinterpret_cast<const uint8_t*>(q.data()), q.size()));
+  EXPECT_EQ(wire, encode_packet("QC1"));  // no '+' any more
+}
+
+}  // namespace
+}  // namespace doppel::gdb
