@@ -36,6 +36,8 @@ struct DiskConfig {
   std::string path;
   bool read_only = false;
   DiskFormat format = DiskFormat::kAuto;  // kAuto: what the image's header says
+  // Image locks (backends/image_lock.h); false (,locking=off) lets another VM open it too.
+  bool locking = true;
 };
 
 struct NetConfig {
