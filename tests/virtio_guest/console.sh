@@ -50,4 +50,37 @@ vm_wait_exit 0
 wait "$client" || true
 grep -aq 'client got: .*hvc-ping' "$WORK/client.out" || fail "the socket client did not get the guest's line ($(cat "$WORK/client.out"))"
 grep -aq 'hvc-got host-pong' "$VM_OUT" || fail "the guest did not read the client's line from $hvc"
-echo "PASS: virtio-console (file and socket)"
+
+# Back-pressure: a client that reads slowly gets every byte (the guest waits), as stdout's
+# reader would; nothing is dropped. 100000 lines (589 KB) is more than a socket buffers.
+vm_start cslow "$(doppel_cmd --console2 "socket=$sock")"
+vm_wait_ready
+python3 - "$sock" "$WORK/slow.bytes" >"$WORK/slow.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+for _ in range(100):
+    try:
+        s.connect(sys.argv[1]); break
+    except OSError:
+        time.sleep(0.1)
+print("connected", flush=True)
+time.sleep(3)  # the guest fills the socket and its queue meanwhile
+buf = b""
+s.settimeout(120)
+while not buf.endswith(b"100000\n"):
+    chunk = s.recv(4096)
+    if not chunk: break
+    buf += chunk
+    time.sleep(0.001)  # a slow reader
+open(sys.argv[2], "wb").write(buf)
+PY
+client=$!
+for _ in $(seq 100); do grep -q connected "$WORK/slow.out" && break; sleep 0.1; done
+vm_send "stty -F $hvc raw -echo; seq 1 100000 > $hvc; echo HVC-BULK-DONE"
+vm_wait_for 'HVC-BULK-DONE'
+wait "$client" || true
+vm_send 'poweroff -f'
+vm_wait_exit 0
+cmp -s <(tr -d '\r' <"$WORK/slow.bytes") <(seq 1 100000) ||
+  fail "the slow client did not get all the guest wrote: $(wc -c <"$WORK/slow.bytes") bytes ($(cat "$WORK/slow.out"))"
+echo "PASS: virtio-console (file, socket, a slow socket reader)"
