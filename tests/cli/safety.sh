@@ -151,6 +151,28 @@ start_vm s2 "${vm[@]}" --console2 "socket=$tmp/c.sock"
 if still_running "$VM_PID"; then pass; else failed "a stale console socket was not replaced: $(cat "$tmp/s2.out")"; fi
 stop_vm "$VM_PID"
 
+# ---- A busy TAP: the holder named, not a capability hint ----
+if [[ $(id -u) == 0 && -c /dev/net/tun ]] && unshare --net true 2>/dev/null; then
+  out=$(unshare --net bash -c '
+    "$1" "${@:2}" --net tap=dtap0 </dev/null >/dev/null 2>&1 &
+    holder=$!
+    for _ in $(seq 50); do ip link show dtap0 >/dev/null 2>&1 && break; sleep 0.1; done
+    sleep 0.5
+    echo "holder=$holder"
+    timeout 60 "$1" "${@:2}" --net tap=dtap0 </dev/null 2>&1
+    echo "rc=$?"
+    kill -9 $holder; wait $holder 2>/dev/null' _ "$doppel" "${vm[@]}")
+  holder=$(sed -n 's/^holder=//p' <<<"$out")
+  if grep -q "^rc=1$" <<<"$out" &&
+     grep -q "tap 'dtap0': TUNSETIFF: Device or resource busy (another process has it open (pid $holder (doppel)); each VM needs its own TAP)" <<<"$out"; then
+    pass
+  else
+    failed "a busy TAP: $out"
+  fi
+else
+  echo "SKIP (part): a busy TAP needs root and network namespaces"
+fi
+
 # ---- A trap loop: garbage at the trap vector ----
 head -c 4096 /dev/zero >"$tmp/zeros.bin"
 check 4 "trap loop: the trap handler at 0x[0-9a-f]+ itself traps .* the last trap's cause [0-9]+, pc 0x[0-9a-f]+" \
