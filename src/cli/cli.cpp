@@ -185,6 +185,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
   // reported as itself.
   if (auto r = validate_ranges(config, host_memory_bytes()); !r) return r.error();
   TRY(apply_guest_kit_defaults(config));
+  if (config.initrd == "none") config.initrd.clear();  // --initrd none: not even the kit's
   TRY(apply_boot_from(config));
   if (config.cmdline.empty()) config.cmdline = default_cmdline(config.arch);
   TRY(validate(config, host_memory_bytes()));
@@ -386,7 +387,7 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   run->add_option("--arch", flags.arch, "riscv64 (default) or x86_64");
   run->add_option("--engine", flags.engine, "emu (riscv64's default) or kvm (x86_64's default)");
-  run->add_option("--initrd", flags.initrd, "Initial ramdisk (default: the guest kit's)");
+  run->add_option("--initrd", flags.initrd, "Initial ramdisk, or none (default: the guest kit's)");
   run->add_option("--kernel", flags.kernel,
                   "Kernel: a Linux Image, an ELF or a raw binary (default: the guest kit's)");
   run->add_option("--firmware", flags.firmware,

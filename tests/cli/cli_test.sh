@@ -84,6 +84,7 @@ kit_initrd=$("$doppel" run --print-config 2>/dev/null | sed -n 's/.*"initrd": "\
 if [[ -n $kit_initrd ]]; then
   expect 0 "\"initrd\": \"$kit_initrd\"" run --kernel "$tmp/kernel" --print-config
   expect 0 '"initrd": ""' run --kernel "$tmp/kernel" --firmware none --print-config
+  expect 0 '"initrd": ""' run --kernel "$tmp/kernel" --initrd none --print-config
 fi
 
 # Snapshots: what is missing or wrong is named, and nothing starts.
