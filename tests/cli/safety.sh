@@ -135,6 +135,26 @@ check 0 '"read_only": true' "${vm[@]}" --disk "$tmp/d.img,ro" --disk "$tmp/d-lin
 # A writable disk and an overlay of it: the overlay's backing lock conflicts.
 check 1 "disk $tmp/d.img: in use" "${vm[@]}" --disk "$tmp/d.img" --disk "$tmp/c1.qcow2"
 
+# A live migration on one host hands the locks over: the destination waits without them,
+# takes them at the switch-over (re-reading the qcow2 metadata), and the source lets go.
+"$doppel" disk create "$tmp/m.qcow2" --size 8M >/dev/null
+start_vm msrc "${vm[@]}" --disk "$tmp/m.qcow2" --api-sock "$tmp/m-api.sock"
+msrc=$VM_PID
+wait_locked "$tmp/m.qcow2"
+start_vm mdst "${vm[@]}" --disk "$tmp/m.qcow2" --migrate-from "unix:$tmp/m.sock"
+mdst=$VM_PID
+for _ in $(seq 50); do [[ -S $tmp/m.sock && -S $tmp/m-api.sock ]] && break; sleep 0.1; done
+check 1 "disk $tmp/m.qcow2: in use by .*pid $msrc " "${vm[@]}" --disk "$tmp/m.qcow2,ro"
+if timeout 60 "$doppel" ctl --sock "$tmp/m-api.sock" migrate "unix:$tmp/m.sock" >"$tmp/m.out" 2>&1; then
+  rc=0; wait "$msrc" || rc=$?
+  [[ $rc == 0 ]] && pass || failed "the migration's source exited $rc"
+  check 1 "disk $tmp/m.qcow2: in use by .*pid $mdst " "${vm[@]}" --disk "$tmp/m.qcow2,ro"
+else
+  failed "migrate: $(cat "$tmp/m.out")"
+fi
+stop_vm "$mdst"
+command -v qemu-img >/dev/null && { qemu-img check -q "$tmp/m.qcow2" && pass || failed "qemu-img check after the migration"; }
+
 # ---- --console2 ----
 check 1 "^doppel: --console2 file=$tmp/d.img: is the VM's --disk #1; refusing to overwrite it" \
   "${vm[@]}" --disk "$tmp/d.img" --console2 "file=$tmp/d.img"
