@@ -124,9 +124,7 @@ Result<MacAddress> parse_mac(std::string_view text) {
     auto [ptr, ec] = std::from_chars(p, p + 2, mac[i], 16);
     if (ec != std::errc() || ptr != p + 2) return bad();
   }
-  if (mac[0] & 1)
-    return Error::format("'{}' is a multicast MAC address (an interface needs a unicast one: the "
-                         "first byte even)", text);
+  if (mac[0] & 1) return Error::format("'{}' is a multicast MAC address", text);
   if (mac == MacAddress{})
     return Error::format("'{}' is the all-zero MAC address, which no interface can use", text);
   return mac;

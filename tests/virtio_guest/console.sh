@@ -67,7 +67,7 @@ print("connected", flush=True)
 time.sleep(3)  # the guest fills the socket and its queue meanwhile
 buf = b""
 s.settimeout(120)
-while not buf.endswith(b"100000\n"):
+while not buf.replace(b"\r", b"").endswith(b"100000\n"):
     chunk = s.recv(4096)
     if not chunk: break
     buf += chunk
@@ -76,7 +76,9 @@ open(sys.argv[2], "wb").write(buf)
 PY
 client=$!
 for _ in $(seq 100); do grep -q connected "$WORK/slow.out" && break; sleep 0.1; done
-vm_send "stty -F $hvc raw -echo; seq 1 100000 > $hvc; echo HVC-BULK-DONE"
+# The tty stays open (fd 3) so that raw mode holds: seq's 4 KiB writes go out whole, not a
+# "\r\n"-expanded character at a time.
+vm_send "exec 3<>$hvc; stty -F $hvc raw -echo; seq 1 100000 >&3; exec 3>&-; echo HVC-BULK-DONE"
 vm_wait_for 'HVC-BULK-DONE'
 wait "$client" || true
 vm_send 'poweroff -f'
