@@ -60,7 +60,7 @@ Result<std::unique_ptr<DiskBackend>> open_disk(const std::string& path, const Di
                              ? " (opening it as raw would show the guest its metadata)"
                              : "");
   if (found == DiskFormat::kQcow2) return std::unique_ptr<DiskBackend>(TRY(Qcow2Disk::open(path, options)));
-  return std::unique_ptr<DiskBackend>(TRY(RawDisk::open(path, options.read_only, !options.backing)));
+  return std::unique_ptr<DiskBackend>(TRY(RawDisk::open(path, options)));
 }
 
 Result<void> create_qcow2(const std::string& path, const DiskCreateOptions& options) {
@@ -74,6 +74,7 @@ Result<void> create_qcow2(const std::string& path, const DiskCreateOptions& opti
     b.read_only = true;
     b.backing = true;
     b.format = options.backing_format;
+    b.lock = false;  // read for its size only
     auto backing = open_disk(base.string(), b);
     if (!backing) return backing.error().context(fmt::format("{}: backing file", path));
     o.backing_file = options.backing;
@@ -89,6 +90,7 @@ Result<std::vector<DiskImageInfo>> disk_info(const std::string& path) {
   DiskOpenOptions o;
   o.read_only = true;
   o.backing = true;  // any size: report it rather than refuse
+  o.lock = false;    // headers only: an image a VM is using can be looked at
   auto top = TRY(open_disk(path, o));
   std::vector<DiskImageInfo> chain;
   for (const DiskBackend* d = top.get(); d; d = d->backing()) {

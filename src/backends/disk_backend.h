@@ -58,6 +58,13 @@ class DiskBackend {
   // Writes back whatever the backend caches, so that another process opening the file now
   // sees every completed write (a paused VM's snapshot). Not a durability promise: flush().
   virtual int settle() { return 0; }
+
+  // Image locks (image_lock.h) on this image and its backing chain. activate() takes them
+  // (an incoming migration's disks are opened inactive, and taken over at the switch-over);
+  // inactivate() drops them (the migration's source, paused and flushed, before the
+  // destination takes over). Threads: the VMM's, with no request in flight.
+  virtual Result<void> activate() { return ok(); }
+  virtual void inactivate() {}
 };
 
 struct DiskOpenOptions {
@@ -67,6 +74,11 @@ struct DiskOpenOptions {
   // image must be a whole number of sectors.
   bool backing = false;
   unsigned chain_depth = 0;  // how deep in a backing chain this image is (a loop ends at 16)
+  // Image locks (image_lock.h): shared for a read-only image, exclusive for a writable one.
+  // lock false: none at all (the user's ,locking=off). inactive: opened without them, for
+  // activate() to take later (an incoming migration).
+  bool lock = true;
+  bool inactive = false;
 };
 
 // Opens an image as the format its header says (or the one asked for: a mismatch is an

@@ -80,11 +80,46 @@ Result<std::unique_ptr<Qcow2Disk>> Qcow2Disk::open(const std::string& path, cons
 Result<void> Qcow2Disk::load(const DiskOpenOptions& options) {
   m_fd.reset(::open(m_path.c_str(), (m_read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
   if (!m_fd.valid()) return Error::from_errno(m_path);
+  // Locked before the first read: another VM's writes could be half-way.
+  m_image_lock = ImageLock(m_fd.get(), m_path,
+                           m_read_only ? ImageLockMode::kShared : ImageLockMode::kExclusive, options.lock);
+  m_inactive = options.inactive;
+  m_is_backing = options.backing;
+  if (!m_inactive) TRY(m_image_lock.acquire());
   struct stat st {};
   if (fstat(m_fd.get(), &st) != 0) return Error::from_errno(fmt::format("{}: stat", m_path));
   if (!S_ISREG(st.st_mode)) return Error::format("{}: not a regular file", m_path);
-  const auto file_size = static_cast<uint64_t>(st.st_size);
   m_serial = disk_serial(m_fd.get());
+  TRY(read_metadata(options.backing));
+
+  if (!m_h.backing_file.empty()) {
+    if (options.chain_depth + 1 >= kMaxChainDepth)
+      return Error::format("{}: the backing chain is deeper than {} images (a loop?)", m_path, kMaxChainDepth);
+    std::filesystem::path name(m_h.backing_file);
+    if (name.is_relative()) name = std::filesystem::path(m_path).parent_path() / name;
+    DiskOpenOptions o;
+    o.read_only = true;
+    o.backing = true;
+    o.chain_depth = options.chain_depth + 1;
+    o.lock = options.lock;
+    o.inactive = options.inactive;
+    if (m_h.backing_format == "raw") o.format = DiskFormat::kRaw;
+    else if (m_h.backing_format == "qcow2") o.format = DiskFormat::kQcow2;
+    else if (!m_h.backing_format.empty())
+      return Error::format("{}: backing file format '{}' is not supported (raw, qcow2)", m_path,
+                           m_h.backing_format);
+    auto backing = open_disk(name.string(), o);
+    if (!backing) return backing.error().context(fmt::format("{}: backing file", m_path));
+    m_backing = backing.release_value();
+  }
+  if (!m_inactive) TRY(clear_autoclear());
+  return {};
+}
+
+Result<void> Qcow2Disk::read_metadata(bool backing) {
+  struct stat st {};
+  if (fstat(m_fd.get(), &st) != 0) return Error::from_errno(fmt::format("{}: stat", m_path));
+  const auto file_size = static_cast<uint64_t>(st.st_size);
 
   // The header and its extensions live in the first cluster (at most 2 MiB).
   std::vector<uint8_t> first(std::min<uint64_t>(file_size, 1ull << kMaxClusterBits));
@@ -105,45 +140,29 @@ Result<void> Qcow2Disk::load(const DiskOpenOptions& options) {
       return refuse("is marked dirty (lazy refcounts were not written back): `qemu-img check -r all` fixes it");
     if (m_h.incompatible_features & kIncompatCorrupt) return refuse("is marked corrupt");
   }
-  if (!options.backing && m_h.size % kSectorSize != 0)
+  if (!backing && m_h.size % kSectorSize != 0)
     return Error::format("{}: virtual size {} bytes is not a multiple of {}-byte sectors", m_path, m_h.size,
                          kSectorSize);
 
   m_file_end = align_up(file_size, m_cs);
-  m_l1.resize(m_h.l1_size);
+  m_l1.assign(m_h.l1_size, 0);
   if (!m_l1.empty()) {
     std::vector<uint8_t> raw(m_l1.size() * 8);
     TRY(pread_all(raw.data(), raw.size(), m_h.l1_table_offset));
     for (size_t i = 0; i < m_l1.size(); i++) m_l1[i] = load_be<uint64_t>(&raw[i * 8]);
   }
   m_reftable_offset = m_h.refcount_table_offset;
-  m_reftable.resize(uint64_t{m_h.refcount_table_clusters} * m_cs / 8);
+  m_reftable.assign(uint64_t{m_h.refcount_table_clusters} * m_cs / 8, 0);
   {
     std::vector<uint8_t> raw(m_reftable.size() * 8);
     TRY(pread_all(raw.data(), raw.size(), m_reftable_offset));
     for (size_t i = 0; i < m_reftable.size(); i++) m_reftable[i] = load_be<uint64_t>(&raw[i * 8]);
   }
   m_l2_capacity = std::max<uint64_t>(4, kL2CacheBytes / m_cs);
+  return {};
+}
 
-  if (!m_h.backing_file.empty()) {
-    if (options.chain_depth + 1 >= kMaxChainDepth)
-      return Error::format("{}: the backing chain is deeper than {} images (a loop?)", m_path, kMaxChainDepth);
-    std::filesystem::path name(m_h.backing_file);
-    if (name.is_relative()) name = std::filesystem::path(m_path).parent_path() / name;
-    DiskOpenOptions o;
-    o.read_only = true;
-    o.backing = true;
-    o.chain_depth = options.chain_depth + 1;
-    if (m_h.backing_format == "raw") o.format = DiskFormat::kRaw;
-    else if (m_h.backing_format == "qcow2") o.format = DiskFormat::kQcow2;
-    else if (!m_h.backing_format.empty())
-      return Error::format("{}: backing file format '{}' is not supported (raw, qcow2)", m_path,
-                           m_h.backing_format);
-    auto backing = open_disk(name.string(), o);
-    if (!backing) return backing.error().context(fmt::format("{}: backing file", m_path));
-    m_backing = backing.release_value();
-  }
-
+Result<void> Qcow2Disk::clear_autoclear() {
   // 3.2.1: unknown auto-clear bits must be cleared before writing; doppel knows none it
   // keeps up to date (bitmaps are not maintained).
   if (!m_read_only && m_h.autoclear_features != 0) {
@@ -155,8 +174,40 @@ Result<void> Qcow2Disk::load(const DiskOpenOptions& options) {
   return {};
 }
 
+Result<void> Qcow2Disk::activate() {
+  if (m_backing) TRY(m_backing->activate());
+  TRY(m_image_lock.acquire());
+  std::lock_guard lock(m_lock);
+  if (!m_inactive) return {};
+  // What this process cached may be stale: the other VM wrote until it let go.
+  m_l1_dirty = false;
+  m_l2.clear();
+  m_refblocks.clear();
+  m_pending_free.clear();
+  m_reftable_moving = false;
+  m_free_hint = 0;
+  m_zcache_entry = 0;
+  m_zcache.clear();
+  if (auto r = read_metadata(m_is_backing); !r) {
+    m_image_lock.release();
+    return r.error();
+  }
+  TRY(clear_autoclear());
+  m_inactive = false;
+  return {};
+}
+
+void Qcow2Disk::inactivate() {
+  {
+    std::lock_guard lock(m_lock);
+    m_inactive = true;
+  }
+  m_image_lock.release();
+  if (m_backing) m_backing->inactivate();
+}
+
 Qcow2Disk::~Qcow2Disk() {
-  if (m_read_only) return;
+  if (m_read_only || m_inactive) return;
   std::lock_guard lock(m_lock);
   if (auto r = flush_locked(); !r) spdlog::error("{}", r.error().message());
 }

@@ -42,6 +42,7 @@
 #include "backends/disk_backend.h"
 #include "backends/qcow2_format.h"
 #include "base/log.h"
+#include "backends/image_lock.h"
 #include "base/unique_fd.h"
 
 namespace doppel {
@@ -84,6 +85,12 @@ class Qcow2Disk final : public DiskBackend {
   int discard(uint64_t offset, uint64_t len) override;
   int write_zeroes(uint64_t offset, uint64_t len, bool unmap) override;
   int settle() override;
+  // Takes the image locks (backing chain first); an image opened inactive (an incoming
+  // migration's) reads its metadata again: the source wrote to it until the switch-over.
+  Result<void> activate() override;
+  // Drops the locks; nothing is written to the image after this (not even by the destructor)
+  // until activate(). The caller flushed it first.
+  void inactivate() override;
 
  private:
   // One cached L2 table, entries in host byte order. A dirty table is never evicted: its
@@ -141,6 +148,10 @@ class Qcow2Disk final : public DiskBackend {
   Result<void> pread_all(void* data, uint64_t len, uint64_t offset) const;
   Result<void> transfer(bool write, std::vector<iovec> iov, uint64_t offset);
   int io_error(const Error& e);
+  // The header, L1 and refcount tables, from the file (load() and activate()).
+  Result<void> read_metadata(bool backing);
+  // 3.2.1: clears unknown auto-clear bits before the first write.
+  Result<void> clear_autoclear();
 
   std::string m_path;
   std::string m_serial;
@@ -152,6 +163,9 @@ class Qcow2Disk final : public DiskBackend {
   uint64_t m_l2_entries = 0;
   std::unique_ptr<DiskBackend> m_backing;
   log::RateLimit m_log_limit;
+  ImageLock m_image_lock;
+  bool m_is_backing = false;
+  bool m_inactive = false;  // opened inactive or inactivated: the file is another VM's
 
   std::mutex m_lock;  // guards everything below
   std::vector<uint64_t> m_l1;

@@ -433,6 +433,7 @@ TEST_F(Qcow2Test, ReadsWhatQemuImgWrites) {
     EXPECT_EQ(read(*d, 0, size), raw) << name;
     if (std::string(name) == "v2") continue;
     // Writing into a compressed cluster copies it out first.
+    d.reset();  // the reader's lock first: a writer is exclusive
     d = open(img, false);
     ASSERT_TRUE(d) << name;
     ASSERT_EQ(write(*d, 100 * 1000, pattern(100, 12)), 0);

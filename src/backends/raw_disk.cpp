@@ -11,13 +11,17 @@
 
 namespace doppel {
 
-Result<std::unique_ptr<RawDisk>> RawDisk::open(const std::string& path, bool read_only,
-                                               bool whole_sectors) {
+Result<std::unique_ptr<RawDisk>> RawDisk::open(const std::string& path, const DiskOpenOptions& options) {
+  const bool read_only = options.read_only;
+  const bool whole_sectors = !options.backing;
   auto disk = std::unique_ptr<RawDisk>(new RawDisk());
   disk->m_path = path;
   disk->m_read_only = read_only;
   disk->m_fd.reset(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
   if (!disk->m_fd.valid()) return Error::from_errno(fmt::format("disk {}", path));
+  disk->m_lock = ImageLock(disk->m_fd.get(), path,
+                           read_only ? ImageLockMode::kShared : ImageLockMode::kExclusive, options.lock);
+  if (!options.inactive) TRY(disk->m_lock.acquire());
   struct stat st {};
   if (fstat(disk->m_fd.get(), &st) != 0) return Error::from_errno(fmt::format("disk {}: stat", path));
   if (!S_ISREG(st.st_mode)) return Error::format("disk {}: not a regular file", path);

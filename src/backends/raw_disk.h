@@ -8,14 +8,20 @@
 #pragma once
 
 #include "backends/disk_backend.h"
+#include "backends/image_lock.h"
 #include "base/unique_fd.h"
 
 namespace doppel {
 
 class RawDisk final : public DiskBackend {
  public:
-  static Result<std::unique_ptr<RawDisk>> open(const std::string& path, bool read_only,
-                                               bool whole_sectors = true);
+  // Takes the image lock as options say (image_lock.h); options.backing: any size.
+  static Result<std::unique_ptr<RawDisk>> open(const std::string& path, const DiskOpenOptions& options);
+  static Result<std::unique_ptr<RawDisk>> open(const std::string& path, bool read_only) {
+    DiskOpenOptions o;
+    o.read_only = read_only;
+    return open(path, o);
+  }
 
   DiskFormat format() const override { return DiskFormat::kRaw; }
   const std::string& path() const override { return m_path; }
@@ -30,6 +36,8 @@ class RawDisk final : public DiskBackend {
   int flush() override;                                                 // fdatasync
   int discard(uint64_t offset, uint64_t len) override;                  // PUNCH_HOLE
   int write_zeroes(uint64_t offset, uint64_t len, bool unmap) override; // ZERO_RANGE
+  Result<void> activate() override { return m_lock.acquire(); }
+  void inactivate() override { m_lock.release(); }
 
  private:
   RawDisk() = default;
@@ -38,6 +46,7 @@ class RawDisk final : public DiskBackend {
   uint64_t m_size = 0;
   bool m_read_only = false;
   std::string m_serial;
+  ImageLock m_lock;
 };
 
 }  // namespace doppel

@@ -8,11 +8,45 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
 #include <cstring>
 
 #include "base/log.h"
 
 namespace doppel {
+
+namespace {
+
+// The processes attached to TAP `name`: a tun file descriptor's fdinfo says "iff:\tNAME".
+std::string tap_holders(const std::string& name) try {
+  std::string out;
+  std::error_code ec;
+  for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = proc.path().filename().string();
+    if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+    std::error_code ec2;
+    for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fdinfo", ec2)) {
+      std::ifstream in(fd.path());
+      std::string line;
+      bool found = false;
+      while (std::getline(in, line))
+        if (line == "iff:\t" + name) found = true;
+      if (!found) continue;
+      std::ifstream comm_in(proc.path() / "comm");
+      std::string comm;
+      std::getline(comm_in, comm);
+      out += fmt::format("{}pid {} ({})", out.empty() ? "" : ", ", pid, comm);
+      break;
+    }
+  }
+  return out;
+} catch (const std::exception&) {
+  return {};  // /proc changed under us: no name, just the reason
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Tap>> Tap::open(const std::string& name) {
   const std::string what = fmt::format("tap '{}'", name);
@@ -33,10 +67,20 @@ Result<std::unique_ptr<Tap>> Tap::open(const std::string& name) {
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if (::ioctl(tap->fd(), TUNSETIFF, &ifr) != 0) {
     const int e = errno;
-    return Error(fmt::format("{}: TUNSETIFF: {} (creating a TAP needs CAP_NET_ADMIN; or create it "
-                             "first with `ip tuntap add {} mode tap user $USER`)",
-                             what, std::strerror(e), name),
-                 e);
+    std::string hint;
+    if (e == EBUSY) {
+      const std::string holders = tap_holders(name);
+      hint = fmt::format("another process has it open{}; each VM needs its own TAP",
+                         holders.empty() ? "" : fmt::format(" ({})", holders));
+    } else if (e == EINVAL) {
+      hint = "an interface of that name exists and is not a TAP doppel can use (a TUN device, or "
+             "one made without vnet headers?)";
+    } else {
+      hint = fmt::format("creating a TAP needs CAP_NET_ADMIN; or create it first with `ip tuntap "
+                         "add {} mode tap user $USER`",
+                         name);
+    }
+    return Error(fmt::format("{}: TUNSETIFF: {} ({})", what, std::strerror(e), hint), e);
   }
   int hdr = static_cast<int>(kVnetHdrSize);
   if (::ioctl(tap->fd(), TUNSETVNETHDRSZ, &hdr) != 0)

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -37,7 +38,7 @@ struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
       console2, boot, vsock;
-  std::optional<uint64_t> cpus;
+  std::optional<int64_t> cpus;  // signed: `--cpus -1` is refused as -1
   bool memory_shared = false;
   std::vector<std::string> disks, nets;
 };
@@ -84,28 +85,39 @@ Result<std::string> guest_kit_dir(Arch arch) {
   return last == std::string::npos ? output : output.substr(last + 1);
 }
 
-// Fills kernel/initrd/firmware from the guest kit where neither the VM file nor a flag did.
+// Fills kernel/initrd/firmware from the guest kit where neither the VM file nor a flag did:
+// each flag overrides only its own part (--kernel alone keeps the kit's initrd, if the kit
+// is built; a bare-metal program, --firmware none, gets none).
 Result<void> apply_guest_kit_defaults(VmConfig& config) {
   // --boot disk: the kernel is U-Boot (apply_boot_from), not the kit's.
   const bool need_kernel = config.kernel.empty() && config.boot_from == BootFrom::kKernel;
   const bool need_firmware = config.arch == Arch::kRiscv64 && config.firmware.empty();
-  if (!need_kernel && !need_firmware) return {};
+  const bool want_initrd = !need_kernel && config.initrd.empty() &&
+                           config.boot_from == BootFrom::kKernel && config.firmware != kFirmwareNone;
+  if (!need_kernel && !need_firmware && !want_initrd) return {};
   // The kit's fw_dynamic.bin is a copy of Debian's: without a kit, use the package's.
   constexpr const char* kDebianFwDynamic = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
-  if (!need_kernel && access(kDebianFwDynamic, R_OK) == 0) {
+  if (!need_kernel && !want_initrd && access(kDebianFwDynamic, R_OK) == 0) {
     config.firmware = kDebianFwDynamic;
     return {};
   }
-  const std::string dir = TRY(guest_kit_dir(config.arch));
+  auto kit = guest_kit_dir(config.arch);
+  if (!need_kernel && (!kit.ok() || !std::filesystem::is_regular_file(*kit + "/initrd.cpio.gz"))) {
+    // --kernel alone and no kit: no initrd to keep.
+    if (need_firmware && access(kDebianFwDynamic, R_OK) == 0) {
+      config.firmware = kDebianFwDynamic;
+      return {};
+    }
+    if (!need_firmware) return {};
+  }
+  const std::string dir = TRY(std::move(kit));
   if (!std::filesystem::is_directory(dir))
     return Error::format(
         "no --kernel given and the {0} guest kit is not built ({1}): run `build/doppel guest build "
         "--arch {0}` or give --kernel",
         to_string(config.arch), dir);
-  if (need_kernel) {
-    config.kernel = dir + "/kernel";
-    if (config.initrd.empty()) config.initrd = dir + "/initrd.cpio.gz";
-  }
+  if (need_kernel) config.kernel = dir + "/kernel";
+  if ((need_kernel || want_initrd) && config.initrd.empty()) config.initrd = dir + "/initrd.cpio.gz";
   if (need_firmware) config.firmware = dir + "/fw_dynamic.bin";
   return {};
 }
@@ -184,6 +196,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
   // reported as itself.
   if (auto r = validate_ranges(config, host_memory_bytes()); !r) return r.error();
   TRY(apply_guest_kit_defaults(config));
+  if (config.initrd == "none") config.initrd.clear();  // --initrd none: not even the kit's
   TRY(apply_boot_from(config));
   if (config.cmdline.empty()) config.cmdline = default_cmdline(config.arch);
   TRY(validate(config, host_memory_bytes()));
@@ -385,6 +398,9 @@ int guest_disk_command(const std::string& arch_text, const std::string& output) 
 }  // namespace
 
 int cli_main(int argc, char** argv) {
+  // A closed pipe (stdout read by `head`, a console socket's client gone) is an EPIPE the
+  // writer handles, never a reason to kill the VM.
+  ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "doppel: a virtual machine monitor.\n"
       "Runs 64-bit RISC-V guests on an emulator (--engine emu) and x86-64 guests on KVM "
@@ -409,7 +425,7 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   run->add_option("--arch", flags.arch, "riscv64 (default) or x86_64");
   run->add_option("--engine", flags.engine, "emu (riscv64's default) or kvm (x86_64's default)");
-  run->add_option("--initrd", flags.initrd, "Initial ramdisk (default: the guest kit's)");
+  run->add_option("--initrd", flags.initrd, "Initial ramdisk, or none (default: the guest kit's)");
   run->add_option("--kernel", flags.kernel,
                   "Kernel: a Linux Image, an ELF or a raw binary (default: the guest kit's)");
   run->add_option("--firmware", flags.firmware,

@@ -69,7 +69,7 @@ Result<void> BoardRiscv64::build() {
                          virtio_count, mm::kVirtioSlots);
   m_virtio = TRY(create_virtio_devices(m_config, *m_memory, [this](size_t i) -> IrqLine& {
     return m_plic->line(mm::virtio_irq(static_cast<unsigned>(i)));
-  }));
+  }, m_context.incoming));
   rv64boot::FdtDescription fdt;
   for (size_t i = 0; i < m_virtio.size(); ++i) {
     const auto slot = static_cast<unsigned>(i);

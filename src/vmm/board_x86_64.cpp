@@ -87,7 +87,7 @@ Result<void> BoardX86_64::build() {
                          "virtio-mmio slots", virtio_count, lay::kVirtioSlots);
   m_virtio = TRY(create_virtio_devices(m_config, *m_memory, [this](size_t i) -> IrqLine& {
     return *m_irq_lines[lay::virtio_irq(static_cast<unsigned>(i))];
-  }));
+  }, m_context.incoming));
   std::vector<unsigned> level_irqs;
   for (size_t i = 0; i < m_virtio.size(); ++i) {
     const auto slot = static_cast<unsigned>(i);

@@ -26,7 +26,7 @@ termios g_saved_termios;
 volatile sig_atomic_t g_tty_raw = 0;
 
 constexpr int kRestoreSignals[] = {SIGINT,  SIGTERM, SIGHUP, SIGQUIT, SIGABRT,
-                                   SIGSEGV, SIGBUS,  SIGFPE, SIGILL,  SIGPIPE};
+                                   SIGSEGV, SIGBUS,  SIGFPE, SIGILL};
 struct sigaction g_old_actions[std::size(kRestoreSignals)];
 
 void restore_terminal() {
@@ -194,7 +194,7 @@ void Console::write_output(uint8_t byte) { write_output(std::span<const uint8_t>
 
 void Console::write_output(std::span<const uint8_t> bytes) {
   std::lock_guard lock(m_output_mutex);
-  size_t done = 0;
+  size_t done = m_output_lost ? bytes.size() : 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(m_options.out_fd, bytes.data() + done, bytes.size() - done);
     if (n > 0) {
@@ -205,7 +205,12 @@ void Console::write_output(std::span<const uint8_t> bytes) {
       pollfd p{m_options.out_fd, POLLOUT, 0};
       ::poll(&p, 1, 100);
     } else {
-      break;  // the host closed its output: the guest keeps running, unheard
+      // The host closed its output (`doppel run | head`): no reason to end the VM and lose
+      // its unflushed disk writes. The guest keeps running, unheard, until it powers off.
+      m_output_lost = true;
+      spdlog::warn("console: the output is closed ({}); the VM runs on without it",
+                   n < 0 ? std::strerror(errno) : "nothing written");
+      break;
     }
   }
   for (const uint8_t b : bytes) {

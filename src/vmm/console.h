@@ -97,6 +97,9 @@ class Console {
   mutable std::mutex m_output_mutex;
   std::deque<std::string> m_lines;  // GUARDED_BY(m_output_mutex)
   std::string m_current;            // GUARDED_BY(m_output_mutex)
+  // The host closed the output (a reader that exited: EPIPE; SIGPIPE is ignored): said once,
+  // then the guest runs on, unheard. GUARDED_BY(m_output_mutex)
+  bool m_output_lost = false;
   std::atomic<bool> m_saw_panic{false};
 };
 

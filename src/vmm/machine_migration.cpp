@@ -135,9 +135,22 @@ Result<MigrationStatus> Machine::migrate_to(int fd, const MigrationRequest& opti
   };
   publish();
   bool paused_here = false;
+  bool images_released = false;
   // Any failure: the VM runs on here. A destination that refused the VM said why before it
   // closed the connection: that reason beats "Connection reset by peer".
   auto fail = [&](const Error& e) -> Error {
+    if (images_released) {
+      // Take the disks back before the guest runs again. If another process took one in
+      // between, the guest would write to a disk someone else writes: stay paused.
+      for (const auto& v : m_board->virtio()) {
+        if (auto r = v->device().activate_images(); !r.ok()) {
+          spdlog::error("migration failed and the disks cannot be taken back: {}; the VM stays "
+                        "paused", r.error().message());
+          paused_here = false;
+          break;
+        }
+      }
+    }
     if (paused_here) (void)resume_locked();
     const timeval wait{1, 0};
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
@@ -233,6 +246,11 @@ Result<MigrationStatus> Machine::migrate_to(int fd, const MigrationRequest& opti
   // Where the downtime goes is logged: the last pages, the disks, the state, the destination.
   const auto pages_done = Clock::now();
   for (const auto& v : m_board->virtio()) TRY(check(v->device().flush_to_host()));
+  // As QEMU inactivates its images: the destination (maybe on this host, on the same
+  // files) takes the disks' image locks once it has the state; until it answers, nothing
+  // here writes to them.
+  for (const auto& v : m_board->virtio()) v->device().inactivate_images();
+  images_released = true;
   const auto disks_done = Clock::now();
   StateFile state;
   TRY(check(save_state(state)));
@@ -284,6 +302,14 @@ Result<std::unique_ptr<Machine>> Machine::incoming(const VmConfig& config, Conso
       return Error::format("migration stream: the state is of a {}/{} VM", to_string(state.arch),
                            to_string(state.engine));
     TRY(m->restore_state(state));
+    // The source let go of its disks before it sent the state (a disk another process holds
+    // now is refused, and the source runs on).
+    for (const auto& v : m->m_board->virtio()) {
+      if (auto r = v->device().activate_images(); !r.ok()) {
+        for (const auto& w : m->m_board->virtio()) w->device().inactivate_images();
+        return r.error().context("migration");
+      }
+    }
     TRY(m->m_board->begin_dirty_epoch());
     for (const auto& v : m->m_board->virtio()) v->resume();
     m->m_migration_connection = std::move(connection);

@@ -31,7 +31,8 @@ MacAddress generate_mac() {
 }
 
 Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
-    const VmConfig& config, GuestMemory& mem, const std::function<IrqLine&(size_t)>& irq_for) {
+    const VmConfig& config, GuestMemory& mem, const std::function<IrqLine&(size_t)>& irq_for,
+    bool disks_inactive) {
   std::vector<std::unique_ptr<virtio::VirtioMmio>> out;
   auto add = [&](std::unique_ptr<virtio::VirtioDevice> dev) {
     out.push_back(std::make_unique<virtio::VirtioMmio>(std::move(dev), irq_for(out.size())));
@@ -41,6 +42,8 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     DiskOpenOptions options;
     options.read_only = d.read_only;
     options.format = d.format;
+    options.lock = d.locking;
+    options.inactive = disks_inactive;
     auto disk = open_disk(d.path, options);
     if (!disk.ok()) return disk.error().context(fmt::format("--disk #{}", i + 1));
     add(std::make_unique<virtio::VirtioBlk>(mem, disk.release_value(), fmt::format("virtio-blk{}", i),

@@ -22,7 +22,7 @@ TEST(VirtioDevicesTest, BuildsDisksConsoleAndRngInOrder) {
   close(fd);
   VmConfig config;
   config.disks.push_back({tmpl, false});
-  config.disks.push_back({tmpl, true});
+  config.disks.push_back({tmpl, true, DiskFormat::kAuto, /*locking=*/false});
   config.console2 = ConsoleConfig{ConsoleConfig::Kind::kFile, std::string(tmpl) + ".out"};
   auto mem = virtio::testing::make_ram();
   std::vector<NullIrq> irqs(8);

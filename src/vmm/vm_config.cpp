@@ -1,5 +1,6 @@
 #include "vmm/vm_config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -125,6 +126,8 @@ Result<MacAddress> parse_mac(std::string_view text) {
     if (ec != std::errc() || ptr != p + 2) return bad();
   }
   if (mac[0] & 1) return Error::format("'{}' is a multicast MAC address", text);
+  if (mac == MacAddress{})
+    return Error::format("'{}' is the all-zero MAC address, which no interface can use", text);
   return mac;
 }
 
@@ -155,11 +158,13 @@ Result<DiskConfig> parse_disk_spec(std::string_view text) {
       auto f = parse_disk_format(parts[i].substr(7));
       if (!f) return f.error().context(text);
       disk.format = *f;
+    } else if (parts[i] == "locking=off" || parts[i] == "locking=on") {
+      disk.locking = parts[i] == "locking=on";
     } else if (auto rate = parse_rate_option(parts[i], "", disk.rate_limiter); !rate || *rate) {
       if (!rate) return rate.error().context(text);
     } else {
-      return Error::format("'{}': unknown option '{}' (ro, rw, format=raw|qcow2, bw=SIZE/MS, ops=N/MS)", text,
-                           parts[i]);
+      return Error::format("'{}': unknown option '{}' (ro, rw, format=raw|qcow2, locking=on|off, bw=SIZE/MS, "
+                           "ops=N/MS)", text, parts[i]);
     }
   }
   return disk;
@@ -409,11 +414,12 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     for (size_t i = 0; i < list.size(); ++i) {
       JsonReader d(list[i], fmt::format("disks[{}]", i));
       TRY(d.expect_object());
-      TRY(d.only_keys({"path", "read_only", "format", "rate_limiter"}));
+      TRY(d.only_keys({"path", "read_only", "format", "locking", "rate_limiter"}));
       if (!d.has("path")) return d.fail("path", "is required");
       DiskConfig disk;
       disk.path = resolve(base_dir, TRY(d.string("path")));
       if (d.has("read_only")) disk.read_only = TRY(d.boolean("read_only"));
+      if (d.has("locking")) disk.locking = TRY(d.boolean("locking"));
       if (d.has("format")) {
         auto f = parse_disk_format(TRY(d.string("format")));
         if (!f) return d.fail("format", f.error().message());
@@ -497,11 +503,64 @@ Result<void> apply_json(VmConfig& config, const json& doc) { return apply_json_i
 Result<VmConfig> load_vm_file(const std::string& path, VmConfig defaults) {
   std::ifstream in(path);
   if (!in) return Error::from_errno(path);
-  json doc = json::parse(in, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
-  if (doc.is_discarded()) return Error::format("{}: not valid JSON", path);
+  json doc;
+  try {
+    doc = json::parse(in, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 3, column 5: ...": the position
+    // is what a user needs; the exception's id is not.
+    std::string what = e.what();
+    if (const size_t end = what.find("] "); what.starts_with("[json.exception") && end != std::string::npos)
+      what.erase(0, end + 2);
+    return Error::format("{}: not valid JSON: {}", path, what);
+  }
   const std::string base_dir = std::filesystem::path(path).parent_path().string();
   if (auto r = apply_json_in(defaults, doc, base_dir); !r) return r.error().context(path);
   return defaults;
+}
+
+// One image twice in one VM, written through either: two writers corrupt it as two VMs
+// would. And --console2 file= must not overwrite one of the VM's own disks.
+static Result<void> check_files_distinct(const VmConfig& config) {
+  std::vector<struct stat> disks(config.disks.size());
+  for (size_t i = 0; i < config.disks.size(); ++i) {
+    if (::stat(config.disks[i].path.c_str(), &disks[i]) != 0)
+      return Error::from_errno(fmt::format("--disk {}", config.disks[i].path));
+    for (size_t j = 0; j < i; ++j) {
+      if (disks[i].st_dev != disks[j].st_dev || disks[i].st_ino != disks[j].st_ino) continue;
+      if (config.disks[i].read_only && config.disks[j].read_only) continue;
+      return Error::format("--disk {}: the same image as --disk #{} ({}); a VM writing one image "
+                           "through two disks corrupts it (give it once, or both ,ro)",
+                           config.disks[i].path, j + 1, config.disks[j].path);
+    }
+  }
+  if (config.console2 && config.console2->kind == ConsoleConfig::Kind::kFile) {
+    struct stat st {};
+    if (::stat(config.console2->path.c_str(), &st) == 0) {
+      for (size_t i = 0; i < disks.size(); ++i)
+        if (st.st_dev == disks[i].st_dev && st.st_ino == disks[i].st_ino)
+          return Error::format("--console2 file={}: is the VM's --disk #{}; refusing to overwrite it "
+                               "with console output",
+                               config.console2->path, i + 1);
+    }
+  }
+  return {};
+}
+
+// The kernel reads at most COMMAND_LINE_SIZE - 1 bytes and stops at a NUL: anything beyond
+// would be cut without a word. riscv64 Linux: 1024 (arch/riscv/include/uapi/asm/setup.h);
+// x86_64: 2048, and the bzImage's own cmdline_size is checked again when it is loaded.
+static Result<void> check_cmdline(const VmConfig& config) {
+  const std::string& c = config.cmdline;
+  if (const size_t nul = c.find('\0'); nul != std::string::npos)
+    return Error::format("--cmdline: contains a NUL byte at offset {}; the kernel would read only "
+                         "what comes before it", nul);
+  const size_t limit = config.arch == Arch::kRiscv64 ? 1023 : 2047;
+  if (c.size() > limit)
+    return Error::format("--cmdline: {} bytes is too long: a {} Linux kernel reads at most {} "
+                         "(COMMAND_LINE_SIZE {})",
+                         c.size(), to_string(config.arch), limit, limit + 1);
+  return {};
 }
 
 Result<void> validate_ranges(const VmConfig& config, uint64_t host_memory) {
@@ -525,6 +584,11 @@ Result<void> validate_ranges(const VmConfig& config, uint64_t host_memory) {
     }
   if (config.arch == Arch::kRiscv64 && config.engine == EngineKind::kKvm)
     return Error("--engine kvm runs x86_64 guests; riscv64 runs on --engine emu");
+  TRY(check_cmdline(config));
+  if (config.arch != Arch::kRiscv64 && !config.firmware.empty())
+    return Error::format("--firmware {}: riscv64 only; an x86_64 kernel is booted directly (the Linux "
+                         "boot protocol, as Firecracker does), with no firmware",
+                         config.firmware);
   return {};
 }
 
@@ -539,6 +603,7 @@ Result<void> validate(const VmConfig& config, uint64_t host_memory) {
     return Error("--firmware none: riscv64 only");
   if (!firmware_to_load(config).empty()) TRY(check_readable(config.firmware, false, "--firmware"));
   for (const auto& disk : config.disks) TRY(check_readable(disk.path, !disk.read_only, "--disk"));
+  TRY(check_files_distinct(config));
   return {};
 }
 
@@ -558,6 +623,7 @@ json to_json(const VmConfig& config) {
     json disk = {{"path", d.path}, {"read_only", d.read_only}};
     if (d.format != DiskFormat::kAuto) disk["format"] = to_string(d.format);
     if (d.rate_limiter.enabled()) disk["rate_limiter"] = rate_limiter_to_json(d.rate_limiter);
+    if (!d.locking) disk["locking"] = false;
     doc["disks"].push_back(disk);
   }
   doc["nets"] = json::array();

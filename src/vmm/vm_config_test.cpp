@@ -53,6 +53,9 @@ TEST(NetSpec, TapAndOptionalMac) {
   EXPECT_FALSE(parse_net_spec("mac=52:54:00:ab:cd:ef").ok()) << "tap= is required";
   EXPECT_FALSE(parse_net_spec("tap=tap0,mac=52:54:00:ab:cd").ok());
   EXPECT_FALSE(parse_net_spec("tap=tap0,mac=01:54:00:ab:cd:ef").ok()) << "multicast";
+  auto zero = parse_net_spec("tap=tap0,mac=00:00:00:00:00:00");
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.error().message().find("the all-zero MAC address"), std::string::npos);
   EXPECT_FALSE(parse_net_spec("tap=averyveryverylongname").ok());
 }
 
@@ -212,6 +215,28 @@ TEST(Validate, CatchesWhatAUserGetsWrong) {
   tap0.tap = "tap0";
   twice.nets = {tap0, tap0};
   EXPECT_FALSE(validate(twice, 0).ok());
+
+  // The kernel would cut these without a word.
+  VmConfig long_cmdline = config;
+  long_cmdline.cmdline = std::string(1023, 'a');
+  EXPECT_TRUE(validate(long_cmdline, 0).ok());
+  long_cmdline.cmdline += 'a';
+  r = validate(long_cmdline, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "--cmdline: 1024 bytes is too long: a riscv64 Linux kernel reads at "
+                                 "most 1023 (COMMAND_LINE_SIZE 1024)");
+  VmConfig nul = config;
+  nul.cmdline = std::string("console=ttyS0\0 init=/x", 23);
+  r = validate(nul, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("contains a NUL byte at offset 13"), std::string::npos);
+
+  VmConfig x86_firmware = config;
+  x86_firmware.arch = Arch::kX86_64;
+  x86_firmware.engine = EngineKind::kKvm;
+  r = validate(x86_firmware, 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("--firmware /etc/hostname: riscv64 only"), std::string::npos);
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ since_cmd() {
 }
 
 truncate -s 8M "$WORK/blank.img"
-vm_start uboot "$(doppel_cmd --firmware "$fw" --kernel "$uboot" --disk "$WORK/blank.img")"
+vm_start uboot "$(doppel_cmd --firmware "$fw" --kernel "$uboot" --initrd none --disk "$WORK/blank.img")"
 vm_wait_for 'Hit any key to stop autoboot'
 vm_send ''
 vm_wait_for '^=> '
@@ -46,7 +46,7 @@ echo "ok: U-Boot prompt, virtio disk, bootefi hello, poweroff exit 0 in $((SECON
 # the S-mode build at 0x80200000, which this U-Boot leaves alone.
 mmode=/usr/lib/u-boot/qemu-riscv64/uboot.elf
 [[ -f $mmode ]] || { echo "note: no $mmode, M-mode U-Boot not tried"; exit 0; }
-vm_start mmode "$(doppel_cmd --firmware "$mmode" --kernel "$uboot")"
+vm_start mmode "$(doppel_cmd --firmware "$mmode" --kernel "$uboot" --initrd none)"
 vm_wait_for 'Hit any key to stop autoboot'
 vm_send ''
 vm_wait_for '^=> '

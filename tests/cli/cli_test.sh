@@ -45,6 +45,15 @@ expect 1 "^doppel: --net: tap=t0,mac=zz: 'zz' is not a MAC address" run "${k[@]}
 expect 1 "^doppel: --disk: /x.img,bw=fast: 'fast' is not SIZE/MS\[\+BURST\]" run "${k[@]}" --disk /x.img,bw=fast
 expect 1 "^doppel: --net: tap=t0,tx_ops=5/0x: refill time '0x' is not a number of milliseconds" run "${k[@]}" --net tap=t0,tx_ops=5/0x
 expect 1 '^doppel: --engine kvm runs x86_64 guests' run "${k[@]}" --engine kvm
+# What a kernel or a NIC would take silently and get wrong (issue 14).
+expect 1 '^doppel: --cpus -1: must be between 1 and 8$' run --cpus -1 "${k[@]}"
+expect 1 "^doppel: --net: tap=t0,mac=00:00:00:00:00:00: '00:00:00:00:00:00' is the all-zero MAC address" \
+  run "${k[@]}" --net tap=t0,mac=00:00:00:00:00:00
+expect 1 "is a multicast MAC address" run "${k[@]}" --net tap=t0,mac=ff:ff:ff:ff:ff:ff
+expect 1 '^doppel: --cmdline: 1100 bytes is too long: a riscv64 Linux kernel reads at most 1023 \(COMMAND_LINE_SIZE 1024\)$' \
+  run "${k[@]}" --cmdline "$(printf 'a%.0s' $(seq 1100))"
+expect 1 "^doppel: --firmware $tmp/fw.bin: riscv64 only; an x86_64 kernel is booted directly" \
+  run --arch x86_64 "${k[@]}"
 # Boot anything (riscv64): firmware none, boot from a disk.
 expect 0 '"firmware": "none"' run --kernel "$tmp/kernel" --firmware none --print-config
 expect 1 "^doppel: --boot: unknown boot source 'floppy' \(kernel, disk\)$" run "${k[@]}" --boot floppy
@@ -66,6 +75,19 @@ echo '{"machine": {"cpus": 0}}' >"$tmp/bad.json"
 expect 1 "^doppel: $tmp/bad.json: machine.cpus: must be between 1 and 8, got 0$" run --config "$tmp/bad.json"
 echo '{"machine": {"cpu": 2}}' >"$tmp/typo.json"
 expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot\)" run --config "$tmp/typo.json"
+
+printf '{"machine": {"cpus": 2,\n  "memory": 128M}}' >"$tmp/syntax.json"
+expect 1 "^doppel: $tmp/syntax.json: not valid JSON: parse error at line 2, column 16: .*last read: .128M." run --config "$tmp/syntax.json"
+printf '{"boot": {"cmdline": "console=ttyS0\\u0000 init=/x"}}' >"$tmp/nul.json"
+expect 1 '^doppel: --cmdline: contains a NUL byte at offset 13' run --config "$tmp/nul.json" "${k[@]}"
+# --kernel alone keeps the guest kit's initrd (when the kit is built): each flag overrides
+# only its own part.
+kit_initrd=$("$doppel" run --print-config 2>/dev/null | sed -n 's/.*"initrd": "\(.*\)".*/\1/p')
+if [[ -n $kit_initrd ]]; then
+  expect 0 "\"initrd\": \"$kit_initrd\"" run --kernel "$tmp/kernel" --print-config
+  expect 0 '"initrd": ""' run --kernel "$tmp/kernel" --firmware none --print-config
+  expect 0 '"initrd": ""' run --kernel "$tmp/kernel" --initrd none --print-config
+fi
 
 # Snapshots: what is missing or wrong is named, and nothing starts.
 expect 1 "^doppel: $tmp/nosnap/state: No such file or directory" restore "$tmp/nosnap"

@@ -7,7 +7,7 @@ if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then echo "SKIP: /dev/kvm is not avai
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$here/../guests/make_bzimage.sh" "$tmp/bzImage" || { echo "FAIL: cannot assemble the tiny bzImage"; exit 1; }
-timeout 30 "$doppel" run --arch x86_64 --engine kvm --kernel "$tmp/bzImage" --memory 32 \
+timeout 30 "$doppel" run --arch x86_64 --engine kvm --kernel "$tmp/bzImage" --initrd none --memory 32 \
   --cmdline "console=ttyS0" </dev/null >"$tmp/out" 2>"$tmp/err"
 code=$?
 cat "$tmp/out"

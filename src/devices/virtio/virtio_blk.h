@@ -61,6 +61,8 @@ class VirtioBlk final : public VirtioDevice {
   void process_queue(unsigned q) override;
   void quiesce() override;
   Result<void> flush_to_host() override;
+  Result<void> activate_images() override { return m_disk->activate(); }
+  void inactivate_images() override { m_disk->inactivate(); }
 
   uint64_t capacity_sectors() const { return m_disk->size() / DiskBackend::kSectorSize; }
   // Replaces the rate limiter's buckets the patch gives (an API PATCH). Threads: any.

@@ -191,6 +191,7 @@ TEST_F(VirtioBlkTest, Qcow2ImageServesTheSameRequests) {
 
   DiskOpenOptions ro;
   ro.read_only = true;
+  ro.lock = false;  // a look from outside while the device writes (qemu-img -U)
   auto other = open_disk(img, ro);
   ASSERT_TRUE(other.ok()) << other.error().message();
   std::vector<uint8_t> seen(4096);

@@ -10,6 +10,19 @@
 
 namespace doppel::virtio {
 
+namespace {
+
+// Drops the first `done` bytes of iov[first..].
+void advance(std::vector<iovec>& iov, size_t& first, size_t done) {
+  while (first < iov.size() && done >= iov[first].iov_len) done -= iov[first++].iov_len;
+  if (done > 0) {
+    iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + done;
+    iov[first].iov_len -= done;
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<VirtioConsole>> VirtioConsole::create(GuestMemory& mem,
                                                              std::unique_ptr<ConsoleStream> stream,
                                                              std::string name) {
@@ -44,10 +57,29 @@ void VirtioConsole::activate() {
 }
 
 void VirtioConsole::quiesce() {
-  if (!m_rx_thread.joinable()) return;
-  m_stop = true;
-  wake();
-  m_rx_thread.join();
+  if (m_rx_thread.joinable()) {
+    m_stop = true;
+    wake();
+    m_rx_thread.join();
+  }
+  // A chain the client has not taken whole: give it a moment, then complete it anyway, so
+  // that a snapshot or reset never holds a half-consumed chain (the rest is dropped).
+  std::lock_guard lock(m_tx_mutex);
+  m_tx_blocked = false;
+  if (!m_tx_head) return;
+  for (int tries = 0; tries < 10 && m_tx_first < m_tx_iov.size(); ++tries) {
+    const int fd = m_stream->client_fd();
+    if (fd < 0) break;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    auto r = m_stream->write_some(std::span<const iovec>(m_tx_iov).subspan(m_tx_first));
+    advance(m_tx_iov, m_tx_first, r.written);
+  }
+  if (m_tx_first < m_tx_iov.size())
+    spdlog::warn("{}: the console client is not reading; output dropped to stop the device", m_name);
+  complete(kTransmitQ, *m_tx_head, 0);
+  m_tx_head.reset();
+  m_tx_iov.clear();
 }
 
 void VirtioConsole::process_queue(unsigned q) {
@@ -57,19 +89,62 @@ void VirtioConsole::process_queue(unsigned q) {
     return;
   }
   if (q != kTransmitQ) return;
-  while (auto chain = pop(kTransmitQ)) {
-    if (chain->error == ChainError::kNone) m_stream->write(slice(chain->readable, 0));
-    complete(kTransmitQ, chain->head, 0);
+  std::lock_guard lock(m_tx_mutex);
+  drain_tx();
+}
+
+void VirtioConsole::drain_tx() {
+  for (;;) {
+    if (!m_tx_head) {
+      auto chain = pop(kTransmitQ);
+      if (!chain) return;
+      if (chain->error != ChainError::kNone) {
+        complete(kTransmitQ, chain->head, 0);
+        continue;
+      }
+      m_tx_head = chain->head;
+      m_tx_iov = slice(chain->readable, 0);
+      m_tx_first = 0;
+    }
+    while (m_tx_first < m_tx_iov.size()) {
+      auto r = m_stream->write_some(std::span<const iovec>(m_tx_iov).subspan(m_tx_first));
+      advance(m_tx_iov, m_tx_first, r.written);
+      if (r.would_block) {
+        // The worker waits for room and calls again; the guest's queue waits meanwhile.
+        m_tx_blocked = true;
+        wake();
+        return;
+      }
+    }
+    complete(kTransmitQ, *m_tx_head, 0);
+    m_tx_head.reset();
+    m_tx_iov.clear();
   }
 }
 
 void VirtioConsole::rx_loop() {
+  {
+    // Chains left in the queue by a pause or a restore while the client was slow.
+    std::lock_guard lock(m_tx_mutex);
+    drain_tx();
+  }
   while (!m_stop) {
     const int client = m_stream->client_fd();
-    std::array<pollfd, 3> fds{};
+    if (client < 0 && m_tx_blocked) {
+      // The client went away while it held output back: drop the rest (write_some()).
+      std::lock_guard lock(m_tx_mutex);
+      m_tx_blocked = false;
+      drain_tx();
+      continue;
+    }
+    std::array<pollfd, 4> fds{};
     nfds_t n = 0;
     fds[n++] = {m_wake.get(), POLLIN, 0};
     fds[n++] = {m_stream->listen_fd(), POLLIN, 0};
+    const bool tx_wait = client >= 0 && m_tx_blocked;
+    // POLLOUT on its own entry; the RX entry, when there is one, is always the last.
+    if (tx_wait) fds[n++] = {client, POLLOUT, 0};
+    const nfds_t rx = n;
     if (client >= 0 && !m_rx_blocked) fds[n++] = {client, POLLIN, 0};
     if (::poll(fds.data(), n, -1) < 0) continue;
     if (fds[0].revents) {
@@ -77,7 +152,14 @@ void VirtioConsole::rx_loop() {
       (void)!::read(m_wake.get(), &v, sizeof v);
     }
     if (fds[1].revents & POLLIN) m_stream->accept_client();
-    if (n < 3 || !fds[2].revents) continue;
+    if ((tx_wait && fds[2].revents) || (m_tx_blocked && m_stream->client_fd() != client)) {
+      // Room again, or the client hung up or was replaced (write_some() then drops or
+      // writes to the new one).
+      std::lock_guard lock(m_tx_mutex);
+      m_tx_blocked = false;
+      drain_tx();
+    }
+    if (n <= rx || !fds[rx].revents) continue;
     auto chain = pop(kReceiveQ);
     if (!chain) {
       m_rx_blocked = true;  // until the driver adds buffers and notifies

@@ -74,6 +74,11 @@ class VirtioDevice {
   // After quiesce(): makes what the device wrote to the host durable (a disk's fdatasync),
   // before the VM moves to another host. Threads: the VMM's, with the device quiescent.
   virtual Result<void> flush_to_host() { return ok(); }
+  // A disk device's image locks (backends/image_lock.h), handed over by a migration: the
+  // source inactivates its images at the switch-over (flushed first), the destination, which
+  // opened them inactive, activates them. Threads: the VMM's, with the device quiescent.
+  virtual Result<void> activate_images() { return ok(); }
+  virtual void inactivate_images() {}
 
   unsigned num_queues() const { return static_cast<unsigned>(m_queues.size()); }
   Virtqueue& queue(unsigned i) { return *m_queues.at(i); }

@@ -396,6 +396,7 @@ EngineExit Hart::run_engine() {
     m_trap_pending = false;
     run_blocks(1u << 20, InterruptPins::kKickBit);
     publish_stats();
+    if (m_trap_loop) [[unlikely]] return EngineExit::kCrash;
     if (m_trap_pending) [[unlikely]] {
       m_crash_detail = fmt::format("hart {}: trap with exit_on_trap set in engine mode", m_hart_id);
       return EngineExit::kCrash;
@@ -441,6 +442,31 @@ bool Hart::check_interrupts() {
   return false;
 }
 
+namespace {
+
+// Privileged spec 3.1.15, Table 3.6.
+const char* exception_name(uint64_t code) {
+  switch (code) {
+    case 0: return "instruction address misaligned";
+    case 1: return "instruction access fault";
+    case 2: return "illegal instruction";
+    case 3: return "breakpoint";
+    case 4: return "load address misaligned";
+    case 5: return "load access fault";
+    case 6: return "store address misaligned";
+    case 7: return "store access fault";
+    case 8: return "ecall from U-mode";
+    case 9: return "ecall from S-mode";
+    case 11: return "ecall from M-mode";
+    case 12: return "instruction page fault";
+    case 13: return "load page fault";
+    case 15: return "store page fault";
+    default: return "exception";
+  }
+}
+
+}  // namespace
+
 void Hart::enter_trap(uint64_t cause, uint64_t tval) {
   const bool interrupt = (cause & kInterruptBit) != 0;
   const uint64_t code = cause & ~kInterruptBit;
@@ -449,6 +475,19 @@ void Hart::enter_trap(uint64_t cause, uint64_t tval) {
   if (m_trace_traps) [[unlikely]]
     fmt::print(stderr, "hart{} trap: cause {:#x} tval {:#x} epc {:#x} from priv {}\n", m_hart_id,
                cause, tval, m_pc, prev);
+  if (!interrupt && m_pc == m_last_trap_target && cause == m_last_trap_cause) [[unlikely]] {
+    if (++m_trap_repeats >= kTrapLoopLimit && !m_trap_loop) {
+      m_trap_loop = true;
+      m_crash_detail = fmt::format(
+          "hart {}: trap loop: the trap handler at {:#x} itself traps ({}, tval {:#x}) before it "
+          "runs an instruction, {} times in a row; the last trap's cause {}, pc {:#x} (garbage "
+          "kernel or firmware?)",
+          m_hart_id, m_pc, exception_name(code), tval, m_trap_repeats, code, m_pc);
+    }
+  } else {
+    m_trap_repeats = 0;
+  }
+  if (!interrupt) m_last_trap_cause = cause;
   if (m_priv != Priv::kM && code < 64 && ((deleg >> code) & 1)) {
     m_scause = cause;
     m_sepc = m_pc;
@@ -470,6 +509,7 @@ void Hart::enter_trap(uint64_t cause, uint64_t tval) {
     m_priv = Priv::kM;
     m_pc = (m_mtvec & ~3ull) + ((interrupt && (m_mtvec & 3) == 1) ? 4 * code : 0);
   }
+  if (!interrupt) m_last_trap_target = m_pc;
   update_contexts();
 }
 
