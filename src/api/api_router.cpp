@@ -224,6 +224,7 @@ Result<HttpResponse> ApiRouter::route(std::string_view method, std::string_view 
   if (path == "/actions") return put ? action(put_actions(body)) : not_allowed(method, path, "PUT");
   if (path == "/migrate") return put ? put_migrate(body) : not_allowed(method, path, "PUT");
   if (path == "/boot-source") return put ? action(put_boot_source(body)) : not_allowed(method, path, "PUT");
+  if (path == "/vsock") return put ? action(put_vsock(body)) : not_allowed(method, path, "PUT");
 
   for (std::string_view collection : {"/drives", "/network-interfaces"}) {
     if (!path.starts_with(collection)) continue;
@@ -536,6 +537,22 @@ Result<void> ApiRouter::put_network_interface(std::string_view id, const std::st
     *it = std::move(iface);
   else
     m_interfaces.push_back(std::move(iface));
+  m_configured = true;
+  return {};
+}
+
+Result<void> ApiRouter::put_vsock(const std::string& body) {
+  constexpr std::string_view kResource = "vsock";
+  TRY(check_pre_boot(kResource));
+  const json doc = TRY(parse_object(kResource, body));
+  const Fields fields(kResource, doc);
+  TRY(fields.only({"vsock_id", "guest_cid", "uds_path"}));
+  VsockConfig vsock;
+  vsock.cid = static_cast<uint32_t>(TRY(fields.integer("guest_cid", 3, UINT32_MAX - 1)));
+  vsock.uds = TRY(fields.string("uds_path"));
+  // Guest connections go to "<uds_path>_<port>": room for the suffix in sun_path.
+  if (vsock.uds.empty() || vsock.uds.size() > 96) return fields.fail("uds_path", "must be 1 to 96 bytes");
+  m_pending.vsock = std::move(vsock);
   m_configured = true;
   return {};
 }

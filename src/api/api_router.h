@@ -22,6 +22,7 @@
 //                                    doppel: "arch","engine"}
 //   PUT   /drives/{drive_id}         {"drive_id","path_on_host","is_read_only","is_root_device"}
 //   PUT   /network-interfaces/{id}   {"iface_id","host_dev_name","guest_mac"}
+//   PUT   /vsock                     {"guest_cid","uds_path"} ("vsock_id" accepted, unused)
 //
 // Answers: 200 + JSON for a GET, 204 for an action, 400 {"fault_message"} for a bad request
 // or a refused action, 404 for an unknown path, 405 (with Allow) for a wrong method.
@@ -71,6 +72,7 @@ class ApiRouter {
   Result<void> put_machine_config(const std::string& body);
   Result<void> put_drive(std::string_view id, const std::string& body);
   Result<void> put_network_interface(std::string_view id, const std::string& body);
+  Result<void> put_vsock(const std::string& body);
 
   // Fails once a VM exists (started or loaded from a snapshot).
   Result<void> check_pre_boot(std::string_view resource);
