@@ -251,6 +251,7 @@ Result<HttpResponse> ApiRouter::route(std::string_view method, std::string_view 
     return not_allowed(method, path, "GET, PUT");
   }
   if (path == "/boot-source") return put ? action(put_boot_source(body)) : not_allowed(method, path, "PUT");
+  if (path == "/vsock") return put ? action(put_vsock(body)) : not_allowed(method, path, "PUT");
 
   for (std::string_view collection : {"/drives", "/network-interfaces"}) {
     if (!path.starts_with(collection)) continue;
@@ -631,6 +632,21 @@ Result<void> ApiRouter::patch_rate_limiters(bool drive, std::string_view id, con
       update.tx = TRY(rate_limiter_patch_from_json(doc.at("tx_rate_limiter"), "tx_rate_limiter").context(resource));
   }
   return m_control.update_rate_limiters(update).context(resource);
+
+Result<void> ApiRouter::put_vsock(const std::string& body) {
+  constexpr std::string_view kResource = "vsock";
+  TRY(check_pre_boot(kResource));
+  const json doc = TRY(parse_object(kResource, body));
+  const Fields fields(kResource, doc);
+  TRY(fields.only({"vsock_id", "guest_cid", "uds_path"}));
+  VsockConfig vsock;
+  vsock.cid = static_cast<uint32_t>(TRY(fields.integer("guest_cid", 3, UINT32_MAX - 1)));
+  vsock.uds = TRY(fields.string("uds_path"));
+  // Guest connections go to "<uds_path>_<port>": room for the suffix in sun_path.
+  if (vsock.uds.empty() || vsock.uds.size() > 96) return fields.fail("uds_path", "must be 1 to 96 bytes");
+  m_pending.vsock = std::move(vsock);
+  m_configured = true;
+  return {};
 }
 
 VmConfig ApiRouter::pending_config() const {

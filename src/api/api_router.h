@@ -32,6 +32,7 @@
 //                                    "rate_limiter"}
 //   PUT   /network-interfaces/{id}   {"iface_id","host_dev_name","guest_mac","rx_rate_limiter",
 //                                    "tx_rate_limiter"}
+//   PUT   /vsock                     {"guest_cid","uds_path"} ("vsock_id" accepted, unused)
 //   running:
 //   PATCH /drives/{drive_id}         {"drive_id","rate_limiter"}: the buckets given replace the
 //                                    drive's (full; size 0 removes a limit), others stay
@@ -88,6 +89,7 @@ class ApiRouter {
   // PATCH /drives/{id} {"drive_id","rate_limiter"}, /network-interfaces/{id}
   // {"iface_id","rx_rate_limiter","tx_rate_limiter"}: a running VM's rate limiters.
   Result<void> patch_rate_limiters(bool drive, std::string_view id, const std::string& body);
+  Result<void> put_vsock(const std::string& body);
 
   // Fails once a VM exists (started or loaded from a snapshot).
   Result<void> check_pre_boot(std::string_view resource);

@@ -125,6 +125,18 @@ TEST_F(ApiServerTest, GetRootDescribesTheInstance) {
   EXPECT_EQ(json::parse(request("GET", "/").body)["state"], "Paused");
 }
 
+TEST_F(ApiServerTest, PutVsockIsFirecrackersAndShowsInTheConfig) {
+  EXPECT_EQ(request("PUT", "/vsock", R"({"vsock_id": "v", "guest_cid": 5, "uds_path": "/tmp/v.sock"})").status,
+            204u);
+  const auto config = json::parse(request("GET", "/vm/config").body);
+  EXPECT_EQ(config["vsock"]["guest_cid"], 5);
+  EXPECT_EQ(config["vsock"]["uds_path"], "/tmp/v.sock");
+  EXPECT_EQ(fault("PUT", "/vsock", R"({"guest_cid": 2, "uds_path": "/tmp/v.sock"})"),
+            "vsock: guest_cid: expected an integer from 3 to 4294967294, got 2");
+  EXPECT_EQ(fault("PUT", "/vsock", R"({"guest_cid": 3, "uds_path": ""})"), "vsock: uds_path: is empty");
+  EXPECT_EQ(request("GET", "/vsock").status, 405u);
+}
+
 TEST_F(ApiServerTest, GetVersionAndMetrics) {
   EXPECT_EQ(json::parse(request("GET", "/version").body), json({{"vmm_version", "0.1.0-test"}}));
   const HttpReply metrics = request("GET", "/metrics");

@@ -54,6 +54,14 @@ expect 1 '^doppel: --cmdline: 1100 bytes is too long: a riscv64 Linux kernel rea
   run "${k[@]}" --cmdline "$(printf 'a%.0s' $(seq 1100))"
 expect 1 "^doppel: --firmware $tmp/fw.bin: riscv64 only; an x86_64 kernel is booted directly" \
   run --arch x86_64 "${k[@]}"
+# User networking and vsock: what they print, and what is wrong in them.
+expect 0 '"hostfwd": \[$' run "${k[@]}" --net user,hostfwd=tcp:127.0.0.1:8080-:80 --print-config
+expect 0 '"tcp:127.0.0.1:8080-10.0.2.15:80"' run "${k[@]}" --net user,hostfwd=tcp:127.0.0.1:8080-:80 --print-config
+expect 1 "^doppel: --net: user,hostfwd=tcp::0-:80: hostfwd 'tcp::0-:80': host port '0' is not a port number" \
+  run "${k[@]}" --net user,hostfwd=tcp::0-:80
+expect 1 "forwarded twice" run "${k[@]}" --net user,hostfwd=tcp::8080-:80 --net user,hostfwd=tcp:127.0.0.1:8080-:81
+expect 0 '"guest_cid": 7' run "${k[@]}" --vsock cid=7,uds=/tmp/v.sock --print-config
+expect 1 '^doppel: --vsock: cid=2,uds=/tmp/v.sock: cid 2 is reserved' run "${k[@]}" --vsock cid=2,uds=/tmp/v.sock
 # Boot anything (riscv64): firmware none, boot from a disk.
 expect 0 '"firmware": "none"' run --kernel "$tmp/kernel" --firmware none --print-config
 expect 1 "^doppel: --boot: unknown boot source 'floppy' \(kernel, disk\)$" run "${k[@]}" --boot floppy
