@@ -632,6 +632,7 @@ Result<void> ApiRouter::patch_rate_limiters(bool drive, std::string_view id, con
       update.tx = TRY(rate_limiter_patch_from_json(doc.at("tx_rate_limiter"), "tx_rate_limiter").context(resource));
   }
   return m_control.update_rate_limiters(update).context(resource);
+}
 
 Result<void> ApiRouter::put_vsock(const std::string& body) {
   constexpr std::string_view kResource = "vsock";

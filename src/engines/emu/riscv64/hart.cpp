@@ -475,17 +475,24 @@ void Hart::enter_trap(uint64_t cause, uint64_t tval) {
   if (m_trace_traps) [[unlikely]]
     fmt::print(stderr, "hart{} trap: cause {:#x} tval {:#x} epc {:#x} from priv {}\n", m_hart_id,
                cause, tval, m_pc, prev);
-  if (!interrupt && m_pc == m_last_trap_target && cause == m_last_trap_cause) [[unlikely]] {
+  // A trap loop: a fault (not an ecall or ebreak, which a guest may repeat on purpose) at
+  // the first instruction of a trap vector, the same again and again with nothing else
+  // faulting in between. Garbage at the vector: firmware none with mtvec 0, or a garbage
+  // kernel behind OpenSBI, which hands each fault back to an stvec that faults again.
+  const bool at_vector = (m_priv == Priv::kM && m_pc == (m_mtvec & ~3ull)) ||
+                         (m_priv == Priv::kS && m_pc == (m_stvec & ~3ull));
+  const bool deliberate = code == 3 || code == 8 || code == 9 || code == 11;
+  if (!interrupt && !deliberate && at_vector && cause == m_last_trap_cause) [[unlikely]] {
     if (++m_trap_repeats >= kTrapLoopLimit && !m_trap_loop) {
       m_trap_loop = true;
       m_crash_detail = fmt::format(
-          "hart {}: trap loop: the trap handler at {:#x} itself traps ({}, tval {:#x}) before it "
-          "runs an instruction, {} times in a row; the last trap's cause {}, pc {:#x} (garbage "
+          "hart {}: trap loop: the trap handler at {:#x} itself traps ({}, tval {:#x}) at its "
+          "first instruction, {} times in a row; the last trap's cause {}, pc {:#x} (garbage "
           "kernel or firmware?)",
           m_hart_id, m_pc, exception_name(code), tval, m_trap_repeats, code, m_pc);
     }
-  } else {
-    m_trap_repeats = 0;
+  } else if (!interrupt) {
+    m_trap_repeats = 0;  // (a timer interrupt in between is no progress)
   }
   if (!interrupt) m_last_trap_cause = cause;
   if (m_priv != Priv::kM && code < 64 && ((deleg >> code) & 1)) {
@@ -509,7 +516,6 @@ void Hart::enter_trap(uint64_t cause, uint64_t tval) {
     m_priv = Priv::kM;
     m_pc = (m_mtvec & ~3ull) + ((interrupt && (m_mtvec & 3) == 1) ? 4 * code : 0);
   }
-  if (!interrupt) m_last_trap_target = m_pc;
   update_contexts();
 }
 

@@ -516,12 +516,11 @@ class Hart {
   uint64_t m_watch_addr = 0;
   bool m_watch_write = false;
   bool m_irq_hold = false;
-  // A trap loop: an exception raised by the first instruction of the handler the previous
-  // trap jumped to, with the same cause, again and again (garbage at the trap vector: the
-  // guest can never make progress). Diagnostic only, not saved: a restore counts afresh.
+  // A trap loop (enter_trap()): a fault at the first instruction of a trap vector, with one
+  // cause, kTrapLoopLimit times in a row (garbage at the trap vector: the guest can never
+  // make progress). Diagnostic only, not saved: a restore counts afresh.
   static constexpr unsigned kTrapLoopLimit = 1000;
-  uint64_t m_last_trap_cause = 0;
-  uint64_t m_last_trap_target = UINT64_MAX;
+  uint64_t m_last_trap_cause = UINT64_MAX;
   unsigned m_trap_repeats = 0;
   bool m_trap_loop = false;
 };
