@@ -28,7 +28,8 @@ void drive(const TokenBucketConfig& config, const uint8_t* data, size_t size) {
       case 2: now += n & 0xffffffffff; break;  // up to ~18 minutes
       case 3: {
         const uint64_t wait = bucket.wait_ns(n, now);
-        if (!bucket.enabled() || wait > (1ull << 62)) break;
+        // Saturated (centuries), or a clock past 2^62 ns (146 years of uptime): not real.
+        if (!bucket.enabled() || wait >= (1ull << 62) || now >= (1ull << 62)) break;
         now += wait;
         if (!bucket.try_consume(n, now)) std::abort();
         break;
