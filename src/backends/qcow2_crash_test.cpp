@@ -256,22 +256,30 @@ class Qcow2CrashTest : public ::testing::Test {
   std::string m_dir;
 };
 
+// Crashes per test: the default keeps make test short; DOPPEL_CRASH_ROUNDS=N runs N times as
+// many (a stress run, by hand).
+uint64_t rounds(uint64_t n) {
+  const char* env = std::getenv("DOPPEL_CRASH_ROUNDS");
+  const uint64_t factor = env ? std::strtoull(env, nullptr, 10) : 1;
+  return n * std::max<uint64_t>(factor, 1);
+}
+
 TEST_F(Qcow2CrashTest, PlainImages) {
-  for (uint64_t seed = 1; seed <= 24; seed++) {
+  for (uint64_t seed = 1; seed <= rounds(24); seed++) {
     crash_once(seed, seed % 2 ? 4096 : 65536, Variant::kPlain);
     if (HasFatalFailure() || HasNonfatalFailure()) return;
   }
 }
 
 TEST_F(Qcow2CrashTest, OverABackingFile) {
-  for (uint64_t seed = 100; seed < 116; seed++) {
+  for (uint64_t seed = 100; seed < 100 + rounds(16); seed++) {
     crash_once(seed, seed % 2 ? 4096 : 65536, Variant::kBacking);
     if (HasFatalFailure() || HasNonfatalFailure()) return;
   }
 }
 
 TEST_F(Qcow2CrashTest, WithAnInternalSnapshot) {
-  for (uint64_t seed = 200; seed < 216; seed++) {
+  for (uint64_t seed = 200; seed < 200 + rounds(16); seed++) {
     crash_once(seed, seed % 2 ? 4096 : 65536, Variant::kSnapshot);
     if (HasFatalFailure() || HasNonfatalFailure()) return;
   }

@@ -65,7 +65,8 @@ uint64_t TokenBucket::wait_ns(uint64_t n, uint64_t now_ns) {
   if (rest == 0) return 0;
   const __int128 deficit = static_cast<__int128>(needed(rest)) * m_refill_ns - m_scaled;
   if (deficit <= 0) return 0;
-  return static_cast<uint64_t>((deficit + m_size - 1) / m_size);
+  // A deep debt on a slow bucket could exceed 64 bits of nanoseconds: 2^62 ns is 146 years.
+  return static_cast<uint64_t>(std::min<__int128>((deficit + m_size - 1) / m_size, __int128{1} << 62));
 }
 
 int64_t TokenBucket::budget(uint64_t now_ns) {
@@ -74,7 +75,7 @@ int64_t TokenBucket::budget(uint64_t now_ns) {
   // Floor division, so a debt of a fraction of a token shows as -1.
   __int128 tokens = m_scaled / m_refill_ns;
   if (m_scaled < 0 && m_scaled % m_refill_ns != 0) tokens -= 1;
-  return static_cast<int64_t>(tokens + m_burst);
+  return static_cast<int64_t>(std::clamp<__int128>(tokens + m_burst, INT64_MIN, INT64_MAX));
 }
 
 // ---- RateLimiter ----

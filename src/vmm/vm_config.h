@@ -38,9 +38,9 @@ struct DiskConfig {
   std::string path;
   bool read_only = false;
   DiskFormat format = DiskFormat::kAuto;  // kAuto: what the image's header says
-  RateLimiterConfig rate_limiter{};       // vmm/rate_limiter_config.h
   // Image locks (backends/image_lock.h); false (,locking=off) lets another VM open it too.
   bool locking = true;
+  RateLimiterConfig rate_limiter{};       // vmm/rate_limiter_config.h
 };
 
 struct NetConfig {
