@@ -285,7 +285,7 @@ Result<void> setup_console(const Process& proc, int console_socket) {
 
 namespace {
 
-Result<void> setup(const InitOptions& opt) {
+Result<void> setup(const InitOptions& opt, std::string* state_json) {
   const Spec& spec = *opt.spec;
   const Process& proc = *spec.process;
   // Wait until the runtime wrote our id maps and moved us into the cgroup.
@@ -314,6 +314,7 @@ Result<void> setup(const InitOptions& opt) {
     auto reply = TRY(sync_recv(opt.sync_fd));
     if (reply.kind != SyncKind::kGo) return Error("unexpected message from the runtime");
     TRY(run_hooks(spec.hooks.create_container, reply.text, "createContainer"));
+    *state_json = reply.text;
   }
 
   // As runc: a missing cwd is made, while the root is still writable.
@@ -381,7 +382,8 @@ void container_init(const InitOptions& opt) {
     (void)sync_send(opt.sync_fd, SyncKind::kError, e.message());
     ::_exit(1);
   };
-  auto r = setup(opt);
+  std::string state_json = "{}";
+  auto r = setup(opt, &state_json);
   if (!r.ok()) report(r.error());
   auto path = find_executable(proc);
   if (!path.ok()) report(path.error());
@@ -414,7 +416,7 @@ void container_init(const InitOptions& opt) {
   }
   ::close(opt.sync_fd);
   if (!opt.spec->hooks.start_container.empty()) {
-    auto h = run_hooks(opt.spec->hooks.start_container, "{}", "startContainer");
+    auto h = run_hooks(opt.spec->hooks.start_container, state_json, "startContainer");
     if (!h.ok()) {
       fmt::print(stderr, "doppel oci: {}\n", h.error().message());
       ::_exit(1);
