@@ -4,7 +4,8 @@
 # pid, network, IPC, UTS and mount namespaces, the default spec's mounts and a cgroup.
 # The driver is a subreaper (as containerd's shim is) so it waits for the container's
 # process directly. Prints per-runtime totals, per-step means, the peak RSS of the runtime
-# process for each step (GNU time's %M), and doppel/runc ratios (lower is better).
+# process for each step (GNU time's %M, in one extra untimed iteration), and doppel/runc
+# ratios (lower is better).
 #
 #   bench/oci/run.sh                  # N=100
 #   N=20 bench/oci/run.sh
@@ -42,15 +43,18 @@ bundle = os.path.join(work, "bundle")
 
 rss_file = os.path.join(work, "rss")
 
-def step(args):
-    # GNU time runs the step: its ru_maxrss is the runtime's own (a child forked from
-    # this Python would carry Python's RSS into the measurement).
+def step(args, measure_rss):
+    # Timed runs start the runtime directly; one run of each step goes through GNU time
+    # for its ru_maxrss (a child forked from this Python would carry Python's RSS into
+    # the measurement, and time's own start-up would pad the timings).
+    prefix = ["/usr/bin/time", "-f", "%M", "-o", rss_file] if measure_rss else []
     t = time.perf_counter()
-    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file] + args, cwd=bundle)
+    p = subprocess.Popen(prefix + args, cwd=bundle)
     _, status, _ = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{args}: exit {os.waitstatus_to_exitcode(status)}")
-    return time.perf_counter() - t, int(open(rss_file).read().split()[-1])
+    return dt, int(open(rss_file).read().split()[-1]) if measure_rss else 0
 
 results = {}
 for name, rt in runtimes.items():
@@ -58,16 +62,30 @@ for name, rt in runtimes.items():
     times = {"create": 0.0, "start": 0.0, "wait": 0.0, "delete": 0.0}
     rss = {"create": 0, "start": 0, "delete": 0}
     t0 = time.perf_counter()
-    for i in range(n):
+    for i in range(n + 1):
+        # Iteration 0 measures memory (through GNU time) and is not timed.
+        rss_run = i == 0
+        if i == 1:
+            t0 = time.perf_counter()
         cid = f"bench-{name}-{i}"
         pidfile = os.path.join(work, "pid")
-        dt, r = step([rt, "--root", root, "create", "--pid-file", pidfile, cid]); times["create"] += dt; rss["create"] = max(rss["create"], r)
-        pid = int(open(pidfile).read())
-        dt, r = step([rt, "--root", root, "start", cid]); times["start"] += dt; rss["start"] = max(rss["start"], r)
-        t = time.perf_counter()
-        os.waitpid(pid, 0)  # reparented to us, the subreaper
-        times["wait"] += time.perf_counter() - t
-        dt, r = step([rt, "--root", root, "delete", cid]); times["delete"] += dt; rss["delete"] = max(rss["delete"], r)
+        acc = {}
+        for what, args in (("create", [rt, "--root", root, "create", "--pid-file", pidfile, cid]),
+                           ("start", [rt, "--root", root, "start", cid]),
+                           ("delete", [rt, "--root", root, "delete", cid])):
+            if what == "delete":
+                t = time.perf_counter()
+                os.waitpid(pid, 0)  # reparented to us, the subreaper
+                acc["wait"] = time.perf_counter() - t
+            dt, r = step(args, rss_run)
+            acc[what] = dt
+            if rss_run:
+                rss[what] = r
+            if what == "create":
+                pid = int(open(pidfile).read())
+        if not rss_run:
+            for k, v in acc.items():
+                times[k] += v
     total = time.perf_counter() - t0
     results[name] = (total, times, rss)
     print(f"{name:7s} {n} x create/start/wait/delete: {total:7.3f} s  ({total / n * 1000:6.1f} ms each)")

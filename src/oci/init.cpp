@@ -90,7 +90,7 @@ Result<void> apply_propagation(const std::string& target, const MountOptions& o)
 }
 
 Result<void> mount_cgroup(const InitOptions& opt, const Mount& m, const MountOptions& o, const std::string& target) {
-  unsigned long flags = o.flags & ~MS_RDONLY;
+  unsigned long flags = o.flags & ~static_cast<unsigned long>(MS_RDONLY);
   if (opt.cgroup_unified) {
     if (opt.new_cgroup_ns) {
       auto r = do_mount("cgroup2", target, "cgroup2", o.flags, "");
@@ -129,8 +129,8 @@ Result<void> mount_one(const InitOptions& opt, const Mount& m) {
   if (m.type == "cgroup" || m.type == "cgroup2") return mount_cgroup(opt, m, o, target);
   if (bind) {
     TRY(do_mount(source, target, "", MS_BIND | (o.recursive ? MS_REC : 0), ""));
-    unsigned long extra = o.flags & ~(MS_REMOUNT);
-    if (extra) TRY(do_mount("", target, "", MS_BIND | MS_REMOUNT | extra | (locked_flags(target) & ~o.clear_flags & ~MS_RDONLY), ""));
+    unsigned long extra = o.flags & ~static_cast<unsigned long>(MS_REMOUNT);
+    if (extra) TRY(do_mount("", target, "", MS_BIND | MS_REMOUNT | extra | (locked_flags(target) & ~o.clear_flags & ~static_cast<unsigned long>(MS_RDONLY)), ""));
     return apply_propagation(target, o);
   }
   auto r = do_mount(source.empty() ? m.type : source, target, m.type, o.flags, o.data);
@@ -285,7 +285,7 @@ Result<void> setup_console(const Process& proc, int console_socket) {
 
 namespace {
 
-Result<void> setup(const InitOptions& opt) {
+Result<void> setup(const InitOptions& opt, std::string* state_json) {
   const Spec& spec = *opt.spec;
   const Process& proc = *spec.process;
   // Wait until the runtime wrote our id maps and moved us into the cgroup.
@@ -314,8 +314,11 @@ Result<void> setup(const InitOptions& opt) {
     auto reply = TRY(sync_recv(opt.sync_fd));
     if (reply.kind != SyncKind::kGo) return Error("unexpected message from the runtime");
     TRY(run_hooks(spec.hooks.create_container, reply.text, "createContainer"));
+    *state_json = reply.text;
   }
 
+  // As runc: a missing cwd is made, while the root is still writable.
+  TRY(make_dir_in_root(opt.rootfs, proc.cwd).context("cwd"));
   TRY(pivot_into(opt));
   TRY(write_sysctls(spec));
   TRY(mask_paths(spec));
@@ -329,8 +332,6 @@ Result<void> setup(const InitOptions& opt) {
   if (proc.oom_score_adj)
     TRY(write_file("/proc/self/oom_score_adj", fmt::format("{}", *proc.oom_score_adj)));
   TRY(apply_rlimits(proc));
-  // As runc: a missing cwd is made (as root, before the user switch).
-  if (::access(proc.cwd.c_str(), F_OK) != 0) (void)mkdir_all(proc.cwd, 0755);
   if (::chdir(proc.cwd.c_str()) != 0) return Error::from_errno(fmt::format("chdir to cwd (\"{}\")", proc.cwd));
   return ok();
 }
@@ -381,7 +382,8 @@ void container_init(const InitOptions& opt) {
     (void)sync_send(opt.sync_fd, SyncKind::kError, e.message());
     ::_exit(1);
   };
-  auto r = setup(opt);
+  std::string state_json = "{}";
+  auto r = setup(opt, &state_json);
   if (!r.ok()) report(r.error());
   auto path = find_executable(proc);
   if (!path.ok()) report(path.error());
@@ -414,7 +416,7 @@ void container_init(const InitOptions& opt) {
   }
   ::close(opt.sync_fd);
   if (!opt.spec->hooks.start_container.empty()) {
-    auto h = run_hooks(opt.spec->hooks.start_container, "{}", "startContainer");
+    auto h = run_hooks(opt.spec->hooks.start_container, state_json, "startContainer");
     if (!h.ok()) {
       fmt::print(stderr, "doppel oci: {}\n", h.error().message());
       ::_exit(1);

@@ -25,7 +25,9 @@ struct InitOptions {
   bool new_user_ns = false;
   bool setgroups_allowed = true;
   bool new_cgroup_ns = false;
-  bool runtime_hooks = false;  // ask the runtime to run prestart/createRuntime hooks
+  // Ask the runtime to run prestart/createRuntime hooks (and for the state JSON the
+  // createContainer and startContainer hooks read).
+  bool runtime_hooks = false;
   // The container's cgroup directories on the host, (hierarchy name, dir), for a "cgroup"
   // mount; one ("", dir) on cgroup v2.
   std::vector<std::pair<std::string, std::string>> cgroup_dirs;

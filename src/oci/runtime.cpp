@@ -309,7 +309,7 @@ Result<pid_t> Runtime::spawn(const CreateOptions& o, bool wait_on_fifo, CreateCl
   const Namespace* cgns = spec.find_namespace("cgroup");
   init.new_cgroup_ns = cgns && cgns->path.empty();
   init.runtime_hooks = !spec.hooks.prestart.empty() || !spec.hooks.create_runtime.empty() ||
-                       !spec.hooks.create_container.empty();
+                       !spec.hooks.create_container.empty() || !spec.hooks.start_container.empty();
   if (cleanup.cgroup) {
     init.cgroup_unified = cleanup.cgroup->unified();
     init.cgroup_dirs = cleanup.cgroup->dirs();

@@ -153,6 +153,12 @@ config 'c["process"]["args"] = ["true"]' \
        'c["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > '"$work"'/hook.json"]}]}'
 "$rt" --root "$root" run t-hook
 check "a prestart hook reads the state JSON" 'grep -q "\"id\":\"t-hook\"" "$work/hook.json"'
+config 'c["process"]["args"] = ["true"]' \
+       'c["mounts"].append({"destination": "/shared", "type": "bind", "source": "'"$work/shared"'", "options": ["rbind", "rw"]})' \
+       'c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /shared/start.json"]}]}'
+"$rt" --root "$root" run t-start-hook
+check "a startContainer hook runs in the container with the state JSON" \
+  'grep -q "\"id\":\"t-start-hook\"" "$work/shared/start.json"'
 config 'c["process"]["args"] = ["true"]' 'c["hooks"] = {"prestart": [{"path": "/bin/false"}]}'
 out=$("$rt" --root "$root" run t-hookfail 2>&1); rc=$?
 check "a failing prestart hook fails run" '[ $rc -ne 0 ] && echo "$out" | grep -q "prestart hook /bin/false: exit status 1"'

@@ -7,4 +7,4 @@ add_test(NAME oci.crun_suite
 add_test(NAME oci.containerd
          COMMAND bash ${CMAKE_SOURCE_DIR}/tests/oci/containerd_test.sh ${CMAKE_BINARY_DIR}/doppel-runc)
 set_tests_properties(oci.lifecycle oci.crun_suite oci.containerd PROPERTIES
-  SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "oci" RUN_SERIAL TRUE)
+  SKIP_RETURN_CODE 77 TIMEOUT 2400 LABELS "oci" RUN_SERIAL TRUE)
