@@ -81,7 +81,7 @@ for workload in $WORKLOADS; do
     vm_start "qs-$workload-$r" "${qemu_cmd[*]} -monitor unix:$mon,server,nowait"
     vm_wait_ready
     [[ $workload == dirty ]] && { vm_send "$DIRTY"; sleep 3; }
-    [[ $workload == zstd ]] && setup+=("migrate_set_parameter max-bandwidth 20000000")
+    [[ $workload == zstd ]] && setup+=("migrate_set_parameter max-bandwidth 20000000B")  # HMP: a bare number is MiB
     $QMP text "$mon" "${setup[@]}" "migrate_set_parameter downtime-limit $DOWNTIME_MS" "migrate -d $to" >/dev/null
     $QMP wait-migration "$mon" >"$WORK/qinfo.txt" || { cat "$WORK/qinfo.txt"; fail "QEMU's migration failed"; }
     res[q_total_$workload]+="$(qemu_field "$WORK/qinfo.txt" 'total time') "

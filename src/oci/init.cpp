@@ -158,7 +158,14 @@ Result<void> make_device(const std::string& root, const Device& d, bool user_ns)
   auto slash = d.path.rfind('/');
   TRY(make_dir_in_root(root, d.path.substr(0, slash)));
   std::string host = resolve_in_root(root, d.path);
-  ::unlink(host.c_str());
+  // A device node already there is kept, as runc keeps it: the container's /dev may be a
+  // bind mount of the host's, whose nodes must never be replaced. Anything else in the way
+  // (a placeholder file in the bundle's rootfs) is replaced.
+  struct stat existing {};
+  if (::lstat(host.c_str(), &existing) == 0) {
+    if (S_ISCHR(existing.st_mode) || S_ISBLK(existing.st_mode)) return ok();
+    ::unlink(host.c_str());
+  }
   mode_t type = d.type == 'b' ? S_IFBLK : d.type == 'p' ? S_IFIFO : S_IFCHR;
   if (!user_ns && ::mknod(host.c_str(), type | d.file_mode, makedev(static_cast<unsigned>(d.major), static_cast<unsigned>(d.minor))) == 0) {
     if (::chown(host.c_str(), d.uid, d.gid) != 0) return Error::from_errno(fmt::format("chown {}", host));
