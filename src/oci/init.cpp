@@ -199,7 +199,11 @@ Result<void> populate_dev(const InitOptions& opt) {
                                                        {"pts/ptmx", "ptmx"}};
   for (auto& [to, name] : links) {
     std::string path = dev + "/" + name;
-    if (std::string(name) == "ptmx") ::unlink(path.c_str());
+    // ptmx becomes a link into the container's devpts, unless a device node is there (a
+    // /dev bound from the host: never touched, as make_device() keeps its nodes).
+    struct stat existing {};
+    if (std::string(name) == "ptmx" && ::lstat(path.c_str(), &existing) == 0 && !S_ISCHR(existing.st_mode))
+      ::unlink(path.c_str());
     if (::symlink(to, path.c_str()) != 0 && errno != EEXIST) return Error::from_errno(fmt::format("symlink {}", path));
   }
   return ok();
