@@ -17,6 +17,8 @@ namespace {
 // pc, f0-f31, fflags, frm, fcsr, and the virtual "priv" register (the privilege level).
 constexpr unsigned kRegPc = 32, kRegF0 = 33, kRegFflags = 65, kRegFrm = 66, kRegFcsr = 67,
                    kRegPriv = 68, kRegCount = 69;
+// fflags, frm and fcsr are CSRs 1, 2 and 3, in that order; priv is the last register.
+static_assert(kRegFrm == kRegFflags + 1 && kRegFcsr == kRegFrm + 1 && kRegPriv + 1 == kRegCount);
 
 const DebugArch& riscv64_debug_arch() {
   static const DebugArch arch = [] {
