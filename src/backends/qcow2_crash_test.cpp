@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "backends/qcow2.h"
+#include "backends/qemu_img_fixture.h"
 #include "base/bits.h"
 
 namespace doppel {
@@ -25,7 +26,6 @@ namespace {
 constexpr uint64_t kSector = 512;
 constexpr uint64_t kPage = 4096;
 
-bool have_qemu_img() { return std::system("qemu-img --version >/dev/null 2>&1") == 0; }
 
 std::vector<uint8_t> read_file(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
@@ -131,26 +131,8 @@ struct SectorModel {
   std::vector<std::vector<uint64_t>> later;
 };
 
-class Qcow2CrashTest : public ::testing::Test {
+class Qcow2CrashTest : public testing::QemuImgFixture {
  protected:
-  void SetUp() override {
-    if (!have_qemu_img()) GTEST_SKIP() << "qemu-img not installed";
-    char tmpl[] = "/tmp/doppel-qcrash-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    if (!m_dir.empty()) std::filesystem::remove_all(m_dir);
-  }
-  std::string path(const std::string& name) const { return m_dir + "/" + name; }
-  int shell(const std::string& cmd) {
-    const int status = std::system(fmt::format("{} >'{}' 2>&1", cmd, path("cmd.log")).c_str());
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  std::string log() {
-    std::ifstream in(path("cmd.log"));
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
 
   enum class Variant { kPlain, kBacking, kSnapshot };
 
@@ -253,7 +235,6 @@ class Qcow2CrashTest : public ::testing::Test {
     }
   }
 
-  std::string m_dir;
 };
 
 // Crashes per test: the default keeps make test short; DOPPEL_CRASH_ROUNDS=N runs N times as

@@ -12,36 +12,16 @@
 #include <gtest/gtest.h>
 
 #include "backends/disk_backend.h"
+#include "backends/qemu_img_fixture.h"
 #include "base/bits.h"
 #include "base/log.h"
 
 namespace doppel {
 namespace {
 
-bool have_qemu_img() { return std::system("qemu-img --version >/dev/null 2>&1") == 0; }
 
-class Qcow2SnapshotTest : public ::testing::Test {
+class Qcow2SnapshotTest : public testing::QemuImgFixture {
  protected:
-  void SetUp() override {
-    if (!have_qemu_img()) GTEST_SKIP() << "qemu-img not installed";
-    char tmpl[] = "/tmp/doppel-qsnap-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override {
-    if (!m_dir.empty()) std::filesystem::remove_all(m_dir);
-  }
-  std::string path(const std::string& name) const { return m_dir + "/" + name; }
-
-  // The shell's exit code of cmd, its output in m_dir/cmd.log.
-  int shell(const std::string& cmd) {
-    const int status = std::system(fmt::format("{} >'{}' 2>&1", cmd, path("cmd.log")).c_str());
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  std::string log() {
-    std::ifstream in(path("cmd.log"));
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
   void run(const std::string& cmd) { ASSERT_EQ(shell(cmd), 0) << cmd << "\n" << log(); }
   // qemu-img check: 0 clean; 3 (leaked clusters only) counts as clean here too.
   void check(const std::string& img) {
@@ -95,7 +75,6 @@ class Qcow2SnapshotTest : public ::testing::Test {
       }
     }
   }
-  std::string m_dir;
 };
 
 // One snapshot over a filled image, then doppel writes: the active state is what doppel
