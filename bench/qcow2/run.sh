@@ -48,7 +48,7 @@ run_side() {  # name
         -device virtio-blk-device,drive=d0 \
         -drive "file=$WORK/tools.img,format=raw,if=none,id=d1" -device virtio-blk-device,drive=d1) ;;
   esac
-  vm_start "$side" "exec $cmd"
+  vm_start "$side" "$cmd"
   vm_wait_ready
   vm_send "$FIND_DISKS"
   vm_send "/t/vbench seqwrite /dev/\$B $BLK_MIB"
