@@ -68,6 +68,21 @@ void ThrottleQueue::set_limits(const RateLimiterPatch& patch) {
   m_cv.notify_all();
 }
 
+RateLimiterState ThrottleQueue::save() {
+  std::lock_guard lock(m_lock);
+  return m_limiter.save(monotonic_ns());
+}
+
+Result<void> ThrottleQueue::restore(const RateLimiterState& state) {
+  RateLimiter limiter = TRY(RateLimiter::restore(state, monotonic_ns()));
+  {
+    std::lock_guard lock(m_lock);
+    m_limiter = limiter;
+  }
+  m_cv.notify_all();
+  return ok();
+}
+
 uint64_t ThrottleQueue::throttled() const {
   std::lock_guard lock(m_lock);
   return m_throttled;

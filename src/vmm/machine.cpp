@@ -413,15 +413,38 @@ void Machine::set_memory_chain(StateFile& state, const std::string& state_path,
   state.sections.push_back(text_section("memory.chain", names.dump()));
 }
 
+VmConfig Machine::config_in_effect() {
+  VmConfig config = m_config;
+  size_t disk = 0, net = 0;
+  for (const auto& mmio : m_board->virtio()) {
+    const auto limits = mmio->device().save_limiters();
+    auto now = [&](size_t i) {
+      RateLimiterConfig c{limits[i].bandwidth.config, limits[i].ops.config};
+      return c;
+    };
+    if (limits.size() == 1 && disk < config.disks.size()) {
+      config.disks[disk++].rate_limiter = now(0);
+    } else if (limits.size() == 2 && net < config.nets.size()) {
+      config.nets[net].rx_rate_limiter = now(0);
+      config.nets[net++].tx_rate_limiter = now(1);
+    }
+  }
+  return config;
+}
+
 Result<void> Machine::save_state(StateFile& out) {
   out.arch = m_config.arch;
   out.engine = m_config.engine;
-  out.sections.push_back(text_section("vm.config", to_json(m_config).dump()));
+  out.sections.push_back(text_section("vm.config", to_json(config_in_effect()).dump()));
   TRY(m_board->save(out));
   out.sections.push_back(make_section("uart", m_board->uart().save()));
   const auto virtio = m_board->virtio();
-  for (size_t i = 0; i < virtio.size(); ++i)
+  for (size_t i = 0; i < virtio.size(); ++i) {
     out.sections.push_back(make_section(fmt::format("virtio.{}", i), virtio[i]->save()));
+    virtio::VirtioLimitsState limits{.limiters = virtio[i]->device().save_limiters()};
+    if (!limits.limiters.empty())
+      out.sections.push_back(make_section(fmt::format("virtio.{}.limits", i), limits));
+  }
   return ok();
 }
 
@@ -435,6 +458,10 @@ Result<void> Machine::restore_state(const StateFile& in) {
       return Error::format("the snapshot has no state for virtio device {} ({}): the VM's "
                            "devices differ from the snapshot's", i, virtio[i]->name());
     TRY(virtio[i]->restore(TRY(read_section<virtio::VirtioMmioState>(in, name))));
+    // Older snapshots have no limits: the device keeps the buckets vm.config gave it.
+    if (const std::string limits = name + ".limits"; in.find(limits))
+      TRY(virtio[i]->device().restore_limiters(
+          TRY(read_section<virtio::VirtioLimitsState>(in, limits)).limiters));
   }
   if (in.find(fmt::format("virtio.{}", virtio.size())))
     return Error::format("the snapshot has more virtio devices than this VM ({})", virtio.size());
@@ -476,7 +503,8 @@ Result<void> Machine::create_snapshot(const SnapshotCreateRequest& request) {
     return r.error().context("snapshot");
   }
   if (!request.config_path.empty()) {
-    if (auto r = write_file_atomically(request.config_path, to_json(m_config).dump(2) + "\n");
+    if (auto r = write_file_atomically(request.config_path,
+                                          to_json(config_in_effect()).dump(2) + "\n");
         !r.ok()) {
       std::remove(request.mem_file_path.c_str());
       std::remove(request.snapshot_path.c_str());

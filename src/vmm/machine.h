@@ -119,6 +119,9 @@ class Machine {
 
   VmState state() const;
   const VmConfig& config() const { return m_config; }
+  // config() with the rate limiters as they are now (an API PATCH changes them): what a
+  // snapshot records, so that a restored VM keeps them. Threads: any.
+  VmConfig config_in_effect();
 
   // What a state file says beyond device state: the VM's configuration (section
   // "vm.config", the --config JSON schema) and the memory files the snapshot stands on

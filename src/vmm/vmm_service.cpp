@@ -406,6 +406,17 @@ Result<void> VmmService::update_rate_limiters(const RateLimiterUpdate& update) {
   {
     std::lock_guard lock(m_mutex);
     --m_busy;
+    // GET /vm/config shows the limits in effect (as a snapshot records them).
+    if (found && m_config) {
+      if (disk && update.index < m_config->disks.size()) {
+        auto& limits = m_config->disks[update.index].rate_limiter;
+        limits = patched(limits, update.disk);
+      } else if (!disk && update.index < m_config->nets.size()) {
+        auto& n = m_config->nets[update.index];
+        n.rx_rate_limiter = patched(n.rx_rate_limiter, update.rx);
+        n.tx_rate_limiter = patched(n.tx_rate_limiter, update.tx);
+      }
+    }
   }
   m_cv.notify_all();
   if (!found)
