@@ -1,4 +1,4 @@
-// A container's cgroup, on cgroup v1 (each controller's hierarchy, as on a hybrid host
+// A container's or a VM's cgroup, on cgroup v1 (each controller's hierarchy, as on a hybrid host
 // whose v2 tree is empty) or on the unified v2 hierarchy.
 #pragma once
 
@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "base/result.h"
-#include "oci/spec.h"
+#include "sandbox/resources.h"
 
-namespace doppel::oci {
+namespace doppel::sandbox {
 
 class Cgroup {
  public:
@@ -51,7 +51,4 @@ class Cgroup {
   [[nodiscard]] Result<void> write_v2(const Resources& r) const;
 };
 
-// The cgroup path a spec asks for: linux.cgroupsPath, or "/<id>" as runc does.
-std::string cgroup_path_for(const Spec& spec, const std::string& id);
-
-}  // namespace doppel::oci
+}  // namespace doppel::sandbox

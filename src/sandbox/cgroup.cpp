@@ -1,4 +1,4 @@
-#include "oci/cgroup.h"
+#include "sandbox/cgroup.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,9 +13,9 @@
 
 #include <linux/magic.h>
 
-#include "oci/files.h"
+#include "sandbox/files.h"
 
-namespace doppel::oci {
+namespace doppel::sandbox {
 namespace {
 
 // Controllers doppel asks the v2 parent to delegate.
@@ -63,14 +63,6 @@ uint64_t shares_to_weight(uint64_t shares) {
 }
 
 }  // namespace
-
-std::string cgroup_path_for(const Spec& spec, const std::string& id) {
-  if (!spec.linux.cgroups_path.empty()) {
-    std::string p = spec.linux.cgroups_path;
-    return p[0] == '/' ? p : "/" + p;
-  }
-  return "/" + id;
-}
 
 Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_root) {
   Cgroup cg;
@@ -304,4 +296,4 @@ Result<std::vector<pid_t>> Cgroup::processes() const {
   return out;
 }
 
-}  // namespace doppel::oci
+}  // namespace doppel::sandbox
