@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,20 @@ class Cgroup {
   // still counts exiting tasks. Missing directories are not an error.
   [[nodiscard]] Result<void> destroy() const;
 
+  // The cgroup v2 hierarchy mounted at `cgroup_root`, without looking at the mounts: for
+  // tests, on a fake cgroupfs directory.
+  static Cgroup open_unified(const std::string& path, const std::string& cgroup_root);
+
+  // How many times the kernel's OOM killer ended a process of this cgroup (v2
+  // memory.events, v1 memory.oom_control: "oom_kill N").
+  [[nodiscard]] Result<uint64_t> oom_kills() const;
+  // The CPU time its processes used, in microseconds (v2 cpu.stat usage_usec, v1
+  // cpuacct.usage).
+  [[nodiscard]] Result<uint64_t> cpu_usage_usec() const;
+  // The directory of `controller`'s hierarchy ("memory", "cpu", ...); the one directory on v2;
+  // empty if that controller is not mounted.
+  std::string dir_of(const std::string& controller) const;
+
   [[nodiscard]] Result<void> set_frozen(bool frozen) const;
   bool frozen() const;
   // The processes in the container's cgroup (its freezer/pids/memory hierarchy on v1).
@@ -46,7 +62,6 @@ class Cgroup {
   std::string m_root;
   bool m_unified = false;
 
-  std::string dir_of(const std::string& controller) const;
   [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
   [[nodiscard]] Result<void> write_v2(const Resources& r) const;
 };
