@@ -172,7 +172,20 @@ Result<std::vector<JailBind>> self_exec_binds() {
     if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
     if (path == exe || path.ends_with(" (deleted)") || path.find(".so") == std::string::npos) continue;
-    if (seen.insert(path).second) out.push_back({path, path, true});
+    if (!seen.insert(path).second) continue;
+    out.push_back({path, path, true});
+    // The loader looks for the soname (libcap.so.2), a symlink to the file mapped
+    // (libcap.so.2.66): bind the file there too.
+    const size_t so = path.rfind(".so");
+    for (size_t dot = path.size(); dot != std::string::npos && dot > so + 3;) {
+      dot = path.rfind('.', dot - 1);
+      if (dot == std::string::npos || dot < so + 3) break;
+      const std::string alias = path.substr(0, dot);
+      std::error_code ec;
+      if (std::filesystem::is_symlink(alias, ec) && std::filesystem::equivalent(alias, path, ec) &&
+          seen.insert(alias).second)
+        out.push_back({path, alias, true});
+    }
   }
   const std::string interp = TRY(interpreter());
   if (!interp.empty() && !seen.count(interp)) {
