@@ -172,19 +172,21 @@ Result<std::vector<JailBind>> self_exec_binds() {
     if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
     if (path == exe || path.ends_with(" (deleted)") || path.find(".so") == std::string::npos) continue;
-    if (!seen.insert(path).second) continue;
-    out.push_back({path, path, true});
-    // The loader looks for the soname (libcap.so.2), a symlink to the file mapped
-    // (libcap.so.2.66): bind the file there too.
-    const size_t so = path.rfind(".so");
-    for (size_t dot = path.size(); dot != std::string::npos && dot > so + 3;) {
-      dot = path.rfind('.', dot - 1);
-      if (dot == std::string::npos || dot < so + 3) break;
-      const std::string alias = path.substr(0, dot);
-      std::error_code ec;
-      if (std::filesystem::is_symlink(alias, ec) && std::filesystem::equivalent(alias, path, ec) &&
-          seen.insert(alias).second)
-        out.push_back({path, alias, true});
+    if (seen.insert(path).second) out.push_back({path, path, true});
+  }
+  // The loader looks for sonames (libfdt.so.1, libcap.so.2): symlinks beside the files
+  // mapped (libfdt-1.6.1.so, libcap.so.2.66). Bind the file at each of them too.
+  std::set<std::string> dirs;
+  for (auto& b : out) dirs.insert(std::filesystem::path(b.source).parent_path().string());
+  const std::set<std::string> files = seen;
+  for (const std::string& dir : dirs) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      std::error_code e2;
+      if (!entry.is_symlink(e2)) continue;
+      const std::string target = std::filesystem::canonical(entry.path(), e2).string();
+      if (e2 || !files.count(target)) continue;
+      if (seen.insert(entry.path().string()).second) out.push_back({target, entry.path().string(), true});
     }
   }
   const std::string interp = TRY(interpreter());

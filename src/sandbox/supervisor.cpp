@@ -20,9 +20,12 @@ namespace {
 
 // The child to forward signals to; set once, before the handlers are installed.
 volatile pid_t g_child = 0;
+// The child is a PID namespace's init, which the kernel spares every signal it has no
+// handler for: forward SIGTERM and SIGHUP as SIGKILL, their default action.
+volatile bool g_child_is_init = false;
 
 void forward_signal(int sig) {
-  if (g_child > 0) ::kill(g_child, sig);
+  if (g_child > 0) ::kill(g_child, g_child_is_init ? SIGKILL : sig);
 }
 
 }  // namespace
@@ -60,6 +63,7 @@ Result<int> run_supervised(const SupervisorOptions& options, const std::function
     return fail(r.error());
   }
   g_child = pid;
+  g_child_is_init = (options.clone_flags & CLONE_NEWPID) != 0;
   struct sigaction forward {};
   forward.sa_handler = forward_signal;
   ::sigemptyset(&forward.sa_mask);
