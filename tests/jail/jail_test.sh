@@ -58,7 +58,15 @@ expect_error "bad netns" "jail: join the network namespace $WORK/not-a-netns: In
 nothing_left e4 "bad netns"
 
 # --- the jailed VM ----------------------------------------------------------------------
-vstart jail "$DOPPEL" jail --id "$ID" --uid $UID_ --gid $GID_ --chroot-base-dir "$BASE" --pids-limit 128 \
+# In a network namespace of its own, where `ip netns` can make one.
+NETNS=doppel-jail-$$ netns_args=()
+if command -v ip >/dev/null && ip netns add "$NETNS" 2>/dev/null; then
+  trap 'vkill_all; ip netns delete "$NETNS" 2>/dev/null; cleanup' EXIT
+  netns_args=(--netns "/var/run/netns/$NETNS")
+else
+  echo "SKIP (part): cannot make a network namespace here; the jail joins none"
+fi
+vstart jail "$DOPPEL" jail --id "$ID" --uid $UID_ --gid $GID_ --chroot-base-dir "$BASE" --pids-limit 128 "${netns_args[@]}" \
   -- --arch riscv64 --memory 128M --disk "$WORK/data.img" --disk "$WORK/ro.img,ro" --api-sock "$WORK/api.sock"
 vwait jail 'doppel-guest: ready'
 echo "ok: the guest booted to its shell in the jail"
@@ -76,6 +84,11 @@ for ns in mnt pid ipc uts; do
   [[ $(readlink "/proc/$vmm/ns/$ns") != "$(readlink /proc/self/ns/$ns)" ]] || fail "the VMM shares our $ns namespace"
 done
 echo "ok: mnt, pid, ipc, uts namespaces differ from the host's"
+if (( ${#netns_args[@]} )); then
+  [[ $(stat -L -c %i "/proc/$vmm/ns/net") == $(stat -L -c %i "/var/run/netns/$NETNS") ]] ||
+    fail "the VMM is not in the network namespace $NETNS"
+  echo "ok: the VMM is in the network namespace $NETNS"
+fi
 [[ $(stat -L -c %d:%i "/proc/$vmm/root") == $(stat -c %d:%i "$JDIR/root") ]] || fail "the VMM's root is not $JDIR/root"
 [[ $(awk '$1 == "NSpid:" {print $NF}' "/proc/$vmm/status") == 1 ]] || fail "the VMM is not its PID namespace's init"
 grep -q "^[0-9]*:memory:/doppel/$ID\$\|^0::/doppel/$ID\$" "/proc/$vmm/cgroup" || fail "cgroup: $(cat /proc/$vmm/cgroup)"
