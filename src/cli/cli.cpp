@@ -330,7 +330,17 @@ int restore_command(const RestoreFlags& flags, const ServeFlags& serve_flags) {
     request.vsock = *v;
   }
   // Check the snapshot before anything starts: a bad one is reported as itself.
-  if (auto c = snapshot_config(request); !c) return fail(c.error());
+  auto snapshot = snapshot_config(request);
+  if (!snapshot) return fail(snapshot.error());
+  if (snapshot->limits.any()) {
+    // The snapshotted VM's limits hold for the restored one (cli/vm_limits.h).
+    if (request.disks) snapshot->disks = *request.disks;
+    auto code = run_limited(*snapshot, fmt::format("/doppel/{}-{}", serve_flags.id, getpid()),
+                            fmt::format("VM '{}'", serve_flags.id), 0, nullptr,
+                            [&] { return serve(serve_flags, std::nullopt, request); });
+    if (!code) return fail(code.error().context("resource limits"));
+    return *code;
+  }
   return serve(serve_flags, std::nullopt, std::move(request));
 }
 
