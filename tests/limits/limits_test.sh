@@ -4,11 +4,12 @@
 # that allocates beyond --memory-limit is ended with a report (exit 6) while a second VM keeps
 # running; a VM capped at 25% of a CPU gets 25% +-5% over 10 s while an uncapped one spins
 # next to it, measured from the cgroup's own CPU accounting.
-# Usage: limits_test.sh DOPPEL [readback|oom|cpu]... (default: all three)
+# A snapshot of a limited VM is restored under the same limits.
+# Usage: limits_test.sh DOPPEL [readback|oom|restore|cpu]... (default: all)
 set -u
 DOPPEL=${1:-$(cd "$(dirname "$0")/../.." && pwd)/build/doppel}
 shift
-PARTS=" ${*:-readback oom cpu} "
+PARTS=" ${*:-readback oom restore cpu} "
 part() { [[ $PARTS == *" $1 "* ]]; }
 source "$(dirname "$0")/../virtio_guest/lib.sh"
 source "$(dirname "$0")/cglib.sh"
@@ -18,6 +19,11 @@ guest_dir >/dev/null
 cg_detect
 
 run_vm() { local name=$1; shift; vstart "$name" "$DOPPEL" run --arch riscv64 --id "$name" "$@"; }
+check() { # FILE EXPECTED
+  local got; got=$(cat "$1" 2>&1)
+  [[ $got == "$2" ]] || fail "$1: '$got', expected '$2'"
+  echo "ok: $1 = $2"
+}
 
 # --- 1. values read back from the cgroup files while the VM runs -------------------------
 if part readback; then
@@ -29,11 +35,6 @@ sup=${VPID[lim]}
 cg=/doppel/lim-$sup
 vmm=$(pgrep -P "$sup" | head -1)
 [[ -n $vmm ]] || fail "no VMM process under the supervisor $sup"
-check() { # FILE EXPECTED
-  local got; got=$(cat "$1" 2>&1)
-  [[ $got == "$2" ]] || fail "$1: '$got', expected '$2'"
-  echo "ok: $1 = $2"
-}
 dev=$(stat -c '%Hd:%Ld' "$WORK/disk.img")
 [[ -e /sys/dev/block/$dev/partition ]] && dev=$(cat "/sys/dev/block/$dev/../dev")
 if [[ $CG_MODE == v1 ]]; then
@@ -88,7 +89,31 @@ vexit calm; rc=$VRC; [[ $rc == 0 ]] || fail "calm: exit code $rc, expected 0"
 echo "ok: the other VM kept running and powered off (exit 0)"
 fi
 
-# --- 3. --cpu-quota 25%: 25% +-5% of a CPU over 10 s, next to an uncapped spinning VM -----
+# --- 3. a restored VM keeps its limits -----------------------------------------------------
+if part restore; then
+need curl
+run_vm orig --memory 128M --memory-limit 300M --pids-limit 100 --api-sock "$WORK/orig.sock"
+vwait orig 'doppel-guest: ready'
+r=$(curl -s --unix-socket "$WORK/orig.sock" -X PATCH http://localhost/vm -d '{"state": "Paused"}' -w '%{http_code}')
+[[ $r == 204 ]] || fail "pause: $r"
+"$DOPPEL" ctl --sock "$WORK/orig.sock" snapshot "$WORK/snap" >/dev/null || fail "snapshot"
+kill "${VPID[orig]}"; vexit orig
+vstart restored "$DOPPEL" restore "$WORK/snap" --id restored
+rcg=/doppel/restored-${VPID[restored]}
+# The restored guest says nothing until spoken to: wait for its cgroup.
+for ((i = 0; i < 100; i++)); do [[ -e $(cg_dir pids $rcg)/pids.max ]] && break; sleep 0.1; done
+if [[ $CG_MODE == v2 ]]; then check "$(cg_dir memory $rcg)/memory.max" 314572800
+else check "$(cg_dir memory $rcg)/memory.limit_in_bytes" 314572800; fi
+check "$(cg_dir pids $rcg)/pids.max" 100
+vsend restored 'echo restored-$((40+2))'
+vwait restored 'restored-42' 60
+vsend restored 'poweroff -f'
+vexit restored; [[ $VRC == 0 ]] || fail "restored: exit code $VRC, expected 0"
+[[ ! -e $(cg_dir memory $rcg) ]] || fail "$rcg left behind"
+echo "ok: the restored VM ran under the snapshot's limits, and its cgroup is gone"
+fi
+
+# --- 4. --cpu-quota 25%: 25% +-5% of a CPU over 10 s, next to an uncapped spinning VM -----
 if part cpu; then
 run_vm capped --cpu-quota 25%
 run_vm free --pids-limit 512   # a cgroup of its own only to measure it; no CPU limit
