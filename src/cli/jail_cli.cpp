@@ -86,7 +86,9 @@ Result<RunArgs> split_run_args(const std::vector<std::string>& args) {
       out.api_sock = *v;
       continue;
     }
-    for (const char* refused : {"--id", "--gdb", "--gdb-wait", "--migrate-from", "--restore", "--print-config",
+    if (a == "--id" || a.starts_with("--id="))
+      return Error("--id after --: the jail's own --id names the VM");
+    for (const char* refused : {"--gdb", "--gdb-wait", "--migrate-from", "--restore", "--print-config",
                                 "--console2", "--vsock"})
       if (a == refused || a.starts_with(std::string(refused) + "="))
         return Error::format("{}: not supported inside a jail (yet)", refused);
