@@ -18,6 +18,8 @@
 #include "vmm/exit_codes.h"
 #include "api/api_client.h"
 #include "api/api_server.h"
+#include "cli/jail_cli.h"
+#include "cli/vm_limits.h"
 #include "gdb/gdb_server.h"
 #include "vmm/vm_config.h"
 #include "vmm/vmm_service.h"
@@ -38,6 +40,7 @@ struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
       console2, boot, vsock;
+  std::optional<std::string> cpu_quota, memory_limit, io_limit, pids_limit;  // cli/vm_limits.h
   std::optional<int64_t> cpus;  // signed: `--cpus -1` is refused as -1
   bool memory_shared = false;
   std::vector<std::string> disks, nets;
@@ -192,6 +195,18 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     config.vsock = *v;
   }
 
+  auto limit = [](const std::optional<std::string>& flag, const char* name, auto parse, auto& field) -> Result<void> {
+    if (!flag) return {};
+    auto v = parse(*flag);
+    if (!v) return v.error().context(name);
+    field = *v;
+    return {};
+  };
+  TRY(limit(flags.cpu_quota, "--cpu-quota", parse_cpu_quota, config.limits.cpu_quota_us));
+  TRY(limit(flags.memory_limit, "--memory-limit", parse_memory_limit, config.limits.memory_bytes));
+  TRY(limit(flags.io_limit, "--io-limit", parse_io_limit, config.limits.io));
+  TRY(limit(flags.pids_limit, "--pids-limit", parse_pids_limit, config.limits.pids));
+
   // Check what can be checked before looking for the guest kit, so that a bad flag is
   // reported as itself.
   if (auto r = validate_ranges(config, host_memory_bytes()); !r) return r.error();
@@ -269,6 +284,17 @@ int run_command(const RunFlags& flags, const ServeFlags& serve_flags, bool print
       return kExitError;
     }
   }
+  if (config->limits.any()) {
+    // The whole process in its own cgroup, with a small parent outside it (cli/vm_limits.h).
+    auto code = run_limited(*config, fmt::format("/doppel/{}-{}", serve_flags.id, getpid()),
+                            fmt::format("VM '{}'", serve_flags.id), 0, nullptr,
+                            [&] { return serve(serve_flags, *config, std::nullopt); });
+    if (!code) {
+      fmt::print(stderr, "doppel: resource limits: {}\n", code.error().message());
+      return kExitError;
+    }
+    return *code;
+  }
   return serve(serve_flags, std::move(*config), std::nullopt);
 }
 
@@ -304,7 +330,17 @@ int restore_command(const RestoreFlags& flags, const ServeFlags& serve_flags) {
     request.vsock = *v;
   }
   // Check the snapshot before anything starts: a bad one is reported as itself.
-  if (auto c = snapshot_config(request); !c) return fail(c.error());
+  auto snapshot = snapshot_config(request);
+  if (!snapshot) return fail(snapshot.error());
+  if (snapshot->limits.any()) {
+    // The snapshotted VM's limits hold for the restored one (cli/vm_limits.h).
+    if (request.disks) snapshot->disks = *request.disks;
+    auto code = run_limited(*snapshot, fmt::format("/doppel/{}-{}", serve_flags.id, getpid()),
+                            fmt::format("VM '{}'", serve_flags.id), 0, nullptr,
+                            [&] { return serve(serve_flags, std::nullopt, request); });
+    if (!code) return fail(code.error().context("resource limits"));
+    return *code;
+  }
   return serve(serve_flags, std::nullopt, std::move(request));
 }
 
@@ -450,6 +486,14 @@ int cli_main(int argc, char** argv) {
   run->add_option("--vsock", flags.vsock,
                   "cid=N,uds=PATH: virtio-vsock; host programs connect to PATH and write "
                   "\"CONNECT <port>\\n\", guest connections to CID 2 port P reach PATH_P");
+  run->add_option("--cpu-quota", flags.cpu_quota, "Share of one CPU the VM may use, e.g. 50% (a cgroup)");
+  run->add_option("--memory-limit", flags.memory_limit,
+                  "Memory of the whole VM process (guest RAM and doppel), e.g. 512M; beyond it the "
+                  "kernel ends this VM alone (exit code 6)");
+  run->add_option("--io-limit", flags.io_limit,
+                  "bw=SIZE,iops=N (or rbw=, wbw=, riops=, wiops=): per second, on the block device "
+                  "of each disk image (a cgroup)");
+  run->add_option("--pids-limit", flags.pids_limit, "Threads and processes of the VM process at most");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
@@ -462,6 +506,9 @@ int cli_main(int argc, char** argv) {
                   "tcp:HOST:PORT or unix:PATH: wait there for a live migration of this VM");
   RestoreFlags restore_flags;
   run->add_option("--restore", restore_flags.dir, "Restore from a snapshot directory (as `doppel restore`)");
+
+  JailFlags jail_flags;
+  auto* jail = add_jail_command(app, jail_flags);
 
   auto* restore = app.add_subcommand("restore", "Restore a VM from a snapshot directory and run it");
   restore->add_option("dir", restore_flags.dir, "The snapshot directory (state, memory, vm.json)")
@@ -562,6 +609,7 @@ int cli_main(int argc, char** argv) {
     if (!restore_flags.dir.empty()) return restore_command(restore_flags, serve_flags);
     return run_command(flags, serve_flags, print_config);
   }
+  if (app.got_subcommand(jail)) return jail_command(jail_flags);
   if (app.got_subcommand(restore)) return restore_command(restore_flags, serve_flags);
   if (merge->parsed()) return snapshot_merge_command(merge_dir);
   if (app.get_subcommands().empty()) {

@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "oci/defaults.h"
-#include "oci/files.h"
+#include "sandbox/files.h"
 #include "oci/runtime.h"
 
 #ifndef DOPPEL_VERSION
@@ -307,7 +307,7 @@ Result<int> run_command(Runtime& rt, const std::string& command, const std::vect
     std::string path = dir + "/config.json";
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) return Error::format("spec: {} already exists; remove it first", path);
-    TRY(oci::write_file_atomic(path, oci::default_spec_json(p.has("--rootless"))));
+    TRY(sandbox::write_file_atomic(path, oci::default_spec_json(p.has("--rootless"))));
     return 0;
   }
   if (command == "features") {

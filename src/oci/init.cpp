@@ -19,12 +19,14 @@
 #include <sstream>
 
 #include "base/unique_fd.h"
-#include "oci/files.h"
+#include "sandbox/files.h"
 #include "oci/hooks.h"
 #include "oci/process.h"
 #include "oci/sync.h"
 
 namespace doppel::oci {
+// File helpers and cgroups: the sandbox layer, shared with the jailer.
+using namespace sandbox;
 namespace {
 
 // Flags a bind remount must keep: in a user namespace they are locked and dropping one is

@@ -25,14 +25,16 @@
 #include <nlohmann/json.hpp>
 
 #include "base/unique_fd.h"
-#include "oci/cgroup.h"
-#include "oci/files.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/files.h"
 #include "oci/hooks.h"
 #include "oci/init.h"
 #include "oci/process.h"
 #include "oci/sync.h"
 
 namespace doppel::oci {
+// File helpers and cgroups: the sandbox layer, shared with the jailer.
+using namespace sandbox;
 
 using nlohmann::json;
 

@@ -338,7 +338,7 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::string& base_dir) {
   JsonReader top(doc, "");
   if (!doc.is_object()) return Error::format("the top level must be an object, got {}", doc.type_name());
-  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console", "vsock"}));
+  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console", "vsock", "limits"}));
 
   if (top.has("machine")) {
     JsonReader m(top.at("machine"), "machine");
@@ -483,6 +483,33 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     VsockConfig vsock{static_cast<uint32_t>(cid), resolve(base_dir, TRY(v.string("uds_path")))};
     if (auto r = check_vsock(vsock); !r) return v.fail("", r.error().message());
     config.vsock = std::move(vsock);
+  }
+
+  if (top.has("limits")) {
+    // {"cpu_quota": "50%", "memory_limit": "512M", "io_limit": "bw=10M,iops=1000", "pids_limit": 64}
+    JsonReader l(top.at("limits"), "limits");
+    TRY(l.expect_object());
+    TRY(l.only_keys({"cpu_quota", "memory_limit", "io_limit", "pids_limit"}));
+    if (l.has("cpu_quota")) {
+      auto q = parse_cpu_quota(TRY(l.string("cpu_quota")));
+      if (!q) return l.fail("cpu_quota", q.error().message());
+      config.limits.cpu_quota_us = *q;
+    }
+    if (l.has("memory_limit")) {
+      auto m = parse_memory_limit(TRY(l.string("memory_limit")));
+      if (!m) return l.fail("memory_limit", m.error().message());
+      config.limits.memory_bytes = *m;
+    }
+    if (l.has("io_limit")) {
+      auto io = parse_io_limit(TRY(l.string("io_limit")));
+      if (!io) return l.fail("io_limit", io.error().message());
+      config.limits.io = *io;
+    }
+    if (l.has("pids_limit")) {
+      auto p = parse_pids_limit(std::to_string(TRY(l.unsigned_int("pids_limit"))));
+      if (!p) return l.fail("pids_limit", p.error().message());
+      config.limits.pids = *p;
+    }
   }
 
   if (top.has("console")) {
@@ -644,6 +671,13 @@ json to_json(const VmConfig& config) {
   if (config.console2)
     doc["console"][config.console2->kind == ConsoleConfig::Kind::kFile ? "file" : "socket"] =
         config.console2->path;
+  if (config.limits.cpu_quota_us) doc["limits"]["cpu_quota"] = cpu_quota_text(*config.limits.cpu_quota_us);
+  if (config.limits.memory_bytes) {
+    const uint64_t bytes = *config.limits.memory_bytes;  // parse_memory_limit's units: K at least
+    doc["limits"]["memory_limit"] = bytes % MiB == 0 ? fmt::format("{}M", bytes / MiB) : fmt::format("{}K", bytes / KiB);
+  }
+  if (config.limits.io.any()) doc["limits"]["io_limit"] = io_limit_text(config.limits.io);
+  if (config.limits.pids) doc["limits"]["pids_limit"] = *config.limits.pids;
   return doc;
 }
 

@@ -16,6 +16,7 @@
 #include "backends/rate_limiter.h"
 #include "backends/slirp_options.h"
 #include "base/result.h"
+#include "vmm/resource_limits.h"
 
 namespace doppel {
 
@@ -84,6 +85,8 @@ struct VmConfig {
   std::optional<ConsoleConfig> console2;
   std::optional<VsockConfig> vsock;
   OnReboot on_reboot = OnReboot::kExit;
+  // Enforced by a cgroup around the whole process (vmm/resource_limits.h).
+  ResourceLimits limits;
 };
 
 constexpr unsigned kMaxCpus = 8;

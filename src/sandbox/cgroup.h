@@ -1,17 +1,19 @@
-// A container's cgroup, on cgroup v1 (each controller's hierarchy, as on a hybrid host
+// A container's or a VM's cgroup, on cgroup v1 (each controller's hierarchy, as on a hybrid host
 // whose v2 tree is empty) or on the unified v2 hierarchy.
 #pragma once
 
 #include <sys/types.h>
+
+#include <cstdint>
 
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/result.h"
-#include "oci/spec.h"
+#include "sandbox/resources.h"
 
-namespace doppel::oci {
+namespace doppel::sandbox {
 
 class Cgroup {
  public:
@@ -28,6 +30,20 @@ class Cgroup {
   // Removes the directories (the processes must be gone), retrying while the kernel
   // still counts exiting tasks. Missing directories are not an error.
   [[nodiscard]] Result<void> destroy() const;
+
+  // The cgroup v2 hierarchy mounted at `cgroup_root`, without looking at the mounts: for
+  // tests, on a fake cgroupfs directory.
+  static Cgroup open_unified(const std::string& path, const std::string& cgroup_root);
+
+  // How many times the kernel's OOM killer ended a process of this cgroup (v2
+  // memory.events, v1 memory.oom_control: "oom_kill N").
+  [[nodiscard]] Result<uint64_t> oom_kills() const;
+  // The CPU time its processes used, in microseconds (v2 cpu.stat usage_usec, v1
+  // cpuacct.usage).
+  [[nodiscard]] Result<uint64_t> cpu_usage_usec() const;
+  // The directory of `controller`'s hierarchy ("memory", "cpu", ...); the one directory on v2;
+  // empty if that controller is not mounted.
+  std::string dir_of(const std::string& controller) const;
 
   [[nodiscard]] Result<void> set_frozen(bool frozen) const;
   bool frozen() const;
@@ -46,12 +62,8 @@ class Cgroup {
   std::string m_root;
   bool m_unified = false;
 
-  std::string dir_of(const std::string& controller) const;
   [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
   [[nodiscard]] Result<void> write_v2(const Resources& r) const;
 };
 
-// The cgroup path a spec asks for: linux.cgroupsPath, or "/<id>" as runc does.
-std::string cgroup_path_for(const Spec& spec, const std::string& id);
-
-}  // namespace doppel::oci
+}  // namespace doppel::sandbox
