@@ -12,15 +12,28 @@ busybox=$(command -v busybox || true)
 [ -x "$busybox" ] || { echo "SKIP: no busybox (busybox-static)"; exit 77; }
 
 work=$(mktemp -d /tmp/doppel-oci-test.XXXXXX)
+touch "$work/.start"  # cgroups newer than this are this run's
 root=$work/state
 ids=()
 fails=0
 cleanup() {
-  for id in "${ids[@]}"; do "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1; done
+  # Every container still known (a check that failed half-way may leave any of them), then
+  # whatever outlived the runtime: processes in their cgroups, the cgroups, mounts.
+  local id d pid
+  for id in "${ids[@]}" $("$rt" --root "$root" list -q 2>/dev/null); do
+    "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
+  done
   [ -n "${console_pid:-}" ] && kill "$console_pid" 2>/dev/null
+  for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name 't[1-]*' -newer "$work/.start" 2>/dev/null); do
+    [ -f "$d/freezer.state" ] && echo THAWED > "$d/freezer.state" 2>/dev/null
+    for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+    for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.1; done
+  done
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # a killed test cleans up too (bash skips the EXIT trap otherwise)
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 check() { if eval "$2"; then echo "ok: $1"; else fail "$1"; fi; }
 

@@ -37,6 +37,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # a killed test cleans up too (bash skips the EXIT trap otherwise)
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 export CONTAINERS_CONF=$work/containers.conf
