@@ -22,6 +22,7 @@ tests="$src/tests"
 
 work=$(mktemp -d /tmp/doppel-crun-suite.XXXXXX)
 cleanup() {
+  reap_leftovers
   # test_delete.py freezes a container in a v1 freezer cgroup of its own ("frozen") and
   # cannot remove it while the killed process waits there: thaw it and remove it.
   local f=/sys/fs/cgroup/freezer/frozen
@@ -46,9 +47,15 @@ reap_leftovers() {
   done
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # a killed run cleans up too (bash skips the EXIT trap otherwise)
 cp -a "$tests"/. "$work"/
 cd "$work" || exit 1
 touch "$work/.start"
+# The tests that run as another user (chown_rootfs_to) make their bundles with mkdtemp() and
+# never remove them: keep those in $work too (its path must be searchable by that user).
+chmod 755 "$work"
+mkdir -m 1777 "$work/tmp"
+export TMPDIR=$work/tmp
 if [ -n "$adapt" ]; then
   cat > "$work/runc-adapter" <<ADAPTER
 #!/bin/bash
