@@ -32,6 +32,13 @@ parent=doppel-oci-bench-$(basename "$work" | cut -d. -f2)
 podman=(podman --root "$work/podman/root" --runroot "$work/podman/runroot" --tmpdir "$work/podman/tmp"
         --storage-driver vfs --cgroup-manager cgroupfs --events-backend file)
 cleanup() {
+  # A step that failed leaves its container: delete it, with its cgroup (/bench-*).
+  local r id
+  for r in "$work"/root-*; do
+    [ -d "$r" ] || continue
+    for id in $(ls "$r"); do "$doppel" --root "$r" delete --force "$id" >/dev/null 2>&1 ||
+      "$runc" --root "$r" delete --force "$id" >/dev/null 2>&1; done
+  done
   if [ -d "$work/podman" ]; then
     local ids
     ids=$("${podman[@]}" ps -aq 2>/dev/null)
@@ -44,6 +51,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
 ln -s busybox "$work/bundle/rootfs/bin/true"
