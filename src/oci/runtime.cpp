@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -36,11 +37,23 @@ namespace doppel::oci {
 
 using nlohmann::json;
 
+namespace {
+constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
+
+// Where the container's cgroup hierarchies are: /sys/fs/cgroup, or (tests) the directory in
+// DOPPEL_OCI_CGROUP_ROOT, e.g. a hybrid host's /sys/fs/cgroup/unified to run on its v2 tree.
+std::string cgroup_root() {
+  const char* dir = std::getenv("DOPPEL_OCI_CGROUP_ROOT");
+  return dir && *dir ? dir : kCgroupRoot;
+}
+}  // namespace
+
 // What the state directory holds about one container.
 struct Runtime::Loaded {
   ContainerState state;
   unsigned long long start_time = 0;  // /proc/<pid>/stat field 22, against pid reuse
   std::string cgroup_path;            // empty: no cgroup (--cgroup-manager disabled)
+  std::string cgroup_root = kCgroupRoot;
   std::string dir;
   Spec spec;
   std::optional<Cgroup> cgroup;
@@ -291,7 +304,7 @@ Result<pid_t> Runtime::spawn(const CreateOptions& o, bool wait_on_fifo, CreateCl
   std::string cgroup_path;
   if (m_options.cgroup_manager == CgroupManager::kCgroupfs) {
     cgroup_path = cgroup_path_for(spec, o.id);
-    Cgroup cg = TRY(Cgroup::open(cgroup_path));
+    Cgroup cg = TRY(Cgroup::open(cgroup_path, cgroup_root()));
     TRY(cg.create(spec.linux.resources, spec.linux.devices));
     cleanup.cgroup = cg;
   }
@@ -406,6 +419,7 @@ Result<pid_t> Runtime::spawn(const CreateOptions& o, bool wait_on_fifo, CreateCl
   saved["created"] = cs.created;
   saved["owner"] = cs.owner;
   saved["cgroup_path"] = cgroup_path;
+  saved["cgroup_root"] = cgroup_root();
   TRY(write_file_atomic(dir + "/state.json", saved.dump()));
   if (!o.pid_file.empty()) TRY(write_file_atomic(o.pid_file, fmt::format("{}", pid)).context("--pid-file"));
   return pid;
@@ -457,6 +471,7 @@ Result<Runtime::Loaded> Runtime::load(const std::string& id) const {
     c.state.created = j.at("created").get<std::string>();
     c.state.owner = j.at("owner").get<std::string>();
     c.cgroup_path = j.at("cgroup_path").get<std::string>();
+    c.cgroup_root = j.value("cgroup_root", std::string(kCgroupRoot));
   } catch (const json::exception& e) {
     return Error::format("{}/state.json: {}", c.dir, e.what());
   }
@@ -464,7 +479,7 @@ Result<Runtime::Loaded> Runtime::load(const std::string& id) const {
   c.spec = TRY(parse_spec(config).context(c.dir + "/config.json"));
   c.state.annotations = c.spec.annotations;
   if (!c.cgroup_path.empty()) {
-    auto cg = Cgroup::open(c.cgroup_path);
+    auto cg = Cgroup::open(c.cgroup_path, c.cgroup_root);
     if (cg.ok()) c.cgroup = cg.release_value();
   }
   struct stat st {};
