@@ -31,8 +31,15 @@ cleanup() {
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   # Our cgroup parent in every hierarchy (conmon's and the containers' cgroups below it).
   local d
+  # Whatever still runs there is ours (a conmon and a container init whose podman run
+  # failed half-way outlive podman): thaw, kill, then remove the tree.
+  local f pid
   for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$parent" 2>/dev/null); do
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    for f in $(find "$d" -name freezer.state); do echo THAWED > "$f" 2>/dev/null; done
+    for pid in $(cat $(find "$d" -name cgroup.procs) 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  done
+  for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$parent" 2>/dev/null); do
+    for _ in $(seq 20); do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; [ -d "$d" ] || break; sleep 0.1; done
   done
   rm -rf "$work"
 }
