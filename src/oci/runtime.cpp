@@ -593,6 +593,9 @@ Result<void> Runtime::remove(const std::string& id, bool force) {
     for (int i = 0; i < 2000 && alive(c.state.pid, c.start_time); i++) {
       // Our own child (a `run` in this process): reap it.
       ::waitpid(c.state.pid, nullptr, WNOHANG);
+      // Still there: someone else's freezer cgroup may hold it (crun's test_delete.py
+      // does that); back in the container's own cgroups, which are thawed, the kill lands.
+      if (i == 100 && c.cgroup) (void)c.cgroup->add_process(c.state.pid);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (alive(c.state.pid, c.start_time)) {
