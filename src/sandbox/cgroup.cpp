@@ -13,6 +13,7 @@
 
 #include <linux/magic.h>
 
+#include "sandbox/device_filter.h"
 #include "sandbox/files.h"
 
 namespace doppel::sandbox {
@@ -64,15 +65,6 @@ uint64_t shares_to_weight(uint64_t shares) {
 
 }  // namespace
 
-Cgroup Cgroup::open_unified(const std::string& path, const std::string& cgroup_root) {
-  Cgroup cg;
-  cg.m_path = path;
-  cg.m_root = cgroup_root;
-  cg.m_unified = true;
-  cg.m_dirs.emplace_back("", join(cgroup_root, path));
-  return cg;
-}
-
 namespace {
 
 // The number after `key` in a "key value" per line file (memory.events, cpu.stat).
@@ -109,11 +101,7 @@ Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_r
   cg.m_root = cgroup_root;
   struct statfs st {};
   if (statfs(cgroup_root.c_str(), &st) != 0) return Error::from_errno(cgroup_root);
-  if (st.f_type == CGROUP2_SUPER_MAGIC) {
-    cg.m_unified = true;
-    cg.m_dirs.emplace_back("", join(cgroup_root, path));
-    return cg;
-  }
+  if (st.f_type == CGROUP2_SUPER_MAGIC) return unified_at(path, cgroup_root);
   // v1 (or hybrid): every cgroup v1 mount below the root, from mountinfo.
   auto info = TRY(read_file("/proc/self/mountinfo"));
   std::stringstream lines(info);
@@ -132,6 +120,15 @@ Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_r
     cg.m_dirs.emplace_back(name, join(mountpoint, path));
   }
   if (cg.m_dirs.empty()) return Error::format("{}: no cgroup v1 or v2 hierarchy is mounted", cgroup_root);
+  return cg;
+}
+
+Cgroup Cgroup::unified_at(const std::string& path, const std::string& cgroup_root) {
+  Cgroup cg;
+  cg.m_path = path;
+  cg.m_root = cgroup_root;
+  cg.m_unified = true;
+  cg.m_dirs.emplace_back("", join(cgroup_root, path));
   return cg;
 }
 
@@ -178,7 +175,7 @@ Result<void> Cgroup::create(const Resources& resources, const std::vector<Device
         return Error::from_errno(fmt::format("cgroup: mkdir {}", cur), e);
       }
     }
-    auto w = write_v2(resources);
+    auto w = write_v2(resources, devices);
     if (!w.ok()) {
       undo();
       return w.release_error().context("cgroup");
@@ -247,23 +244,20 @@ Result<void> Cgroup::write_v1(const Resources& r, const std::vector<Device>& spe
       if (d.type == 'a') return std::string("a");
       return fmt::format("{} {}:{} {}", d.type, num(d.major), num(d.minor), d.access);
     };
-    for (auto& d : r.devices)
+    for (auto& d : container_device_rules(r.devices, spec_devices))
       TRY(write_file(devices + (d.allow ? "/devices.allow" : "/devices.deny"), rule_text(d)));
-    // What every container may use: mknod of anything; null, zero, full, random, urandom,
-    // tty, console, ptmx, the ptys; tun.
-    for (const char* rule : {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-                             "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"})
-      TRY(write_file(devices + "/devices.allow", rule));
-    for (auto& d : spec_devices) {
-      if (d.type == 'p') continue;
-      TRY(write_file(devices + "/devices.allow", fmt::format("{} {}:{} rwm", d.type, d.major, d.minor)));
-    }
   }
   return ok();
 }
 
-Result<void> Cgroup::write_v2(const Resources& r) const {
+Result<void> Cgroup::write_v2(const Resources& r, const std::vector<Device>& spec_devices) const {
   const std::string& dir = m_dirs[0].second;
+  if (!r.devices.empty()) {
+    // v2 has no devices.allow: a BPF program made from the same rules as v1's.
+    auto program = TRY(device_filter_program(container_device_rules(r.devices, spec_devices)));
+    UniqueFd fd = TRY(load_device_filter(program));
+    TRY(attach_device_filter(dir, fd.get()));
+  }
   if (r.memory_limit)
     TRY(write_file(dir + "/memory.max", *r.memory_limit < 0 ? "max" : fmt::format("{}", *r.memory_limit)));
   if (r.memory_reservation) TRY(write_file(dir + "/memory.low", fmt::format("{}", *r.memory_reservation)));

@@ -22,18 +22,19 @@ class Cgroup {
   [[nodiscard]] static Result<Cgroup> open(const std::string& path,
                                            const std::string& cgroup_root = "/sys/fs/cgroup");
 
+  // `path` on the cgroup v2 hierarchy mounted at `cgroup_root` (a hybrid host's
+  // /sys/fs/cgroup/unified, say), unchecked: tests use it on a plain directory too.
+  static Cgroup unified_at(const std::string& path, const std::string& cgroup_root);
+
   // Makes the directories and writes the limits. On error, removes what it made.
   // `devices` (linux.devices) are allowed in the device cgroup after the resources' rules,
-  // with the devices every container gets (/dev/null, the ptys, ...), as runc does.
+  // with the devices every container gets (/dev/null, the ptys, ...), as runc does; on v2
+  // through a BPF device program (device_filter.h).
   [[nodiscard]] Result<void> create(const Resources& resources, const std::vector<Device>& devices = {});
   [[nodiscard]] Result<void> add_process(pid_t pid) const;
   // Removes the directories (the processes must be gone), retrying while the kernel
   // still counts exiting tasks. Missing directories are not an error.
   [[nodiscard]] Result<void> destroy() const;
-
-  // The cgroup v2 hierarchy mounted at `cgroup_root`, without looking at the mounts: for
-  // tests, on a fake cgroupfs directory.
-  static Cgroup open_unified(const std::string& path, const std::string& cgroup_root);
 
   // How many times the kernel's OOM killer ended a process of this cgroup (v2
   // memory.events, v1 memory.oom_control: "oom_kill N").
@@ -63,7 +64,7 @@ class Cgroup {
   bool m_unified = false;
 
   [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
-  [[nodiscard]] Result<void> write_v2(const Resources& r) const;
+  [[nodiscard]] Result<void> write_v2(const Resources& r, const std::vector<Device>& devices) const;
 };
 
 }  // namespace doppel::sandbox
