@@ -101,6 +101,7 @@ void GdbSession::receive(std::span<const uint8_t> bytes) {
         if (m_running) {
           if (m_target.stop().ok()) {
             m_running = false;
+            unplant_breakpoints();
             // A vCPU may have stopped for the debugger meanwhile: that is the better answer.
             if (const auto stop = m_target.stop_event()) {
               m_last_stop = stop;
@@ -136,6 +137,7 @@ void GdbSession::on_target_event() {
   if (!stop) return;
   if (!m_target.stop().ok()) return;  // it ended meanwhile: the next event says how
   m_running = false;
+  unplant_breakpoints();
   m_last_stop = stop;
   m_last_interrupted = false;
   m_g_vcpu = stop->vcpu;
@@ -145,6 +147,7 @@ void GdbSession::on_target_event() {
 void GdbSession::disconnect() {
   if (m_target.exit_code()) return;
   if (m_running && !m_target.stop().ok()) return;
+  unplant_breakpoints();
   m_breakpoints.clear();
   m_watchpoints.clear();
   m_running = false;
@@ -157,11 +160,19 @@ std::string GdbSession::stop_reply(const GdbTarget::Stop& stop, bool interrupted
   if (interrupted) return r;
   switch (stop.kind) {
     case DebugStopKind::kBreakpoint: {
-      // The reason gdb understands: both kinds stop the same way here, so a hit is a
-      // software one unless only hardware breakpoints are set.
-      const bool hardware = !m_breakpoints.empty() &&
-                            std::all_of(m_breakpoints.begin(), m_breakpoints.end(),
-                                        [](const Breakpoint& b) { return b.hardware; });
+      // The reason gdb understands. An engine that says where it stopped (addr) is told
+      // apart by the breakpoint there; else a hit is a software one unless only hardware
+      // breakpoints are set.
+      bool hardware;
+      if (stop.addr != 0 && std::any_of(m_breakpoints.begin(), m_breakpoints.end(),
+                                        [&](const Breakpoint& b) { return b.addr == stop.addr; }))
+        hardware = std::none_of(
+            m_breakpoints.begin(), m_breakpoints.end(),
+            [&](const Breakpoint& b) { return b.addr == stop.addr && !b.hardware; });
+      else
+        hardware = !m_breakpoints.empty() &&
+                   std::all_of(m_breakpoints.begin(), m_breakpoints.end(),
+                               [](const Breakpoint& b) { return b.hardware; });
       if (hardware && m_hwbreak) r += "hwbreak:;";
       else if (!hardware && m_swbreak) r += "swbreak:;";
       break;
@@ -544,13 +555,58 @@ std::string GdbSession::handle_set_thread(std::string_view args) {
 
 DebugControl GdbSession::control_for_continue() const {
   DebugControl c;
-  for (const auto& b : m_breakpoints) c.breakpoints.push_back(b.addr);
+  // Where the arch has a breakpoint instruction, Z0 breakpoints are planted in memory at
+  // each resume (plant_breakpoints()); the engine checks the rest itself.
+  const bool planted = !m_target.arch().sw_break.empty();
+  for (const auto& b : m_breakpoints)
+    if (b.hardware || !planted) c.breakpoints.push_back(b.addr);
   c.watchpoints = m_watchpoints;
   return c;
 }
 
+std::vector<uint64_t> GdbSession::plant_breakpoints() {
+  std::vector<uint64_t> pending;
+  const std::vector<uint8_t>& insn = m_target.arch().sw_break;
+  if (insn.empty()) return pending;
+  for (const auto& b : m_breakpoints) {
+    if (b.hardware) continue;
+    // By physical address: the stop may come on a vCPU with other page tables.
+    auto pa = m_target.translate(m_g_vcpu, b.addr);
+    std::vector<uint8_t> original(insn.size());
+    if (!pa.ok() || (*pa & 0xfff) + insn.size() > 0x1000 ||
+        !m_target.read_physical(*pa, original).ok() || !m_target.write_physical(*pa, insn).ok()) {
+      // Not mapped (yet): before the guest turns paging on, or a module not loaded. The
+      // engine watches the virtual address instead (as QEMU's users do with hbreak), so
+      // the breakpoint fires once the guest runs the code there.
+      if (std::find(pending.begin(), pending.end(), b.addr) == pending.end())
+        pending.push_back(b.addr);
+      continue;
+    }
+    m_planted.push_back({*pa, std::move(original)});
+  }
+  return pending;
+}
+
+void GdbSession::unplant_breakpoints() {
+  // In reverse, so that two breakpoints on the same bytes restore the first original.
+  for (auto it = m_planted.rbegin(); it != m_planted.rend(); ++it)
+    (void)m_target.write_physical(it->pa, it->original);
+  m_planted.clear();
+}
+
 std::optional<std::string> GdbSession::resume(std::vector<DebugControl> controls) {
+  // gdb has taken out the breakpoint a step starts on (it steps over it itself), so every
+  // running vCPU gets the planted ones and the pending ones.
+  const std::vector<uint64_t> pending = plant_breakpoints();
+  for (auto& c : controls) {
+    if (c.hold) continue;
+    c.software_breakpoints = !m_planted.empty();
+    for (const uint64_t addr : pending)
+      if (std::find(c.breakpoints.begin(), c.breakpoints.end(), addr) == c.breakpoints.end())
+        c.breakpoints.push_back(addr);
+  }
   if (auto r = m_target.resume(controls); !r.ok()) {
+    unplant_breakpoints();
     if (const auto code = m_target.exit_code()) return exit_reply(*code);
     return "E01";
   }

@@ -130,6 +130,17 @@ class GdbSession {
   };
   std::vector<Breakpoint> m_breakpoints;
   std::vector<Watchpoint> m_watchpoints;
+  // Software breakpoints written into guest memory for this resume (an arch with
+  // sw_break): where, and the bytes they replaced. Put back at every stop.
+  struct Planted {
+    uint64_t pa;
+    std::vector<uint8_t> original;
+  };
+  std::vector<Planted> m_planted;
+  // Plants the software breakpoints; returns those whose address is not mapped now (the
+  // engine is to watch them in its debug registers).
+  std::vector<uint64_t> plant_breakpoints();
+  void unplant_breakpoints();
 };
 
 }  // namespace doppel::gdb
