@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -101,6 +102,7 @@ void GdbSession::receive(std::span<const uint8_t> bytes) {
         if (m_running) {
           if (m_target.stop().ok()) {
             m_running = false;
+            m_step_over.reset();
             unplant_breakpoints();
             // A vCPU may have stopped for the debugger meanwhile: that is the better answer.
             if (const auto stop = m_target.stop_event()) {
@@ -138,6 +140,12 @@ void GdbSession::on_target_event() {
   if (!m_target.stop().ok()) return;  // it ended meanwhile: the next event says how
   m_running = false;
   unplant_breakpoints();
+  const auto step_over = std::exchange(m_step_over, std::nullopt);
+  if (step_over && stop->vcpu == *step_over && stop->kind == DebugStopKind::kStep) {
+    // Stepped off a breakpoint: now the continue gdb asked for.
+    if (const auto r = resume(std::exchange(m_deferred, {}))) reply(*r);
+    return;
+  }
   m_last_stop = stop;
   m_last_interrupted = false;
   m_g_vcpu = stop->vcpu;
@@ -147,6 +155,7 @@ void GdbSession::on_target_event() {
 void GdbSession::disconnect() {
   if (m_target.exit_code()) return;
   if (m_running && !m_target.stop().ok()) return;
+  m_step_over.reset();
   unplant_breakpoints();
   m_breakpoints.clear();
   m_watchpoints.clear();
@@ -594,7 +603,43 @@ void GdbSession::unplant_breakpoints() {
   m_planted.clear();
 }
 
+std::optional<uint64_t> GdbSession::read_pc(unsigned vcpu) {
+  const auto& regs = m_target.arch().registers;
+  size_t at = 0;
+  unsigned pc = 0;
+  while (pc < regs.size() && regs[pc].name != "pc" && regs[pc].name != "rip")
+    at += register_bytes(pc++);
+  if (pc == regs.size()) return std::nullopt;
+  auto bytes = m_target.read_registers(vcpu);
+  if (!bytes.ok() || at + 8 > bytes->size()) return std::nullopt;
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v |= static_cast<uint64_t>((*bytes)[at + i]) << (8 * i);
+  return v;
+}
+
 std::optional<std::string> GdbSession::resume(std::vector<DebugControl> controls) {
+  // A vCPU continuing from a planted breakpoint's address would stop there again at once
+  // (gdb steps over its breakpoints itself, other debuggers may not): it first steps over
+  // the original instruction alone, then everything resumes (on_target_event()).
+  if (!m_target.arch().sw_break.empty()) {
+    for (unsigned v = 0; v < controls.size(); ++v) {
+      if (controls[v].hold || controls[v].single_step) continue;
+      const auto pc = read_pc(v);
+      if (!pc || std::none_of(m_breakpoints.begin(), m_breakpoints.end(), [&](const Breakpoint& b) {
+            return !b.hardware && b.addr == *pc;
+          }))
+        continue;
+      std::vector<DebugControl> step(controls.size());
+      for (auto& c : step) c.hold = true;
+      step[v].hold = false;
+      step[v].single_step = true;
+      if (!m_target.resume(step).ok()) break;  // the plain resume below reports it
+      m_step_over = v;
+      m_deferred = std::move(controls);
+      m_running = true;
+      return std::nullopt;
+    }
+  }
   // gdb has taken out the breakpoint a step starts on (it steps over it itself), so every
   // running vCPU gets the planted ones and the pending ones.
   const std::vector<uint64_t> pending = plant_breakpoints();

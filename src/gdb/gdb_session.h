@@ -140,6 +140,10 @@ class GdbSession {
   // Plants the software breakpoints; returns those whose address is not mapped now (the
   // engine is to watch them in its debug registers).
   std::vector<uint64_t> plant_breakpoints();
+  // The vCPU stepping off a planted breakpoint before the continue in m_deferred.
+  std::optional<unsigned> m_step_over;
+  std::vector<DebugControl> m_deferred;
+  std::optional<uint64_t> read_pc(unsigned vcpu);
   void unplant_breakpoints();
 };
 

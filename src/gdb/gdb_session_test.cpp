@@ -338,3 +338,49 @@ TEST(GdbSessionSoftwareBreakpoints, UnmappedOnesArePendingInTheEngine) {
 
 }  // namespace
 }  // namespace doppel::gdb
+
+namespace doppel::gdb {
+namespace {
+
+// A continue from the address of a planted breakpoint steps off it first (that vCPU
+// alone, nothing planted), then continues with the breakpoint in place; gdb only hears of
+// the stop that follows.
+TEST(GdbSessionSoftwareBreakpoints, ContinueFromABreakpointStepsOverItFirst) {
+  FakeTarget target(2, {0xcc});
+  std::string wire;
+  GdbSession session(target, [&](std::string_view b) { wire += b; });
+  session.attach();
+  auto send = [&](std::string_view payload) {
+    wire.clear();
+    const std::string p = encode_packet(payload);
+    session.receive(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+  };
+  const uint64_t va = FakeTarget::kVirtOffset + FakeTarget::kRamBase + 0x40;
+  target.ram[0x40] = 0x90;
+  for (unsigned i = 0; i < 8; ++i) target.regs[0][32 + i] = static_cast<uint8_t>(va >> (8 * i));
+  send(fmt::format("Z0,{:x},1", va));
+  send("c");
+  ASSERT_EQ(target.resumes.size(), 1u);
+  EXPECT_TRUE(target.resumes[0][0].single_step);
+  EXPECT_FALSE(target.resumes[0][0].software_breakpoints);
+  EXPECT_TRUE(target.resumes[0][1].hold);
+  EXPECT_EQ(target.ram[0x40], 0x90);  // not planted while stepping off it
+  wire.clear();
+  target.running = false;
+  target.event = GdbTarget::Stop{0, DebugStopKind::kStep, 0};
+  target.regs[0][32] = static_cast<uint8_t>(va + 1);  // the step moved the pc
+  session.on_target_event();
+  EXPECT_EQ(wire, "");  // no stop reply: the continue goes on
+  ASSERT_EQ(target.resumes.size(), 2u);
+  EXPECT_FALSE(target.resumes[1][0].single_step);
+  EXPECT_FALSE(target.resumes[1][1].hold);
+  EXPECT_TRUE(target.resumes[1][0].software_breakpoints);
+  EXPECT_EQ(target.ram[0x40], 0xcc);
+  target.event = GdbTarget::Stop{0, DebugStopKind::kBreakpoint, va};
+  session.on_target_event();
+  EXPECT_NE(wire.find("T05thread:1;"), std::string::npos) << wire;
+  EXPECT_EQ(target.ram[0x40], 0x90);
+}
+
+}  // namespace
+}  // namespace doppel::gdb
