@@ -13,9 +13,11 @@
 # guest's breakpoints to L1: VMRUN loads DR7 without arming TCG's breakpoints
 # (target/i386/tcg/sysemu/svm_helper.c, helper_vmrun: env->dr[7] = ... instead of
 # cpu_x86_update_dr7) and int3 is checked against the INTn intercept, not the #BP
-# exception intercept KVM sets (tcg/excp_helper.c, raise_interrupt2 with is_int). There,
-# and only there, step 1's breakpoint cannot fire: the guest boots on, the test says so
-# and checks the rest. With any other QEMU the breakpoint must stop the guest.
+# exception intercept KVM sets (tcg/excp_helper.c, raise_interrupt2 with is_int). QEMU's
+# own gdbstub in the same lab (qemu-system-x86_64 -enable-kvm -s -S, `hbreak start_kernel`)
+# does not stop there either, while its stepi works. There, and only there, step 1's
+# breakpoint cannot fire: the guest boots on, the test says so and checks the rest. With
+# any other QEMU the breakpoint must stop the guest.
 #   tests/kvm_lab/gdb_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
