@@ -84,6 +84,8 @@ struct VmConfig {
   std::optional<ConsoleConfig> console2;
   std::optional<VsockConfig> vsock;
   OnReboot on_reboot = OnReboot::kExit;
+  // Per-thread seccomp filters for the VMM (sandbox/vmm_seccomp.h); off only for debugging.
+  bool seccomp = true;
 };
 
 constexpr unsigned kMaxCpus = 8;
