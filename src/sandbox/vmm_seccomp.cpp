@@ -202,11 +202,12 @@ void add_kind(Filter& f, ThreadKind kind) {
       break;
     case ThreadKind::kMain:
       // Once the VM runs: waits for it, stops the devices (flushing images), removes its
-      // sockets, reports and exits.
+      // sockets, puts back the signal handlers the console set for the terminal, reports
+      // and exits.
       add_socket_io(f);
       add_block_io(f);
       add_kvm_any(f);
-      f.allow_all({"unlink", "unlinkat", "wait4"});
+      f.allow_all({"unlink", "unlinkat", "rt_sigaction"});
       break;
     case ThreadKind::kTimer:
       break;
