@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <termios.h>
+#include <ucontext.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,8 +49,36 @@ void append_number(char* buf, size_t& len, size_t cap, long v) {
   while (n > 0 && len + 1 < cap) buf[len++] = digits[--n];
 }
 
+void append_hex(char* buf, size_t& len, size_t cap, unsigned long v) {
+  char digits[17];
+  int n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[v & 0xf];
+    v >>= 4;
+  } while (v && n < 16);
+  append(buf, len, cap, "0x");
+  while (n > 0 && len + 1 < cap) buf[len++] = digits[--n];
+}
+
+// The call's first three arguments, from the registers the kernel saved (an ioctl's
+// request number is the second), where the architecture is known.
+bool syscall_args(void* context, unsigned long (&args)[3]) {
+  [[maybe_unused]] auto* uc = static_cast<ucontext_t*>(context);
+#if defined(__x86_64__)
+  args[0] = static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RDI]);
+  args[1] = static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RSI]);
+  args[2] = static_cast<unsigned long>(uc->uc_mcontext.gregs[REG_RDX]);
+  return true;
+#elif defined(__aarch64__)
+  for (int i = 0; i < 3; ++i) args[i] = uc->uc_mcontext.regs[i];
+  return true;
+#else
+  return false;
+#endif
+}
+
 // Async-signal-safe only: write(2), the hook (tcsetattr), _exit.
-void on_sigsys(int, siginfo_t* info, void*) {
+void on_sigsys(int, siginfo_t* info, void* context) {
   char msg[256];
   size_t len = 0;
   const int nr = info->si_syscall;
@@ -61,7 +90,15 @@ void on_sigsys(int, siginfo_t* info, void*) {
          nr >= 0 && nr < kMaxNamedSyscall && g_syscall_names[nr][0] ? g_syscall_names[nr] : "?");
   append(msg, len, sizeof msg, " (");
   append_number(msg, len, sizeof msg, nr);
-  append(msg, len, sizeof msg, ")\r\n");
+  append(msg, len, sizeof msg, ")");
+  if (unsigned long args[3]; syscall_args(context, args)) {
+    append(msg, len, sizeof msg, ", arguments ");
+    for (int i = 0; i < 3; ++i) {
+      if (i) append(msg, len, sizeof msg, ", ");
+      append_hex(msg, len, sizeof msg, args[i]);
+    }
+  }
+  append(msg, len, sizeof msg, "\r\n");
   if (const FatalHook hook = g_on_fatal.load(std::memory_order_acquire)) hook();
   (void)!::write(STDERR_FILENO, msg, len);
   _exit(kExitSeccomp);
@@ -182,7 +219,9 @@ void add_kvm_vcpu(Filter& f) {
                   KVM_SET_MP_STATE, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_XCRS,
                   KVM_SET_XCRS, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_XSAVE, KVM_SET_XSAVE,
                   KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SET_GUEST_DEBUG, KVM_TRANSLATE,
-                  KVM_GET_TSC_KHZ, KVM_SET_USER_MEMORY_REGION});
+                  KVM_GET_TSC_KHZ, KVM_SET_USER_MEMORY_REGION,
+                  // The UART's transmit coalescing follows the guest's IER writes.
+                  KVM_REGISTER_COALESCED_MMIO, KVM_UNREGISTER_COALESCED_MMIO});
 }
 
 void add_kind(Filter& f, ThreadKind kind) {
