@@ -279,6 +279,13 @@ void add_kind(Filter& f, ThreadKind kind) {
       f.allow("openat", SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
       break;
     case ThreadKind::kIoeventfd:
+      // On KVM a virtqueue notify arrives here rather than on the vCPU: the device's work
+      // runs on this thread (a frame sent, a vsock stream connected, a disk request queued,
+      // an interrupt raised through an irqfd).
+      add_socket_io(f);
+      add_unix_connect(f);
+      add_block_io(f);
+      f.allow_ioctls({KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS});
       break;
     case ThreadKind::kStdin:
       // Typed input raises the UART's interrupt: on KVM an irq line of the VM.
