@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <ucontext.h>
 #include <time.h>
@@ -79,7 +80,7 @@ bool syscall_args(void* context, unsigned long (&args)[3]) {
 
 // Async-signal-safe only: write(2), the hook (tcsetattr), _exit.
 void on_sigsys(int, siginfo_t* info, void* context) {
-  char msg[256];
+  char msg[384];
   size_t len = 0;
   const int nr = info->si_syscall;
   const char* thread = current_thread_name();
@@ -96,6 +97,18 @@ void on_sigsys(int, siginfo_t* info, void* context) {
     for (int i = 0; i < 3; ++i) {
       if (i) append(msg, len, sizeof msg, ", ");
       append_hex(msg, len, sizeof msg, args[i]);
+    }
+    // A file opened by name: which (the path is the caller's own memory).
+    const char* path = nullptr;
+#ifdef __NR_open
+    if (nr == __NR_open) path = reinterpret_cast<const char*>(args[0]);
+#endif
+    if (nr == __NR_openat) path = reinterpret_cast<const char*>(args[1]);
+    if (path) {
+      append(msg, len, sizeof msg, " (\"");
+      size_t n = 0;
+      while (path[n] && n < 96 && len + 3 < sizeof msg) msg[len++] = path[n++];
+      append(msg, len, sizeof msg, "\")");
     }
   }
   append(msg, len, sizeof msg, "\r\n");
