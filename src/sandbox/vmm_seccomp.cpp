@@ -20,6 +20,8 @@
 #include <cerrno>
 #include <cstring>
 #include <initializer_list>
+#include <thread>
+#include <vector>
 
 #include "base/log.h"
 
@@ -351,6 +353,18 @@ void seal_or_die(ThreadKind kind) {
   }
 }
 
+// glibc reads /proc/sys/vm/overcommit_memory, once per process, the first time a thread's
+// malloc arena shrinks (malloc/arena.c, check_may_shrink_heap): a sealed thread freeing
+// memory would die opening it. A thread of our own makes that first shrink now, before any
+// filter: 64 small blocks (a new arena's heap, not mmap) freed back to its top.
+void warm_up_malloc() {
+  std::thread([] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 64; ++i) blocks.push_back(std::malloc(8 * 1024));
+    for (void* b : blocks) std::free(b);
+  }).join();
+}
+
 }  // namespace
 
 Result<void> install_vmm_filter(ThreadKind kind) { return build(kind, true); }
@@ -366,6 +380,7 @@ Result<void> enable_vmm_seccomp(FatalHook on_fatal) {
   }
   // Time zone files are read now, not by a sealed thread's first log line.
   tzset();
+  warm_up_malloc();
   g_on_fatal.store(on_fatal, std::memory_order_release);
   struct sigaction sa {};
   sa.sa_sigaction = on_sigsys;
