@@ -5,7 +5,8 @@
 //
 // A forbidden call raises SIGSYS in the thread that made it (SECCOMP_RET_TRAP): the
 // handler writes "doppel: seccomp: thread 'vcpu0' made a forbidden system call: execve
-// (59)" to stderr with write(2), restores the terminal, and ends the process with
+// (59), arguments 0x..., 0x..., 0x..." (and the path of an open) to stderr with write(2),
+// restores the terminal, and ends the process with
 // kExitSeccomp (159, what a shell reports for a death by SIGSYS). A trap rather than
 // SECCOMP_RET_KILL_PROCESS, so that the process itself can say which thread and which
 // call, and hand the terminal back, without a parent watching it.
