@@ -183,6 +183,8 @@ void add_base(Filter& f) {
   // The terminal: its state read and restored (the SIGSYS handler restores it too), non-
   // blocking mode, bytes waiting.
   f.allow_ioctls({TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, FIONBIO, FIONREAD});
+  // Every device thread raises interrupts: on KVM, an interrupt line of the VM.
+  f.allow_ioctls({KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS});
 }
 
 // Sending and receiving on sockets it has.
@@ -226,14 +228,14 @@ void add_kvm_any(Filter& f) {
 }
 
 // A vCPU's own KVM ioctls: running, its registers (a kicked vCPU's state is read by
-// others; these are for the exits that need them), and the interrupt lines its devices
-// raise.
+// others; these are for the exits that need them), its debug state, and the UART's
+// coalesced zone.
 void add_kvm_vcpu(Filter& f) {
   f.allow_ioctls({KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
                   KVM_GET_FPU, KVM_SET_FPU, KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_GET_MP_STATE,
                   KVM_SET_MP_STATE, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_XCRS,
                   KVM_SET_XCRS, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_XSAVE, KVM_SET_XSAVE,
-                  KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SET_GUEST_DEBUG, KVM_TRANSLATE,
+                  KVM_SET_GUEST_DEBUG, KVM_TRANSLATE,
                   KVM_GET_TSC_KHZ, KVM_SET_USER_MEMORY_REGION,
                   // The UART's transmit coalescing follows the guest's IER writes.
                   KVM_REGISTER_COALESCED_MMIO, KVM_UNREGISTER_COALESCED_MMIO});
@@ -300,11 +302,8 @@ void add_kind(Filter& f, ThreadKind kind) {
       add_socket_io(f);
       add_unix_connect(f);
       add_block_io(f);
-      f.allow_ioctls({KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS});
       break;
     case ThreadKind::kStdin:
-      // Typed input raises the UART's interrupt: on KVM an irq line of the VM.
-      f.allow_ioctls({KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS});
       break;
     case ThreadKind::kApi:
     case ThreadKind::kApiJob:
