@@ -47,11 +47,20 @@ many_run() {
         "$DOPPEL" run --arch riscv64 --memory 64M <"$dir/input" >"$dir/vm$i.out" 2>&1 &
       fi
     else
-      # -no-reboot: the guest's panic=-1 reboot ends QEMU, as it ends doppel (exit 3).
-      qemu-system-riscv64 -M virt -smp 1 -m 64 -nographic -no-reboot \
+      # QEMU's UART drops what is typed before the guest's driver reads it (doppel holds
+      # it): the commands go in once the guest says it is ready. -no-reboot: the guest's
+      # panic=-1 reboot ends QEMU, as it ends doppel (exit 3).
+      touch "$dir/running"
+      { while ! grep -aq 'doppel-guest: ready' "$dir/vm$i.out" 2>/dev/null; do
+          [[ -e $dir/running ]] || exit 0
+          sleep 0.5
+        done
+        cat "$dir/input"
+        while [[ -e $dir/running ]]; do sleep 1; done
+      } | qemu-system-riscv64 -M virt -smp 1 -m 64 -nographic -no-reboot \
         -bios "$GUEST_DIR/fw_dynamic.bin" -kernel "$GUEST_DIR/kernel" \
         -initrd "$GUEST_DIR/initrd.cpio.gz" -append 'console=ttyS0 panic=-1' \
-        <"$dir/input" >"$dir/vm$i.out" 2>&1 &
+        >"$dir/vm$i.out" 2>&1 &
     fi
     pids+=($!)
     echo "0 0" >"$dir/vm$i.mem"
@@ -77,12 +86,13 @@ many_run() {
     fi
     ((left > 0)) && sleep 0.5
   done
+  t1=$(date +%s.%N)
+  rm -f "$dir/running"  # every VM has ended: QEMU's console feeders end too
   for ((i = 0; i < count; i++)); do
     local rc=0
     wait "${pids[$i]}" || rc=$?
     echo "$rc" >"$dir/vm$i.rc"
   done
-  t1=$(date +%s.%N)
   echo "$t0 $t1" | awk '{printf "%.1f\n", $2 - $1}' >"$dir/wall"
 }
 
