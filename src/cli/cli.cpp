@@ -585,6 +585,12 @@ int cli_main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitError;
   }
   log::init(log_level);
+  if (serve_flags.seccomp) {  // checked before any file is read, so that it is named
+    if (auto on = parse_on_off("--seccomp", *serve_flags.seccomp); !on) {
+      fmt::print(stderr, "doppel: {}\n", on.error().message());
+      return kExitError;
+    }
+  }
 
   if (app.got_subcommand("version")) {
     fmt::print("doppel {}\n", DOPPEL_VERSION);
