@@ -21,6 +21,8 @@
 #include "cli/jail_cli.h"
 #include "cli/vm_limits.h"
 #include "gdb/gdb_server.h"
+#include "sandbox/vmm_seccomp.h"
+#include "vmm/console.h"
 #include "vmm/vm_config.h"
 #include "vmm/vmm_service.h"
 
@@ -39,7 +41,7 @@ namespace {
 struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
-      console2, boot, vsock;
+      console2, boot, vsock, seccomp;
   std::optional<std::string> cpu_quota, memory_limit, io_limit, pids_limit;  // cli/vm_limits.h
   std::optional<int64_t> cpus;  // signed: `--cpus -1` is refused as -1
   bool memory_shared = false;
@@ -53,7 +55,15 @@ struct ServeFlags {
   std::string migrate_from;  // `run`: the VM comes live from a source there
   std::string gdb;           // `run`: the gdb stub's endpoint
   bool gdb_wait = false;     // `run`: hold the VM until the debugger continues
+  std::optional<std::string> seccomp;  // on or off; default: the VM file's, else on
 };
+
+// --seccomp on|off.
+Result<bool> parse_on_off(const std::string& flag, const std::string& value) {
+  if (value == "on") return true;
+  if (value == "off") return false;
+  return Error::format("{} {}: expected on or off", flag, value);
+}
 
 // Flags of `doppel restore DIR` (and `doppel run --restore DIR`).
 struct RestoreFlags {
@@ -163,6 +173,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     config.memory = *m;
   }
   if (flags.memory_shared) config.memory_shared = true;
+  if (flags.seccomp) config.seccomp = TRY(parse_on_off("--seccomp", *flags.seccomp));
   if (flags.on_reboot) {
     if (*flags.on_reboot == "exit") config.on_reboot = OnReboot::kExit;
     else if (*flags.on_reboot == "restart") config.on_reboot = OnReboot::kRestart;
@@ -221,7 +232,25 @@ Result<VmConfig> build_config(const RunFlags& flags) {
 // Runs the service until its VM ends: with an API server when asked for one.
 int serve(const ServeFlags& serve_flags, std::optional<VmConfig> boot,
           std::optional<SnapshotLoadRequest> restore) {
-  VmmService::Options options{serve_flags.id, DOPPEL_VERSION, true, {}, {}};
+  // Decided before any thread starts: every thread installs its filter as it starts.
+  bool seccomp = boot ? boot->seccomp : true;
+  if (serve_flags.seccomp) {
+    auto on = parse_on_off("--seccomp", *serve_flags.seccomp);
+    if (!on) {
+      fmt::print(stderr, "doppel: {}\n", on.error().message());
+      return kExitError;
+    }
+    seccomp = *on;
+  }
+  if (seccomp) {
+    if (auto r = sandbox::enable_vmm_seccomp(&Console::restore_terminal_now); !r) {
+      fmt::print(stderr, "doppel: {}\n", r.error().message());
+      return kExitError;
+    }
+  } else {
+    spdlog::warn("seccomp is off (--seccomp off): the VMM's threads run without filters");
+  }
+  VmmService::Options options{serve_flags.id, DOPPEL_VERSION, true, {}, {}, seccomp};
   std::unique_ptr<gdb::GdbServer> gdb_server;
   if (!serve_flags.gdb.empty()) {
     auto server = gdb::GdbServer::create(serve_flags.gdb, serve_flags.gdb_wait);
@@ -449,6 +478,7 @@ int cli_main(int argc, char** argv) {
   app.add_option("--api-sock", serve_flags.api_sock,
                  "Serve the control API (HTTP on this Unix socket)");
   app.add_option("--id", serve_flags.id, "The instance id the API reports (default: doppel)");
+  app.add_option("--seccomp", serve_flags.seccomp, "on (default) or off: per-thread seccomp filters on the VMM's threads (off: for debugging)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
@@ -498,6 +528,7 @@ int cli_main(int argc, char** argv) {
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   run->add_option("--id", serve_flags.id, "The instance id the API reports");
+  run->add_option("--seccomp", flags.seccomp, "on (default) or off: per-thread seccomp filters on the VMM's threads (off: for debugging)");
   run->add_option("--gdb", serve_flags.gdb,
                   "tcp:HOST:PORT or unix:PATH: serve the GDB remote protocol there");
   run->add_flag("--gdb-wait", serve_flags.gdb_wait,
@@ -525,6 +556,7 @@ int cli_main(int argc, char** argv) {
   restore->add_flag("--paused", restore_flags.paused, "Stay paused until resumed through the API");
   restore->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   restore->add_option("--id", serve_flags.id, "The instance id the API reports");
+  restore->add_option("--seccomp", serve_flags.seccomp, "on (default) or off: per-thread seccomp filters on the VMM's threads (off: for debugging)");
 
   auto* snapshot = app.add_subcommand("snapshot", "Snapshot files");
   snapshot->require_subcommand(1);
@@ -600,13 +632,22 @@ int cli_main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitError;
   }
   log::init(log_level);
+  if (serve_flags.seccomp) {  // checked before any file is read, so that it is named
+    if (auto on = parse_on_off("--seccomp", *serve_flags.seccomp); !on) {
+      fmt::print(stderr, "doppel: {}\n", on.error().message());
+      return kExitError;
+    }
+  }
 
   if (app.got_subcommand("version")) {
     fmt::print("doppel {}\n", DOPPEL_VERSION);
     return 0;
   }
   if (app.got_subcommand(run)) {
-    if (!restore_flags.dir.empty()) return restore_command(restore_flags, serve_flags);
+    if (!restore_flags.dir.empty()) {
+      if (flags.seccomp) serve_flags.seccomp = flags.seccomp;
+      return restore_command(restore_flags, serve_flags);
+    }
     return run_command(flags, serve_flags, print_config);
   }
   if (app.got_subcommand(jail)) return jail_command(jail_flags);

@@ -10,6 +10,7 @@
 #include "vmm/exit_codes.h"
 #include "vmm/migration_stream.h"
 #include "vmm/state_codec.h"
+#include "base/thread_seal.h"
 
 namespace doppel {
 
@@ -134,6 +135,7 @@ void Machine::request_stop(int exit_code, std::string reason) {
 
 void Machine::vcpu_thread(unsigned index) {
   Vcpu& vcpu = m_board->vcpu(index);
+  enter_thread(ThreadKind::kVcpu, static_cast<int>(index));
   // A vCPU may park only after a kicked exit (or before it first runs): after an I/O exit
   // the next run() still has to complete that access inside the engine (KVM takes the
   // read's value on its next KVM_RUN), so the vCPU's state is not yet whole.
@@ -222,7 +224,7 @@ void Machine::handle_exit(unsigned index, Vcpu& vcpu, const VcpuExit& exit) {
   }
 }
 
-Result<int> Machine::run() {
+Result<int> Machine::run(bool seal_main_thread) {
   {
     std::lock_guard lock(m_mutex);
     m_started = true;
@@ -231,6 +233,8 @@ Result<int> Machine::run() {
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < m_board->vcpu_count(); ++i)
     threads.emplace_back([this, i] { vcpu_thread(i); });
+  // After the vCPUs exist, so that they do not inherit the main thread's filter.
+  if (seal_main_thread) enter_thread(ThreadKind::kMain);
   if (m_restore_began) {
     // For bench/lifecycle: when the restored guest got its vCPUs back, on the wall clock.
     const auto wall = std::chrono::system_clock::now().time_since_epoch();

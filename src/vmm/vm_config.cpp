@@ -343,7 +343,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
   if (top.has("machine")) {
     JsonReader m(top.at("machine"), "machine");
     TRY(m.expect_object());
-    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "memory_shared", "on_reboot"}));
+    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "memory_shared", "on_reboot", "seccomp"}));
     if (m.has("arch")) {
       auto arch = parse_arch(TRY(m.string("arch")));
       if (!arch) return m.fail("arch", arch.error().message());
@@ -376,6 +376,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
       config.memory = bytes;
     }
     if (m.has("memory_shared")) config.memory_shared = TRY(m.boolean("memory_shared"));
+    if (m.has("seccomp")) config.seccomp = TRY(m.boolean("seccomp"));
     if (m.has("on_reboot")) {
       auto v = parse_on_reboot(TRY(m.string("on_reboot")));
       if (!v) return m.fail("on_reboot", v.error().message());
@@ -642,6 +643,7 @@ json to_json(const VmConfig& config) {
                     {"memory", fmt::format("{}K", config.memory / KiB)},
                     {"memory_shared", config.memory_shared},
                     {"on_reboot", config.on_reboot == OnReboot::kExit ? "exit" : "restart"}};
+  if (!config.seccomp) doc["machine"]["seccomp"] = false;  // the default (on) goes unsaid
   doc["boot"] = {{"kernel", config.kernel}, {"initrd", config.initrd},
                  {"firmware", config.firmware}, {"cmdline", config.cmdline},
                  {"from", to_string(config.boot_from)}};

@@ -87,6 +87,8 @@ struct VmConfig {
   OnReboot on_reboot = OnReboot::kExit;
   // Enforced by a cgroup around the whole process (vmm/resource_limits.h).
   ResourceLimits limits;
+  // Per-thread seccomp filters for the VMM (sandbox/vmm_seccomp.h); off only for debugging.
+  bool seccomp = true;
 };
 
 constexpr unsigned kMaxCpus = 8;

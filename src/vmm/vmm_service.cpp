@@ -216,7 +216,8 @@ Result<int> VmmService::run_pending(bool from_api) {
     if (auto hooked = m_options.before_run ? m_options.before_run(**machine) : ok(); !hooked.ok())
       code = hooked.release_error();
     else
-      code = (*machine)->run();
+      code = (*machine)->run(m_options.seal_main_thread &&
+                             (*machine)->config().on_reboot != OnReboot::kRestart);
     if (m_options.after_run) m_options.after_run(code.ok() ? *code : kExitError);
     route_input_to(nullptr);
     {

@@ -89,7 +89,9 @@ expect 0 '"cpus": 4' run --config "$tmp/vm.json" --cpus 4 --print-config
 echo '{"machine": {"cpus": 0}}' >"$tmp/bad.json"
 expect 1 "^doppel: $tmp/bad.json: machine.cpus: must be between 1 and 8, got 0$" run --config "$tmp/bad.json"
 echo '{"machine": {"cpu": 2}}' >"$tmp/typo.json"
-expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot\)" run --config "$tmp/typo.json"
+expect 1 "--seccomp maybe: expected on or off" run --seccomp maybe
+expect 1 "--seccomp nah: expected on or off" restore /nonexistent --seccomp nah
+expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot, seccomp\)" run --config "$tmp/typo.json"
 
 printf '{"machine": {"cpus": 2,\n  "memory": 128M}}' >"$tmp/syntax.json"
 expect 1 "^doppel: $tmp/syntax.json: not valid JSON: parse error at line 2, column 16: .*last read: .128M." run --config "$tmp/syntax.json"

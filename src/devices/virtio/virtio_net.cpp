@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "base/thread_seal.h"
 
 namespace doppel::virtio {
 
@@ -129,6 +130,7 @@ void VirtioNet::transmit(const DescriptorChain& chain) {
 }
 
 void VirtioNet::rx_loop() {
+  enter_thread(ThreadKind::kNetRx);
   while (!m_stop) {
     std::array<pollfd, 2> fds{};
     nfds_t n = 0;

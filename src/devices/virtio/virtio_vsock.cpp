@@ -16,6 +16,7 @@
 
 #include "base/bits.h"
 #include "base/log.h"
+#include "base/thread_seal.h"
 
 namespace doppel::virtio {
 
@@ -494,6 +495,7 @@ void VirtioVsock::deliver_rx() {
 }
 
 void VirtioVsock::worker() {
+  enter_thread(ThreadKind::kVsock);
   std::vector<pollfd> fds;
   std::vector<Key> conn_keys;
   while (!m_stop) {
