@@ -355,11 +355,13 @@ class Hart {
   };
   // The page number + 1, so that the zeroed tables of a new hart are empty (ZeroPages).
   static uint64_t tlb_tag(uint64_t va) { return (va >> 12) + 1; }
-  // tlb_tag() of the last byte of an access of `size` bytes at va, in one add and one
-  // shift. At the top of the address space the sum wraps to 0 or 1, which no entry at va's
-  // index holds, so such an access takes the slow path.
+  // tlb_tag() of the last byte of an access of `size` bytes at va. An access that wraps
+  // past the top of the address space gets tag 1 (page 0's), which no entry at va's index
+  // (the last) holds, so it takes the slow path. (Adding the 1 before the shift would wrap
+  // the top page's accesses to tag 0, which an empty entry matches: a host write at
+  // va + 0.)
   static uint64_t tlb_tag_last(uint64_t va, unsigned size) {
-    return (va + (size - 1 + 4096)) >> 12;
+    return ((va + (size - 1)) >> 12) + 1;
   }
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
   // run_debug(): a data access of `size` bytes at va (store or AMO if write) against the
