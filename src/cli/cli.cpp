@@ -42,7 +42,7 @@ struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
       console2, boot, vsock, seccomp;
-  std::optional<std::string> cpu_quota, memory_limit, io_limit, pids_limit;  // cli/vm_limits.h
+  LimitFlags limits;  // cli/vm_limits.h
   std::optional<int64_t> cpus;  // signed: `--cpus -1` is refused as -1
   bool memory_shared = false;
   std::vector<std::string> disks, nets;
@@ -206,17 +206,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     config.vsock = *v;
   }
 
-  auto limit = [](const std::optional<std::string>& flag, const char* name, auto parse, auto& field) -> Result<void> {
-    if (!flag) return {};
-    auto v = parse(*flag);
-    if (!v) return v.error().context(name);
-    field = *v;
-    return {};
-  };
-  TRY(limit(flags.cpu_quota, "--cpu-quota", parse_cpu_quota, config.limits.cpu_quota_us));
-  TRY(limit(flags.memory_limit, "--memory-limit", parse_memory_limit, config.limits.memory_bytes));
-  TRY(limit(flags.io_limit, "--io-limit", parse_io_limit, config.limits.io));
-  TRY(limit(flags.pids_limit, "--pids-limit", parse_pids_limit, config.limits.pids));
+  TRY(apply_limit_flags(flags.limits, config.limits));
 
   // Check what can be checked before looking for the guest kit, so that a bad flag is
   // reported as itself.
@@ -516,14 +506,14 @@ int cli_main(int argc, char** argv) {
   run->add_option("--vsock", flags.vsock,
                   "cid=N,uds=PATH: virtio-vsock; host programs connect to PATH and write "
                   "\"CONNECT <port>\\n\", guest connections to CID 2 port P reach PATH_P");
-  run->add_option("--cpu-quota", flags.cpu_quota, "Share of one CPU the VM may use, e.g. 50% (a cgroup)");
-  run->add_option("--memory-limit", flags.memory_limit,
+  run->add_option("--cpu-quota", flags.limits.cpu_quota, "Share of one CPU the VM may use, e.g. 50% (a cgroup)");
+  run->add_option("--memory-limit", flags.limits.memory_limit,
                   "Memory of the whole VM process (guest RAM and doppel), e.g. 512M; beyond it the "
                   "kernel ends this VM alone (exit code 6)");
-  run->add_option("--io-limit", flags.io_limit,
+  run->add_option("--io-limit", flags.limits.io_limit,
                   "bw=SIZE,iops=N (or rbw=, wbw=, riops=, wiops=): per second, on the block device "
                   "of each disk image (a cgroup)");
-  run->add_option("--pids-limit", flags.pids_limit, "Threads and processes of the VM process at most");
+  run->add_option("--pids-limit", flags.limits.pids_limit, "Threads and processes of the VM process at most");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");

@@ -142,18 +142,7 @@ Result<Plan> make_plan(const JailFlags& flags) {
   }
   TRY(apply_json(plan.config, plan.vm_file));
 
-  auto limit = [](const std::optional<std::string>& flag, const char* name, auto parse, auto& field) -> Result<void> {
-    if (!flag) return {};
-    auto v = parse(*flag);
-    if (!v) return v.error().context(name);
-    field = *v;
-    return {};
-  };
-  ResourceLimits& l = plan.config.limits;
-  TRY(limit(flags.cpu_quota, "--cpu-quota", parse_cpu_quota, l.cpu_quota_us));
-  TRY(limit(flags.memory_limit, "--memory-limit", parse_memory_limit, l.memory_bytes));
-  TRY(limit(flags.io_limit, "--io-limit", parse_io_limit, l.io));
-  TRY(limit(flags.pids_limit, "--pids-limit", parse_pids_limit, l.pids));
+  TRY(apply_limit_flags(flags.limits, plan.config.limits));
   // The jail's cgroup enforces them; the jailed doppel could not (no cgroupfs, no root).
   plan.vm_file.erase("limits");
 
@@ -249,10 +238,10 @@ CLI::App* add_jail_command(CLI::App& app, JailFlags& flags) {
   jail->add_option("--chroot-base-dir", flags.chroot_base,
                    "The jail is <dir>/doppel/<id>/root (default /srv/jailer)");
   jail->add_option("--netns", flags.netns, "Join this network namespace (e.g. /var/run/netns/NAME)");
-  jail->add_option("--cpu-quota", flags.cpu_quota, "As doppel run's");
-  jail->add_option("--memory-limit", flags.memory_limit, "As doppel run's");
-  jail->add_option("--io-limit", flags.io_limit, "As doppel run's");
-  jail->add_option("--pids-limit", flags.pids_limit, "As doppel run's");
+  jail->add_option("--cpu-quota", flags.limits.cpu_quota, "As doppel run's");
+  jail->add_option("--memory-limit", flags.limits.memory_limit, "As doppel run's");
+  jail->add_option("--io-limit", flags.limits.io_limit, "As doppel run's");
+  jail->add_option("--pids-limit", flags.limits.pids_limit, "As doppel run's");
   jail->add_option("--rlimit-nofile", flags.rlimit_nofile, "Open files at most (default 2048)");
   jail->add_option("--rlimit-fsize", flags.rlimit_fsize, "Largest file the VMM may write, bytes (default: no limit)");
   jail->add_option("run_args", flags.run_args, "-- then `doppel run` arguments");

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/vm_limits.h"
+
 namespace CLI {
 class App;
 }
@@ -17,7 +19,7 @@ struct JailFlags {
   std::optional<int64_t> uid, gid;
   std::string chroot_base = "/srv/jailer";
   std::string netns;
-  std::optional<std::string> cpu_quota, memory_limit, io_limit, pids_limit;
+  LimitFlags limits;
   uint64_t rlimit_nofile = 2048;
   std::optional<uint64_t> rlimit_fsize;
   std::vector<std::string> run_args;  // after `--`

@@ -24,6 +24,22 @@ std::pair<uint32_t, uint32_t> whole_disk(uint32_t major, uint32_t minor) {
 
 }  // namespace
 
+Result<void> apply_limit_flags(const LimitFlags& flags, ResourceLimits& limits) {
+  auto limit = [](const std::optional<std::string>& flag, const char* name, auto parse,
+                  auto& field) -> Result<void> {
+    if (!flag) return {};
+    auto v = parse(*flag);
+    if (!v) return v.error().context(name);
+    field = *v;
+    return {};
+  };
+  TRY(limit(flags.cpu_quota, "--cpu-quota", parse_cpu_quota, limits.cpu_quota_us));
+  TRY(limit(flags.memory_limit, "--memory-limit", parse_memory_limit, limits.memory_bytes));
+  TRY(limit(flags.io_limit, "--io-limit", parse_io_limit, limits.io));
+  TRY(limit(flags.pids_limit, "--pids-limit", parse_pids_limit, limits.pids));
+  return {};
+}
+
 Result<sandbox::Resources> cgroup_resources(const VmConfig& config, bool unified, bool have_memsw) {
   const ResourceLimits& l = config.limits;
   sandbox::Resources r;

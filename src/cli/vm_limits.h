@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -10,6 +11,15 @@
 #include "vmm/vm_config.h"
 
 namespace doppel {
+
+// The limit flags of `doppel run` and `doppel jail` (--cpu-quota, --memory-limit,
+// --io-limit, --pids-limit), as given.
+struct LimitFlags {
+  std::optional<std::string> cpu_quota, memory_limit, io_limit, pids_limit;
+};
+// Parses the flags given into `limits`; the others keep their values (the VM file's).
+// Errors name the flag.
+[[nodiscard]] Result<void> apply_limit_flags(const LimitFlags& flags, ResourceLimits& limits);
 
 // The cgroup files' values for `config.limits`; --io-limit applies to the block device
 // holding each disk image (the whole disk, for a partition). Errors name the flag.
