@@ -17,6 +17,7 @@
 #   DOPPEL=build/doppel-runc RUNC=/usr/sbin/runc bench/oci/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tests/oci/lib.sh
 N=${N:-100}
 doppel=${DOPPEL:-$PWD/build/doppel-runc}
 runc=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
@@ -43,17 +44,7 @@ cleanup() {
     local ids
     ids=$("${podman[@]}" ps -aq 2>/dev/null)
     [ -n "$ids" ] && "${podman[@]}" rm -f -t 0 $ids >/dev/null 2>&1
-    local d
-    # Whatever still runs there is ours (a conmon and a container init whose podman run
-    # failed half-way outlive podman): thaw, kill, then remove the tree.
-    local f pid
-    for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$parent" 2>/dev/null); do
-      for f in $(find "$d" -name freezer.state); do echo THAWED > "$f" 2>/dev/null; done
-      for pid in $(cat $(find "$d" -name cgroup.procs) 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-    done
-    for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$parent" 2>/dev/null); do
-      for _ in $(seq 20); do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; [ -d "$d" ] || break; sleep 0.1; done
-    done
+    remove_cgroup_parent "$parent"
   fi
   rm -rf "$work"
 }

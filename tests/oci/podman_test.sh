@@ -9,6 +9,7 @@
 # trap removes even when a check fails.
 #   podman_test.sh PATH/TO/doppel-runc
 set -u
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rt="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"  # absolute; the link name matters
 [ "$(id -u)" = 0 ] || { echo "SKIP: podman as root is what this test drives"; exit 77; }
 command -v podman >/dev/null || { echo "SKIP: podman is not installed (scripts/install-deps)"; exit 77; }
@@ -30,17 +31,7 @@ cleanup() {
   # Whatever podman left mounted under our directory (none expected), deepest first.
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   # Our cgroup parent in every hierarchy (conmon's and the containers' cgroups below it).
-  local d
-  # Whatever still runs there is ours (a conmon and a container init whose podman run
-  # failed half-way outlive podman): thaw, kill, then remove the tree.
-  local f pid
-  for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$parent" 2>/dev/null); do
-    for f in $(find "$d" -name freezer.state); do echo THAWED > "$f" 2>/dev/null; done
-    for pid in $(cat $(find "$d" -name cgroup.procs) 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-  done
-  for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$parent" 2>/dev/null); do
-    for _ in $(seq 20); do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; [ -d "$d" ] || break; sleep 0.1; done
-  done
+  remove_cgroup_parent "$parent"
   rm -rf "$work"
 }
 trap cleanup EXIT
