@@ -314,6 +314,9 @@ void add_kind(Filter& f, ThreadKind kind) {
       for (int domain : {AF_INET, AF_INET6, AF_UNIX})
         f.allow("socket", SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(domain)));
       f.allow("connect");
+      // PUT /actions InstanceStart checks the VM's memory against the host's
+      // (host_memory_bytes(): sysconf(_SC_PHYS_PAGES) is sysinfo).
+      f.allow("sysinfo");
       add_block_io(f);
       add_files(f);
       add_thread_spawn(f);
