@@ -121,6 +121,15 @@ void on_sigsys(int, siginfo_t* info, void* context) {
 
 // ---- building a filter ----
 
+// One argument's condition, every field set (libseccomp's SCMP_A<n> macros leave datum_b to
+// aggregate zero-initialization, which -Wmissing-field-initializers rejects under clang).
+scmp_arg_cmp arg_eq(unsigned index, scmp_datum_t value) {
+  return scmp_arg_cmp{index, SCMP_CMP_EQ, value, 0};
+}
+scmp_arg_cmp arg_masked_eq(unsigned index, scmp_datum_t mask, scmp_datum_t value) {
+  return scmp_arg_cmp{index, SCMP_CMP_MASKED_EQ, mask, value};
+}
+
 class Filter {
  public:
   explicit Filter(scmp_filter_ctx ctx) : m_ctx(ctx) {}
@@ -146,7 +155,7 @@ class Filter {
   void allow_all(std::initializer_list<const char*> names) {
     for (const char* n : names) allow(n);
   }
-  void allow_ioctl(unsigned long cmd) { allow("ioctl", SCMP_A1(SCMP_CMP_EQ, cmd)); }
+  void allow_ioctl(unsigned long cmd) { allow("ioctl", arg_eq(1, cmd)); }
   void allow_ioctls(std::initializer_list<unsigned long> cmds) {
     for (unsigned long c : cmds) allow_ioctl(c);
   }
@@ -174,12 +183,12 @@ void add_base(Filter& f) {
                "brk", "poll", "ppoll", "epoll_wait", "epoll_pwait", "epoll_ctl", "fcntl",
                "sigaltstack", "rseq", "set_robust_list", "seccomp"});
   // No executable memory: doppel generates no code (yet: the JIT will need its own rule).
-  f.allow("mmap", SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-  f.allow("mprotect", SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+  f.allow("mmap", arg_masked_eq(2, PROT_EXEC, 0));
+  f.allow("mprotect", arg_masked_eq(2, PROT_EXEC, 0));
   for (int op : {PR_SET_NAME, PR_GET_NAME, PR_SET_NO_NEW_PRIVS, PR_GET_SECCOMP, PR_SET_SECCOMP})
-    f.allow("prctl", SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(op)));
+    f.allow("prctl", arg_eq(0, static_cast<scmp_datum_t>(op)));
   // Signals to this process's own threads only (a KVM vCPU's kick, abort()).
-  f.allow("tgkill", SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid())));
+  f.allow("tgkill", arg_eq(0, static_cast<scmp_datum_t>(getpid())));
   // The terminal: its state read and restored (the SIGSYS handler restores it too), non-
   // blocking mode, bytes waiting.
   f.allow_ioctls({TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, FIONBIO, FIONREAD});
@@ -195,14 +204,14 @@ void add_socket_io(Filter& f) {
 
 // New Unix-domain sockets (vsock's guest connections, migration to a unix: endpoint).
 void add_unix_connect(Filter& f) {
-  f.allow("socket", SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+  f.allow("socket", arg_eq(0, AF_UNIX));
   f.allow("connect");
 }
 
 // Threads (clone with CLONE_THREAD only: no new process). clone3's flags are behind a
 // pointer a filter cannot read: ENOSYS makes glibc fall back to clone.
 void add_thread_spawn(Filter& f) {
-  f.allow("clone", SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+  f.allow("clone", arg_masked_eq(0, CLONE_THREAD, CLONE_THREAD));
   f.add(SCMP_ACT_ERRNO(ENOSYS), "clone3");
   f.allow("sched_getaffinity");
 }
@@ -224,7 +233,7 @@ void add_files(Filter& f) {
 // Any KVM ioctl (type KVMIO): the threads that save, restore, pause or debug a KVM guest
 // (state, clocks, dirty logs, guest debug) from outside its vCPUs.
 void add_kvm_any(Filter& f) {
-  f.allow("ioctl", SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, KVMIO << 8));
+  f.allow("ioctl", arg_masked_eq(1, 0xff00, KVMIO << 8));
 }
 
 // A vCPU's own KVM ioctls: running, its registers (a kicked vCPU's state is read by
@@ -289,11 +298,11 @@ void add_kind(Filter& f, ThreadKind kind) {
       // libslirp's own sockets for the guest's connections, host forwards and DNS.
       add_socket_io(f);
       for (int domain : {AF_INET, AF_INET6, AF_UNIX})
-        f.allow("socket", SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(domain)));
+        f.allow("socket", arg_eq(0, static_cast<scmp_datum_t>(domain)));
       f.allow_all({"connect", "bind", "listen"});
       f.allow_ioctls({FIONREAD, SIOCATMARK});
       // It reads /etc/resolv.conf (read-only) for the DNS forwarder.
-      f.allow("openat", SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
+      f.allow("openat", arg_masked_eq(2, O_ACCMODE | O_CREAT, O_RDONLY));
       break;
     case ThreadKind::kIoeventfd:
       // On KVM a virtqueue notify arrives here rather than on the vCPU: the device's work
@@ -312,7 +321,7 @@ void add_kind(Filter& f, ThreadKind kind) {
       // resume (KVM state and clocks; resume restarts the devices' threads), start.
       add_socket_io(f);
       for (int domain : {AF_INET, AF_INET6, AF_UNIX})
-        f.allow("socket", SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(domain)));
+        f.allow("socket", arg_eq(0, static_cast<scmp_datum_t>(domain)));
       f.allow("connect");
       // PUT /actions InstanceStart checks the VM's memory against the host's
       // (host_memory_bytes(): sysconf(_SC_PHYS_PAGES) is sysinfo).
