@@ -8,8 +8,12 @@
 #     in start_kernel; backtrace, registers, stepi, delete, detach;
 #  2. attached again to the running guest at its shell: one thread per vCPU, cr0/cr3/efer
 #     and the segment bases, vCPU 1 (in the kernel: its console) reads linux_banner through
-#     the kernel's page tables, a step, `monitor info status`, detach; the shell then still answers, poweroff is 0.
-# The lab is QEMU's TCG emulating AMD-V. QEMU 7.2 (Debian 12) does not deliver a nested
+#     the kernel's page tables, a step, `monitor info status`, a hardware breakpoint at
+#     scheduler_tick and a write watchpoint on jiffies_64 hit by the running guest, detach;
+#     the shell then still answers, poweroff is 0.
+# The lab is QEMU's TCG emulating AMD-V; lab.sh runs Debian 12's backports QEMU (10.0) as L0,
+# under which every step above must pass (software breakpoints, int3, cannot be shown in this
+# lab: see session 2 below). QEMU 7.2 (Debian 12's own) does not deliver a nested
 # guest's breakpoints to L1: VMRUN loads DR7 without arming TCG's breakpoints
 # (target/i386/tcg/sysemu/svm_helper.c, helper_vmrun: env->dr[7] = ... instead of
 # cpu_x86_update_dr7) and int3 is checked against the INTn intercept, not the #BP
@@ -17,7 +21,7 @@
 # own gdbstub in the same lab (qemu-system-x86_64 -enable-kvm -s -S, `hbreak start_kernel`)
 # does not stop there either, while its stepi works. There, and only there, step 1's
 # breakpoint cannot fire: the guest boots on, the test says so and checks the rest. With
-# any other QEMU the breakpoint must stop the guest.
+# any other QEMU the breakpoints must stop the guest.
 #   tests/kvm_lab/gdb_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +48,7 @@ wait_out() {  # pattern seconds
   return 1
 }
 wait_out 'LAB: gdb relay up' 600 || { cat "$out"; echo "FAIL: the lab never offered gdb a connection"; exit 1; }
+l0=$(sed -n 's/^LAB: L0 QEMU emulator version \([0-9]*\.[0-9]*\).*/\1/p' "$out")
 sym() { nm "$guest_dir/vmlinux" | awk -v s="$1" '$3 == s {print $1; exit}'; }
 start_kernel=$(sym start_kernel)
 [ -n "$start_kernel" ] || { echo "FAIL: no start_kernel in $guest_dir/vmlinux"; exit 1; }
@@ -73,11 +78,21 @@ while kill -0 $gdb1 2>/dev/null; do
 done
 wait $gdb1 2>/dev/null
 gdb1=""
+# Session 2 also stops the running guest at a hardware breakpoint (Z1) in a function the
+# timer tick runs and at a write watchpoint (Z2) on jiffies_64, where L0 delivers nested
+# debug-register exits (not QEMU 7.2). No software breakpoint (Z0, int3) here: even QEMU 10's
+# TCG checks a nested guest's int3 against the INTn intercept, not KVM's #BP intercept
+# (tcg/excp_helper.c, raise_interrupt2), so the int3 would reach the guest's own handler.
+hwstops=()
+[ "$l0" != 7.2 ] && hwstops=(-ex 'hbreak *scheduler_tick' -ex 'continue' -ex 'echo @hwbp\n'
+                          -ex 'p/x $pc == (long)scheduler_tick' -ex 'delete'
+                          -ex 'watch *(long *)&jiffies_64' -ex 'continue' -ex 'echo @watch\n'
+                          -ex 'delete')
 if wait_out 'LAB: gdb relay 2 up' 600; then
   timeout 600 gdb-multiarch "${gdb_common[@]}" \
     -ex 'info threads' -ex 'p/x $cr0' -ex 'info registers cr3 efer fs_base gs_base cs' \
     -ex 'thread 2' -ex 'p $_thread' -ex 'p/x $rip' -ex 'x/s (char *)&linux_banner' -ex 'stepi' \
-    -ex 'monitor info status' -ex 'detach' >"$g2" 2>&1
+    -ex 'monitor info status' "${hwstops[@]}" -ex 'detach' >"$g2" 2>&1
 fi
 wait $lab
 status=$?
@@ -102,14 +117,13 @@ grep -A1 '^@stepped' "$g1" | grep -q "^\\\$3 = 0x0*$entry\$" && { echo "FAIL: th
 expect "$g1" '^cr0 0000000000000011' "monitor info registers"
 expect "$g1" "Breakpoint 1 at 0x0*$start_kernel\$" "break start_kernel (not mapped yet: pending)"
 if [ $fired = 1 ]; then
-  expect "$g1" "^Breakpoint 1, 0x0*$start_kernel in start_kernel \\(\\)|^Breakpoint 1, start_kernel" "stopped at start_kernel"
+  expect "$g1" "^(Thread [0-9]+ hit )?Breakpoint 1, (0x0*$start_kernel in )?start_kernel" "stopped at start_kernel"
   expect "$g1" '^#0 .*start_kernel' "backtrace"
   expect "$g1" '^rip +0xffffffff[0-9a-f]+ +0xffffffff[0-9a-f]+ <start_kernel' "rip at start_kernel"
   expect "$g1" '^=> 0xffffffff[0-9a-f]+ <start_kernel' "code read through the kernel's page tables"
   expect "$g1" '^\$4 = 0x[1-9a-f][0-9a-f]*$' "stepi moved rip past start_kernel's entry"
   expect "$g1" 'Inferior 1 \(Remote target\) detached' "detach"
 else
-  l0=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\.[0-9]*\).*/\1/p')
   if [ "$l0" = 7.2 ]; then
     echo "NOTE: the breakpoint at start_kernel did not fire: QEMU $l0's TCG (L0) delivers no"
     echo "      debug-register or int3 exits of a nested guest (see this script's header)."
@@ -129,6 +143,13 @@ expect "$g2" '^\[Switching to thread 2' "thread 2"
 expect "$g2" '^\$2 = 2$' "thread 2 selected"
 expect "$g2" '^\$3 = 0xffffffff[0-9a-f]+$' "vCPU 1's rip in the kernel"
 expect "$g2" 'VM status: paused' "monitor info status"
+if [ "$l0" != 7.2 ]; then
+  expect "$g2" '^(Thread [0-9]+ hit )?(Hardware assisted b|B)reakpoint 1, (0x[0-9a-f]+ in )?scheduler_tick' "session 2: a hardware breakpoint stops the running guest"
+  grep -A1 '^@hwbp' "$g2" | grep -q '^\$[0-9]* = 0x1$' && echo "ok: session 2: pc at scheduler_tick" ||
+    { echo "FAIL: session 2: pc not at scheduler_tick"; fail=1; }
+  expect "$g2" '^(Thread [0-9]+ hit )?Hardware watchpoint 2: \*\(long \*\)&jiffies_64' "session 2: a write watchpoint on jiffies_64 stops the guest"
+  expect "$g2" '^New value = [0-9]+' "session 2: the watchpoint shows jiffies_64's new value"
+fi
 expect "$g2" 'Inferior 1 \(Remote target\) detached' "session 2: detach"
 expect "$out" 'LAB: gdb shell answers' "after detach the shell runs a command"
 expect "$out" 'LAB: gdb exit=0' "poweroff ends doppel with 0"

@@ -60,6 +60,45 @@ if ! ls "$cache"/root/boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1; then
   dpkg-deb -x "$cache"/"$pkg"_*.deb "$cache/root" || die "dpkg-deb -x failed"
 fi
 vmlinuz=$(ls "$cache"/root/boot/vmlinuz-*-cloud-amd64 | head -1)
+
+# L0, the QEMU that emulates AMD-V: Debian 12's backports build (QEMU 10), fetched like the
+# kernel (apt-get download from bookworm-backports with a private source list, unpacked, never
+# installed) and cached. Debian 12's own QEMU 7.2 loses a nested guest's breakpoints: VMRUN
+# loads DR7 without arming TCG's breakpoints and int3 is checked against the INTn intercept
+# (target/i386/tcg/sysemu/svm_helper.c, tcg/excp_helper.c), so the gdb test cannot see KVM's
+# breakpoint exits under it. DOPPEL_LAB_QEMU=PATH picks another L0; where the backports build
+# cannot be fetched or lacks a library, the QEMU on PATH is used, and the lab says which.
+l0_qemu() {
+  if [ -n "${DOPPEL_LAB_QEMU:-}" ]; then echo "$DOPPEL_LAB_QEMU"; return; fi
+  local bpo=$cache/qemu-bpo q
+  q=$bpo/root/usr/bin/qemu-system-x86_64
+  if [ ! -x "$q" ]; then
+    local t
+    t=$(mktemp -d "$cache/qemu-bpo.XXXXXX")
+    mkdir -p "$t/lists/partial" "$t/archives/partial"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" >"$t/sources.list"
+    local apt=(-o Dir::Etc::sourcelist="$t/sources.list" -o Dir::Etc::sourceparts=-
+               -o Dir::State::Lists="$t/lists" -o Dir::Cache::archives="$t/archives"
+               -o APT::Sandbox::User=root)
+    if apt-get "${apt[@]}" update >/dev/null 2>&1 &&
+       (cd "$t" && apt-get "${apt[@]}" download qemu-system-x86 \
+          qemu-system-common qemu-system-data >/dev/null 2>&1); then
+      for d in "$t"/*.deb; do dpkg-deb -x "$d" "$t/root" || { rm -rf "$t/root"; break; }; done
+      mkdir -p "$bpo"
+      [ -x "$q" ] || mv -T "$t/root" "$bpo/root" 2>/dev/null || true
+    fi
+    rm -rf "$t"
+  fi
+  if [ -x "$q" ] && ! ldd "$q" 2>/dev/null | grep -q 'not found'; then echo "$q"; return; fi
+  command -v qemu-system-x86_64
+}
+qemu=$(l0_qemu)
+[ -n "$qemu" ] || die "qemu-system-x86_64 is not installed (scripts/install-deps)"
+qemu_data=()
+case $qemu in
+  "$cache"/qemu-bpo/*) qemu_data=(-L "$cache/qemu-bpo/root/usr/share/qemu" -L /usr/share/qemu -L /usr/share/seabios) ;;
+esac
+echo "LAB: L0 $("$qemu" --version | head -1)"
 kver=${vmlinuz##*/vmlinuz-}
 moddir=$cache/root/lib/modules/$kver/kernel
 
@@ -163,9 +202,11 @@ drain=$!
 ) &
 nudger=$!
 status=0
-timeout --foreground "$timeout" qemu-system-x86_64 -M q35 -cpu EPYC,+svm -smp "$smp" -m 2048 \
+# no_timer_check: on a loaded host TCG is too slow for L1's IO-APIC timer check, which then
+# panics ("IO-APIC + timer doesn't work"); seen with QEMU 10.
+timeout --foreground "$timeout" "$qemu" "${qemu_data[@]}" -M q35 -cpu EPYC,+svm -smp "$smp" -m 2048 \
   -nodefaults -nographic -serial stdio -monitor "pipe:$work/monitor" -no-reboot "${disk_args[@]}" \
   -kernel "$vmlinuz" -initrd "$work/l1.cpio.gz" \
-  -append "console=ttyS0 quiet panic=-1" </dev/null || status=1
+  -append "console=ttyS0 quiet panic=-1 no_timer_check" </dev/null || status=1
 kill $nudger $drain 2>/dev/null
 [ $status = 0 ] || die "qemu (L1) failed or timed out after ${timeout}s"
