@@ -114,7 +114,13 @@ Result<void> build_and_enter(const JailSpec& spec) {
   if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
     return fail(fmt::format("sethostname {}", spec.hostname));
   if (::chdir(spec.root.c_str()) != 0) return fail(fmt::format("chdir {}", spec.root));
-  if (::syscall(SYS_pivot_root, ".", ".") != 0) return fail(fmt::format("pivot_root {}", spec.root));
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) {
+    // The kernel refuses to pivot away from the initramfs (rootfs): a host running from its
+    // initramfs must switch_root to a real root first (or run doppel in a chroot of a mount).
+    if (errno == EINVAL)
+      return fail(fmt::format("pivot_root {} (is / the initramfs? pivot_root cannot leave rootfs)", spec.root));
+    return fail(fmt::format("pivot_root {}", spec.root));
+  }
   if (::umount2(".", MNT_DETACH) != 0) return fail("unmount the old root");
   if (::chdir("/") != 0) return fail("chdir /");
 
