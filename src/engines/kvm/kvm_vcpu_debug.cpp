@@ -16,25 +16,34 @@ namespace doppel::kvm {
 
 const DebugArch* KvmVcpu::debug_arch() const { return &x86_64_debug_arch(); }
 
-Result<std::vector<uint8_t>> KvmVcpu::debug_read_registers() {
+namespace {
+
+// The three register sets gdb's amd64 description draws on.
+struct X86RegisterSets {
   kvm_regs r{};
   kvm_sregs s{};
   kvm_fpu f{};
-  if (ioctl(m_fd.get(), KVM_GET_REGS, &r) < 0) return Error::from_errno("KVM_GET_REGS");
-  if (ioctl(m_fd.get(), KVM_GET_SREGS, &s) < 0) return Error::from_errno("KVM_GET_SREGS");
-  if (ioctl(m_fd.get(), KVM_GET_FPU, &f) < 0) return Error::from_errno("KVM_GET_FPU");
-  return x86_64_encode_registers(r, s, f);
+};
+
+Result<X86RegisterSets> read_register_sets(int fd) {
+  X86RegisterSets sets;
+  if (ioctl(fd, KVM_GET_REGS, &sets.r) < 0) return Error::from_errno("KVM_GET_REGS");
+  if (ioctl(fd, KVM_GET_SREGS, &sets.s) < 0) return Error::from_errno("KVM_GET_SREGS");
+  if (ioctl(fd, KVM_GET_FPU, &sets.f) < 0) return Error::from_errno("KVM_GET_FPU");
+  return sets;
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> KvmVcpu::debug_read_registers() {
+  const X86RegisterSets sets = TRY(read_register_sets(m_fd.get()));
+  return x86_64_encode_registers(sets.r, sets.s, sets.f);
 }
 
 Result<void> KvmVcpu::debug_write_register(unsigned index, std::span<const uint8_t> value) {
-  kvm_regs r{};
-  kvm_sregs s{};
-  kvm_fpu f{};
-  if (ioctl(m_fd.get(), KVM_GET_REGS, &r) < 0) return Error::from_errno("KVM_GET_REGS");
-  if (ioctl(m_fd.get(), KVM_GET_SREGS, &s) < 0) return Error::from_errno("KVM_GET_SREGS");
-  if (ioctl(m_fd.get(), KVM_GET_FPU, &f) < 0) return Error::from_errno("KVM_GET_FPU");
-  TRY(x86_64_apply_register(index, value, r, s, f));
-  if (index <= kX86Eflags && ioctl(m_fd.get(), KVM_SET_REGS, &r) < 0)
+  X86RegisterSets sets = TRY(read_register_sets(m_fd.get()));
+  TRY(x86_64_apply_register(index, value, sets.r, sets.s, sets.f));
+  if (index <= kX86Eflags && ioctl(m_fd.get(), KVM_SET_REGS, &sets.r) < 0)
     return Error::from_errno("KVM_SET_REGS");
   return ok();
 }
