@@ -114,8 +114,12 @@ Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_r
     std::string id, parent, dev, root, mountpoint, fstype, source, superopts;
     head >> id >> parent >> dev >> root >> mountpoint;
     tail >> fstype >> source >> superopts;
-    if (fstype != "cgroup") continue;
+    if (fstype != "cgroup" && fstype != "cgroup2") continue;
     if (mountpoint.rfind(cgroup_root + "/", 0) != 0) continue;
+    if (fstype == "cgroup2") {
+      if (cg.m_hybrid_unified.empty()) cg.m_hybrid_unified = join(mountpoint, path);
+      continue;
+    }
     std::string name = mountpoint.substr(cgroup_root.size() + 1);
     cg.m_dirs.emplace_back(name, join(mountpoint, path));
   }
@@ -182,15 +186,18 @@ Result<void> Cgroup::create(const Resources& resources, const std::vector<Device
     }
     return ok();
   }
-  for (auto& [name, dir] : m_dirs) {
+  auto make_below = [&](const std::string& dir, bool cpuset) -> Result<void> {
     std::string mountpoint = dir.substr(0, dir.size() - (m_path == "/" ? 0 : m_path.size()));
-    auto r = make_dirs(mountpoint, m_path, name.find("cpuset") != std::string::npos);
+    auto r = make_dirs(mountpoint, m_path, cpuset);
     if (!r.ok()) {
       undo();
       return r.release_error().context("cgroup");
     }
     for (auto& d : r.value()) made.push_back(d);
-  }
+    return ok();
+  };
+  for (auto& [name, dir] : m_dirs) TRY(make_below(dir, name.find("cpuset") != std::string::npos));
+  if (!m_hybrid_unified.empty()) TRY(make_below(m_hybrid_unified, false));
   auto w = write_v1(resources, devices);
   if (!w.ok()) {
     undo();
@@ -297,11 +304,16 @@ Result<void> Cgroup::write_v2(const Resources& r, const std::vector<Device>& spe
 Result<void> Cgroup::add_process(pid_t pid) const {
   for (auto& [name, dir] : m_dirs)
     TRY(write_file(dir + "/cgroup.procs", fmt::format("{}", pid)).context("cgroup"));
+  if (!m_hybrid_unified.empty())
+    TRY(write_file(m_hybrid_unified + "/cgroup.procs", fmt::format("{}", pid)).context("cgroup"));
   return ok();
 }
 
 Result<void> Cgroup::destroy() const {
-  for (auto& [name, dir] : m_dirs) {
+  std::vector<std::string> dirs;
+  for (auto& [name, dir] : m_dirs) dirs.push_back(dir);
+  if (!m_hybrid_unified.empty()) dirs.push_back(m_hybrid_unified);
+  for (auto& dir : dirs) {
     for (int attempt = 0;; attempt++) {
       if (rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
       if (errno != EBUSY || attempt >= 100) return Error::from_errno(fmt::format("cgroup: rmdir {}", dir));

@@ -18,7 +18,10 @@ namespace doppel::sandbox {
 class Cgroup {
  public:
   // Finds the host's hierarchies for `path` (e.g. "/mycontainer", below each hierarchy's
-  // root); creates nothing. `cgroup_root` is /sys/fs/cgroup except in tests.
+  // root); creates nothing. `cgroup_root` is /sys/fs/cgroup except in tests. On a hybrid
+  // host (v1 controllers, and cgroup2 mounted below the root, e.g. at unified/) the cgroup
+  // also has a directory on that v2 tree, as runc makes: no limits there, only the process
+  // (its /proc/PID/cgroup "0::" line).
   [[nodiscard]] static Result<Cgroup> open(const std::string& path,
                                            const std::string& cgroup_root = "/sys/fs/cgroup");
 
@@ -55,12 +58,15 @@ class Cgroup {
   // (hierarchy name, directory) of this cgroup; one ("", dir) on v2.
   const std::vector<std::pair<std::string, std::string>>& dirs() const { return m_dirs; }
   const std::string& path() const { return m_path; }
+  // This cgroup's directory on a hybrid host's v2 tree; empty elsewhere.
+  const std::string& hybrid_unified_dir() const { return m_hybrid_unified; }
 
  private:
   // (controller, host directory); on v2 a single ("", dir).
   std::vector<std::pair<std::string, std::string>> m_dirs;
   std::string m_path;
   std::string m_root;
+  std::string m_hybrid_unified;
   bool m_unified = false;
 
   [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
