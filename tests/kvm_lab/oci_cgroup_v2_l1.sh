@@ -39,6 +39,10 @@ echo "LAB: oci lim state=$(state_of lim) pid=$pid"
 echo "LAB: oci lim procs=$(cat $cg/lim/cgroup.procs 2>/dev/null | tr '\n' ' ')"
 echo "LAB: oci lim proc-cgroup=$(cat /proc/$pid/cgroup 2>/dev/null)"
 dump_limits lim lim
+# exec joins the container's cgroup (it reads the limit through the container's own mount);
+# ps lists the processes of the v2 cgroup.
+echo "LAB: oci lim exec=$($rt oci --root $st exec lim cat /sys/fs/cgroup/memory.max 2>&1)"
+echo "LAB: oci lim ps=$($rt oci --root $st ps --format json lim 2>&1)"
 
 # 2. pause/resume through cgroup.freeze: the container counts into /count of its rootfs.
 count() { cat $b/rootfs/count 2>/dev/null; }

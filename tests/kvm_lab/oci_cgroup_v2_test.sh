@@ -85,6 +85,11 @@ pid=$(line "lim state=running pid=")
 if [ -n "$pid" ]; then echo "ok: the container is running (pid $pid)"; else echo "FAIL: the container is not running"; fail=1; fi
 expect "LAB: oci lim procs=.*\b$pid\b" "its v2 cgroup /lim holds its process"
 expect "LAB: oci lim proc-cgroup=0::/lim$" "/proc/PID/cgroup: 0::/lim, and no v1 line"
+expect "LAB: oci lim exec=67108864$" "exec: the process reads the limit through the container's cgroup mount"
+ps=$(line "lim ps=")
+if [[ $ps =~ ^\[[0-9,]+\]$ ]] && [[ ,${ps:1:-1}, == *",$pid,"* ]]; then
+  echo "ok: ps --format json lists the v2 cgroup's processes, the init among them ($ps)"
+else echo "FAIL: ps --format json: '$ps'"; fail=1; fi
 is "lim memory.max" 67108864 "memory.limit"
 is "lim pids.max" 32 "pids.limit"
 is "lim cpu.max" "50000 100000" "cpu quota/period"
