@@ -58,15 +58,13 @@ class Cgroup {
   // (hierarchy name, directory) of this cgroup; one ("", dir) on v2.
   const std::vector<std::pair<std::string, std::string>>& dirs() const { return m_dirs; }
   const std::string& path() const { return m_path; }
-  // This cgroup's directory on a hybrid host's v2 tree; empty elsewhere.
-  const std::string& hybrid_unified_dir() const { return m_hybrid_unified; }
 
  private:
   // (controller, host directory); on v2 a single ("", dir).
   std::vector<std::pair<std::string, std::string>> m_dirs;
   std::string m_path;
   std::string m_root;
-  std::string m_hybrid_unified;
+  std::string m_hybrid_unified;  // this cgroup on a hybrid host's v2 tree; empty elsewhere
   bool m_unified = false;
 
   [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
