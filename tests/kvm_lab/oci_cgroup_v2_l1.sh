@@ -25,7 +25,7 @@ state_of() { $rt oci --root $st state "$1" 2>/dev/null | sed -n 's/.*"status": *
 pid_of() { $rt oci --root $st state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 # The limit files of cgroup $1, one "LAB: oci <tag> <file>=<value>" line each.
 dump_limits() {
-  for f in memory.max memory.swap.max pids.max cpu.max cpu.weight cpuset.cpus cpuset.mems io.weight io.bfq.weight io.max; do
+  for f in memory.max memory.swap.max memory.low memory.high pids.max cpu.max cpu.weight cpuset.cpus cpuset.mems io.weight io.bfq.weight io.max; do
     [ -e "$cg/$1/$f" ] || { echo "LAB: oci $2 $f=(no file)"; continue; }
     echo "LAB: oci $2 $f=$(tr '\n' ' ' < "$cg/$1/$f" | sed 's/ *$//')"
   done

@@ -3,8 +3,9 @@
 # an empty v2 tree) cannot be. The lab's L1 (Debian's cloud kernel: cgroup v2, BPF) mounts
 # only cgroup2 at /sys/fs/cgroup and enables its controllers as systemd would; there
 # (oci_cgroup_v2_l1.sh) a busybox bundle runs with linux.resources, and this side checks:
-# the limit files read back from the container's v2 cgroup (memory.max, pids.max, cpu.max,
-# cpu.weight, cpuset, io.weight, io.max on L1's NVMe disk); pids.max stopping a fork;
+# the limit files read back from the container's v2 cgroup (memory.max/swap.max/low, the
+# unified map, pids.max, cpu.max, cpu.weight, cpuset, io.weight, io.max on L1's NVMe
+# disk); pids.max stopping a fork;
 # memory.max OOM-killing a hog (exit 137, memory.events oom_kill); the BPF device program
 # (/dev/null allowed, the NVMe node denied with EPERM, allowed to read by a rule, still not
 # to write); pause/resume through cgroup.freeze (a frozen counter does not move); delete
@@ -36,8 +37,9 @@ def make(name, args, resources, cgroups_path=None):
 deny_all = {"allow": False, "access": "rwm"}
 nvme_read = {"allow": True, "type": "b", "major": 259, "minor": 0, "access": "r"}
 limits = {
-    "memory": {"limit": 67108864},
+    "memory": {"limit": 67108864, "swap": 100663296, "reservation": 33554432},
     "pids": {"limit": 32},
+    "unified": {"memory.high": "62914560"},
     "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
     "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 259, "minor": 0, "rate": 1048576}]},
     "devices": [deny_all, nvme_read],
@@ -91,6 +93,9 @@ if [[ $ps =~ ^\[[0-9,]+\]$ ]] && [[ ,${ps:1:-1}, == *",$pid,"* ]]; then
   echo "ok: ps --format json lists the v2 cgroup's processes, the init among them ($ps)"
 else echo "FAIL: ps --format json: '$ps'"; fail=1; fi
 is "lim memory.max" 67108864 "memory.limit"
+is "lim memory.swap.max" 33554432 "memory.swap 96 MiB is memory+swap: 32 MiB of swap"
+is "lim memory.low" 33554432 "memory.reservation"
+is "lim memory.high" 62914560 "linux.resources.unified, written as given"
 is "lim pids.max" 32 "pids.limit"
 is "lim cpu.max" "50000 100000" "cpu quota/period"
 is "lim cpu.weight" 20 "cpu.shares 512 as weight (runc's conversion)"
@@ -139,7 +144,7 @@ expect "LAB: oci left cgroups: \[\]" "no cgroup left"
 # runc in the same L1, the same config: what each runtime wrote (reported only).
 if grep -q "LAB: oci runc run exit=0" "$out"; then
   echo "runc 1.1.5 vs doppel, the same container on the same pure v2 L1:"
-  for f in memory.max memory.swap.max pids.max cpu.max cpu.weight cpuset.cpus cpuset.mems io.weight io.bfq.weight io.max; do
+  for f in memory.max memory.swap.max memory.low memory.high pids.max cpu.max cpu.weight cpuset.cpus cpuset.mems io.weight io.bfq.weight io.max; do
     d=$(line "lim $f=") r=$(line "runc $f=")
     [ "$d" = "$r" ] && s=same || s=DIFFERS
     printf '  %-16s doppel: %-50s runc: %-50s %s\n' "$f" "$d" "$r" "$s"
