@@ -3,7 +3,8 @@
 # e.g. at unified/): like runc 1.1.5, the container also gets a cgroup on the v2 tree and
 # its process is moved there, so /proc/PID/cgroup's "0::" line names the container's
 # cgroup, not the runtime's. Checked: that line and the v2 cgroup's cgroup.procs, the same
-# for runc when it is installed (printed side by side), delete and the end of `run`
+# for runc when it is installed (printed side by side), blockIO's throttle lists as v1's
+# blkio.throttle.* rules on a disk of this host, delete and the end of `run`
 # removing the v2 directory with the v1 ones, and a create that fails after the cgroups
 # were made (a cpuset the host does not have; a program that does not exist) leaving
 # nothing behind on either tree. Skips on a pure v1 or a pure v2 host.
@@ -61,7 +62,12 @@ json.dump(c, open("config.json", "w"))
 PY
 }
 
-config 'c["process"]["args"] = ["sleep", "100"]'
+# A disk of this host (not a loop, RAM or zram device) for blockIO's throttle lists, which
+# v1 writes as blkio.throttle.* rules.
+disk=$(for d in /sys/block/*; do case ${d##*/} in loop*|ram*|zram*) ;; *) cat "$d/dev"; break ;; esac; done 2>/dev/null)
+throttle=""
+[ -n "$disk" ] && throttle='c["linux"]["resources"]["blockIO"] = {"throttleReadBpsDevice": [{"major": '${disk%:*}', "minor": '${disk#*:}', "rate": 1048576}], "throttleWriteIOPSDevice": [{"major": '${disk%:*}', "minor": '${disk#*:}', "rate": 100}]}'
+config 'c["process"]["args"] = ["sleep", "100"]' "$throttle"
 "$rt" --root "$root" create "$id" && "$rt" --root "$root" start "$id"
 pid=$(pid_of "$rt" --root "$root" state "$id")
 line=$(grep '^0::' "/proc/$pid/cgroup" 2>/dev/null)
@@ -69,6 +75,13 @@ check "doppel: the process is on the v2 tree too: '$line'" '[ -n "$pid" ] && [ "
 check "... $v2/$id/cgroup.procs holds it" '[ "$(cat "$v2/$id/cgroup.procs" 2>/dev/null)" = "$pid" ]'
 check "... and its v1 cgroups still do (pids: $(grep ':pids:' "/proc/$pid/cgroup"))" \
   'grep -qx "[0-9]*:pids:/$id" "/proc/$pid/cgroup" && [ "$(cat /sys/fs/cgroup/pids/$id/pids.max)" = 20 ]'
+if [ -n "$disk" ]; then
+  b=/sys/fs/cgroup/blkio/$id
+  check "blockIO throttle lists on $disk: blkio.throttle.read_bps_device '$(cat $b/blkio.throttle.read_bps_device)', write_iops_device '$(cat $b/blkio.throttle.write_iops_device)'" \
+    '[ "$(cat $b/blkio.throttle.read_bps_device)" = "$disk 1048576" ] && [ "$(cat $b/blkio.throttle.write_iops_device)" = "$disk 100" ]'
+else
+  echo "note: no disk on this host for the blockIO throttle check"
+fi
 if command -v runc >/dev/null; then
   # runc, the same container: what its process's "0::" line says.
   runc --root "$work/runc" run -d "$runc_id" >/dev/null 2>&1
