@@ -54,7 +54,11 @@ echo "LAB: oci paused counter $a -> $z"
 $rt oci --root $st resume lim; echo "LAB: oci resume exit=$?"
 sleep 2
 echo "LAB: oci resumed state=$(state_of lim) freeze=$(cat $cg/lim/cgroup.freeze) counter $z -> $(count)"
+# delete --force of a paused container: its processes are killed, frozen as they are.
+$rt oci --root $st pause lim
+echo "LAB: oci paused again state=$(state_of lim)"
 $rt oci --root $st delete --force lim; echo "LAB: oci delete exit=$?"
+echo "LAB: oci lim pid $pid after delete: $([ -d /proc/$pid ] && grep State /proc/$pid/status || echo gone)"
 [ -e $cg/lim ] && echo "LAB: oci lim cgroup still there" || echo "LAB: oci lim cgroup removed"
 
 # 3. runc, if it was carried in: the same container; what it wrote, for comparison.

@@ -5,14 +5,14 @@
 # (oci_cgroup_v2_l1.sh) a busybox bundle runs with linux.resources, and this side checks:
 # the limit files read back from the container's v2 cgroup (memory.max/swap.max/low, the
 # unified map, pids.max, cpu.max, cpu.weight, cpuset, io.weight, io.max on L1's NVMe
-# disk); pids.max stopping a fork;
-# memory.max OOM-killing a hog (exit 137, memory.events oom_kill); the BPF device program
-# (/dev/null allowed, the NVMe node denied with EPERM, allowed to read by a rule, still not
-# to write); pause/resume through cgroup.freeze (a frozen counter does not move); delete
-# removing each cgroup; the container's own view of its cgroup (cgroup namespace, cgroup2 at
-# /sys/fs/cgroup). Debian's runc, if installed here, runs the same container in L1 and
-# what each wrote is printed side by side (a difference is reported, not failed). No KVM
-# is used: the lab is only a kernel with a pure v2 hierarchy.
+# disk); pids.max stopping a fork; memory.max OOM-killing a hog (exit 137, memory.events
+# oom_kill); the BPF device program (/dev/null allowed, the NVMe node denied with EPERM,
+# allowed to read by a rule, still not to write); pause/resume through cgroup.freeze (a
+# frozen counter does not move); exec and ps; delete --force of a paused container; delete
+# removing each cgroup; the container's own view of its cgroup (cgroup namespace, cgroup2
+# at /sys/fs/cgroup); a nested cgroupsPath. Debian's runc, if installed here, runs the same
+# container in L1 and what each wrote is printed side by side (a difference is reported,
+# not failed). No KVM is used: the lab is only a kernel with a pure v2 hierarchy.
 #   tests/kvm_lab/oci_cgroup_v2_test.sh DOPPEL GUEST_DIR
 set -uo pipefail
 source "$(dirname "$0")/test_lib.sh"
@@ -116,7 +116,9 @@ after=${resumed##* -> }
 if [[ $resumed == "state=running freeze=0 counter "* ]] && [ -n "$after" ] && [ -n "$z" ] && [ "$after" -gt "$z" ]; then
   echo "ok: resumed: running, cgroup.freeze 0, the counter moves on ($resumed)"
 else echo "FAIL: resume: '$resumed'"; fail=1; fi
-expect "LAB: oci delete exit=0" "delete --force of the running container"
+expect "LAB: oci paused again state=paused" "paused again"
+expect "LAB: oci delete exit=0" "delete --force of the paused container"
+expect "LAB: oci lim pid $pid after delete: \(gone\|State:.*Z (zombie)\)" "... ends its process"
 expect "LAB: oci lim cgroup removed" "... removes its cgroup"
 
 expect "LAB: oci pids| inside 0::/ pids.max=5$" "in its cgroup namespace the container sees its own v2 cgroup as / (cgroup2 mounted at /sys/fs/cgroup)"
