@@ -283,6 +283,10 @@ Resources parse_resources(const json& r) {
     res.memory_limit = opt_int<int64_t>(*m, "limit", w + ".memory");
     res.memory_reservation = opt_int<int64_t>(*m, "reservation", w + ".memory");
     res.memory_swap = opt_int<int64_t>(*m, "swap", w + ".memory");
+    // 0 is "not set", as runc reads it (a memory.max of 0 would OOM-kill the container at
+    // once; a swap of 0 is below any limit).
+    for (auto* v : {&res.memory_limit, &res.memory_reservation, &res.memory_swap})
+      if (*v == 0) v->reset();
   }
   if (const json* c = member(r, "cpu", w)) {
     res.cpu_shares = opt_int<uint64_t>(*c, "shares", w + ".cpu");

@@ -145,6 +145,20 @@ TEST(OciSpec, BlockIoThrottleListsMergePerDevice) {
   EXPECT_EQ(sdb.read_iops, 300u);
 }
 
+// As runc: a memory value of 0 is not set (not a limit of 0 bytes).
+TEST(OciSpec, ZeroMemoryValuesAreUnset) {
+  auto spec = parse_spec(R"({"root": {"path": "r"}, "linux": {"resources": {"memory": {"limit": 0, "swap": 0, "reservation": 0}}}})");
+  ASSERT_TRUE(spec.ok()) << spec.error().message();
+  const auto& r = spec.value().linux.resources;
+  EXPECT_FALSE(r.memory_limit);
+  EXPECT_FALSE(r.memory_swap);
+  EXPECT_FALSE(r.memory_reservation);
+  auto limited = parse_spec(R"({"root": {"path": "r"}, "linux": {"resources": {"memory": {"limit": 1048576, "swap": 0}}}})");
+  ASSERT_TRUE(limited.ok());
+  EXPECT_EQ(limited.value().linux.resources.memory_limit, 1048576);
+  EXPECT_FALSE(limited.value().linux.resources.memory_swap);
+}
+
 TEST(OciSpec, ProcessAloneForExec) {
   auto p = parse_process(R"({"args": ["/bin/echo", "hi"], "env": ["A=1"], "terminal": true})");
   ASSERT_TRUE(p.ok()) << p.error().message();

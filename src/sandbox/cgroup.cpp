@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -271,7 +272,9 @@ Result<void> Cgroup::write_v2(const Resources& r, const std::vector<Device>& spe
   if (r.memory_swap) {
     // The spec's swap is memory+swap (v1's memsw); v2's memory.swap.max is swap alone.
     std::string v = "max";
-    if (*r.memory_swap >= 0 && r.memory_limit && *r.memory_limit >= 0) {
+    if (*r.memory_swap >= 0 && !(r.memory_limit && *r.memory_limit >= 0))
+      return Error("memory.swap needs memory.limit on cgroup v2 (swap there is what memory+swap exceeds the limit by)");
+    if (*r.memory_swap >= 0) {
       if (*r.memory_swap < *r.memory_limit) return Error("memory.swap is below memory.limit");
       v = fmt::format("{}", *r.memory_swap - *r.memory_limit);
     }
@@ -323,8 +326,23 @@ Result<void> Cgroup::destroy() const {
   return ok();
 }
 
-Result<void> Cgroup::set_frozen(bool frozen) const {
-  if (m_unified) return write_file(m_dirs[0].second + "/cgroup.freeze", frozen ? "1" : "0");
+Result<void> Cgroup::set_frozen(bool frozen, std::chrono::milliseconds wait) const {
+  if (m_unified) {
+    // The write only starts it: cgroup.events says "frozen 1" once every task stopped (and
+    // `state` reads that), so wait for it, as runc does.
+    const std::string& dir = m_dirs[0].second;
+    TRY(write_file(dir + "/cgroup.freeze", frozen ? "1" : "0"));
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    while (this->frozen() != frozen) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        if (frozen) (void)write_file(dir + "/cgroup.freeze", "0");
+        return Error::format("{}: the cgroup did not {} within {} ms", dir, frozen ? "freeze" : "thaw",
+                             wait.count());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return ok();
+  }
   std::string dir = dir_of("freezer");
   if (dir.empty()) return Error("the freezer controller is not mounted");
   TRY(write_file(dir + "/freezer.state", frozen ? "FROZEN" : "THAWED"));

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 
 #include <string>
@@ -49,7 +50,8 @@ class Cgroup {
   // empty if that controller is not mounted.
   std::string dir_of(const std::string& controller) const;
 
-  [[nodiscard]] Result<void> set_frozen(bool frozen) const;
+  // On v2, returns once cgroup.events agrees, or fails after `wait` (a freeze is undone).
+  [[nodiscard]] Result<void> set_frozen(bool frozen, std::chrono::milliseconds wait = std::chrono::seconds(5)) const;
   bool frozen() const;
   // The processes in the container's cgroup (its freezer/pids/memory hierarchy on v1).
   [[nodiscard]] Result<std::vector<pid_t>> processes() const;
