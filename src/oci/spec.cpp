@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -282,6 +283,10 @@ Resources parse_resources(const json& r) {
     res.memory_limit = opt_int<int64_t>(*m, "limit", w + ".memory");
     res.memory_reservation = opt_int<int64_t>(*m, "reservation", w + ".memory");
     res.memory_swap = opt_int<int64_t>(*m, "swap", w + ".memory");
+    // 0 is "not set", as runc reads it (a memory.max of 0 would OOM-kill the container at
+    // once; a swap of 0 is below any limit).
+    for (auto* v : {&res.memory_limit, &res.memory_reservation, &res.memory_swap})
+      if (*v == 0) v->reset();
   }
   if (const json* c = member(r, "cpu", w)) {
     res.cpu_shares = opt_int<uint64_t>(*c, "shares", w + ".cpu");
@@ -295,7 +300,37 @@ Resources parse_resources(const json& r) {
   }
   if (const json* p = member(r, "pids", w)) res.pids_limit = opt_int<int64_t>(*p, "limit", w + ".pids");
   if (const json* b = member(r, "blockIO", w)) {
-    res.blkio_weight = opt_int<uint16_t>(*b, "weight", w + ".blockIO");
+    std::string bw = w + ".blockIO";
+    res.blkio_weight = opt_int<uint16_t>(*b, "weight", bw);
+    if (res.blkio_weight && *res.blkio_weight != 0 && (*res.blkio_weight < 10 || *res.blkio_weight > 1000))
+      fail(bw + ".weight", fmt::format("{} is not between 10 and 1000", *res.blkio_weight));
+    // One IoThrottle per device, whichever lists name it (v2 writes one io.max line per
+    // device: a second line for the same device would reset the first's limits).
+    using Field = std::optional<uint64_t> sandbox::IoThrottle::*;
+    const std::pair<const char*, Field> lists[] = {{"throttleReadBpsDevice", &sandbox::IoThrottle::read_bps},
+                                                   {"throttleWriteBpsDevice", &sandbox::IoThrottle::write_bps},
+                                                   {"throttleReadIOPSDevice", &sandbox::IoThrottle::read_iops},
+                                                   {"throttleWriteIOPSDevice", &sandbox::IoThrottle::write_iops}};
+    json empty = json::array();
+    for (auto& [key, field] : lists) {
+      const json& list = array_member(*b, key, bw, empty);
+      for (size_t i = 0; i < list.size(); i++) {
+        std::string tw = fmt::format("{}.{}[{}]", bw, key, i);
+        auto major = opt_int<uint32_t>(list[i], "major", tw);
+        auto minor = opt_int<uint32_t>(list[i], "minor", tw);
+        auto rate = opt_int<uint64_t>(list[i], "rate", tw);
+        if (!major || !minor) fail(tw, "major and minor are required");
+        if (!rate) fail(tw + ".rate", "missing");
+        auto it = std::find_if(res.io_throttle.begin(), res.io_throttle.end(),
+                               [&](const sandbox::IoThrottle& t) { return t.major == *major && t.minor == *minor; });
+        if (it == res.io_throttle.end()) {
+          res.io_throttle.push_back(sandbox::IoThrottle{*major, *minor, {}, {}, {}, {}});
+          it = res.io_throttle.end() - 1;
+        }
+        // A rate of 0 is no limit (v1 removes the rule; v2's io.max says max).
+        if (*rate != 0) (*it).*field = *rate;
+      }
+    }
   }
   json empty = json::array();
   const json& devs = array_member(r, "devices", w, empty);

@@ -97,6 +97,12 @@ TEST(OciSpec, RefusesMalformedConfigsNamingTheField) {
        "linux.resources.devices[0].access: 'rwx' is not made of r, w and m"},
       {R"({"root": {"path": "r"}, "linux": {"resources": {"unified": {"../x": "1"}}}})",
        "linux.resources.unified: '../x' is not a cgroup file name"},
+      {R"({"root": {"path": "r"}, "linux": {"resources": {"blockIO": {"weight": 5}}}})",
+       "linux.resources.blockIO.weight: 5 is not between 10 and 1000"},
+      {R"({"root": {"path": "r"}, "linux": {"resources": {"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0}]}}}})",
+       "linux.resources.blockIO.throttleReadBpsDevice[0].rate: missing"},
+      {R"({"root": {"path": "r"}, "linux": {"resources": {"blockIO": {"throttleWriteIOPSDevice": [{"major": 8, "rate": 1}]}}}})",
+       "linux.resources.blockIO.throttleWriteIOPSDevice[0]: major and minor are required"},
       {R"({"root": {"path": "r"}, "linux": {"seccomp": {"defaultAction": "SCMP_ACT_MAYBE"}}})",
        "linux.seccomp.defaultAction: unknown action 'SCMP_ACT_MAYBE'"},
       {R"({"root": {"path": "r"}, "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 7, "op": "SCMP_CMP_EQ"}]}]}}})",
@@ -111,6 +117,46 @@ TEST(OciSpec, RefusesMalformedConfigsNamingTheField) {
     EXPECT_NE(spec.error().message().find(c.message), std::string::npos)
         << "config " << c.json << "\n gave: " << spec.error().message() << "\n want: " << c.message;
   }
+}
+
+// blockIO's four throttle lists become one IoThrottle per device (one io.max line on v2:
+// a second line for the same device would reset the limits the first one set).
+TEST(OciSpec, BlockIoThrottleListsMergePerDevice) {
+  auto spec = parse_spec(R"({"root": {"path": "r"}, "linux": {"resources": {"blockIO": {"weight": 500,
+      "throttleReadBpsDevice": [{"major": 259, "minor": 0, "rate": 1048576}, {"major": 8, "minor": 16, "rate": 0}],
+      "throttleWriteBpsDevice": [{"major": 259, "minor": 0, "rate": 2097152}],
+      "throttleReadIOPSDevice": [{"major": 8, "minor": 16, "rate": 300}],
+      "throttleWriteIOPSDevice": [{"major": 259, "minor": 0, "rate": 400}]}}}})");
+  ASSERT_TRUE(spec.ok()) << spec.error().message();
+  const auto& r = spec.value().linux.resources;
+  EXPECT_EQ(*r.blkio_weight, 500);
+  ASSERT_EQ(r.io_throttle.size(), 2u);
+  const sandbox::IoThrottle& nvme = r.io_throttle[0];
+  EXPECT_EQ(nvme.major, 259u);
+  EXPECT_EQ(nvme.minor, 0u);
+  EXPECT_EQ(nvme.read_bps, 1048576u);
+  EXPECT_EQ(nvme.write_bps, 2097152u);
+  EXPECT_FALSE(nvme.read_iops);
+  EXPECT_EQ(nvme.write_iops, 400u);
+  const sandbox::IoThrottle& sdb = r.io_throttle[1];
+  EXPECT_EQ(sdb.major, 8u);
+  EXPECT_EQ(sdb.minor, 16u);
+  EXPECT_FALSE(sdb.read_bps);  // rate 0: no limit
+  EXPECT_EQ(sdb.read_iops, 300u);
+}
+
+// As runc: a memory value of 0 is not set (not a limit of 0 bytes).
+TEST(OciSpec, ZeroMemoryValuesAreUnset) {
+  auto spec = parse_spec(R"({"root": {"path": "r"}, "linux": {"resources": {"memory": {"limit": 0, "swap": 0, "reservation": 0}}}})");
+  ASSERT_TRUE(spec.ok()) << spec.error().message();
+  const auto& r = spec.value().linux.resources;
+  EXPECT_FALSE(r.memory_limit);
+  EXPECT_FALSE(r.memory_swap);
+  EXPECT_FALSE(r.memory_reservation);
+  auto limited = parse_spec(R"({"root": {"path": "r"}, "linux": {"resources": {"memory": {"limit": 1048576, "swap": 0}}}})");
+  ASSERT_TRUE(limited.ok());
+  EXPECT_EQ(limited.value().linux.resources.memory_limit, 1048576);
+  EXPECT_FALSE(limited.value().linux.resources.memory_swap);
 }
 
 TEST(OciSpec, ProcessAloneForExec) {

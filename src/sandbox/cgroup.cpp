@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -114,8 +115,12 @@ Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_r
     std::string id, parent, dev, root, mountpoint, fstype, source, superopts;
     head >> id >> parent >> dev >> root >> mountpoint;
     tail >> fstype >> source >> superopts;
-    if (fstype != "cgroup") continue;
+    if (fstype != "cgroup" && fstype != "cgroup2") continue;
     if (mountpoint.rfind(cgroup_root + "/", 0) != 0) continue;
+    if (fstype == "cgroup2") {
+      if (cg.m_hybrid_unified.empty()) cg.m_hybrid_unified = join(mountpoint, path);
+      continue;
+    }
     std::string name = mountpoint.substr(cgroup_root.size() + 1);
     cg.m_dirs.emplace_back(name, join(mountpoint, path));
   }
@@ -182,15 +187,18 @@ Result<void> Cgroup::create(const Resources& resources, const std::vector<Device
     }
     return ok();
   }
-  for (auto& [name, dir] : m_dirs) {
+  auto make_below = [&](const std::string& dir, bool cpuset) -> Result<void> {
     std::string mountpoint = dir.substr(0, dir.size() - (m_path == "/" ? 0 : m_path.size()));
-    auto r = make_dirs(mountpoint, m_path, name.find("cpuset") != std::string::npos);
+    auto r = make_dirs(mountpoint, m_path, cpuset);
     if (!r.ok()) {
       undo();
       return r.release_error().context("cgroup");
     }
     for (auto& d : r.value()) made.push_back(d);
-  }
+    return ok();
+  };
+  for (auto& [name, dir] : m_dirs) TRY(make_below(dir, name.find("cpuset") != std::string::npos));
+  if (!m_hybrid_unified.empty()) TRY(make_below(m_hybrid_unified, false));
   auto w = write_v1(resources, devices);
   if (!w.ok()) {
     undo();
@@ -264,7 +272,9 @@ Result<void> Cgroup::write_v2(const Resources& r, const std::vector<Device>& spe
   if (r.memory_swap) {
     // The spec's swap is memory+swap (v1's memsw); v2's memory.swap.max is swap alone.
     std::string v = "max";
-    if (*r.memory_swap >= 0 && r.memory_limit && *r.memory_limit >= 0) {
+    if (*r.memory_swap >= 0 && !(r.memory_limit && *r.memory_limit >= 0))
+      return Error("memory.swap needs memory.limit on cgroup v2 (swap there is what memory+swap exceeds the limit by)");
+    if (*r.memory_swap >= 0) {
       if (*r.memory_swap < *r.memory_limit) return Error("memory.swap is below memory.limit");
       v = fmt::format("{}", *r.memory_swap - *r.memory_limit);
     }
@@ -297,11 +307,16 @@ Result<void> Cgroup::write_v2(const Resources& r, const std::vector<Device>& spe
 Result<void> Cgroup::add_process(pid_t pid) const {
   for (auto& [name, dir] : m_dirs)
     TRY(write_file(dir + "/cgroup.procs", fmt::format("{}", pid)).context("cgroup"));
+  if (!m_hybrid_unified.empty())
+    TRY(write_file(m_hybrid_unified + "/cgroup.procs", fmt::format("{}", pid)).context("cgroup"));
   return ok();
 }
 
 Result<void> Cgroup::destroy() const {
-  for (auto& [name, dir] : m_dirs) {
+  std::vector<std::string> dirs;
+  for (auto& [name, dir] : m_dirs) dirs.push_back(dir);
+  if (!m_hybrid_unified.empty()) dirs.push_back(m_hybrid_unified);
+  for (auto& dir : dirs) {
     for (int attempt = 0;; attempt++) {
       if (rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
       if (errno != EBUSY || attempt >= 100) return Error::from_errno(fmt::format("cgroup: rmdir {}", dir));
@@ -311,8 +326,23 @@ Result<void> Cgroup::destroy() const {
   return ok();
 }
 
-Result<void> Cgroup::set_frozen(bool frozen) const {
-  if (m_unified) return write_file(m_dirs[0].second + "/cgroup.freeze", frozen ? "1" : "0");
+Result<void> Cgroup::set_frozen(bool frozen, std::chrono::milliseconds wait) const {
+  if (m_unified) {
+    // The write only starts it: cgroup.events says "frozen 1" once every task stopped (and
+    // `state` reads that), so wait for it, as runc does.
+    const std::string& dir = m_dirs[0].second;
+    TRY(write_file(dir + "/cgroup.freeze", frozen ? "1" : "0"));
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    while (this->frozen() != frozen) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        if (frozen) (void)write_file(dir + "/cgroup.freeze", "0");
+        return Error::format("{}: the cgroup did not {} within {} ms", dir, frozen ? "freeze" : "thaw",
+                             wait.count());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return ok();
+  }
   std::string dir = dir_of("freezer");
   if (dir.empty()) return Error("the freezer controller is not mounted");
   TRY(write_file(dir + "/freezer.state", frozen ? "FROZEN" : "THAWED"));

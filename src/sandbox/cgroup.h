@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 
 #include <string>
@@ -18,7 +19,10 @@ namespace doppel::sandbox {
 class Cgroup {
  public:
   // Finds the host's hierarchies for `path` (e.g. "/mycontainer", below each hierarchy's
-  // root); creates nothing. `cgroup_root` is /sys/fs/cgroup except in tests.
+  // root); creates nothing. `cgroup_root` is /sys/fs/cgroup except in tests. On a hybrid
+  // host (v1 controllers, and cgroup2 mounted below the root, e.g. at unified/) the cgroup
+  // also has a directory on that v2 tree, as runc makes: no limits there, only the process
+  // (its /proc/PID/cgroup "0::" line).
   [[nodiscard]] static Result<Cgroup> open(const std::string& path,
                                            const std::string& cgroup_root = "/sys/fs/cgroup");
 
@@ -46,7 +50,8 @@ class Cgroup {
   // empty if that controller is not mounted.
   std::string dir_of(const std::string& controller) const;
 
-  [[nodiscard]] Result<void> set_frozen(bool frozen) const;
+  // On v2, returns once cgroup.events agrees, or fails after `wait` (a freeze is undone).
+  [[nodiscard]] Result<void> set_frozen(bool frozen, std::chrono::milliseconds wait = std::chrono::seconds(5)) const;
   bool frozen() const;
   // The processes in the container's cgroup (its freezer/pids/memory hierarchy on v1).
   [[nodiscard]] Result<std::vector<pid_t>> processes() const;
@@ -61,6 +66,7 @@ class Cgroup {
   std::vector<std::pair<std::string, std::string>> m_dirs;
   std::string m_path;
   std::string m_root;
+  std::string m_hybrid_unified;  // this cgroup on a hybrid host's v2 tree; empty elsewhere
   bool m_unified = false;
 
   [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;

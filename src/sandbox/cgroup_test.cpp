@@ -108,6 +108,40 @@ TEST_F(FakeCgroupV2, UnlimitedIsMax) {
   EXPECT_EQ(get("doppel/vm1/cpu.max"), "max 200000");
 }
 
+// v2's memory.swap.max is what memory+swap exceeds memory.max by: without a limit there is
+// nothing to subtract from (runc refuses it too).
+TEST_F(FakeCgroupV2, SwapWithoutAMemoryLimitIsRefused) {
+  Resources r;
+  r.memory_swap = 96 << 20;
+  Cgroup cg = Cgroup::unified_at("/doppel/vm1", m_root.string());
+  auto made = cg.create(r);
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.error().message(), "cgroup: memory.swap needs memory.limit on cgroup v2 (swap there is what memory+swap exceeds the limit by)");
+  r.memory_limit = -1;  // unlimited memory: nothing to subtract from either
+  EXPECT_FALSE(cg.create(r).ok());
+  r.memory_swap = -1;  // both unlimited
+  ASSERT_TRUE(cg.create(r).ok());
+  EXPECT_EQ(get("doppel/vm1/memory.swap.max"), "max");
+}
+
+// Freezing on v2 returns once cgroup.events says the kernel has done it (the fake kernel
+// here already has); a cgroup that never gets there is an error naming it, and is thawed.
+TEST_F(FakeCgroupV2, FreezeWaitsForCgroupEvents) {
+  Cgroup cg = Cgroup::unified_at("/doppel/vm1", m_root.string());
+  put("doppel/vm1/cgroup.freeze", "0");
+  put("doppel/vm1/cgroup.events", "populated 1\nfrozen 1\n");
+  ASSERT_TRUE(cg.set_frozen(true).ok());
+  EXPECT_EQ(get("doppel/vm1/cgroup.freeze"), "1");
+  EXPECT_TRUE(cg.frozen());
+  put("doppel/vm1/cgroup.events", "populated 1\nfrozen 0\n");
+  ASSERT_TRUE(cg.set_frozen(false).ok());
+  EXPECT_EQ(get("doppel/vm1/cgroup.freeze"), "0");
+  auto stuck = cg.set_frozen(true, std::chrono::milliseconds(50));
+  ASSERT_FALSE(stuck.ok());
+  EXPECT_EQ(stuck.error().message(), (m_root / "doppel/vm1").string() + ": the cgroup did not freeze within 50 ms");
+  EXPECT_EQ(get("doppel/vm1/cgroup.freeze"), "0");
+}
+
 TEST_F(FakeCgroupV2, AFailedWriteNamesTheFileAndLeavesNoDirectory) {
   // mkdir makes a directory without the interface files: the hierarchy lacks the memory
   // controller, as a hybrid host's empty v2 tree does.

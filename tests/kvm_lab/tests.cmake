@@ -22,3 +22,6 @@ set_tests_properties(kvm_lab_gdb PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LAB
 add_test(NAME kvm_lab_jail
          COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/jail_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
 set_tests_properties(kvm_lab_jail PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "lab;kvm;jail")
+add_test(NAME kvm_lab_oci_cgroup_v2
+         COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/oci_cgroup_v2_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
+set_tests_properties(kvm_lab_oci_cgroup_v2 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "lab;oci")

@@ -11,5 +11,7 @@ add_test(NAME oci.podman
          COMMAND bash ${CMAKE_SOURCE_DIR}/tests/oci/podman_test.sh ${CMAKE_BINARY_DIR}/doppel-runc)
 add_test(NAME oci.cgroup_v2
          COMMAND bash ${CMAKE_SOURCE_DIR}/tests/oci/cgroup_v2_test.sh ${CMAKE_BINARY_DIR}/doppel-runc)
-set_tests_properties(oci.lifecycle oci.crun_suite oci.containerd oci.podman oci.cgroup_v2 PROPERTIES
+add_test(NAME oci.hybrid_unified
+         COMMAND bash ${CMAKE_SOURCE_DIR}/tests/oci/hybrid_unified_test.sh ${CMAKE_BINARY_DIR}/doppel-runc)
+set_tests_properties(oci.lifecycle oci.crun_suite oci.containerd oci.podman oci.cgroup_v2 oci.hybrid_unified PROPERTIES
   SKIP_RETURN_CODE 77 TIMEOUT 2400 LABELS "oci" RUN_SERIAL TRUE)
