@@ -13,13 +13,18 @@ mount -t cgroup2 cgroup2 $cg || echo "LAB: oci cannot mount cgroup2"
 echo "LAB: oci mounts: $(awk '$3 ~ /^cgroup/ {printf "%s %s; ", $2, $3}' /proc/mounts)"
 for c in $(cat $cg/cgroup.controllers); do echo "+$c" > $cg/cgroup.subtree_control; done
 echo "LAB: oci subtree_control: $(cat $cg/cgroup.subtree_control)"
-echo "LAB: oci nvme0n1 is $(cat /sys/block/nvme0n1/dev 2>/dev/null || echo missing)"
+nvme=$(cat /sys/block/nvme0n1/dev 2>/dev/null || echo missing)
+echo "LAB: oci nvme0n1 is $nvme"
+# The configs name the disk as 259:0; its minor depends on L0's QEMU (0 under 7.2, 1 under 10).
+maj=${nvme%:*} min=${nvme#*:}
+[ "$nvme" != missing ] &&
+  sed -i "s/\"major\": 259,/\"major\": $maj,/; s/\"minor\": 0,/\"minor\": $min,/" /lab/cfg-*.json
 
 mkdir -p $b/rootfs/bin $b/rootfs/tmp
 cp /bin/busybox $b/rootfs/bin/busybox
 for c in sh echo cat sleep dd true; do ln -s busybox $b/rootfs/bin/$c; done
 # A block device node in the rootfs (outside its /dev tmpfs): the device rules decide.
-mknod $b/rootfs/nvme b 259 0
+mknod $b/rootfs/nvme b $maj $min
 use() { cp /lab/cfg-$1.json $b/config.json; }
 state_of() { $rt oci --root $st state "$1" 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
 pid_of() { $rt oci --root $st state "$1" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
