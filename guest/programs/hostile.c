@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__)
@@ -216,6 +217,8 @@ static void discover_ram(void) {
 // ---- the pages this program owns ----
 #define kPageSize 4096u
 #define kPoolPages 32
+#define kHeaderPage (kPoolPages - 1)  // table page for request headers (plausible_chain)
+#define kTablePages (kPoolPages - 1)  // the others hold descriptor tables and rings
 struct Page {
   uint8_t* va;
   uint64_t pa;
@@ -369,6 +372,8 @@ static void w_addr(struct Region* r, uint64_t low_reg, uint64_t a) {
   w32(r, low_reg + 4, (uint32_t)(a >> 32));
 }
 
+static void put_desc(uint8_t* d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next);
+
 // One random descriptor following the rules above; indirect tables in our table pages.
 static void random_desc(uint8_t* d, uint16_t num, int depth) {
   uint16_t flags = 0;
@@ -380,7 +385,7 @@ static void random_desc(uint8_t* d, uint16_t num, int depth) {
   uint64_t addr;
   if (flags & kDescIndirect) {
     // The device reads descriptors from the table: it must lie in a table page.
-    const struct Page* p = &g_table_pages[below(kPoolPages)];
+    const struct Page* p = &g_table_pages[below(kTablePages)];
     uint32_t entries = (uint32_t)below(kPageSize / 16) + 1;
     uint32_t off = (uint32_t)below(kPageSize / 16 - entries + 1) * 16;
     len = chance(90) ? entries * 16 : (uint32_t)below(entries * 16 + 1);
@@ -395,10 +400,7 @@ static void random_desc(uint8_t* d, uint16_t num, int depth) {
     addr = readable_target(len);
   }
   uint16_t next = chance(85) ? (uint16_t)below(num) : (uint16_t)rnd();
-  memcpy(d, &addr, 8);
-  memcpy(d + 8, &len, 4);
-  memcpy(d + 12, &flags, 2);
-  memcpy(d + 14, &next, 2);
+  put_desc(d, addr, len, flags, next);
 }
 
 #define kMaxNum 256u                 // a 4 KiB page holds a table of 256 descriptors
@@ -412,15 +414,51 @@ struct QueueSetup {
   uint16_t avail_idx;
 };
 
+static void put_desc(uint8_t* d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
+  memcpy(d, &addr, 8);
+  memcpy(d + 8, &len, 4);
+  memcpy(d + 12, &flags, 2);
+  memcpy(d + 14, &next, 2);
+}
+
+// A chain shaped like a request (header, data, status), so that devices get past their
+// first checks: a virtio-blk header with a real request type and a small sector, random
+// bytes after it (what net, console and vsock read as their headers). Returns its head.
+static uint16_t plausible_chain(struct QueueSetup* q) {
+  static const uint32_t kBlkTypes[] = {0, 1, 4, 8, 11, 13};  // in, out, flush, get id, discard, write zeroes
+  const struct Page* hp = &g_table_pages[kHeaderPage];
+  uint32_t hoff = (uint32_t)below(kPageSize / 64) * 64;
+  uint8_t* hdr = hp->va + hoff;
+  for (unsigned i = 0; i < 64; i++) hdr[i] = (uint8_t)rnd();
+  uint32_t type = kBlkTypes[below(6)], zero = 0;
+  uint64_t sector = below(1u << 16);
+  memcpy(hdr, &type, 4);
+  memcpy(hdr + 4, &zero, 4);
+  memcpy(hdr + 8, &sector, 8);
+  uint16_t h = (uint16_t)below(q->num - 2u);
+  uint32_t dlen = 512 * (1 + (uint32_t)below(8));
+  int data_write = chance(50);
+  uint64_t data = data_write ? writable_target(&dlen) : readable_target(dlen);
+  uint32_t slen = chance(80) ? 1 : (uint32_t)below(64);
+  uint64_t status = writable_target(&slen);
+  put_desc(q->desc + h * 16u, hp->pa + hoff, chance(80) ? 16 : 16 + (uint32_t)below(48), kDescNext, (uint16_t)(h + 1));
+  put_desc(q->desc + (h + 1u) * 16u, data, dlen, (uint16_t)(kDescNext | (data_write ? kDescWrite : 0)), (uint16_t)(h + 2));
+  put_desc(q->desc + (h + 2u) * 16u, status, slen, kDescWrite, 0);
+  return h;
+}
+
 static void fill_queue(struct QueueSetup* q) {
+  int plausible = -1;
   if (q->desc) {
     for (unsigned i = 0; i < q->num; i++) random_desc(q->desc + i * 16, q->num, 0);
+    if (q->num >= 4 && chance(50)) plausible = plausible_chain(q);
   }
   if (q->avail) {
     uint16_t flags = (uint16_t)(chance(80) ? 0 : rnd());
     unsigned published = (unsigned)below(q->num + 1u);
     for (unsigned i = 0; i < published; i++) {
       uint16_t head = chance(90) ? (uint16_t)below(q->num) : (uint16_t)rnd();
+      if (i == 0 && plausible >= 0) head = (uint16_t)plausible;
       memcpy(q->avail + 4 + ((q->avail_idx + i) % q->num) * 2u, &head, 2);
     }
     // Mostly a consistent index (the device then walks the chains); sometimes any value
@@ -473,7 +511,7 @@ static void virtio_session(struct Region* r) {
     if (q->num && chance(95)) {
       // Offsets leave room for 256 entries: a later random QueueNum (at most 256) keeps
       // every ring inside its page.
-      const struct Page* p = &g_table_pages[below(kPoolPages)];
+      const struct Page* p = &g_table_pages[below(kTablePages)];
       q->desc = p->va;
       desc_pa = p->pa;
     } else {
@@ -481,7 +519,7 @@ static void virtio_session(struct Region* r) {
     }
     uint32_t avail_bytes = 6 + 2 * (uint32_t)(q->num ? q->num : 1);
     if (q->num && chance(95)) {
-      const struct Page* p = &g_table_pages[below(kPoolPages)];
+      const struct Page* p = &g_table_pages[below(kTablePages)];
       uint32_t off = (uint32_t)below((kPageSize - kAvailMax) / 2 + 1) * 2;
       q->avail = p->va + off;
       avail_pa = p->pa + off;
@@ -529,7 +567,7 @@ static void virtio_random_write(struct Region* r) {
   if (off < kQueueDeviceHigh + 4 && off + width > kQueueDescLow) {
     uint64_t low = kQueueDescLow + 0x10 * below(3);
     uint64_t a = low == kQueueDescLow + 0x20 ? writable_target(&(uint32_t){kPageSize}) :
-                 g_table_pages[below(kPoolPages)].pa;
+                 g_table_pages[below(kTablePages)].pa;
     w_addr(r, low, a);
     return;
   }
@@ -639,7 +677,7 @@ static void discover_ioports(void) {
     if (strstr(line, "ACPI PM") || strstr(line, "PM1")) {
       char* nl = strchr(line, '\n');
       if (nl) *nl = 0;
-      printf("hostile: port %s excluded: writing it powers off the VM\n", line);
+      printf("hostile: port %s excluded: ACPI power management (SLP_EN powers off the VM)\n", line);
     }
   }
   fclose(f);
@@ -750,7 +788,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "hostile: no MMIO device found\n");
     return 1;
   }
+  // Out through the UART before its registers turn random (its output would be lost).
   fflush(stdout);
+  tcdrain(STDOUT_FILENO);
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -793,5 +833,6 @@ int main(int argc, char** argv) {
   printf("hostile: done %lu writes %lu notifies %lu queues %lu faults\n", g_writes, g_notifies,
          g_queues, g_faults);
   fflush(stdout);
+  tcdrain(STDOUT_FILENO);
   return 0;
 }
