@@ -19,3 +19,6 @@ set_tests_properties(kvm_lab_net_vsock PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 12
 add_test(NAME kvm_lab_gdb
          COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/gdb_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
 set_tests_properties(kvm_lab_gdb PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "lab;kvm;gdb")
+add_test(NAME kvm_lab_hostile
+         COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/hostile_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
+set_tests_properties(kvm_lab_hostile PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1800 LABELS "lab;kvm;hostile")
