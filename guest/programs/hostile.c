@@ -783,7 +783,8 @@ int main(int argc, char** argv) {
            (unsigned long long)r->size);
   }
   if (has_kind(kClint)) printf("hostile: clint mtime excluded: the guest's clocksource\n");
-  printf("hostile: RAM ends at %#llx; %u harts\n", (unsigned long long)g_ram_end, g_harts);
+  printf("hostile: RAM ends at %#llx\n", (unsigned long long)g_ram_end);
+  if (has_kind(kPlic) || has_kind(kClint)) printf("hostile: %u harts\n", g_harts);
   if (g_nregions == 0) {
     fprintf(stderr, "hostile: no MMIO device found\n");
     return 1;
