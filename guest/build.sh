@@ -191,9 +191,11 @@ is_static() {
   ! grep -q 'INTERP' <<<"$h"
 }
 
-# Keeps only the newest $2 entries matching the glob $1.
+# Keeps only the newest entries matching the glob $1: $2 of them, but never fewer than 3, so
+# that worktrees whose recipes differ (another kernel config, another guest program) can
+# share the cache without evicting each other's kernels at every build.
 prune() {
-  local keep=$2 old
+  local keep=$(($2 > 3 ? $2 : 3)) old
   # shellcheck disable=SC2086
   ls -1dt $1 2>/dev/null | tail -n +$((keep + 1)) | while read -r old; do
     rm -rf -- "$old"
@@ -489,6 +491,6 @@ if ! mv -T "$TMP" "$OUT" 2>/dev/null; then
   rm -rf "$TMP"
 fi
 trap - EXIT
-prune "$GUESTS/$ARCH-*" 4
+prune "$GUESTS/$ARCH-*" 8
 log "done in $((SECONDS - START)) s: $(du -sh "$OUT" | cut -f1) in $OUT"
 echo "$OUT"

@@ -800,6 +800,25 @@ int main(int argc, char** argv) {
   sigaction(SIGSEGV, &sa, NULL);
   sigaction(SIGBUS, &sa, NULL);
 
+  // Random UART writes can set loopback mode: what the kernel transmits then comes back as
+  // console input, where a ^C or ^Z would stop this program (and the echo of every byte
+  // would keep the UART busy for good). No signals from the terminal, no echo, until the
+  // UART is put back; the bytes that came in meanwhile are dropped.
+  struct termios saved_tty, quiet_tty;
+  int have_tty = tcgetattr(STDIN_FILENO, &saved_tty) == 0;
+  if (have_tty) {
+    quiet_tty = saved_tty;
+    quiet_tty.c_lflag &= (tcflag_t) ~(ISIG | ECHO | ECHONL | ICANON | IEXTEN);
+    quiet_tty.c_iflag &= (tcflag_t) ~(IXON | IXOFF | ICRNL | INLCR | IGNCR);
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet_tty);
+  }
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  signal(SIGTSTP, SIG_IGN);
+  signal(SIGTTOU, SIG_IGN);
+  signal(SIGTTIN, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+
   save_state();
   const double t_end = now_s() + seconds;
   while (now_s() < t_end) {
@@ -824,6 +843,10 @@ int main(int argc, char** argv) {
 #if defined(__x86_64__)
   pio_restore();
 #endif
+  if (have_tty) {
+    tcflush(STDIN_FILENO, TCIFLUSH);
+    tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+  }
   for (unsigned i = 0; i < g_nregions; i++) {
     const struct Region* r = &g_regions[i];
     if (r->disabled) {
