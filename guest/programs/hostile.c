@@ -20,7 +20,9 @@
 // (physical addresses from /proc/self/pagemap) or outside RAM; descriptor tables lie in
 // other such pages or outside RAM (device-readable buffers may point anywhere). The UART,
 // PLIC and CLINT registers the kernel relies on are read first and put back at the end.
-// The last line is "hostile: done W writes N notifies Q queues F faults".
+// The last line is "hostile: done W writes N notifies Q queues F faults". Console input that
+// arrives while it runs is dropped (it may be the UART's own output looped back): put what
+// should follow on the same command line (`hostile 20; poweroff -f`).
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <dirent.h>

@@ -5,7 +5,8 @@
 read -r secs seed </lab/hostile_args
 dd if=/dev/zero of=/tmp/raw.img bs=1M count=0 seek=16 2>/dev/null
 /lab/doppel disk create /tmp/disk.qcow2 --size 16M >/dev/null || echo "LAB: hostile: disk create failed"
-printf '%s\n' "hostile $secs $seed" 'poweroff -f' |
+# One line: hostile drops console input that arrived while it ran (see its top comment).
+printf '%s\n' "hostile $secs $seed; poweroff -f" |
   timeout $((secs * 10 + 300)) /lab/doppel run --arch x86_64 --engine kvm --kernel /lab/guest/kernel \
     --initrd /lab/guest/initrd.cpio.gz --cpus 2 --memory 256 --disk /tmp/raw.img \
     --disk /tmp/disk.qcow2 --net user --vsock cid=3,uds=/tmp/v.sock \
