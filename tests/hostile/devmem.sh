@@ -8,7 +8,8 @@
 # GET / on its API within 5 s every second of the run, finish within a bounded wall time,
 # and show the program's final line; the qcow2 image the devices wrote passes qemu-img check.
 #   devmem.sh        environment: DOPPEL, HOSTILE_SECONDS (default 25), HOSTILE_SEED (default
-#                    0x5eed: fixed in make test; "random" for a new one, printed)
+#                    0x5eed: fixed in make test; "random" for a new one, printed), KEEP_WORK=DIR
+#                    (a copy of the work directory, console log and disks, kept there)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../virtio_guest/lib.sh"
 need curl python3
