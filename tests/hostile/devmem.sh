@@ -9,7 +9,8 @@
 # and show the program's final line; the qcow2 image the devices wrote passes qemu-img check.
 #   devmem.sh        environment: DOPPEL, HOSTILE_SECONDS (default 25), HOSTILE_SEED (default
 #                    0x5eed: fixed in make test; "random" for a new one, printed), KEEP_WORK=DIR
-#                    (a copy of the work directory, console log and disks, kept there)
+#                    (a copy of the work directory, console log and disks, kept there),
+#                    HOSTILE_RUN_ARGS (more `doppel run` options, e.g. --seccomp off)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../virtio_guest/lib.sh"
 need curl python3
@@ -30,7 +31,7 @@ trap finish EXIT
 
 truncate -s 16M "$WORK/raw.img"
 "$DOPPEL" disk create "$WORK/disk.qcow2" --size 16M >/dev/null || fail "doppel disk create"
-vm_start hostile "$DOPPEL run --arch riscv64 --cpus 2 --memory 256M --kernel $gdir/kernel \
+vm_start hostile "$DOPPEL run ${HOSTILE_RUN_ARGS:-} --arch riscv64 --cpus 2 --memory 256M --kernel $gdir/kernel \
   --initrd $gdir/initrd.cpio.gz --firmware $gdir/fw_dynamic.bin \
   --disk $WORK/raw.img --disk $WORK/disk.qcow2 --net user --vsock cid=3,uds=$WORK/vsock \
   --console2 socket=$WORK/c2.sock --api-sock $WORK/api.sock"

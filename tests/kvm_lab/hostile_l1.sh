@@ -2,12 +2,12 @@
 # vCPUs, every virtio device (a raw and a qcow2 disk, user networking, rng, a console file,
 # vsock), runs guest/programs/hostile.c for /lab/hostile_args ("SECONDS SEED") and powers
 # off. Meanwhile L1 asks doppel's API (GET / through `doppel ctl info`) every 2 s.
-read -r secs seed </lab/hostile_args
+read -r secs seed run_args </lab/hostile_args   # run_args: more `doppel run` options
 dd if=/dev/zero of=/tmp/raw.img bs=1M count=0 seek=16 2>/dev/null
 /lab/doppel disk create /tmp/disk.qcow2 --size 16M >/dev/null || echo "LAB: hostile: disk create failed"
 # One line: hostile drops console input that arrived while it ran (see its top comment).
 printf '%s\n' "hostile $secs $seed; poweroff -f" |
-  timeout $((secs * 10 + 300)) /lab/doppel run --arch x86_64 --engine kvm --kernel /lab/guest/kernel \
+  timeout $((secs * 10 + 300)) /lab/doppel run $run_args --arch x86_64 --engine kvm --kernel /lab/guest/kernel \
     --initrd /lab/guest/initrd.cpio.gz --cpus 2 --memory 256 --disk /tmp/raw.img \
     --disk /tmp/disk.qcow2 --net user --vsock cid=3,uds=/tmp/v.sock \
     --console2 file=/tmp/console2.out --api-sock /tmp/api.sock >/tmp/l2.out 2>&1 &

@@ -2,7 +2,8 @@
 # ctest: in the KVM lab, the hostile guest program (guest/programs/hostile.c) on doppel's
 # KVM engine: the x86_64 kit with 2 vCPUs and every virtio device writes random values to
 # every virtio-mmio register and the 16550 and i8042 ports, and publishes random virtqueues,
-# for HOSTILE_SECONDS (default 20, seed HOSTILE_SEED, default 0x5eed); doppel must keep
+# for HOSTILE_SECONDS (default 20, seed HOSTILE_SEED, default 0x5eed; HOSTILE_RUN_ARGS: more
+# `doppel run` options); doppel must keep
 # answering its API, log no sanitizer or assertion failure, and exit 0 when the guest powers
 # off after the program's final line.
 #   tests/kvm_lab/hostile_test.sh DOPPEL GUEST_DIR
@@ -12,7 +13,7 @@ secs=${HOSTILE_SECONDS:-20} seed=${HOSTILE_SEED:-0x5eed}
 [ "$seed" = random ] && seed=$(printf '%#x' $(( (RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM )))
 grep -q '^CONFIG_DEVMEM=y' "$guest_dir/config" ||
   { echo "SKIP: the x86_64 guest kit in $guest_dir has no /dev/mem (rebuild it)"; exit 77; }
-echo "$secs $seed" >"$tmp/hostile_args"
+echo "$secs $seed ${HOSTILE_RUN_ARGS:-}" >"$tmp/hostile_args"
 lab_run --script "$here/hostile_l1.sh" --extra "$tmp/hostile_args" --smp 2 --timeout $((secs * 20 + 900))
 expect "LAB: /dev/kvm ready" "kvm_amd loaded in L1"
 expect "L2-hostile| hostile: seed $seed" "the program started with seed $seed"
