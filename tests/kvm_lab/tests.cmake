@@ -25,3 +25,6 @@ set_tests_properties(kvm_lab_jail PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LA
 add_test(NAME kvm_lab_oci_cgroup_v2
          COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/oci_cgroup_v2_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
 set_tests_properties(kvm_lab_oci_cgroup_v2 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "lab;oci")
+add_test(NAME kvm_lab_hostile
+         COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/hostile_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
+set_tests_properties(kvm_lab_hostile PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1800 LABELS "lab;kvm;hostile")
