@@ -13,6 +13,7 @@
 #include "base/zero_pages.h"
 #include "engines/emu/riscv64/decode.h"
 #include "engines/emu/riscv64/fpu_host.h"
+#include "engines/emu/riscv64/jit/translator.h"
 
 namespace doppel::rv64 {
 
@@ -47,8 +48,12 @@ struct Hart::Block {
   uint64_t key = 0;                    // key_of(physical address of the first instruction)
   const DecodedInsn* first = nullptr;  // in the arena
   uint32_t count = 0;                  // instructions, without the block_end() entry
+  uint32_t runs = 0;                   // times run threaded (the JIT's hotness count)
   uint64_t chain_key = 0;              // Hart::m_chain_key when `next` was recorded
   Chain next[2];                       // most recently recorded first
+  // Its translation (JIT on), valid while the translator's generation is jit_generation.
+  jit::BlockFn jit = nullptr;
+  uint64_t jit_generation = 0;
 
   static uint64_t key_of(uint64_t pa) { return ~pa; }  // never 0: a pc is even
 };
@@ -59,9 +64,9 @@ struct Hart::DecodeCache {
   // The last two entries hold an instruction that crosses a page (executed uncached).
   std::unique_ptr<DecodedInsn[]> arena{new DecodedInsn[kArenaInsns + 2]};
   size_t used = 0;
-  Block straddle{0, arena.get() + kArenaInsns, 1, 0, {}};
+  Block straddle{0, arena.get() + kArenaInsns, 1, 0, 0, {}, nullptr, 0};
   DecodedInsn single[2]{};  // one instruction run on its own (tracing, budget tails)
-  Block single_block{0, single, 1, 0, {}};
+  Block single_block{0, single, 1, 0, 0, {}, nullptr, 0};
   // Slots filled since the last clear, so that a clear (fence.i, which Linux runs often)
   // touches those only; past kBlockSlots entries, clear() sweeps the table instead.
   std::vector<uint32_t> filled;
@@ -90,7 +95,25 @@ Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsig
   update_contexts();
 }
 
-Hart::~Hart() { delete m_cache; }
+Hart::~Hart() {
+  delete m_jit;
+  delete m_cache;
+}
+
+Result<void> Hart::enable_jit(size_t cache_bytes, unsigned hot_runs) {
+  disable_jit();
+  m_jit = TRY(jit::Translator::create(*this, cache_bytes)).release();
+  m_jit_hot_runs = hot_runs;
+  return {};
+}
+
+void Hart::disable_jit() {
+  delete m_jit;
+  m_jit = nullptr;
+}
+
+uint64_t Hart::jit_blocks() const { return m_jit ? m_jit->stats().blocks : 0; }
+uint64_t Hart::jit_flushes() const { return m_jit ? m_jit->stats().flushes : 0; }
 
 void Hart::set_priv(Priv p) {
   m_priv = p;
@@ -108,6 +131,10 @@ void Hart::setup_user_mode() {
 void Hart::flush_decode_cache() {
   ++m_cache_flushes;
   m_cache->clear();
+  // The translations hang off the cleared blocks. (A running translation may be the caller,
+  // through fence.i: the reset only rewinds the cache, whose code stays until the next
+  // translation, made from the run loop.)
+  if (m_jit) m_jit->reset();
   m_chain_key += kChainKeyStep;
 }
 
@@ -202,7 +229,7 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   const size_t index = (pa >> 1) & (kBlockSlots - 1);
   Block& slot = m_slots[index];
   if (slot.key != 0) m_chain_key += kChainKeyStep;  // chains may point at the evicted block
-  slot = Block{Block::key_of(pa), m_arena + first, count, 0, {}};
+  slot = Block{Block::key_of(pa), m_arena + first, count, 0, 0, {}, nullptr, 0};
   c.fill(index);
   return &slot;
 }
@@ -285,7 +312,12 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
       // otherwise (a jump, a system instruction) did.
       m_instret_limit = start + std::min(budget - used, kMaxChainInsns);
       m_instret = start + n - 1;
-      first->handler(*this, *first);
+      if (m_jit != nullptr && b != straddle) {
+        m_instret_limit = 0;  // a cold block run threaded chains none: the next may be hot
+        run_translated(b);
+      } else {
+        first->handler(*this, *first);
+      }
       const auto i = static_cast<uint64_t>(m_stop - m_block_first);
       const uint64_t base = m_instret + 1 - m_block->count;  // before the block's first
       if (m_stopped & kExcepted) {
@@ -335,6 +367,29 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
     }
   }
   return used;
+}
+
+// Runs block b as host code (translating it once it is hot) where run_blocks() would run
+// it threaded, leaving m_stop, m_pc and m_stopped as the threaded run would (leave()).
+void Hart::run_translated(Block* b) {
+  if (b->jit == nullptr || b->jit_generation != m_jit->generation()) {
+    if (b->runs < m_jit_hot_runs) {
+      ++b->runs;
+      b->first->handler(*this, *b->first);
+      return;
+    }
+    b->jit = m_jit->translate(b->first, b->count);
+    b->jit_generation = m_jit->generation();
+    if (b->jit == nullptr) [[unlikely]] {
+      b->first->handler(*this, *b->first);
+      return;
+    }
+  }
+  const uint32_t i = b->jit(*this);
+  const DecodedInsn& d = b->first[i];
+  m_stop = &d;
+  if (m_stopped & kIllegal) [[unlikely]]
+    leave_trapped(d);
 }
 
 StepResult Hart::step(uint64_t max_instructions) {

@@ -114,6 +114,9 @@ struct HartState {
 struct DecodedInsn;   // decode.h
 struct SlowPathInsn;  // decode.h
 class Hart;
+namespace jit {
+class Translator;  // jit/translator.h
+}
 // An instruction's semantics (InsnSpec::handler) or its threaded form, which the
 // interpreter runs (InsnSpec::exec; decode.h threaded()). Semantics return true when the
 // instruction completed and the next one follows at pc + length; false when it changed pc
@@ -177,6 +180,19 @@ class Hart {
   void flush_tlb();
 
   uint64_t instret() const { return m_instret; }
+
+  // The block translator (jit/translator.h): blocks that ran `hot_runs` times threaded
+  // (0: every block, at once) run as host code, translated into a code cache of
+  // cache_bytes. Architectural behaviour is the interpreter's, instruction for
+  // instruction; the translator holds no state between blocks. Call while the hart is not
+  // running.
+  static constexpr unsigned kJitHotRuns = 2;
+  Result<void> enable_jit(size_t cache_bytes, unsigned hot_runs = kJitHotRuns);
+  void disable_jit();
+  bool jit_enabled() const { return m_jit != nullptr; }
+  // Translations made, and whole code-cache drops (full), since enable_jit().
+  uint64_t jit_blocks() const;
+  uint64_t jit_flushes() const;
 
   // ---- debugger (hart_debug.cpp) ----
   // va as a load at the current privilege would translate it (MPRV ignored; M-mode and
@@ -338,6 +354,7 @@ class Hart {
 
  private:
   friend class HartTestPeer;
+  friend class jit::Translator;  // reads the offsets of m_x, m_pc, m_block_pc, m_tlb_*
   struct Block;
   struct DecodeCache;
 
@@ -355,11 +372,13 @@ class Hart {
   };
   // The page number + 1, so that the zeroed tables of a new hart are empty (ZeroPages).
   static uint64_t tlb_tag(uint64_t va) { return (va >> 12) + 1; }
-  // tlb_tag() of the last byte of an access of `size` bytes at va, in one add and one
-  // shift. At the top of the address space the sum wraps to 0 or 1, which no entry at va's
-  // index holds, so such an access takes the slow path.
+  // tlb_tag() of the last byte of an access of `size` bytes at va. An access that wraps
+  // past the top of the address space gets tag 1 (page 0's), which no entry at va's index
+  // (the last) holds, so it takes the slow path. (Adding the 1 before the shift would wrap
+  // the top page's accesses to tag 0, which an empty entry matches: a host write at
+  // va + 0.)
   static uint64_t tlb_tag_last(uint64_t va, unsigned size) {
-    return (va + (size - 1 + 4096)) >> 12;
+    return ((va + (size - 1)) >> 12) + 1;
   }
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
   // run_debug(): a data access of `size` bytes at va (store or AMO if write) against the
@@ -415,6 +434,7 @@ class Hart {
   // exception was recorded (exit_on_trap), a WFI found nothing pending, or an interrupt
   // became takeable (or a bit of `stop_bits` rose in pins). Returns the attempted count.
   uint64_t run_blocks(uint64_t budget, uint64_t stop_bits);
+  void run_translated(Block* b);
   // Recomputes m_irq_takeable after a change of privilege, mstatus, mie, mideleg or mip.
   void update_irq_mask();
   bool csr_get(uint16_t csr, uint64_t& value);  // no privilege checks
@@ -476,6 +496,8 @@ class Hart {
   void publish_stats();
 
   DecodeCache* m_cache;  // owned
+  jit::Translator* m_jit = nullptr;  // owned; nullptr: the interpreter only
+  unsigned m_jit_hot_runs = kJitHotRuns;
   Block* m_slots;         // m_cache's block table and instruction arena, for the fast path
   DecodedInsn* m_arena;
   // The running block (run_blocks(), leave()).

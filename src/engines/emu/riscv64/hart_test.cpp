@@ -64,6 +64,22 @@ TEST_F(HartTest, LoadsStoresSignExtension) {
   EXPECT_EQ(mem64(0x80200000), 0x00fffffffffffffeull);
 }
 
+TEST_F(HartTest, AccessesAtTheTopOfTheAddressSpaceFaultInsteadOfTouchingTheHost) {
+  // The last page's TLB slot is empty: its tag must not match these (a host write at va).
+  hart->set_x(a1, ~0ull - 0x631);
+  hart->set_x(a2, ~0ull - 2);  // an 8-byte access wrapping past 2^64
+  load({SD(a1, a1, 0), LD(a3, a2, 0), SD(a2, a2, 0)});
+  hart->set_exit_on_trap(true);
+  for (uint64_t pc : {kRamBase, kRamBase + 4, kRamBase + 8}) {
+    const StepResult r = hart->step(1);
+    ASSERT_EQ(r.kind, StepResult::Kind::kTrap);
+    EXPECT_EQ(r.trap.pc, pc);
+    EXPECT_TRUE(r.trap.cause == static_cast<uint64_t>(Exception::kStoreAccessFault) ||
+                r.trap.cause == static_cast<uint64_t>(Exception::kLoadAccessFault));
+    hart->set_pc(pc + 4);
+  }
+}
+
 TEST_F(HartTest, MisalignedLoadAndStoreAcrossPagesAreHandled) {
   ASSERT_TRUE(memory->write_le<uint64_t>(kRamBase + 0x1ffc, 0x8877665544332211ull));
   hart->set_x(a1, kRamBase + 0x1ffd);  // crosses into the next page
