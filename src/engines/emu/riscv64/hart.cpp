@@ -313,7 +313,7 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
       m_instret_limit = start + std::min(budget - used, kMaxChainInsns);
       m_instret = start + n - 1;
       if (m_jit != nullptr && b != straddle) {
-        m_instret_limit = 0;  // a cold block run threaded chains none: the next may be hot
+        m_instret_limit = start + (budget - used);  // run_translated() takes it over
         run_translated(b);
       } else {
         first->handler(*this, *first);
@@ -371,7 +371,12 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
 
 // Runs block b as host code (translating it once it is hot) where run_blocks() would run
 // it threaded, leaving m_stop, m_pc and m_stopped as the threaded run would (leave()).
+// Then, like leave(), runs the blocks that followed it last time (its chains) while they
+// are translated, fit below the budget (m_instret_limit on entry), and no interrupt or stop request is pending:
+// m_block and m_instret then describe the last block run, as after a threaded chain.
 void Hart::run_translated(Block* b) {
+  const uint64_t instret_limit = m_instret_limit;
+  m_instret_limit = 0;  // a cold block run threaded chains none: the next may be hot
   if (b->jit == nullptr || b->jit_generation != m_jit->generation()) {
     if (b->runs < m_jit_hot_runs) {
       ++b->runs;
@@ -385,11 +390,32 @@ void Hart::run_translated(Block* b) {
       return;
     }
   }
-  const uint32_t i = b->jit(*this);
-  const DecodedInsn& d = b->first[i];
-  m_stop = &d;
-  if (m_stopped & kIllegal) [[unlikely]]
-    leave_trapped(d);
+  const uint64_t generation = m_jit->generation();
+  for (;;) {
+    const uint32_t i = b->jit(*this);
+    const DecodedInsn& d = b->first[i];
+    m_stop = &d;
+    if (m_stopped != 0) [[unlikely]] {
+      if (m_stopped & kIllegal) leave_trapped(d);
+      return;
+    }
+    // A translation that ran fence.i (or anything else that dropped the code cache) is
+    // the last: the chains may point at dropped code.
+    if (b->chain_key != m_chain_key || m_jit->generation() != generation) return;
+    Block* next;
+    if (b->next[0].va == m_pc) next = b->next[0].block;
+    else if (b->next[1].va == m_pc) next = b->next[1].block;
+    else return;
+    if (next->jit == nullptr || next->jit_generation != generation) return;
+    const uint64_t retired = m_instret + 1 - b->count + i + (i == b->count ? 0 : 1);
+    if (retired + next->count > instret_limit) return;
+    if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0) return;
+    m_block = next;
+    m_block_first = next->first;
+    m_block_pc = m_pc;
+    m_instret = retired + next->count - 1;
+    b = next;
+  }
 }
 
 StepResult Hart::step(uint64_t max_instructions) {
