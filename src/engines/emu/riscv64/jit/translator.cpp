@@ -28,6 +28,9 @@ constexpr size_t kMaxBlockCode = 64 * 192 + 256;
 
 bool illegal_handler(Hart& h, const DecodedInsn& d) { return h.illegal(d); }
 
+// A displacement as xbyak takes it (size_t, wrapping for negative ones).
+size_t disp(int64_t v) { return static_cast<size_t>(v); }
+
 enum class Op {
   kCall,  // the instruction table's handler
   kLui, kAuipc, kJal, kJalr,
@@ -86,8 +89,8 @@ class Emitter : public Xbyak::CodeGenerator {
 
  private:
   using Reg64 = Xbyak::Reg64;
-  Xbyak::Address xreg(unsigned r) { return qword[rbp + static_cast<int32_t>(8 * r)]; }
-  Xbyak::Address hart(int32_t off) { return qword[rbx + off]; }
+  Xbyak::Address xreg(unsigned r) { return qword[rbp + disp(8 * r)]; }
+  Xbyak::Address hart(int32_t off) { return qword[rbx + disp(off)]; }
   // rax = the pc of the instruction at pc_off in this block, plus `add`.
   void pc_to_rax(int64_t add) {
     mov(rax, hart(m_l.block_pc));
@@ -161,7 +164,7 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   and_(eax, 1023);
   shl(eax, 4);
   add(rax, hart(is_store ? m_l.tlb_write : m_l.tlb_read));
-  lea(rdx, ptr[rsi + static_cast<int32_t>(size - 1)]);
+  lea(rdx, ptr[rsi + disp(size - 1)]);
   shr(rdx, 12);
   inc(rdx);
   cmp(rdx, qword[rax]);
@@ -251,8 +254,8 @@ void Emitter::alu(Op op, const DecodedInsn& d) {
     case Op::kSlliw: mov(rax, xreg(d.rs1)); shl(eax, shamt & 31); movsxd(rax, eax); break;
     case Op::kSrliw: mov(rax, xreg(d.rs1)); shr(eax, shamt & 31); movsxd(rax, eax); break;
     case Op::kSraiw: mov(rax, xreg(d.rs1)); sar(eax, shamt & 31); movsxd(rax, eax); break;
-    case Op::kAddw: mov(rax, xreg(d.rs1)); add(eax, dword[rbp + 8 * d.rs2]); movsxd(rax, eax); break;
-    case Op::kSubw: mov(rax, xreg(d.rs1)); sub(eax, dword[rbp + 8 * d.rs2]); movsxd(rax, eax); break;
+    case Op::kAddw: mov(rax, xreg(d.rs1)); add(eax, dword[rbp + disp(8 * d.rs2)]); movsxd(rax, eax); break;
+    case Op::kSubw: mov(rax, xreg(d.rs1)); sub(eax, dword[rbp + disp(8 * d.rs2)]); movsxd(rax, eax); break;
     case Op::kSllw:
       mov(rcx, xreg(d.rs2)); mov(rax, xreg(d.rs1)); shl(eax, cl); movsxd(rax, eax); break;
     case Op::kSrlw:
@@ -272,7 +275,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   push(rbp);
   push(r12);
   mov(rbx, rdi);
-  lea(rbp, ptr[rdi + m_l.x]);
+  lea(rbp, ptr[rdi + disp(m_l.x)]);
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     const Op op = op_of(d);
@@ -290,7 +293,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
       case Op::kJalr:
         mov(rcx, xreg(d.rs1));
         if (d.imm) add(rcx, static_cast<uint32_t>(static_cast<int32_t>(d.imm)));
-        and_(rcx, -2);
+        and_(rcx, 0xfffffffeu);  // sign-extended: ~1
         pc_to_rax(d.pc_off + d.len);
         store_rd(d, rax);
         mov(hart(m_l.pc), rcx);
