@@ -23,6 +23,7 @@
 #include "core/bus.h"
 #include "core/device.h"
 #include "core/guest_memory.h"
+#include "engines/emu/riscv64/decode.h"
 #include "engines/emu/riscv64/hart.h"
 #include "engines/emu/riscv64/timebase.h"
 
@@ -97,8 +98,11 @@ inline std::vector<uint32_t> handler_code() {
 
 // A machine whose hart runs `program` at kRamBase, with the JIT on (translating every block
 // at once) or off.
+// small: odd registers start at -2..2 (boundaries of compares, shifts, sign extension),
+// even ones large; otherwise all large.
 inline Result<std::unique_ptr<Machine>> make_machine(const std::vector<uint32_t>& program,
-                                                     bool jit, size_t jit_cache = 1 << 20) {
+                                                     bool jit, size_t jit_cache = 1 << 20,
+                                                     bool small = false) {
   auto m = std::make_unique<Machine>();
   m->memory = TRY(GuestMemory::create({{kRamBase, kRamSize}}));
   TRY(m->bus.insert(kMmioBase, 0x1000, m->device));
@@ -117,7 +121,9 @@ inline Result<std::unique_ptr<Machine>> make_machine(const std::vector<uint32_t>
   (void)h.write_csr(0x305, kHandler);                      // mtvec
   (void)h.write_csr(0x300, (1ull << 13) | (1ull << 3));    // mstatus: FS initial, MIE
   (void)h.write_csr(0x304, 2);                             // mie: SSIE
-  for (unsigned r = 1; r < 28; ++r) h.set_x(r, (r * 0x123456789abcdefull) ^ (uint64_t{r} << 40));
+  for (unsigned r = 1; r < 28; ++r)
+    h.set_x(r, small && r % 2 ? static_cast<uint64_t>(static_cast<int64_t>(r % 5) - 2)
+                     : (r * 0x123456789abcdefull) ^ (uint64_t{r} << 40));
   h.set_x(20, kData);
   h.set_x(21, 0x1000);                 // no RAM, no device: access faults
   h.set_x(22, kMmioBase);              // the echo device
@@ -177,9 +183,15 @@ std::string run_both(Machine& interp, Machine& jit, uint64_t total, Rng& rng,
     std::string diff = compare(*interp.hart, *jit.hart);
     if (r.executed != q.executed || r.kind != q.kind)
       diff += fmt::format("step result: interpreter {} executed, jit {}; ", r.executed, q.executed);
-    if (!diff.empty())
+    if (!diff.empty()) {
+      // The code around the interpreter's mepc (where a trap, if any, was).
+      const uint64_t mepc = interp.hart->read_csr(0x341).value_or(kRamBase);
+      for (uint64_t a = mepc - 8; a <= mepc + 8; a += 4)
+        diff += fmt::format("[{:#x}: {}] ", a,
+                            disassemble(interp.memory->read_le<uint32_t>(a).value_or(0), a));
       return fmt::format("after slice {} ({} instructions, pc {:#x}): {}", slice, done + n,
                          interp.hart->pc(), diff);
+    }
     done += n;
   }
   return compare_memory(interp, jit);
@@ -190,12 +202,16 @@ std::string run_both(Machine& interp, Machine& jit, uint64_t total, Rng& rng,
 // instret/cycle, forward branches and jumps, counted loops, ecall/ebreak/illegal words,
 // software interrupts, and stores into its own code followed (mostly) by fence.i. Ends in
 // a self-loop.
+// small: half the immediates in -2..2, to meet the small registers (make_machine()).
 template <typename Rng>
-std::vector<uint32_t> generate(Rng& rng, size_t length) {
+std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
   using namespace enc;
   std::vector<uint32_t> p;
   const auto reg = [&] { return static_cast<uint32_t>(1 + rng() % 19); };  // x1..x19
-  const auto imm12 = [&] { return static_cast<int32_t>(rng() % 4096) - 2048; };
+  const auto imm12 = [&] {
+    return small && rng() % 2 ? static_cast<int32_t>(rng() % 5) - 2
+                              : static_cast<int32_t>(rng() % 4096) - 2048;
+  };
   const auto alu = [&]() -> uint32_t {
     static constexpr uint32_t kRops[][2] = {{0, 0}, {0x20, 0}, {0, 1}, {0, 2}, {0, 3}, {0, 4},
                                             {0, 5}, {0x20, 5}, {0, 6}, {0, 7}, {1, 0}, {1, 1},

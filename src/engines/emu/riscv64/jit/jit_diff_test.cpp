@@ -35,6 +35,22 @@ TEST(JitDiff, GeneratedProgramsMatchTheInterpreterAfterEverySlice) {
   EXPECT_GT(translated, 1000u);  // the JIT did run
 }
 
+// KNOWN FAILURE, left for the next step of issue 9: with small register values and
+// immediates, seed 18 diverges (after slice 2, 107 instructions: the interpreter takes an
+// access fault at `sw tp, 5(s5)`, 0x80000130, while the JIT is elsewhere with a different
+// loop count in x25). Both sides as interpreters agree, so the JIT is wrong somewhere
+// before. Run with --gtest_also_run_disabled_tests.
+TEST(JitDiff, DISABLED_SmallValuesMatchTheInterpreter) {
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    std::mt19937_64 rng(seed);
+    const auto program = generate(rng, 240, true);
+    auto a = make_machine(program, false, 1 << 20, true);
+    auto b = make_machine(program, true, 1 << 20, true);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(run_both(*a.value(), *b.value(), 6000, rng), "") << "seed " << seed;
+  }
+}
+
 TEST(JitDiff, LongSlicesRunWholeBlocksAndChainsOfThem) {
   for (uint64_t seed = 100; seed <= 120; ++seed) {
     std::mt19937_64 rng(seed);
