@@ -1,6 +1,7 @@
 // The only translation unit of the API layer that includes Boost.Beast and Boost.Asio
 // (they take most of a minute to compile on two cores).
 #include "api/http.h"
+#include "base/thread_seal.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -205,7 +206,10 @@ class DeferredJobs {
   bool spawn(std::function<void()> job) {
     std::lock_guard lock(m_mutex);
     if (m_closed) return false;
-    m_threads.emplace_back(std::move(job));
+    m_threads.emplace_back([job = std::move(job)] {
+      enter_thread(ThreadKind::kApiJob);
+      job();
+    });
     return true;
   }
   void join_all() {
@@ -358,6 +362,7 @@ struct HttpServer::Impl {
   }
 
   void run() {
+    enter_thread(ThreadKind::kApi);
     for (;;) {
       try {
         io.run();

@@ -78,6 +78,37 @@ int64_t TokenBucket::budget(uint64_t now_ns) {
   return static_cast<int64_t>(std::clamp<__int128>(tokens + m_burst, INT64_MIN, INT64_MAX));
 }
 
+TokenBucketState TokenBucket::save(uint64_t now_ns) {
+  if (!enabled()) return {};
+  TokenBucketState s;
+  s.config = {m_size, m_refill_ns / kNsPerMs, m_burst};
+  s.budget = budget(now_ns) - static_cast<int64_t>(m_burst);  // budget() counts the burst
+  return s;
+}
+
+Result<TokenBucket> TokenBucket::restore(const TokenBucketState& state, uint64_t now_ns) {
+  const TokenBucketConfig& c = state.config;
+  if (!c.enabled()) {
+    if (state.budget != 0 || c != TokenBucketConfig{})
+      return Error("a disabled bucket (size or refill_time 0) has no budget or burst");
+    return TokenBucket();
+  }
+  if (c.refill_time_ms > kMaxRefillTimeMs)
+    return Error::format("refill_time: {} ms is more than {} ms", c.refill_time_ms, kMaxRefillTimeMs);
+  if (state.budget > 0 && static_cast<uint64_t>(state.budget) > c.size)
+    return Error::format("budget: {} is more than the size {}", state.budget, c.size);
+  TokenBucket b(c, now_ns);
+  // |budget| < 2^63 and refill_ns < 2^47: the product fits in 128 bits.
+  b.m_scaled = static_cast<__int128>(state.budget) * b.m_refill_ns;
+  return b;
+}
+
+RateLimiterConfig patched(RateLimiterConfig config, const RateLimiterPatch& patch) {
+  if (patch.bandwidth) config.bandwidth = *patch.bandwidth;
+  if (patch.ops) config.ops = *patch.ops;
+  return config;
+}
+
 // ---- RateLimiter ----
 
 RateLimiter::RateLimiter(const RateLimiterConfig& config, uint64_t now_ns)
@@ -99,6 +130,17 @@ void RateLimiter::consume_anyway(uint64_t bytes, uint64_t now_ns) {
 void RateLimiter::apply(const RateLimiterPatch& patch, uint64_t now_ns) {
   if (patch.bandwidth) m_bytes = TokenBucket(*patch.bandwidth, now_ns);
   if (patch.ops) m_ops = TokenBucket(*patch.ops, now_ns);
+}
+
+RateLimiterState RateLimiter::save(uint64_t now_ns) {
+  return {m_bytes.save(now_ns), m_ops.save(now_ns)};
+}
+
+Result<RateLimiter> RateLimiter::restore(const RateLimiterState& state, uint64_t now_ns) {
+  RateLimiter l;
+  l.m_bytes = TRY(TokenBucket::restore(state.bandwidth, now_ns).context("bandwidth"));
+  l.m_ops = TRY(TokenBucket::restore(state.ops, now_ns).context("ops"));
+  return l;
 }
 
 uint64_t RateLimiter::wait_ns(uint64_t bytes, uint64_t now_ns) {

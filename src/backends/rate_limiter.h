@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "base/result.h"
+
 namespace doppel {
 
 // Largest refill time accepted (a day), which keeps the arithmetic far from overflow.
@@ -39,6 +41,22 @@ struct RateLimiterConfig {
 struct RateLimiterPatch {
   std::optional<TokenBucketConfig> bandwidth, ops;
 };
+// The configuration after a patch: what a VM file would say to build that limiter.
+RateLimiterConfig patched(RateLimiterConfig config, const RateLimiterPatch& patch);
+
+// A bucket as a snapshot saves it (Firecracker's TokenBucketState): its configuration, with
+// the one-time burst that is left, and its budget of whole tokens (negative in debt). A
+// restored bucket goes on from that budget, refilling from the moment it is restored.
+struct TokenBucketState {
+  TokenBucketConfig config;  // config.one_time_burst: what is left of it
+  int64_t budget = 0;
+  bool operator==(const TokenBucketState&) const = default;
+};
+
+struct RateLimiterState {
+  TokenBucketState bandwidth, ops;
+  bool operator==(const RateLimiterState&) const = default;
+};
 
 class TokenBucket {
  public:
@@ -55,6 +73,11 @@ class TokenBucket {
   // Tokens available now (the one-time burst included); negative when in debt.
   int64_t budget(uint64_t now_ns);
   uint64_t one_time_burst() const { return m_burst; }
+
+  TokenBucketState save(uint64_t now_ns);
+  // Refuses a state no bucket could be in (a refill time over kMaxRefillTimeMs, a budget
+  // over the size), naming the field.
+  static Result<TokenBucket> restore(const TokenBucketState& state, uint64_t now_ns);
 
  private:
   void refill(uint64_t now_ns);
@@ -85,6 +108,9 @@ class RateLimiter {
 
   TokenBucket& bandwidth() { return m_bytes; }
   TokenBucket& ops() { return m_ops; }
+
+  RateLimiterState save(uint64_t now_ns);
+  static Result<RateLimiter> restore(const RateLimiterState& state, uint64_t now_ns);
 
  private:
   TokenBucket m_bytes, m_ops;

@@ -141,5 +141,59 @@ TEST(ThrottleQueue, DrainNowRunsEverythingQueued) {
   EXPECT_EQ(ran.load(), 5);
 }
 
+// Rule 9: a snapshot keeps each bucket's configuration (as PATCHed), its budget (a debt
+// included) and what is left of its one-time burst; the restored bucket refills from then.
+TEST(TokenBucket, SaveAndRestoreKeepBudgetBurstAndDebt) {
+  TokenBucket b({1000, 100, 300}, 0);
+  EXPECT_TRUE(b.try_consume(1100, 0));  // the 300 burst, then 800 of the 1000
+  TokenBucketState s = b.save(0);
+  EXPECT_EQ(s.config, (TokenBucketConfig{1000, 100, 0}));
+  EXPECT_EQ(s.budget, 200);
+  auto r = TokenBucket::restore(s, 5'000 * kMs);  // another clock: the restoring process's
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->budget(5'000 * kMs), 200);
+  EXPECT_EQ(r->budget(5'010 * kMs), 300);  // 10 tokens per ms from the restore on
+
+  TokenBucket debt({1000, 100, 0}, 0);
+  debt.consume_anyway(2500, 0);  // 1500 in debt
+  s = debt.save(0);
+  EXPECT_EQ(s.budget, -1500);
+  r = TokenBucket::restore(s, 0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->wait_ns(1, 0), 150 * kMs + 100'000);  // the debt, then one token
+
+  TokenBucket off;
+  EXPECT_EQ(off.save(0), TokenBucketState{});
+  r = TokenBucket::restore({}, 0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->enabled());
+}
+
+TEST(TokenBucket, RestoreRefusesImpossibleStates) {
+  EXPECT_EQ(TokenBucket::restore({{1000, 100, 0}, 1001}, 0).error().message(),
+            "budget: 1001 is more than the size 1000");
+  EXPECT_EQ(TokenBucket::restore({{1000, kMaxRefillTimeMs + 1, 0}, 0}, 0).error().message(),
+            "refill_time: 86400001 ms is more than 86400000 ms");
+  EXPECT_FALSE(TokenBucket::restore({{0, 100, 0}, 5}, 0).ok());
+  // The deepest debt a file can hold still gives a bounded wait.
+  auto r = TokenBucket::restore({{1, kMaxRefillTimeMs, 0}, INT64_MIN}, 0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->wait_ns(1, 0), uint64_t{1} << 62);
+}
+
+TEST(ThrottleQueue, SavedBucketsComeBackWithTheirPatch) {
+  ThrottleQueue q({{1'000'000, 1000, 0}, {}}, "test-throttle");
+  q.set_limits({TokenBucketConfig{5000, 1000, 0}, TokenBucketConfig{10, 1000, 0}});
+  q.submit(4000, [] {});
+  const RateLimiterState s = q.save();
+  EXPECT_EQ(s.bandwidth.config, (TokenBucketConfig{5000, 1000, 0}));
+  EXPECT_NEAR(static_cast<double>(s.bandwidth.budget), 1000, 50);  // refilled a little since
+  EXPECT_EQ(s.ops.config, (TokenBucketConfig{10, 1000, 0}));
+  ThrottleQueue fresh({}, "test-throttle2");
+  ASSERT_TRUE(fresh.restore(s).ok());
+  EXPECT_EQ(fresh.save().bandwidth.config, s.bandwidth.config);
+  EXPECT_FALSE(fresh.restore({{{10, 10, 0}, 11}, {}}).ok());
+}
+
 }  // namespace
 }  // namespace doppel

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "base/thread_seal.h"
 
 namespace doppel {
 
@@ -125,6 +126,7 @@ struct SlirpNet::Impl {
   }
 
   void loop() {
+    enter_thread(ThreadKind::kSlirp);
     while (!stop) {
       fds.clear();
       fds.push_back({wake.get(), POLLIN, 0});

@@ -1,4 +1,5 @@
 #include "backends/throttle_queue.h"
+#include "base/thread_seal.h"
 
 #include <pthread.h>
 
@@ -9,7 +10,6 @@ namespace doppel {
 ThrottleQueue::ThrottleQueue(const RateLimiterConfig& config, std::string name)
     : m_name(std::move(name)), m_limiter(config, monotonic_ns()) {
   m_thread = std::thread([this] { timer_loop(); });
-  pthread_setname_np(m_thread.native_handle(), m_name.substr(0, 15).c_str());
 }
 
 ThrottleQueue::~ThrottleQueue() {
@@ -68,12 +68,28 @@ void ThrottleQueue::set_limits(const RateLimiterPatch& patch) {
   m_cv.notify_all();
 }
 
+RateLimiterState ThrottleQueue::save() {
+  std::lock_guard lock(m_lock);
+  return m_limiter.save(monotonic_ns());
+}
+
+Result<void> ThrottleQueue::restore(const RateLimiterState& state) {
+  RateLimiter limiter = TRY(RateLimiter::restore(state, monotonic_ns()));
+  {
+    std::lock_guard lock(m_lock);
+    m_limiter = limiter;
+  }
+  m_cv.notify_all();
+  return ok();
+}
+
 uint64_t ThrottleQueue::throttled() const {
   std::lock_guard lock(m_lock);
   return m_throttled;
 }
 
 void ThrottleQueue::timer_loop() {
+  enter_thread(ThreadKind::kThrottle, -1, m_name.c_str());
   std::unique_lock lock(m_lock);
   for (;;) {
     m_cv.wait(lock, [this] { return m_stopping || (!m_jobs.empty() && !m_busy); });

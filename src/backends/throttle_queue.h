@@ -38,6 +38,10 @@ class ThrottleQueue {
   void set_limits(const RateLimiterPatch& patch);
   // Requests that had to wait.
   uint64_t throttled() const;
+  // The buckets, for a snapshot (rule 9); the queue itself is empty when the device is
+  // quiescent. restore() replaces the buckets, refusing a state no bucket could be in.
+  RateLimiterState save();
+  Result<void> restore(const RateLimiterState& state);
 
  private:
   struct Job {

@@ -1,4 +1,5 @@
 #include "backends/worker_pool.h"
+#include "base/thread_seal.h"
 
 #include <pthread.h>
 
@@ -6,9 +7,7 @@ namespace doppel {
 
 WorkerPool::WorkerPool(unsigned threads, std::string name) : m_name(std::move(name)) {
   for (unsigned i = 0; i < threads; i++) {
-    m_threads.emplace_back([this] { run(); });
-    // Thread names are at most 15 characters.
-    pthread_setname_np(m_threads.back().native_handle(), m_name.substr(0, 15).c_str());
+    m_threads.emplace_back([this] { run(); });  // each names itself (enter_thread)
   }
 }
 
@@ -35,6 +34,7 @@ void WorkerPool::drain() {
 }
 
 void WorkerPool::run() {
+  enter_thread(ThreadKind::kBlockIo, -1, m_name.c_str());
   std::unique_lock lock(m_lock);
   for (;;) {
     m_work_cv.wait(lock, [this] { return m_stopping || !m_jobs.empty(); });

@@ -18,7 +18,11 @@
 #include "vmm/exit_codes.h"
 #include "api/api_client.h"
 #include "api/api_server.h"
+#include "cli/jail_cli.h"
+#include "cli/vm_limits.h"
 #include "gdb/gdb_server.h"
+#include "sandbox/vmm_seccomp.h"
+#include "vmm/console.h"
 #include "vmm/vm_config.h"
 #include "vmm/vmm_service.h"
 
@@ -37,7 +41,8 @@ namespace {
 struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
-      console2, boot, vsock, jit, jit_cache;
+      console2, boot, vsock, seccomp, jit, jit_cache;
+  LimitFlags limits;  // cli/vm_limits.h
   std::optional<int64_t> cpus;  // signed: `--cpus -1` is refused as -1
   bool memory_shared = false;
   std::vector<std::string> disks, nets;
@@ -50,7 +55,15 @@ struct ServeFlags {
   std::string migrate_from;  // `run`: the VM comes live from a source there
   std::string gdb;           // `run`: the gdb stub's endpoint
   bool gdb_wait = false;     // `run`: hold the VM until the debugger continues
+  std::optional<std::string> seccomp;  // on or off; default: the VM file's, else on
 };
+
+// --seccomp on|off.
+Result<bool> parse_on_off(const std::string& flag, const std::string& value) {
+  if (value == "on") return true;
+  if (value == "off") return false;
+  return Error::format("{} {}: expected on or off", flag, value);
+}
 
 // Flags of `doppel restore DIR` (and `doppel run --restore DIR`).
 struct RestoreFlags {
@@ -169,6 +182,7 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     TRY(check_jit_cache(bytes).context("--jit-cache"));
     config.jit_cache = bytes;
   }
+  if (flags.seccomp) config.seccomp = TRY(parse_on_off("--seccomp", *flags.seccomp));
   if (flags.on_reboot) {
     if (*flags.on_reboot == "exit") config.on_reboot = OnReboot::kExit;
     else if (*flags.on_reboot == "restart") config.on_reboot = OnReboot::kRestart;
@@ -201,6 +215,8 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     config.vsock = *v;
   }
 
+  TRY(apply_limit_flags(flags.limits, config.limits));
+
   // Check what can be checked before looking for the guest kit, so that a bad flag is
   // reported as itself.
   if (auto r = validate_ranges(config, host_memory_bytes()); !r) return r.error();
@@ -215,7 +231,25 @@ Result<VmConfig> build_config(const RunFlags& flags) {
 // Runs the service until its VM ends: with an API server when asked for one.
 int serve(const ServeFlags& serve_flags, std::optional<VmConfig> boot,
           std::optional<SnapshotLoadRequest> restore) {
-  VmmService::Options options{serve_flags.id, DOPPEL_VERSION, true, {}, {}};
+  // Decided before any thread starts: every thread installs its filter as it starts.
+  bool seccomp = boot ? boot->seccomp : true;
+  if (serve_flags.seccomp) {
+    auto on = parse_on_off("--seccomp", *serve_flags.seccomp);
+    if (!on) {
+      fmt::print(stderr, "doppel: {}\n", on.error().message());
+      return kExitError;
+    }
+    seccomp = *on;
+  }
+  if (seccomp) {
+    if (auto r = sandbox::enable_vmm_seccomp(&Console::restore_terminal_now); !r) {
+      fmt::print(stderr, "doppel: {}\n", r.error().message());
+      return kExitError;
+    }
+  } else {
+    spdlog::warn("seccomp is off (--seccomp off): the VMM's threads run without filters");
+  }
+  VmmService::Options options{serve_flags.id, DOPPEL_VERSION, true, {}, {}, seccomp};
   std::unique_ptr<gdb::GdbServer> gdb_server;
   if (!serve_flags.gdb.empty()) {
     auto server = gdb::GdbServer::create(serve_flags.gdb, serve_flags.gdb_wait);
@@ -278,6 +312,17 @@ int run_command(const RunFlags& flags, const ServeFlags& serve_flags, bool print
       return kExitError;
     }
   }
+  if (config->limits.any()) {
+    // The whole process in its own cgroup, with a small parent outside it (cli/vm_limits.h).
+    auto code = run_limited(*config, fmt::format("/doppel/{}-{}", serve_flags.id, getpid()),
+                            fmt::format("VM '{}'", serve_flags.id), 0, nullptr,
+                            [&] { return serve(serve_flags, *config, std::nullopt); });
+    if (!code) {
+      fmt::print(stderr, "doppel: resource limits: {}\n", code.error().message());
+      return kExitError;
+    }
+    return *code;
+  }
   return serve(serve_flags, std::move(*config), std::nullopt);
 }
 
@@ -313,7 +358,17 @@ int restore_command(const RestoreFlags& flags, const ServeFlags& serve_flags) {
     request.vsock = *v;
   }
   // Check the snapshot before anything starts: a bad one is reported as itself.
-  if (auto c = snapshot_config(request); !c) return fail(c.error());
+  auto snapshot = snapshot_config(request);
+  if (!snapshot) return fail(snapshot.error());
+  if (snapshot->limits.any()) {
+    // The snapshotted VM's limits hold for the restored one (cli/vm_limits.h).
+    if (request.disks) snapshot->disks = *request.disks;
+    auto code = run_limited(*snapshot, fmt::format("/doppel/{}-{}", serve_flags.id, getpid()),
+                            fmt::format("VM '{}'", serve_flags.id), 0, nullptr,
+                            [&] { return serve(serve_flags, std::nullopt, request); });
+    if (!code) return fail(code.error().context("resource limits"));
+    return *code;
+  }
   return serve(serve_flags, std::nullopt, std::move(request));
 }
 
@@ -422,6 +477,7 @@ int cli_main(int argc, char** argv) {
   app.add_option("--api-sock", serve_flags.api_sock,
                  "Serve the control API (HTTP on this Unix socket)");
   app.add_option("--id", serve_flags.id, "The instance id the API reports (default: doppel)");
+  app.add_option("--seccomp", serve_flags.seccomp, "on (default) or off: per-thread seccomp filters on the VMM's threads (off: for debugging)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
@@ -459,6 +515,14 @@ int cli_main(int argc, char** argv) {
   run->add_option("--vsock", flags.vsock,
                   "cid=N,uds=PATH: virtio-vsock; host programs connect to PATH and write "
                   "\"CONNECT <port>\\n\", guest connections to CID 2 port P reach PATH_P");
+  run->add_option("--cpu-quota", flags.limits.cpu_quota, "Share of one CPU the VM may use, e.g. 50% (a cgroup)");
+  run->add_option("--memory-limit", flags.limits.memory_limit,
+                  "Memory of the whole VM process (guest RAM and doppel), e.g. 512M; beyond it the "
+                  "kernel ends this VM alone (exit code 6)");
+  run->add_option("--io-limit", flags.limits.io_limit,
+                  "bw=SIZE,iops=N (or rbw=, wbw=, riops=, wiops=): per second, on the block device "
+                  "of each disk image (a cgroup)");
+  run->add_option("--pids-limit", flags.limits.pids_limit, "Threads and processes of the VM process at most");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
   run->add_option("--jit", flags.jit,
                   "on|off: riscv64 emulator, translate guest code to host code (default on for "
@@ -468,6 +532,7 @@ int cli_main(int argc, char** argv) {
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   run->add_option("--id", serve_flags.id, "The instance id the API reports");
+  run->add_option("--seccomp", flags.seccomp, "on (default) or off: per-thread seccomp filters on the VMM's threads (off: for debugging)");
   run->add_option("--gdb", serve_flags.gdb,
                   "tcp:HOST:PORT or unix:PATH: serve the GDB remote protocol there");
   run->add_flag("--gdb-wait", serve_flags.gdb_wait,
@@ -476,6 +541,9 @@ int cli_main(int argc, char** argv) {
                   "tcp:HOST:PORT or unix:PATH: wait there for a live migration of this VM");
   RestoreFlags restore_flags;
   run->add_option("--restore", restore_flags.dir, "Restore from a snapshot directory (as `doppel restore`)");
+
+  JailFlags jail_flags;
+  auto* jail = add_jail_command(app, jail_flags);
 
   auto* restore = app.add_subcommand("restore", "Restore a VM from a snapshot directory and run it");
   restore->add_option("dir", restore_flags.dir, "The snapshot directory (state, memory, vm.json)")
@@ -492,6 +560,7 @@ int cli_main(int argc, char** argv) {
   restore->add_flag("--paused", restore_flags.paused, "Stay paused until resumed through the API");
   restore->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   restore->add_option("--id", serve_flags.id, "The instance id the API reports");
+  restore->add_option("--seccomp", serve_flags.seccomp, "on (default) or off: per-thread seccomp filters on the VMM's threads (off: for debugging)");
 
   auto* snapshot = app.add_subcommand("snapshot", "Snapshot files");
   snapshot->require_subcommand(1);
@@ -567,15 +636,25 @@ int cli_main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitError;
   }
   log::init(log_level);
+  if (serve_flags.seccomp) {  // checked before any file is read, so that it is named
+    if (auto on = parse_on_off("--seccomp", *serve_flags.seccomp); !on) {
+      fmt::print(stderr, "doppel: {}\n", on.error().message());
+      return kExitError;
+    }
+  }
 
   if (app.got_subcommand("version")) {
     fmt::print("doppel {}\n", DOPPEL_VERSION);
     return 0;
   }
   if (app.got_subcommand(run)) {
-    if (!restore_flags.dir.empty()) return restore_command(restore_flags, serve_flags);
+    if (!restore_flags.dir.empty()) {
+      if (flags.seccomp) serve_flags.seccomp = flags.seccomp;
+      return restore_command(restore_flags, serve_flags);
+    }
     return run_command(flags, serve_flags, print_config);
   }
+  if (app.got_subcommand(jail)) return jail_command(jail_flags);
   if (app.got_subcommand(restore)) return restore_command(restore_flags, serve_flags);
   if (merge->parsed()) return snapshot_merge_command(merge_dir);
   if (app.get_subcommands().empty()) {

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "oci/defaults.h"
-#include "oci/files.h"
+#include "sandbox/files.h"
 #include "oci/runtime.h"
 
 #ifndef DOPPEL_VERSION
@@ -156,7 +157,7 @@ void print_usage() {
       "  create [--bundle DIR] [--config FILE] [--pid-file F] [--console-socket S] [--no-pivot]\n"
       "         [--no-new-keyring] [--preserve-fds N] ID\n"
       "  start ID | run [create's flags] [--detach] ID | state ID | kill [--all] ID [SIGNAL]\n"
-      "  delete [--force] ID | list [--format table|json] [--quiet] | ps [--format table|json] ID\n"
+      "  delete [--force] ID | delete [--force] --regex RE | list [--format table|json] [--quiet] | ps [--format table|json] ID\n"
       "  exec [--process F] [--tty] [--detach] [--pid-file F] [--console-socket S] [--cwd D]\n"
       "       [--env K=V] [--user UID[:GID]] [--additional-gids G] [--cap CAP] [--no-new-privs] ID CMD...\n"
       "  pause ID | resume ID | spec [--bundle DIR] [--rootless] | features\n");
@@ -191,7 +192,19 @@ Result<int> run_command(Runtime& rt, const std::string& command, const std::vect
     return 0;
   }
   if (command == "delete") {
-    auto p = TRY(parse_flags(args, {{{"-f", "--force"}, false}}, command));
+    auto p = TRY(parse_flags(args, {{{"-f", "--force"}, false}, {{"-r", "--regex"}, true}}, command));
+    if (p.has("--regex")) {
+      // crun's extension: every container whose id matches (POSIX extended, unanchored).
+      std::regex re;
+      try {
+        re = std::regex(p.value("--regex"), std::regex::extended | std::regex::nosubs);
+      } catch (const std::regex_error& e) {
+        return Error::format("delete: --regex '{}': {}", p.value("--regex"), e.what());
+      }
+      for (auto& c : TRY(rt.list()))
+        if (std::regex_search(c.id, re)) TRY(rt.remove(c.id, p.has("--force")));
+      return 0;
+    }
     TRY(rt.remove(TRY(one_id(p, command)), p.has("--force")));
     return 0;
   }
@@ -307,7 +320,7 @@ Result<int> run_command(Runtime& rt, const std::string& command, const std::vect
     std::string path = dir + "/config.json";
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) return Error::format("spec: {} already exists; remove it first", path);
-    TRY(oci::write_file_atomic(path, oci::default_spec_json(p.has("--rootless"))));
+    TRY(sandbox::write_file_atomic(path, oci::default_spec_json(p.has("--rootless"))));
     return 0;
   }
   if (command == "features") {

@@ -25,6 +25,10 @@ struct DebugRegister {
 struct DebugArch {
   std::string_view gdb_arch;  // "riscv:rv64", "i386:x86-64"
   std::vector<DebugRegister> registers;
+  // The breakpoint instruction a debugger writes into guest code for a software breakpoint
+  // (x86: int3), for engines that stop on it (DebugControl::software_breakpoints); empty
+  // where the engine checks breakpoint addresses itself (the emulator).
+  std::vector<uint8_t> sw_break;
 };
 
 enum class WatchKind : uint8_t { kWrite = 2, kRead = 3, kAccess = 4 };  // gdb's Z2, Z3, Z4
@@ -41,8 +45,12 @@ struct DebugControl {
   std::vector<Watchpoint> watchpoints;
   bool single_step = false;  // stop after one instruction (interrupts held off meanwhile)
   bool hold = false;         // stay stopped while the others run (gdb's vCont with no action)
+  // The debugger wrote DebugArch::sw_break at its software breakpoints: stop on it (and
+  // not let the guest take it as its own exception).
+  bool software_breakpoints = false;
   bool active() const {
-    return single_step || hold || !breakpoints.empty() || !watchpoints.empty();
+    return single_step || hold || software_breakpoints || !breakpoints.empty() ||
+           !watchpoints.empty();
   }
 };
 

@@ -14,8 +14,12 @@ class FakeTarget final : public GdbTarget {
   static constexpr uint64_t kRamBase = 0x80000000, kRamSize = 0x10000;
   static constexpr uint64_t kVirtOffset = 0xffffffff00000000ull;
 
-  explicit FakeTarget(unsigned vcpus = 2) : regs(vcpus, std::vector<uint8_t>(40)), ram(kRamSize) {
+  // sw_break: the arch plants software breakpoints (as x86's int3) instead of the engine
+  // checking addresses.
+  explicit FakeTarget(unsigned vcpus = 2, std::vector<uint8_t> sw_break = {})
+      : regs(vcpus, std::vector<uint8_t>(40)), ram(kRamSize) {
     m_arch.gdb_arch = "riscv:rv64";
+    m_arch.sw_break = std::move(sw_break);
     for (const char* name : {"x0", "x1", "x2", "x3"})
       m_arch.registers.push_back({name, 64, "int", "org.gnu.gdb.riscv.cpu", "general"});
     m_arch.registers.push_back({"pc", 64, "code_ptr", "org.gnu.gdb.riscv.cpu", "general"});

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "gdb/gdb_session.h"
 #include "vmm/exit_codes.h"
+#include "base/thread_seal.h"
 
 namespace doppel::gdb {
 
@@ -200,6 +201,7 @@ void GdbServer::detach_machine(int exit_code) {
 }
 
 void GdbServer::Impl::run() {
+  enter_thread(ThreadKind::kGdb);
   for (;;) {
     pollfd fds[2] = {{listener.get(), POLLIN, 0}, {quit.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {

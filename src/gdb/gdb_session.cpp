@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -101,6 +102,8 @@ void GdbSession::receive(std::span<const uint8_t> bytes) {
         if (m_running) {
           if (m_target.stop().ok()) {
             m_running = false;
+            m_step_over.reset();
+            unplant_breakpoints();
             // A vCPU may have stopped for the debugger meanwhile: that is the better answer.
             if (const auto stop = m_target.stop_event()) {
               m_last_stop = stop;
@@ -136,6 +139,13 @@ void GdbSession::on_target_event() {
   if (!stop) return;
   if (!m_target.stop().ok()) return;  // it ended meanwhile: the next event says how
   m_running = false;
+  unplant_breakpoints();
+  const auto step_over = std::exchange(m_step_over, std::nullopt);
+  if (step_over && stop->vcpu == *step_over && stop->kind == DebugStopKind::kStep) {
+    // Stepped off a breakpoint: now the continue gdb asked for.
+    if (const auto r = resume(std::exchange(m_deferred, {}))) reply(*r);
+    return;
+  }
   m_last_stop = stop;
   m_last_interrupted = false;
   m_g_vcpu = stop->vcpu;
@@ -145,6 +155,8 @@ void GdbSession::on_target_event() {
 void GdbSession::disconnect() {
   if (m_target.exit_code()) return;
   if (m_running && !m_target.stop().ok()) return;
+  m_step_over.reset();
+  unplant_breakpoints();
   m_breakpoints.clear();
   m_watchpoints.clear();
   m_running = false;
@@ -157,11 +169,19 @@ std::string GdbSession::stop_reply(const GdbTarget::Stop& stop, bool interrupted
   if (interrupted) return r;
   switch (stop.kind) {
     case DebugStopKind::kBreakpoint: {
-      // The reason gdb understands: both kinds stop the same way here, so a hit is a
-      // software one unless only hardware breakpoints are set.
-      const bool hardware = !m_breakpoints.empty() &&
-                            std::all_of(m_breakpoints.begin(), m_breakpoints.end(),
-                                        [](const Breakpoint& b) { return b.hardware; });
+      // The reason gdb understands. An engine that says where it stopped (addr) is told
+      // apart by the breakpoint there; else a hit is a software one unless only hardware
+      // breakpoints are set.
+      bool hardware;
+      if (stop.addr != 0 && std::any_of(m_breakpoints.begin(), m_breakpoints.end(),
+                                        [&](const Breakpoint& b) { return b.addr == stop.addr; }))
+        hardware = std::none_of(
+            m_breakpoints.begin(), m_breakpoints.end(),
+            [&](const Breakpoint& b) { return b.addr == stop.addr && !b.hardware; });
+      else
+        hardware = !m_breakpoints.empty() &&
+                   std::all_of(m_breakpoints.begin(), m_breakpoints.end(),
+                               [](const Breakpoint& b) { return b.hardware; });
       if (hardware && m_hwbreak) r += "hwbreak:;";
       else if (!hardware && m_swbreak) r += "swbreak:;";
       break;
@@ -544,13 +564,94 @@ std::string GdbSession::handle_set_thread(std::string_view args) {
 
 DebugControl GdbSession::control_for_continue() const {
   DebugControl c;
-  for (const auto& b : m_breakpoints) c.breakpoints.push_back(b.addr);
+  // Where the arch has a breakpoint instruction, Z0 breakpoints are planted in memory at
+  // each resume (plant_breakpoints()); the engine checks the rest itself.
+  const bool planted = !m_target.arch().sw_break.empty();
+  for (const auto& b : m_breakpoints)
+    if (b.hardware || !planted) c.breakpoints.push_back(b.addr);
   c.watchpoints = m_watchpoints;
   return c;
 }
 
+std::vector<uint64_t> GdbSession::plant_breakpoints() {
+  std::vector<uint64_t> pending;
+  const std::vector<uint8_t>& insn = m_target.arch().sw_break;
+  if (insn.empty()) return pending;
+  for (const auto& b : m_breakpoints) {
+    if (b.hardware) continue;
+    // By physical address: the stop may come on a vCPU with other page tables.
+    auto pa = m_target.translate(m_g_vcpu, b.addr);
+    std::vector<uint8_t> original(insn.size());
+    if (!pa.ok() || (*pa & 0xfff) + insn.size() > 0x1000 ||
+        !m_target.read_physical(*pa, original).ok() || !m_target.write_physical(*pa, insn).ok()) {
+      // Not mapped (yet): before the guest turns paging on, or a module not loaded. The
+      // engine watches the virtual address instead (as QEMU's users do with hbreak), so
+      // the breakpoint fires once the guest runs the code there.
+      if (std::find(pending.begin(), pending.end(), b.addr) == pending.end())
+        pending.push_back(b.addr);
+      continue;
+    }
+    m_planted.push_back({*pa, std::move(original)});
+  }
+  return pending;
+}
+
+void GdbSession::unplant_breakpoints() {
+  // In reverse, so that two breakpoints on the same bytes restore the first original.
+  for (auto it = m_planted.rbegin(); it != m_planted.rend(); ++it)
+    (void)m_target.write_physical(it->pa, it->original);
+  m_planted.clear();
+}
+
+std::optional<uint64_t> GdbSession::read_pc(unsigned vcpu) {
+  const auto& regs = m_target.arch().registers;
+  size_t at = 0;
+  unsigned pc = 0;
+  while (pc < regs.size() && regs[pc].name != "pc" && regs[pc].name != "rip")
+    at += register_bytes(pc++);
+  if (pc == regs.size()) return std::nullopt;
+  auto bytes = m_target.read_registers(vcpu);
+  if (!bytes.ok() || at + 8 > bytes->size()) return std::nullopt;
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v |= static_cast<uint64_t>((*bytes)[at + i]) << (8 * i);
+  return v;
+}
+
 std::optional<std::string> GdbSession::resume(std::vector<DebugControl> controls) {
+  // A vCPU continuing from a planted breakpoint's address would stop there again at once
+  // (gdb steps over its breakpoints itself, other debuggers may not): it first steps over
+  // the original instruction alone, then everything resumes (on_target_event()).
+  if (!m_target.arch().sw_break.empty()) {
+    for (unsigned v = 0; v < controls.size(); ++v) {
+      if (controls[v].hold || controls[v].single_step) continue;
+      const auto pc = read_pc(v);
+      if (!pc || std::none_of(m_breakpoints.begin(), m_breakpoints.end(), [&](const Breakpoint& b) {
+            return !b.hardware && b.addr == *pc;
+          }))
+        continue;
+      std::vector<DebugControl> step(controls.size());
+      for (auto& c : step) c.hold = true;
+      step[v].hold = false;
+      step[v].single_step = true;
+      if (!m_target.resume(step).ok()) break;  // the plain resume below reports it
+      m_step_over = v;
+      m_deferred = std::move(controls);
+      m_running = true;
+      return std::nullopt;
+    }
+  }
+  // gdb has taken out the breakpoint a step starts on (it steps over it itself), so every
+  // running vCPU gets the planted ones and the pending ones.
+  const std::vector<uint64_t> pending = plant_breakpoints();
+  for (auto& c : controls) {
+    if (c.hold) continue;
+    c.software_breakpoints = !m_planted.empty();
+    for (const uint64_t addr : pending)
+      if (std::find(c.breakpoints.begin(), c.breakpoints.end(), addr) == c.breakpoints.end())
+        c.breakpoints.push_back(addr);
+  }
   if (auto r = m_target.resume(controls); !r.ok()) {
+    unplant_breakpoints();
     if (const auto code = m_target.exit_code()) return exit_reply(*code);
     return "E01";
   }

@@ -130,6 +130,21 @@ class GdbSession {
   };
   std::vector<Breakpoint> m_breakpoints;
   std::vector<Watchpoint> m_watchpoints;
+  // Software breakpoints written into guest memory for this resume (an arch with
+  // sw_break): where, and the bytes they replaced. Put back at every stop.
+  struct Planted {
+    uint64_t pa;
+    std::vector<uint8_t> original;
+  };
+  std::vector<Planted> m_planted;
+  // Plants the software breakpoints; returns those whose address is not mapped now (the
+  // engine is to watch them in its debug registers).
+  std::vector<uint64_t> plant_breakpoints();
+  // The vCPU stepping off a planted breakpoint before the continue in m_deferred.
+  std::optional<unsigned> m_step_over;
+  std::vector<DebugControl> m_deferred;
+  std::optional<uint64_t> read_pc(unsigned vcpu);
+  void unplant_breakpoints();
 };
 
 }  // namespace doppel::gdb

@@ -237,3 +237,150 @@ TEST_F(GdbSessionTest, NoAckMode) {
 
 }  // namespace
 }  // namespace doppel::gdb
+
+namespace doppel::gdb {
+namespace {
+
+TEST(GdbSessionSoftwareBreakpoints, PlantedWhileRunningAndRestoredAtEveryStop) {
+  FakeTarget target(2, {0xcc});
+  std::string wire;
+  GdbSession session(target, [&](std::string_view b) { wire += b; });
+  session.attach();
+  auto send = [&](std::string_view payload) {
+    const std::string p = encode_packet(payload);
+    session.receive(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+  };
+  target.ram[0x10] = 0x55;
+  const uint64_t va = FakeTarget::kVirtOffset + FakeTarget::kRamBase + 0x10;
+  send(fmt::format("Z0,{:x},1", va));
+  send("c");
+  ASSERT_TRUE(target.running);
+  EXPECT_EQ(target.ram[0x10], 0xcc);  // planted
+  ASSERT_EQ(target.resumes.size(), 1u);
+  EXPECT_TRUE(target.resumes[0][0].software_breakpoints);
+  EXPECT_TRUE(target.resumes[0][0].breakpoints.empty());  // not the engine's to check
+  target.event = GdbTarget::Stop{0, DebugStopKind::kBreakpoint, 0};
+  session.on_target_event();
+  EXPECT_EQ(target.ram[0x10], 0x55);  // gdb reads the original byte while stopped
+  // gdb steps over a breakpoint itself (it takes it out first): the rest stay planted.
+  send("vCont;s:1");
+  EXPECT_EQ(target.ram[0x10], 0xcc);
+  EXPECT_TRUE(target.resumes[1][0].software_breakpoints);
+  EXPECT_TRUE(target.resumes[1][0].single_step);
+  EXPECT_TRUE(target.resumes[1][1].hold);
+  EXPECT_FALSE(target.resumes[1][1].software_breakpoints);
+  target.event = GdbTarget::Stop{0, DebugStopKind::kStep, 0};
+  session.on_target_event();
+  EXPECT_EQ(target.ram[0x10], 0x55);
+  // Ctrl-C and a lost connection put the bytes back too; hbreak is the engine's.
+  send("c");
+  EXPECT_EQ(target.ram[0x10], 0xcc);
+  const uint8_t ctrl_c = 0x03;
+  session.receive(std::span(&ctrl_c, 1));
+  EXPECT_EQ(target.ram[0x10], 0x55);
+  send(fmt::format("Z1,{:x},1", va + 4));
+  send("c");
+  EXPECT_EQ(target.resumes.back()[0].breakpoints, std::vector<uint64_t>{va + 4});
+  session.disconnect();
+  EXPECT_EQ(target.ram[0x10], 0x55);
+}
+
+}  // namespace
+}  // namespace doppel::gdb
+
+namespace doppel::gdb {
+namespace {
+
+// A software breakpoint at an address the guest has not mapped yet (start_kernel before
+// paging is on) cannot be planted: every running vCPU's engine watches it instead, and the
+// stop names it as the software breakpoint gdb set.
+TEST(GdbSessionSoftwareBreakpoints, UnmappedOnesArePendingInTheEngine) {
+  FakeTarget target(2, {0xcc});
+  std::string wire;
+  GdbSession session(target, [&](std::string_view b) { wire += b; });
+  session.attach();
+  auto send = [&](std::string_view payload) {
+    wire.clear();
+    const std::string p = encode_packet(payload);
+    session.receive(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+  };
+  send("qSupported:swbreak+;hwbreak+");
+  const uint64_t unmapped = 0x1234;  // FakeTarget maps only above kVirtOffset
+  const uint64_t outside_ram = FakeTarget::kVirtOffset + 0x1000;  // mapped, but not RAM
+  send(fmt::format("Z0,{:x},1", unmapped));
+  send(fmt::format("Z0,{:x},1", outside_ram));
+  send("c");
+  ASSERT_TRUE(target.running);
+  ASSERT_EQ(target.resumes.size(), 1u);
+  for (const DebugControl& c : target.resumes[0]) {
+    EXPECT_EQ(c.breakpoints, (std::vector<uint64_t>{unmapped, outside_ram}));
+    EXPECT_FALSE(c.software_breakpoints);  // nothing planted
+  }
+  target.event = GdbTarget::Stop{1, DebugStopKind::kBreakpoint, unmapped};
+  session.on_target_event();
+  EXPECT_NE(wire.find("T05thread:2;swbreak:;"), std::string::npos) << wire;
+  // Once mapped it is planted (here: a Z1 beside it stays the engine's, and is reported
+  // as hardware when hit).
+  send(fmt::format("z0,{:x},1", unmapped));
+  send(fmt::format("z0,{:x},1", outside_ram));
+  const uint64_t mapped = FakeTarget::kVirtOffset + FakeTarget::kRamBase + 0x20;
+  send(fmt::format("Z0,{:x},1", mapped));
+  send(fmt::format("Z1,{:x},1", mapped + 8));
+  send("c");
+  EXPECT_EQ(target.ram[0x20], 0xcc);
+  EXPECT_EQ(target.resumes[1][0].breakpoints, std::vector<uint64_t>{mapped + 8});
+  EXPECT_TRUE(target.resumes[1][0].software_breakpoints);
+  target.event = GdbTarget::Stop{0, DebugStopKind::kBreakpoint, mapped + 8};
+  session.on_target_event();
+  EXPECT_NE(wire.find("T05thread:1;hwbreak:;"), std::string::npos) << wire;
+  EXPECT_EQ(target.ram[0x20], 0x00);
+}
+
+}  // namespace
+}  // namespace doppel::gdb
+
+namespace doppel::gdb {
+namespace {
+
+// A continue from the address of a planted breakpoint steps off it first (that vCPU
+// alone, nothing planted), then continues with the breakpoint in place; gdb only hears of
+// the stop that follows.
+TEST(GdbSessionSoftwareBreakpoints, ContinueFromABreakpointStepsOverItFirst) {
+  FakeTarget target(2, {0xcc});
+  std::string wire;
+  GdbSession session(target, [&](std::string_view b) { wire += b; });
+  session.attach();
+  auto send = [&](std::string_view payload) {
+    wire.clear();
+    const std::string p = encode_packet(payload);
+    session.receive(std::span(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+  };
+  const uint64_t va = FakeTarget::kVirtOffset + FakeTarget::kRamBase + 0x40;
+  target.ram[0x40] = 0x90;
+  for (unsigned i = 0; i < 8; ++i) target.regs[0][32 + i] = static_cast<uint8_t>(va >> (8 * i));
+  send(fmt::format("Z0,{:x},1", va));
+  send("c");
+  ASSERT_EQ(target.resumes.size(), 1u);
+  EXPECT_TRUE(target.resumes[0][0].single_step);
+  EXPECT_FALSE(target.resumes[0][0].software_breakpoints);
+  EXPECT_TRUE(target.resumes[0][1].hold);
+  EXPECT_EQ(target.ram[0x40], 0x90);  // not planted while stepping off it
+  wire.clear();
+  target.running = false;
+  target.event = GdbTarget::Stop{0, DebugStopKind::kStep, 0};
+  target.regs[0][32] = static_cast<uint8_t>(va + 1);  // the step moved the pc
+  session.on_target_event();
+  EXPECT_EQ(wire, "");  // no stop reply: the continue goes on
+  ASSERT_EQ(target.resumes.size(), 2u);
+  EXPECT_FALSE(target.resumes[1][0].single_step);
+  EXPECT_FALSE(target.resumes[1][1].hold);
+  EXPECT_TRUE(target.resumes[1][0].software_breakpoints);
+  EXPECT_EQ(target.ram[0x40], 0xcc);
+  target.event = GdbTarget::Stop{0, DebugStopKind::kBreakpoint, va};
+  session.on_target_event();
+  EXPECT_NE(wire.find("T05thread:1;"), std::string::npos) << wire;
+  EXPECT_EQ(target.ram[0x40], 0x90);
+}
+
+}  // namespace
+}  // namespace doppel::gdb

@@ -19,12 +19,14 @@
 #include <sstream>
 
 #include "base/unique_fd.h"
-#include "oci/files.h"
+#include "sandbox/files.h"
 #include "oci/hooks.h"
 #include "oci/process.h"
 #include "oci/sync.h"
 
 namespace doppel::oci {
+// File helpers and cgroups: the sandbox layer, shared with the jailer.
+using namespace sandbox;
 namespace {
 
 // Flags a bind remount must keep: in a user namespace they are locked and dropping one is
@@ -209,11 +211,37 @@ Result<void> populate_dev(const InitOptions& opt) {
   return ok();
 }
 
-bool mounts_dev(const Spec& spec) {
-  for (auto& m : spec.mounts)
-    if (m.destination == "/dev") return true;
-  return false;
+// "/dev", "//dev/", "/dev/." all name /dev.
+std::string clean_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
 }
+
+}  // namespace
+
+bool needs_dev_setup(const Spec& spec) {
+  for (auto& m : spec.mounts) {
+    if (clean_path(m.destination) != "/dev") continue;
+    if (m.type == "bind") return false;
+    for (auto& o : m.options)
+      if (o == "bind" || o == "rbind") return false;
+  }
+  return true;
+}
+
+namespace {
 
 Result<void> pivot_into(const InitOptions& opt) {
   if (::chdir(opt.rootfs.c_str()) != 0) return Error::from_errno(fmt::format("chdir {}", opt.rootfs));
@@ -318,7 +346,9 @@ Result<void> setup(const InitOptions& opt, std::string* state_json) {
   // pivot_root wants the new root to be a mount point.
   TRY(do_mount(opt.rootfs, opt.rootfs, "", MS_BIND | MS_REC, ""));
   for (auto& m : spec.mounts) TRY(mount_one(opt, m).context(fmt::format("mount {}", m.destination)));
-  if (mounts_dev(spec) || !spec.linux.devices.empty()) TRY(populate_dev(opt));
+  // A /dev bound from elsewhere (the host's, in crun's test_devices.py) is used as it is,
+  // as runc does (its needsSetupDev): nothing is created in it, not even the spec's devices.
+  if (needs_dev_setup(spec)) TRY(populate_dev(opt));
 
   if (opt.runtime_hooks) {
     TRY(sync_send(opt.sync_fd, SyncKind::kHooks));

@@ -41,6 +41,10 @@ struct InitOptions {
 // terminal. Also used by `exec --tty`.
 [[nodiscard]] Result<void> setup_console(const Process& process, int console_socket);
 
+// False when /dev is a bind mount (of the host's /dev, say): the container's /dev is then
+// not populated (devices, /dev/ptmx, the /dev/fd links), as runc does.
+bool needs_dev_setup(const Spec& spec);
+
 // Resolves `path` (absolute, as the container sees it) below `root`, following symlinks
 // as if `root` were "/": nothing resolves outside `root`. Missing components are kept.
 std::string resolve_in_root(const std::string& root, const std::string& path);

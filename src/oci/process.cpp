@@ -13,9 +13,11 @@
 #include <cerrno>
 #include <sstream>
 
-#include "oci/files.h"
+#include "sandbox/files.h"
 
 namespace doppel::oci {
+// File helpers and cgroups: the sandbox layer, shared with the jailer.
+using namespace sandbox;
 namespace {
 
 std::string env_value(const std::vector<std::string>& env, const std::string& key) {

@@ -566,4 +566,12 @@ std::vector<std::string> known_mount_option_names() {
   return out;
 }
 
+std::string cgroup_path_for(const Spec& spec, const std::string& id) {
+  if (!spec.linux.cgroups_path.empty()) {
+    std::string p = spec.linux.cgroups_path;
+    return p[0] == '/' ? p : "/" + p;
+  }
+  return "/" + id;
+}
+
 }  // namespace doppel::oci

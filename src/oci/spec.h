@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "sandbox/resources.h"
 
 namespace doppel::oci {
 
@@ -77,35 +78,10 @@ struct IdMapping {
   uint32_t size = 0;
 };
 
-struct Device {
-  char type = 'c';  // 'c', 'b', 'p' ('u' is read as 'c')
-  std::string path;
-  int64_t major = 0;
-  int64_t minor = 0;
-  uint32_t file_mode = 0666;
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-};
-
-struct DeviceRule {
-  bool allow = false;
-  char type = 'a';  // 'a', 'c', 'b'
-  int64_t major = -1;  // -1: any ('*')
-  int64_t minor = -1;
-  std::string access = "rwm";
-};
-
-struct Resources {
-  std::optional<int64_t> memory_limit, memory_reservation, memory_swap;
-  std::optional<uint64_t> cpu_shares;
-  std::optional<int64_t> cpu_quota;
-  std::optional<uint64_t> cpu_period;
-  std::string cpuset_cpus, cpuset_mems;
-  std::optional<int64_t> pids_limit;
-  std::optional<uint16_t> blkio_weight;
-  std::vector<DeviceRule> devices;
-  std::map<std::string, std::string> unified;  // cgroup v2 files, written as given
-};
+// Device nodes and cgroup limits are the sandbox layer's (shared with the jailer).
+using sandbox::Device;
+using sandbox::DeviceRule;
+using sandbox::Resources;
 
 struct SeccompArg {
   uint32_t index = 0;
@@ -178,5 +154,8 @@ struct Spec {
 [[nodiscard]] Result<int> rlimit_from_name(std::string_view name);      // "RLIMIT_NOFILE"
 std::vector<std::string> known_capability_names();
 std::vector<std::string> known_mount_option_names();
+
+// The cgroup path a spec asks for: linux.cgroupsPath, or "/<id>" as runc does.
+std::string cgroup_path_for(const Spec& spec, const std::string& id);
 
 }  // namespace doppel::oci

@@ -18,6 +18,7 @@
 #include "vmm/exit_codes.h"
 #include "vmm/state_codec.h"
 #include "vmm/virtio_devices.h"
+#include "base/thread_seal.h"
 
 namespace doppel {
 
@@ -157,6 +158,7 @@ Result<void> BoardX86_64::wire_ioeventfds() {
 }
 
 void BoardX86_64::ioeventfd_thread() {
+  enter_thread(ThreadKind::kIoeventfd);
   std::vector<pollfd> fds;
   for (const auto& n : m_notifiers) fds.push_back({n.fd.get(), POLLIN, 0});
   fds.push_back({m_notifier_stop.get(), POLLIN, 0});

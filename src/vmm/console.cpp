@@ -1,6 +1,7 @@
 #include "vmm/console.h"
 
 #include "base/log.h"
+#include "base/thread_seal.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -47,6 +48,8 @@ void restore_terminal_on_signal(int sig) {
 bool g_atexit_registered = false;
 
 }  // namespace
+
+void Console::restore_terminal_now() { restore_terminal(); }
 
 Result<std::unique_ptr<Console>> Console::create(const Options& options) {
   std::unique_ptr<Console> console(new Console(options));
@@ -151,6 +154,7 @@ void Console::process_input(std::span<const uint8_t> bytes) {
 }
 
 void Console::input_loop() {
+  enter_thread(ThreadKind::kStdin);
   bool eof = false;
   uint8_t buf[512];
   while (!m_stop.load(std::memory_order_acquire)) {

@@ -49,6 +49,9 @@ class Console {
   using Deliver = std::function<size_t(std::span<const uint8_t>)>;
 
   static Result<std::unique_ptr<Console>> create(const Options& options);
+  // Puts the terminal back as it was before the console made it raw, if it did.
+  // Async-signal-safe: for a fatal signal's handler (the seccomp report's).
+  static void restore_terminal_now();
   ~Console();
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;

@@ -10,6 +10,7 @@
 #include "vmm/exit_codes.h"
 #include "vmm/migration_stream.h"
 #include "vmm/state_codec.h"
+#include "base/thread_seal.h"
 
 namespace doppel {
 
@@ -134,6 +135,7 @@ void Machine::request_stop(int exit_code, std::string reason) {
 
 void Machine::vcpu_thread(unsigned index) {
   Vcpu& vcpu = m_board->vcpu(index);
+  enter_thread(ThreadKind::kVcpu, static_cast<int>(index));
   // A vCPU may park only after a kicked exit (or before it first runs): after an I/O exit
   // the next run() still has to complete that access inside the engine (KVM takes the
   // read's value on its next KVM_RUN), so the vCPU's state is not yet whole.
@@ -222,7 +224,7 @@ void Machine::handle_exit(unsigned index, Vcpu& vcpu, const VcpuExit& exit) {
   }
 }
 
-Result<int> Machine::run() {
+Result<int> Machine::run(bool seal_main_thread) {
   {
     std::lock_guard lock(m_mutex);
     m_started = true;
@@ -231,6 +233,8 @@ Result<int> Machine::run() {
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < m_board->vcpu_count(); ++i)
     threads.emplace_back([this, i] { vcpu_thread(i); });
+  // After the vCPUs exist, so that they do not inherit the main thread's filter.
+  if (seal_main_thread) enter_thread(ThreadKind::kMain);
   if (m_restore_began) {
     // For bench/lifecycle: when the restored guest got its vCPUs back, on the wall clock.
     const auto wall = std::chrono::system_clock::now().time_since_epoch();
@@ -413,15 +417,38 @@ void Machine::set_memory_chain(StateFile& state, const std::string& state_path,
   state.sections.push_back(text_section("memory.chain", names.dump()));
 }
 
+VmConfig Machine::config_in_effect() {
+  VmConfig config = m_config;
+  size_t disk = 0, net = 0;
+  for (const auto& mmio : m_board->virtio()) {
+    const auto limits = mmio->device().save_limiters();
+    auto now = [&](size_t i) {
+      RateLimiterConfig c{limits[i].bandwidth.config, limits[i].ops.config};
+      return c;
+    };
+    if (limits.size() == 1 && disk < config.disks.size()) {
+      config.disks[disk++].rate_limiter = now(0);
+    } else if (limits.size() == 2 && net < config.nets.size()) {
+      config.nets[net].rx_rate_limiter = now(0);
+      config.nets[net++].tx_rate_limiter = now(1);
+    }
+  }
+  return config;
+}
+
 Result<void> Machine::save_state(StateFile& out) {
   out.arch = m_config.arch;
   out.engine = m_config.engine;
-  out.sections.push_back(text_section("vm.config", to_json(m_config).dump()));
+  out.sections.push_back(text_section("vm.config", to_json(config_in_effect()).dump()));
   TRY(m_board->save(out));
   out.sections.push_back(make_section("uart", m_board->uart().save()));
   const auto virtio = m_board->virtio();
-  for (size_t i = 0; i < virtio.size(); ++i)
+  for (size_t i = 0; i < virtio.size(); ++i) {
     out.sections.push_back(make_section(fmt::format("virtio.{}", i), virtio[i]->save()));
+    virtio::VirtioLimitsState limits{.limiters = virtio[i]->device().save_limiters()};
+    if (!limits.limiters.empty())
+      out.sections.push_back(make_section(fmt::format("virtio.{}.limits", i), limits));
+  }
   return ok();
 }
 
@@ -435,6 +462,10 @@ Result<void> Machine::restore_state(const StateFile& in) {
       return Error::format("the snapshot has no state for virtio device {} ({}): the VM's "
                            "devices differ from the snapshot's", i, virtio[i]->name());
     TRY(virtio[i]->restore(TRY(read_section<virtio::VirtioMmioState>(in, name))));
+    // Older snapshots have no limits: the device keeps the buckets vm.config gave it.
+    if (const std::string limits = name + ".limits"; in.find(limits))
+      TRY(virtio[i]->device().restore_limiters(
+          TRY(read_section<virtio::VirtioLimitsState>(in, limits)).limiters));
   }
   if (in.find(fmt::format("virtio.{}", virtio.size())))
     return Error::format("the snapshot has more virtio devices than this VM ({})", virtio.size());
@@ -476,7 +507,8 @@ Result<void> Machine::create_snapshot(const SnapshotCreateRequest& request) {
     return r.error().context("snapshot");
   }
   if (!request.config_path.empty()) {
-    if (auto r = write_file_atomically(request.config_path, to_json(m_config).dump(2) + "\n");
+    if (auto r = write_file_atomically(request.config_path,
+                                          to_json(config_in_effect()).dump(2) + "\n");
         !r.ok()) {
       std::remove(request.mem_file_path.c_str());
       std::remove(request.snapshot_path.c_str());

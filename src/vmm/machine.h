@@ -98,7 +98,9 @@ class Machine {
 
   // Runs the vCPUs until the guest powers off, reboots or dies, or request_stop(); returns
   // the exit code (vmm/exit_codes.h). Reports a dead guest on stderr with its last lines.
-  Result<int> run();
+  // seal_main_thread: once the vCPU threads run, the calling thread enters ThreadKind::kMain
+  // (base/thread_seal.h: its seccomp filter), for a process that builds no further machine.
+  Result<int> run(bool seal_main_thread = false);
   // Stops every vCPU soon (paused ones too); the first caller's code and reason win.
   void request_stop(int exit_code, std::string reason);
 
@@ -119,6 +121,9 @@ class Machine {
 
   VmState state() const;
   const VmConfig& config() const { return m_config; }
+  // config() with the rate limiters as they are now (an API PATCH changes them): what a
+  // snapshot records, so that a restored VM keeps them. Threads: any.
+  VmConfig config_in_effect();
 
   // What a state file says beyond device state: the VM's configuration (section
   // "vm.config", the --config JSON schema) and the memory files the snapshot stands on

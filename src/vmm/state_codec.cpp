@@ -304,6 +304,56 @@ Result<void> decode_state(StateReader& r, virtio::VirtioMmioState& s) {
   return ok();
 }
 
+// ---- virtio::VirtioLimitsState ----
+
+namespace {
+constexpr size_t kBucketStateBytes = 4 * 8;
+
+void encode_bucket(StateWriter& w, const TokenBucketState& b) {
+  w.write_u64(b.config.size);
+  w.write_u64(b.config.refill_time_ms);
+  w.write_u64(b.config.one_time_burst);
+  w.write_i64(b.budget);
+}
+
+Result<TokenBucketState> decode_bucket(StateReader& r) {
+  TokenBucketState b;
+  b.config.size = TRY(r.read_u64("size"));
+  b.config.refill_time_ms = TRY(r.read_u64("refill_time"));
+  b.config.one_time_burst = TRY(r.read_u64("one_time_burst"));
+  b.budget = TRY(r.read_i64("budget"));
+  // The bucket's own check (TokenBucket::restore) on a scratch clock: a decoded state is
+  // one a bucket can be in.
+  TRY(TokenBucket::restore(b, 0));
+  return b;
+}
+}  // namespace
+
+void encode_state(StateWriter& w, const virtio::VirtioLimitsState& s) {
+  w.write_u32(s.version);
+  w.write_vector(s.limiters, [](StateWriter& out, const RateLimiterState& l) {
+    encode_bucket(out, l.bandwidth);
+    encode_bucket(out, l.ops);
+  });
+}
+
+Result<void> decode_state(StateReader& r, virtio::VirtioLimitsState& s) {
+  s.version = TRY(read_version(r, virtio::VirtioLimitsState::kVersion));
+  auto limiter = [](StateReader& in, size_t i) -> Result<RateLimiterState> {
+    RateLimiterState l;
+    auto bw = decode_bucket(in);
+    if (!bw.ok()) return bw.release_error().context(fmt::format("limiter {}: bandwidth", i));
+    l.bandwidth = bw.release_value();
+    auto ops = decode_bucket(in);
+    if (!ops.ok()) return ops.release_error().context(fmt::format("limiter {}: ops", i));
+    l.ops = ops.release_value();
+    return l;
+  };
+  s.limiters = TRY(r.read_vector<RateLimiterState>("limiters", kMaxStateLimiters,
+                                                   2 * kBucketStateBytes, limiter));
+  return ok();
+}
+
 // ---- kvm::VcpuState ----
 
 void encode_state(StateWriter& w, const kvm::VcpuState& s) {

@@ -42,6 +42,7 @@ constexpr size_t kMaxStatePlicSources = 1024;  // Plic's own limit
 constexpr size_t kMaxStatePlicContexts = 2 * kMaxStateHarts;
 constexpr size_t kMaxStateVirtqueues = 1024;
 constexpr size_t kMaxStateMsrs = 4096;  // KVM lists a few hundred
+constexpr size_t kMaxStateLimiters = 16;  // a device has one or two
 
 void encode_state(StateWriter& w, const rv64::HartState& s);
 void encode_state(StateWriter& w, const rv64::ClintState& s);
@@ -52,6 +53,7 @@ void encode_state(StateWriter& w, const I8042State& s);
 void encode_state(StateWriter& w, const AcpiPmState& s);
 void encode_state(StateWriter& w, const virtio::Virtqueue::State& s);
 void encode_state(StateWriter& w, const virtio::VirtioMmioState& s);
+void encode_state(StateWriter& w, const virtio::VirtioLimitsState& s);
 void encode_state(StateWriter& w, const kvm::VcpuState& s);
 void encode_state(StateWriter& w, const kvm::KvmVmState& s);
 
@@ -64,6 +66,7 @@ Result<void> decode_state(StateReader& r, I8042State& s);
 Result<void> decode_state(StateReader& r, AcpiPmState& s);
 Result<void> decode_state(StateReader& r, virtio::Virtqueue::State& s);
 Result<void> decode_state(StateReader& r, virtio::VirtioMmioState& s);
+Result<void> decode_state(StateReader& r, virtio::VirtioLimitsState& s);
 Result<void> decode_state(StateReader& r, kvm::VcpuState& s);
 Result<void> decode_state(StateReader& r, kvm::KvmVmState& s);
 

@@ -56,6 +56,7 @@ void decode_as_everything(const StateSection& section) {
   try_decode<AcpiPmState>(section);
   try_decode<virtio::Virtqueue::State>(section);
   try_decode<virtio::VirtioMmioState>(section);
+  try_decode<virtio::VirtioLimitsState>(section);
   try_decode<kvm::VcpuState>(section);
   try_decode<kvm::KvmVmState>(section);
 }

@@ -848,5 +848,20 @@ TEST_F(StateFileTest, ReadErrorsNameThePath) {
   EXPECT_TRUE(contains(r.error(), junk + ": truncated: the header promises")) << r.error().message();
 }
 
+TEST_F(StateFileTest, RateLimiterStatesRoundTripAndImpossibleOnesAreRefused) {
+  virtio::VirtioLimitsState limits;
+  limits.limiters.push_back({{{2'000'000, 200, 0}, -123456}, {{20, 100, 5}, 7}});
+  limits.limiters.push_back({});
+  auto section = make_section("virtio.3.limits", limits);
+  auto back = decode_section<virtio::VirtioLimitsState>(section);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->limiters, limits.limiters);
+
+  limits.limiters[0].ops.budget = 21;
+  EXPECT_EQ(decode_error(limits).message(), "s: limiter 0: ops: budget: 21 is more than the size 20");
+  limits.limiters.assign(kMaxStateLimiters + 1, {});
+  EXPECT_TRUE(contains(decode_error(limits), "limiters: 17 entries"));
+}
+
 }  // namespace
 }  // namespace doppel

@@ -77,7 +77,8 @@ Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     add(con.release_value());
   }
   if (config.vsock) {
-    auto vsock = virtio::VirtioVsock::create(mem, config.vsock->cid, config.vsock->uds, "virtio-vsock");
+    auto vsock = virtio::VirtioVsock::create(mem, config.vsock->cid, config.vsock->uds,
+                                             "virtio-vsock", disks_inactive);
     if (!vsock.ok()) return vsock.error().context("--vsock");
     add(vsock.release_value());
   }

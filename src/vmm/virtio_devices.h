@@ -25,8 +25,9 @@ size_t virtio_device_count(const VmConfig& config);
 
 // irq_for(i) is the line for device i (0-based, in the order above); called once per device.
 // Fails, naming the resource, if a disk, TAP or console stream cannot be opened.
-// disks_inactive: an incoming migration's disks, opened without their image locks
-// (activate_images() takes them at the switch-over).
+// disks_inactive: an incoming migration's disks, opened without their image locks, and its
+// vsock, not yet listening on its socket path (activate_images() takes both at the
+// switch-over: the source may be on this host, on the same files and path).
 Result<std::vector<std::unique_ptr<virtio::VirtioMmio>>> create_virtio_devices(
     const VmConfig& config, GuestMemory& mem, const std::function<IrqLine&(size_t)>& irq_for,
     bool disks_inactive = false);

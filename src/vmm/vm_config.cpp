@@ -338,13 +338,13 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::string& base_dir) {
   JsonReader top(doc, "");
   if (!doc.is_object()) return Error::format("the top level must be an object, got {}", doc.type_name());
-  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console", "vsock"}));
+  TRY(top.only_keys({"machine", "boot", "disks", "nets", "console", "vsock", "limits"}));
 
   if (top.has("machine")) {
     JsonReader m(top.at("machine"), "machine");
     TRY(m.expect_object());
-    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "memory_shared", "on_reboot", "jit",
-                     "jit_cache"}));
+    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "memory_shared", "on_reboot", "seccomp",
+                     "jit", "jit_cache"}));
     if (m.has("arch")) {
       auto arch = parse_arch(TRY(m.string("arch")));
       if (!arch) return m.fail("arch", arch.error().message());
@@ -388,6 +388,7 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
       if (auto r = check_jit_cache(*v); !r) return m.fail("jit_cache", r.error().message());
       config.jit_cache = *v;
     }
+    if (m.has("seccomp")) config.seccomp = TRY(m.boolean("seccomp"));
     if (m.has("on_reboot")) {
       auto v = parse_on_reboot(TRY(m.string("on_reboot")));
       if (!v) return m.fail("on_reboot", v.error().message());
@@ -495,6 +496,33 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
     VsockConfig vsock{static_cast<uint32_t>(cid), resolve(base_dir, TRY(v.string("uds_path")))};
     if (auto r = check_vsock(vsock); !r) return v.fail("", r.error().message());
     config.vsock = std::move(vsock);
+  }
+
+  if (top.has("limits")) {
+    // {"cpu_quota": "50%", "memory_limit": "512M", "io_limit": "bw=10M,iops=1000", "pids_limit": 64}
+    JsonReader l(top.at("limits"), "limits");
+    TRY(l.expect_object());
+    TRY(l.only_keys({"cpu_quota", "memory_limit", "io_limit", "pids_limit"}));
+    if (l.has("cpu_quota")) {
+      auto q = parse_cpu_quota(TRY(l.string("cpu_quota")));
+      if (!q) return l.fail("cpu_quota", q.error().message());
+      config.limits.cpu_quota_us = *q;
+    }
+    if (l.has("memory_limit")) {
+      auto m = parse_memory_limit(TRY(l.string("memory_limit")));
+      if (!m) return l.fail("memory_limit", m.error().message());
+      config.limits.memory_bytes = *m;
+    }
+    if (l.has("io_limit")) {
+      auto io = parse_io_limit(TRY(l.string("io_limit")));
+      if (!io) return l.fail("io_limit", io.error().message());
+      config.limits.io = *io;
+    }
+    if (l.has("pids_limit")) {
+      auto p = parse_pids_limit(std::to_string(TRY(l.unsigned_int("pids_limit"))));
+      if (!p) return l.fail("pids_limit", p.error().message());
+      config.limits.pids = *p;
+    }
   }
 
   if (top.has("console")) {
@@ -641,6 +669,7 @@ json to_json(const VmConfig& config) {
                     {"jit", config.jit ? "on" : "off"},
                     {"jit_cache", fmt::format("{}K", config.jit_cache / KiB)},
                     {"on_reboot", config.on_reboot == OnReboot::kExit ? "exit" : "restart"}};
+  if (!config.seccomp) doc["machine"]["seccomp"] = false;  // the default (on) goes unsaid
   doc["boot"] = {{"kernel", config.kernel}, {"initrd", config.initrd},
                  {"firmware", config.firmware}, {"cmdline", config.cmdline},
                  {"from", to_string(config.boot_from)}};
@@ -670,6 +699,13 @@ json to_json(const VmConfig& config) {
   if (config.console2)
     doc["console"][config.console2->kind == ConsoleConfig::Kind::kFile ? "file" : "socket"] =
         config.console2->path;
+  if (config.limits.cpu_quota_us) doc["limits"]["cpu_quota"] = cpu_quota_text(*config.limits.cpu_quota_us);
+  if (config.limits.memory_bytes) {
+    const uint64_t bytes = *config.limits.memory_bytes;  // parse_memory_limit's units: K at least
+    doc["limits"]["memory_limit"] = bytes % MiB == 0 ? fmt::format("{}M", bytes / MiB) : fmt::format("{}K", bytes / KiB);
+  }
+  if (config.limits.io.any()) doc["limits"]["io_limit"] = io_limit_text(config.limits.io);
+  if (config.limits.pids) doc["limits"]["pids_limit"] = *config.limits.pids;
   return doc;
 }
 

@@ -16,6 +16,7 @@
 #include "backends/rate_limiter.h"
 #include "backends/slirp_options.h"
 #include "base/result.h"
+#include "vmm/resource_limits.h"
 
 namespace doppel {
 
@@ -84,6 +85,10 @@ struct VmConfig {
   std::optional<ConsoleConfig> console2;
   std::optional<VsockConfig> vsock;
   OnReboot on_reboot = OnReboot::kExit;
+  // Enforced by a cgroup around the whole process (vmm/resource_limits.h).
+  ResourceLimits limits;
+  // Per-thread seccomp filters for the VMM (sandbox/vmm_seccomp.h); off only for debugging.
+  bool seccomp = true;
   // riscv64 emulator: the block translator (engines/emu/riscv64/jit/), x86-64 hosts only;
   // the interpreter otherwise. jit_cache: its code cache, shared out among the harts.
 #if defined(__x86_64__)

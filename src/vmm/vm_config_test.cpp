@@ -132,6 +132,20 @@ TEST_F(VmFileTest, FirmwareNoneAndBootFromDisk) {
             std::string::npos);
 }
 
+TEST_F(VmFileTest, SeccompIsOnUnlessTheFileTurnsItOff) {
+  auto on = load_vm_file(write_file(R"({"machine": {"cpus": 1}})"), VmConfig{});
+  ASSERT_TRUE(on.ok()) << on.error().message();
+  EXPECT_TRUE(on->seccomp);
+  EXPECT_FALSE(to_json(*on)["machine"].contains("seccomp"));
+  auto off = load_vm_file(write_file(R"({"machine": {"seccomp": false}})"), VmConfig{});
+  ASSERT_TRUE(off.ok()) << off.error().message();
+  EXPECT_FALSE(off->seccomp);
+  VmConfig again;
+  ASSERT_TRUE(apply_json(again, to_json(*off)).ok());
+  EXPECT_FALSE(again.seccomp);
+  EXPECT_NE(error_of(R"({"machine": {"seccomp": "no"}})").find("machine.seccomp"), std::string::npos);
+}
+
 TEST(BootFrom, DiskNeedsADiskAndDefaultsTheKernelToUboot) {
   VmConfig config;
   config.firmware = "/etc/hostname";

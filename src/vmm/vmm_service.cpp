@@ -216,7 +216,8 @@ Result<int> VmmService::run_pending(bool from_api) {
     if (auto hooked = m_options.before_run ? m_options.before_run(**machine) : ok(); !hooked.ok())
       code = hooked.release_error();
     else
-      code = (*machine)->run();
+      code = (*machine)->run(m_options.seal_main_thread &&
+                             (*machine)->config().on_reboot != OnReboot::kRestart);
     if (m_options.after_run) m_options.after_run(code.ok() ? *code : kExitError);
     route_input_to(nullptr);
     {
@@ -406,6 +407,17 @@ Result<void> VmmService::update_rate_limiters(const RateLimiterUpdate& update) {
   {
     std::lock_guard lock(m_mutex);
     --m_busy;
+    // GET /vm/config shows the limits in effect (as a snapshot records them).
+    if (found && m_config) {
+      if (disk && update.index < m_config->disks.size()) {
+        auto& limits = m_config->disks[update.index].rate_limiter;
+        limits = patched(limits, update.disk);
+      } else if (!disk && update.index < m_config->nets.size()) {
+        auto& n = m_config->nets[update.index];
+        n.rx_rate_limiter = patched(n.rx_rate_limiter, update.rx);
+        n.tx_rate_limiter = patched(n.tx_rate_limiter, update.tx);
+      }
+    }
   }
   m_cv.notify_all();
   if (!found)

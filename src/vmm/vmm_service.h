@@ -57,6 +57,9 @@ class VmmService final : public VmControl {
     // gdb stub (gdb/gdb_server.h) uses them.
     std::function<Result<void>(Machine&)> before_run;
     std::function<void(int exit_code)> after_run;
+    // The main thread enters ThreadKind::kMain (its seccomp filter) once the VM runs, unless
+    // --on-reboot=restart will have it build another machine.
+    bool seal_main_thread = false;
   };
   static Result<std::unique_ptr<VmmService>> create(const Options& options);
   ~VmmService() override;

@@ -47,6 +47,13 @@ expect 1 "^doppel: --net: tap=t0,tx_ops=5/0x: refill time '0x' is not a number o
 expect 1 '^doppel: --engine kvm runs x86_64 guests' run "${k[@]}" --engine kvm
 # What a kernel or a NIC would take silently and get wrong (issue 14).
 expect 1 '^doppel: --cpus -1: must be between 1 and 8$' run --cpus -1 "${k[@]}"
+# Resource limits (README "Resource limits and the jailer"): bad values name the flag.
+expect 1 "^doppel: --cpu-quota: 'fast': expected a share of one CPU such as 50% or 12.5%$" run "${k[@]}" --cpu-quota fast
+expect 1 "^doppel: --cpu-quota: '0%': must be between 1% and 800%$" run "${k[@]}" --cpu-quota 0%
+expect 1 "^doppel: --memory-limit: '1K': must be at least 4M$" run "${k[@]}" --memory-limit 1K
+expect 1 "^doppel: --io-limit: 'speed=3': unknown key 'speed'" run "${k[@]}" --io-limit speed=3
+expect 1 "^doppel: --pids-limit: '2': must be between 8 and" run "${k[@]}" --pids-limit 2
+expect 0 '"cpu_quota": "12.5%"' run "${k[@]}" --cpu-quota 12.5% --print-config
 expect 1 "^doppel: --net: tap=t0,mac=00:00:00:00:00:00: '00:00:00:00:00:00' is the all-zero MAC address" \
   run "${k[@]}" --net tap=t0,mac=00:00:00:00:00:00
 expect 1 "is a multicast MAC address" run "${k[@]}" --net tap=t0,mac=ff:ff:ff:ff:ff:ff
@@ -87,7 +94,9 @@ expect 0 '"cpus": 4' run --config "$tmp/vm.json" --cpus 4 --print-config
 echo '{"machine": {"cpus": 0}}' >"$tmp/bad.json"
 expect 1 "^doppel: $tmp/bad.json: machine.cpus: must be between 1 and 8, got 0$" run --config "$tmp/bad.json"
 echo '{"machine": {"cpu": 2}}' >"$tmp/typo.json"
-expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot, jit, jit_cache\)" run --config "$tmp/typo.json"
+expect 1 "--seccomp maybe: expected on or off" run --seccomp maybe
+expect 1 "--seccomp nah: expected on or off" restore /nonexistent --seccomp nah
+expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot, seccomp, jit, jit_cache\)" run --config "$tmp/typo.json"
 
 printf '{"machine": {"cpus": 2,\n  "memory": 128M}}' >"$tmp/syntax.json"
 expect 1 "^doppel: $tmp/syntax.json: not valid JSON: parse error at line 2, column 16: .*last read: .128M." run --config "$tmp/syntax.json"

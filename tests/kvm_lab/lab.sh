@@ -8,19 +8,22 @@
 #
 #   tests/kvm_lab/lab.sh --doppel build/doppel --guest-dir DIR --script L1_SCRIPT [--extra FILE]...
 #                        [--out-disk FILE] [--qemu-l2] [--timeout SECONDS] [--smp N]
+#                        [--serial2 SOCKET]
 #
 # L1_SCRIPT runs as the tail of L1's /init (which gives it wait_for), with /dev/kvm ready, doppel at /lab/doppel and
 # the guest kit at /lab/guest/{kernel,vmlinux,initrd.cpio.gz}; --extra files land in /lab/.
 # With --qemu-l2, qemu-system-x86_64 and what it needs are copied in too (as /lab/qemu).
 # --out-disk FILE (an existing file) is L1's NVMe disk /dev/nvme0n1 (the cloud kernel has
 # NVMe built in): what L1 writes there is in FILE once the lab has run.
+# --serial2 SOCKET: L1's second serial port /dev/ttyS1 on a Unix socket QEMU listens on (a
+# byte pipe between the host and L1, e.g. for gdb).
 # L1's console (and so the script's output) goes to stdout. Exit status: 0 if L1 ran the
 # script and powered off; 2 on a lab set-up failure (message on stderr).
 set -euo pipefail
 
 die() { echo "kvm-lab: $*" >&2; exit 2; }
 
-doppel="" guest_dir="" script="" qemu_l2=0 timeout=600 smp=1 out_disk=""
+doppel="" guest_dir="" script="" qemu_l2=0 timeout=600 smp=1 out_disk="" serial2=""
 extras=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --qemu-l2) qemu_l2=1; shift ;;
     --timeout) timeout=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
+    --serial2) serial2=$2; shift 2 ;;
     *) die "unknown argument '$1'" ;;
   esac
 done
@@ -134,6 +138,7 @@ cp "$script" "$root/lab/script.sh"
 disk_args=()
 [ -n "$out_disk" ] && disk_args=(-drive "file=$out_disk,if=none,id=out,format=raw"
                                  -device nvme,drive=out,serial=doppel-lab)
+[ -n "$serial2" ] && disk_args+=(-serial "unix:$serial2,server=on,wait=off")
 
 # QEMU 7.2's TCG can lose a local-APIC interrupt: the timer vector sits in L1's IRR while
 # the CPU is never told. Seen twice: L1 halted with IF=1, and L1 inside L2 while an L2 CPU

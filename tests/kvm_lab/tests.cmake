@@ -16,3 +16,6 @@ set_tests_properties(kvm_lab_migrate PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200
 add_test(NAME kvm_lab_net_vsock
          COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/net_vsock_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
 set_tests_properties(kvm_lab_net_vsock PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "lab;kvm")
+add_test(NAME kvm_lab_gdb
+         COMMAND sh -c "exec ${CMAKE_SOURCE_DIR}/tests/kvm_lab/gdb_test.sh $<TARGET_FILE:doppel> \"$(${CMAKE_SOURCE_DIR}/guest/build.sh --arch x86_64 --print-dir 2>/dev/null)\"")
+set_tests_properties(kvm_lab_gdb PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1200 LABELS "lab;kvm;gdb")

@@ -90,3 +90,32 @@ seq_file_is_right() {
     fail "seq.txt on the host is not seq 1 $(($2 * 500))"
   e2fsck -fn "$1" >"$WORK/fsck.log" 2>&1 || { cat "$WORK/fsck.log" >&2; fail "e2fsck found errors"; }
 }
+
+# vsock_host_connect UDS PORT DATA: through the VM's vsock socket UDS (Firecracker's
+# convention), CONNECT to the guest's vsock PORT (retrying while nothing listens yet), send
+# DATA, print the answer.
+vsock_host_connect() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import socket, sys, time
+path, port, data = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+for _ in range(40):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(path)
+    s.sendall(b"CONNECT %s\n" % port.encode())
+    line = b""
+    while not line.endswith(b"\n"):
+        b = s.recv(1)
+        if not b: break
+        line += b
+    if line.startswith(b"OK "): break
+    time.sleep(0.5)  # no listener yet
+else:
+    sys.exit("no OK from the guest")
+s.sendall(data); s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    b = s.recv(4096)
+    if not b: break
+    out += b
+print(out.decode().strip())
+PY
+}

@@ -23,32 +23,8 @@ python3 -m http.server "$http_port" --bind 127.0.0.1 --directory "$WORK/www" >"$
 http_pid=$!
 trap 'kill $http_pid 2>/dev/null || true; cleanup' EXIT
 
-# host_connect PORT DATA [UDS]: CONNECT to the guest's vsock PORT, send DATA, print the answer.
-host_connect() {
-  python3 - "${3:-$uds}" "$1" "$2" <<'PY'
-import socket, sys, time
-path, port, data = sys.argv[1], sys.argv[2], sys.argv[3].encode()
-for _ in range(40):
-    s = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(path)
-    s.sendall(b"CONNECT %s\n" % port.encode())
-    line = b""
-    while not line.endswith(b"\n"):
-        b = s.recv(1)
-        if not b: break
-        line += b
-    if line.startswith(b"OK "): break
-    time.sleep(0.5)  # no listener yet
-else:
-    sys.exit("no OK from the guest")
-s.sendall(data); s.shutdown(socket.SHUT_WR)
-out = b""
-while True:
-    b = s.recv(4096)
-    if not b: break
-    out += b
-print(out.decode().strip())
-PY
-}
+# host_connect PORT DATA [UDS]: vsock_host_connect on this VM's socket by default.
+host_connect() { vsock_host_connect "${3:-$uds}" "$1" "$2"; }
 
 vm_start orig "$(doppel_cmd --net "user,hostfwd=tcp:127.0.0.1:$fwd_port-:8000" --vsock "cid=3,uds=$uds" --api-sock "$sock")"
 vm_wait_ready

@@ -2,7 +2,9 @@
 # Local live update: a VM with shared guest RAM (--memory-shared) moves to another doppel
 # binary on the same host over a Unix socket. Its RAM is handed over as a memory file, not
 # copied: the report shows no pages sent and the RAM handed over, and `cpumark` started
-# before the update prints an uninterrupted run's checksum on the new process.
+# before the update prints an uninterrupted run's checksum on the new process. The VM's vsock
+# socket path moves with it: the new process listens on the same path once the old one let
+# go, and a host program reaches a guest listener through it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
@@ -13,8 +15,9 @@ DEST=unix:$WORK/update.sock
 # "The new binary": a copy of this one, at another path.
 cp "$DOPPEL" "$WORK/doppel-new"
 OLD_DOPPEL=$DOPPEL
-DOPPEL=$WORK/doppel-new start_destination
-vm_start src "$OLD_DOPPEL --log-level info run --arch riscv64 --memory-shared --api-sock $sock"
+uds=$WORK/vsock.sock
+DOPPEL=$WORK/doppel-new start_destination --vsock "cid=3,uds=$uds"
+vm_start src "$OLD_DOPPEL --log-level info run --arch riscv64 --memory-shared --vsock cid=3,uds=$uds --api-sock $sock"
 vm_wait_ready
 wait_sock "$sock"
 vm_send 'echo before > /tmp/kept'
@@ -30,5 +33,9 @@ source_exited_and_destination_finished "$want"
 printf '%s\n' 'cat /tmp/kept; echo KEPT-""DONE' >&9
 dest_wait_for 'KEPT-DONE'
 grep -aq '^before' "$WORK/dest.out" || fail "a file written before the update is gone"
+printf '%s\n' 'echo guest-after-update | vsock listen 7000 >/dev/null & echo "VL-$((6*7))"' >&9
+dest_wait_for 'VL-42'
+got=$(vsock_host_connect "$uds" 7000 x) || fail "host -> guest vsock after the update"
+[[ $got == guest-after-update ]] || fail "host -> guest vsock after the update: got '$got'"
 destination_powers_off
-echo "PASS: local live update with the RAM handed over: $want"
+echo "PASS: local live update with the RAM and the vsock socket handed over: $want"

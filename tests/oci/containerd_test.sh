@@ -27,10 +27,18 @@ cleanup() {
   [ -n "${cpid:-}" ] && kill "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$work"
-  # The namespace's parent cgroup (runtimes remove only a container's own).
-  rmdir /sys/fs/cgroup/*/doppeltest /sys/fs/cgroup/doppeltest 2>/dev/null
+  # The namespace's parent cgroup (runtimes remove only a container's own), and below it
+  # any container's a failed check left, with what still runs there.
+  local d f pid
+  for d in /sys/fs/cgroup/*/doppeltest /sys/fs/cgroup/doppeltest; do
+    [ -d "$d" ] || continue
+    for f in $(find "$d" -name freezer.state); do echo THAWED > "$f" 2>/dev/null; done
+    for pid in $(cat $(find "$d" -name cgroup.procs) 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+    for _ in $(seq 20); do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; [ -d "$d" ] || break; sleep 0.1; done
+  done
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # a killed test cleans up too (bash skips the EXIT trap otherwise)
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 check() { if eval "$2"; then echo "ok: $1"; else fail "$1"; fi; }
 

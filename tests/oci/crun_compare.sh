@@ -14,6 +14,7 @@ runc=$(command -v runc || true)
 
 out=$(mktemp -d /tmp/doppel-crun-compare.XXXXXX)
 trap 'rm -rf "$out"' EXIT
+trap 'exit 143' TERM INT HUP
 "$here/crun_suite.sh" "$doppel" > "$out/doppel.txt"; rc=$?
 [ $rc = 77 ] && { cat "$out/doppel.txt"; exit 77; }
 "$here/crun_suite.sh" --adapt-runc "$runc" > "$out/runc.txt"

@@ -22,6 +22,7 @@ tests="$src/tests"
 
 work=$(mktemp -d /tmp/doppel-crun-suite.XXXXXX)
 cleanup() {
+  reap_leftovers
   # test_delete.py freezes a container in a v1 freezer cgroup of its own ("frozen") and
   # cannot remove it while the killed process waits there: thaw it and remove it.
   local f=/sys/fs/cgroup/freezer/frozen
@@ -31,24 +32,33 @@ cleanup() {
   fi
   rm -rf "$work"
 }
-# After each test file: the suite's containers are named test-*/container-*; a test that
-# fails half-way (or uses a crun-only flag) can leave one running. Kill what is left in
-# cgroups made during this run, then remove those cgroups.
+# After each test file: a test that fails half-way (or uses a crun-only flag) can leave a
+# container running. The ids this run created (noted by $work/id-logger, which runs the
+# runtime) name its cgroups: kill what is left there and remove them. Only this run's: the
+# suite may run in another worktree at the same time, with containers named alike.
 reap_leftovers() {
-  local d pid
-  for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d \( -name 'test-*' -o -name 'container-*' \) -newer "$work/.start" 2>/dev/null); do
-    [ -f "$d/freezer.state" ] && echo THAWED > "$d/freezer.state" 2>/dev/null
-    [ -f "$d/cgroup.freeze" ] && echo 0 > "$d/cgroup.freeze" 2>/dev/null
-    for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-  done
-  for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d \( -name 'test-*' -o -name 'container-*' \) -newer "$work/.start" 2>/dev/null); do
-    for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.1; done
+  local id d pid
+  for id in $(sort -u "$work/.ids" 2>/dev/null); do
+    for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$id" 2>/dev/null); do
+      [ -f "$d/freezer.state" ] && echo THAWED > "$d/freezer.state" 2>/dev/null
+      [ -f "$d/cgroup.freeze" ] && echo 0 > "$d/cgroup.freeze" 2>/dev/null
+      for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+    done
+    for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$id" 2>/dev/null); do
+      for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.1; done
+    done
   done
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # a killed run cleans up too (bash skips the EXIT trap otherwise)
 cp -a "$tests"/. "$work"/
 cd "$work" || exit 1
 touch "$work/.start"
+# The tests that run as another user (chown_rootfs_to) make their bundles with mkdtemp() and
+# never remove them: keep those in $work too (its path must be searchable by that user).
+chmod 755 "$work"
+mkdir -m 1777 "$work/tmp"
+export TMPDIR=$work/tmp
 if [ -n "$adapt" ]; then
   cat > "$work/runc-adapter" <<ADAPTER
 #!/bin/bash
@@ -65,7 +75,23 @@ ADAPTER
   chmod +x "$work/runc-adapter"
   runtime="$work/runc-adapter"
 fi
-export INIT="$cache/init" OCI_RUNTIME="$runtime" LANG=C
+# The runtime the suite calls: notes the id of each container made (run/create's last
+# argument, the names crun's tests give: test-*, container-*), then runs the runtime.
+cat > "$work/id-logger" <<LOGGER
+#!/bin/bash
+cmd=
+for a; do
+  case "\$a" in --root|--log|--log-format|--cgroup-manager) skip=1; continue ;; -*) continue ;; esac
+  [ -n "\${skip:-}" ] && { skip=; continue; }
+  cmd=\$a; break
+done
+if [ "\$cmd" = run ] || [ "\$cmd" = create ]; then
+  case "\${@: -1}" in test-*|container-*) echo "\${@: -1}" >> "$work/.ids" ;; esac
+fi
+exec "$runtime" "\$@"
+LOGGER
+chmod +x "$work/id-logger"
+export INIT="$cache/init" OCI_RUNTIME="$work/id-logger" LANG=C
 # test_exec.py's exec_write_pid_file accepts only a pid of five digits or more: on a host
 # whose pids are still below 10000 it fails for any runtime, and the runtime that runs
 # second (once pids reach 10000) passes it. Start every run at 10000, as pids on a busy

@@ -12,22 +12,35 @@ busybox=$(command -v busybox || true)
 [ -x "$busybox" ] || { echo "SKIP: no busybox (busybox-static)"; exit 77; }
 
 work=$(mktemp -d /tmp/doppel-oci-test.XXXXXX)
+touch "$work/.start"  # cgroups newer than this are this run's
 root=$work/state
 ids=()
 fails=0
 cleanup() {
-  for id in "${ids[@]}"; do "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1; done
+  # Every container still known (a check that failed half-way may leave any of them), then
+  # whatever outlived the runtime: processes in their cgroups, the cgroups, mounts.
+  local id d pid
+  for id in "${ids[@]}" $("$rt" --root "$root" list -q 2>/dev/null); do
+    "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1
+  done
   [ -n "${console_pid:-}" ] && kill "$console_pid" 2>/dev/null
+  for d in $(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name 't[1-]*' -newer "$work/.start" 2>/dev/null); do
+    [ -f "$d/freezer.state" ] && echo THAWED > "$d/freezer.state" 2>/dev/null
+    for pid in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+    for _ in $(seq 20); do rmdir "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.1; done
+  done
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # a killed test cleans up too (bash skips the EXIT trap otherwise)
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 check() { if eval "$2"; then echo "ok: $1"; else fail "$1"; fi; }
 
 bundle=$work/bundle
 mkdir -p "$bundle/rootfs/bin" "$work/shared"
 cp "$busybox" "$bundle/rootfs/bin/busybox"
-for c in sh echo cat sleep id hostname test ls true false; do ln -s busybox "$bundle/rootfs/bin/$c"; done
+for c in sh echo cat sleep id hostname test ls true false stat; do ln -s busybox "$bundle/rootfs/bin/$c"; done
 
 cd "$bundle"
 "$rt" spec && check "spec writes config.json" '[ -s config.json ]'
@@ -164,6 +177,21 @@ out=$("$rt" --root "$root" run t-hookfail 2>&1); rc=$?
 check "a failing prestart hook fails run" '[ $rc -ne 0 ] && echo "$out" | grep -q "prestart hook /bin/false: exit status 1"'
 check "nothing is left in the state directory" '[ -z "$(ls "$root")" ]'
 check "no mount of the bundle is left" '! grep -q "$work" /proc/self/mountinfo'
+
+# The host's /dev bound as the container's /dev (crun's test_devices.py does this): it is
+# used as it is, as runc does; nothing is made in it, not even the config's devices.
+fake_dev=/dev/doppel-oci-test-$$
+rm -f "$fake_dev"
+host_null=$(stat -c '%i %t:%T %F' /dev/null)
+config 'c["process"]["args"] = ["sh", "-c", "stat -c \"%i %t:%T %F\" /dev/null; if test -e '"$fake_dev"'; then echo made; fi"]' \
+       'c["mounts"].append({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind", "rw"]})' \
+       'c["linux"]["devices"] = [{"path": "'"$fake_dev"'", "type": "c", "major": 1, "minor": 3}]'
+out=$("$rt" --root "$root" run t-hostdev 2>&1); rc=$?
+check "with the host's /dev bound, the container sees the host's /dev/null ($out)" \
+  '[ $rc -eq 0 ] && [ "$out" = "$host_null" ]'
+check "... and nothing is created in the host's /dev" '[ ! -e "$fake_dev" ]'
+check "... and the host's /dev/null is untouched" '[ "$(stat -c "%i %t:%T %F" /dev/null)" = "$host_null" ]'
+rm -f "$fake_dev"
 
 [ $fails -eq 0 ] && echo "all passed" || echo "$fails failed"
 [ $fails -eq 0 ]

@@ -7,7 +7,7 @@
 # fill is 1.3% and 0.7% of it), must be the limit within 15%. Unlimited, the same guest
 # writes at about 55 MB/s on the development machine. Then a PATCH /drives/0 (the API)
 # lowers the bandwidth to 5 MB/s (a 1 MB bucket: the guest's requests are 512 KiB now), and
-# the next dd must run at that rate.
+# the next dd must run at that rate, and again after a snapshot and a restore.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
@@ -39,13 +39,33 @@ status=$(curl -s -o "$WORK/patch.out" -w '%{http_code}' --unix-socket "$sock" -X
 vm_send "read a _ </proc/uptime; dd if=/dev/zero of=/dev/\$BW bs=512k count=$((patch_mib * 2)) oflag=direct 2>/dev/null && echo PATCHED-OK; read b _ </proc/uptime; echo \"PATCHED-TIME \$a \$b\""
 vm_wait_for 'PATCHED-TIME [0-9]'
 grep -aq PATCHED-OK "$VM_OUT" || fail "dd after the PATCH failed"
-vm_send 'poweroff -f'
-vm_wait_exit 0
-
 check_rate "disk bandwidth" "$((bw_mib * 1048576))" "$(guest_elapsed BW-TIME)" 10000000 B
 check_rate "disk ops" "$ops" "$(guest_elapsed OPS-TIME)" 200 requests
 check_rate "disk bandwidth after PATCH" "$((patch_mib * 1048576))" "$(guest_elapsed PATCHED-TIME)" 5000000 B
+
+# The PATCHed limit is part of the VM's state (rule 9): snapshot, kill, restore, and the
+# restored VM's configuration and its next dd show 5 MB/s, not the 10 MB/s it booted with.
+ctl "$sock" pause
+ctl "$sock" snapshot "$WORK/snap"
+kill_vm
+rm -f "$sock"
+vm_start restored "$DOPPEL restore $WORK/snap --api-sock $sock"
+wait_sock "$sock"
+status=$(curl -s -o "$WORK/config.out" -w '%{http_code}' --unix-socket "$sock" http://localhost/vm/config)
+[[ $status == 200 ]] || fail "GET /vm/config after the restore: HTTP $status"
+python3 - "$WORK/config.out" <<'PY' || fail "GET /vm/config after the restore: $(cat "$WORK/config.out")"
+import json, sys
+bw = json.load(open(sys.argv[1]))["disks"][0]["rate_limiter"]["bandwidth"]
+assert (bw["size"], bw["refill_time"]) == (1000000, 200), bw
+PY
+vm_send "read a _ </proc/uptime; dd if=/dev/zero of=/dev/\$BW bs=512k count=$((patch_mib * 2)) oflag=direct 2>/dev/null && echo RESTORED-OK; read b _ </proc/uptime; echo \"RESTORED-TIME \$a \$b\""
+vm_wait_for 'RESTORED-TIME [0-9]'
+grep -aq RESTORED-OK "$VM_OUT" || fail "dd after the restore failed"
+vm_send 'poweroff -f'
+vm_wait_exit 0
+check_rate "disk bandwidth after a snapshot and restore" "$((patch_mib * 1048576))" "$(guest_elapsed RESTORED-TIME)" 5000000 B
+
 # Nothing dropped: the host files hold every byte written.
 cmp -s -n "$((bw_mib * 1048576))" "$WORK/bw.img" /dev/zero || fail "bw.img: not every block the guest wrote is there"
 cmp -s -n "$((ops * 4096))" "$WORK/ops.img" /dev/zero || fail "ops.img: not every block the guest wrote is there"
-echo "PASS: disk bandwidth and ops limits, and a PATCHed bandwidth limit, hold within ${TOLERANCE_PCT}%"
+echo "PASS: disk bandwidth and ops limits, and a PATCHed bandwidth limit (kept across a snapshot and restore), hold within ${TOLERANCE_PCT}%"

@@ -1,5 +1,6 @@
-# Shared by tests/rate_limit/*.sh (sourced): the virtio guest helpers, and the rate check.
-source "$(dirname "${BASH_SOURCE[0]}")/../virtio_guest/lib.sh"
+# Shared by tests/rate_limit/*.sh (sourced): the virtio guest and lifecycle helpers (which
+# source tests/virtio_guest/lib.sh), and the rate check.
+source "$(dirname "${BASH_SOURCE[0]}")/../lifecycle/lib.sh"
 TOLERANCE_PCT=${TOLERANCE_PCT:-15}
 
 # The guest's "TAG START END" line (its /proc/uptime before and after): elapsed seconds.

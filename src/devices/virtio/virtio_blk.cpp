@@ -75,6 +75,12 @@ uint64_t VirtioBlk::data_bytes(const DescriptorChain& chain) const {
 
 void VirtioBlk::set_rate_limiter(const RateLimiterPatch& patch) { m_throttle->set_limits(patch); }
 
+Result<void> VirtioBlk::restore_limiters(std::span<const RateLimiterState> states) {
+  if (states.size() != 1)
+    return Error::format("{}: a disk has one rate limiter, the snapshot has {}", m_name, states.size());
+  return m_throttle->restore(states[0]).context(fmt::format("{}: rate limiter", m_name));
+}
+
 Result<void> VirtioBlk::flush_to_host() {
   if (int r = m_disk->flush(); r != 0)
     return Error::format("{}: flushing the disk: {}", m_name, strerror(-r));

@@ -9,7 +9,7 @@
 // reaches the pool: 1 op each, plus the data bytes of reads and writes (Firecracker's
 // accounting). Requests over the limit wait, in order, in a ThrottleQueue whose timer thread
 // releases them; quiesce() releases them all at once, so a pause leaves none behind. The
-// buckets are not part of the saved state: a restored VM starts with full buckets.
+// buckets (their configuration, as PATCHed, and their budgets) are saved with a snapshot.
 #pragma once
 
 #include <memory>
@@ -67,6 +67,8 @@ class VirtioBlk final : public VirtioDevice {
   uint64_t capacity_sectors() const { return m_disk->size() / DiskBackend::kSectorSize; }
   // Replaces the rate limiter's buckets the patch gives (an API PATCH). Threads: any.
   void set_rate_limiter(const RateLimiterPatch& patch);
+  std::vector<RateLimiterState> save_limiters() override { return {m_throttle->save()}; }
+  Result<void> restore_limiters(std::span<const RateLimiterState> states) override;
 
  private:
   void handle(const DescriptorChain& chain);

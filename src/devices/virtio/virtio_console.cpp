@@ -7,6 +7,7 @@
 #include <array>
 
 #include "base/log.h"
+#include "base/thread_seal.h"
 
 namespace doppel::virtio {
 
@@ -123,6 +124,7 @@ void VirtioConsole::drain_tx() {
 }
 
 void VirtioConsole::rx_loop() {
+  enter_thread(ThreadKind::kConsoleRx);
   {
     // Chains left in the queue by a pause or a restore while the client was slow.
     std::lock_guard lock(m_tx_mutex);

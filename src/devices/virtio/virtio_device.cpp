@@ -7,6 +7,13 @@
 
 namespace doppel::virtio {
 
+Result<void> VirtioDevice::restore_limiters(std::span<const RateLimiterState> states) {
+  if (!states.empty())
+    return Error::format("{}: the snapshot has {} rate limiters for a device that has none",
+                         name(), states.size());
+  return ok();
+}
+
 VirtioDevice::VirtioDevice(GuestMemory& mem, unsigned num_queues, uint16_t queue_max_size)
     : m_mem(mem) {
   for (unsigned i = 0; i < num_queues; i++) {

@@ -13,6 +13,7 @@
 
 #include <sys/uio.h>
 
+#include "backends/rate_limiter.h"
 #include "base/result.h"
 #include "core/counter.h"
 #include "core/guest_memory.h"
@@ -32,6 +33,14 @@ constexpr uint32_t kStatusDriverOk = 4;
 constexpr uint32_t kStatusFeaturesOk = 8;
 constexpr uint32_t kStatusNeedsReset = 64;
 constexpr uint32_t kStatusFailed = 128;
+
+// A device's rate limiters in a snapshot (section "virtio.N.limits", beside the
+// transport's "virtio.N"): VirtioDevice::save_limiters().
+struct VirtioLimitsState {
+  static constexpr uint32_t kVersion = 1;
+  uint32_t version = kVersion;
+  std::vector<RateLimiterState> limiters;
+};
 
 // What a device asks of its transport. Threads: any thread may call these.
 class Transport {
@@ -79,6 +88,11 @@ class VirtioDevice {
   // opened them inactive, activates them. Threads: the VMM's, with the device quiescent.
   virtual Result<void> activate_images() { return ok(); }
   virtual void inactivate_images() {}
+  // The device's rate limiters (backends/rate_limiter.h), in a fixed order per device type
+  // (a disk: one; a network interface: rx, tx), for a snapshot. restore_limiters() takes
+  // what save_limiters() gave. Threads: the VMM's, with the device quiescent.
+  virtual std::vector<RateLimiterState> save_limiters() { return {}; }
+  virtual Result<void> restore_limiters(std::span<const RateLimiterState> states);
 
   unsigned num_queues() const { return static_cast<unsigned>(m_queues.size()); }
   Virtqueue& queue(unsigned i) { return *m_queues.at(i); }

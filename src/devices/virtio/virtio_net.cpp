@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "base/thread_seal.h"
 
 namespace doppel::virtio {
 
@@ -36,6 +37,25 @@ void VirtioNet::set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterP
   }
   m_tx_throttle->set_limits(tx);
   wake();  // the RX thread may be waiting for the old buckets
+}
+
+std::vector<RateLimiterState> VirtioNet::save_limiters() {
+  std::lock_guard lock(m_rx_limit_lock);
+  return {m_rx_limiter.save(monotonic_ns()), m_tx_throttle->save()};
+}
+
+Result<void> VirtioNet::restore_limiters(std::span<const RateLimiterState> states) {
+  if (states.size() != 2)
+    return Error::format("{}: a network interface has two rate limiters (rx, tx), the snapshot "
+                         "has {}", m_name, states.size());
+  RateLimiter rx = TRY(RateLimiter::restore(states[0], monotonic_ns()).context(m_name + ": rx rate limiter"));
+  TRY(m_tx_throttle->restore(states[1]).context(m_name + ": tx rate limiter"));
+  {
+    std::lock_guard lock(m_rx_limit_lock);
+    m_rx_limiter = rx;
+  }
+  wake();
+  return ok();
 }
 
 uint64_t VirtioNet::device_features() const {
@@ -110,6 +130,7 @@ void VirtioNet::transmit(const DescriptorChain& chain) {
 }
 
 void VirtioNet::rx_loop() {
+  enter_thread(ThreadKind::kNetRx);
   while (!m_stop) {
     std::array<pollfd, 2> fds{};
     nfds_t n = 0;

@@ -64,6 +64,8 @@ class VirtioNet final : public VirtioDevice {
   uint64_t tx_dropped() const { return m_tx_dropped.load(); }
   // Replaces the buckets the patches give (an API PATCH). Threads: any.
   void set_rate_limiters(const RateLimiterPatch& rx, const RateLimiterPatch& tx);
+  std::vector<RateLimiterState> save_limiters() override;  // rx, tx
+  Result<void> restore_limiters(std::span<const RateLimiterState> states) override;
 
  private:
   VirtioNet(GuestMemory& mem, std::unique_ptr<NetBackend> tap, std::array<uint8_t, 6> mac, std::string name);

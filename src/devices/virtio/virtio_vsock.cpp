@@ -16,6 +16,7 @@
 
 #include "base/bits.h"
 #include "base/log.h"
+#include "base/thread_seal.h"
 
 namespace doppel::virtio {
 
@@ -71,7 +72,8 @@ std::array<uint8_t, VsockHeader::kSize> encode_vsock_header(const VsockHeader& h
 }
 
 Result<std::unique_ptr<VirtioVsock>> VirtioVsock::create(GuestMemory& mem, uint64_t guest_cid,
-                                                         std::string uds_path, std::string name) {
+                                                         std::string uds_path, std::string name,
+                                                         bool inactive) {
   const std::string what = fmt::format("vsock uds {}", uds_path);
   sockaddr_un addr;
   // Guest connections go to "PATH_<port>": leave room for the longest suffix.
@@ -80,22 +82,43 @@ Result<std::unique_ptr<VirtioVsock>> VirtioVsock::create(GuestMemory& mem, uint6
   auto dev = std::unique_ptr<VirtioVsock>(new VirtioVsock(mem, guest_cid, std::move(uds_path), std::move(name)));
   dev->m_wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!dev->m_wake.valid()) return Error::from_errno(fmt::format("{}: eventfd", what));
-  dev->m_listener.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!dev->m_listener.valid()) return Error::from_errno(fmt::format("{}: socket", what));
+  if (!inactive) TRY(dev->activate_images());
+  return dev;
+}
+
+Result<void> VirtioVsock::activate_images() {
+  if (m_listener.valid()) return ok();
+  const std::string what = fmt::format("vsock uds {}", m_uds_path);
+  sockaddr_un addr;
+  fill_sockaddr(m_uds_path, addr);  // checked by create()
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!listener.valid()) return Error::from_errno(fmt::format("{}: socket", what));
   struct stat st{};
-  if (::lstat(dev->m_uds_path.c_str(), &st) == 0) {
+  if (::lstat(m_uds_path.c_str(), &st) == 0) {
     // A socket file someone still listens on is another VM's: refuse. A stale one goes.
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!S_ISSOCK(st.st_mode))
       return Error::format("{}: exists and is not a socket", what);
     if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
       return Error::format("{}: in use (another VM listens on it)", what);
-    ::unlink(dev->m_uds_path.c_str());
+    ::unlink(m_uds_path.c_str());
   }
-  if (::bind(dev->m_listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     return Error::from_errno(fmt::format("{}: bind", what));
-  if (::listen(dev->m_listener.get(), 64) != 0) return Error::from_errno(fmt::format("{}: listen", what));
-  return dev;
+  if (::listen(listener.get(), 64) != 0) {
+    ::unlink(m_uds_path.c_str());
+    return Error::from_errno(fmt::format("{}: listen", what));
+  }
+  std::lock_guard lock(m_lock);
+  m_listener = std::move(listener);
+  return ok();
+}
+
+void VirtioVsock::inactivate_images() {
+  std::lock_guard lock(m_lock);
+  if (!m_listener.valid()) return;
+  ::unlink(m_uds_path.c_str());
+  m_listener.reset();
 }
 
 VirtioVsock::VirtioVsock(GuestMemory& mem, uint64_t guest_cid, std::string uds_path, std::string name)
@@ -472,6 +495,7 @@ void VirtioVsock::deliver_rx() {
 }
 
 void VirtioVsock::worker() {
+  enter_thread(ThreadKind::kVsock);
   std::vector<pollfd> fds;
   std::vector<Key> conn_keys;
   while (!m_stop) {

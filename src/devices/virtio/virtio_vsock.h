@@ -77,9 +77,12 @@ class VirtioVsock final : public VirtioDevice {
   // Host-initiated connections get local ports from here (as Firecracker).
   static constexpr uint32_t kFirstHostPort = 1u << 30;
 
-  // Listens on uds_path (an existing socket file nobody listens on is replaced).
+  // Listens on uds_path (an existing socket file nobody listens on is replaced). An
+  // incoming migration's device is created `inactive`: the source, maybe on this host,
+  // still listens on the path, and hands it over with the disks (activate_images()).
   static Result<std::unique_ptr<VirtioVsock>> create(GuestMemory& mem, uint64_t guest_cid,
-                                                     std::string uds_path, std::string name);
+                                                     std::string uds_path, std::string name,
+                                                     bool inactive = false);
   ~VirtioVsock() override;
 
   std::string_view name() const override { return m_name; }
@@ -90,6 +93,11 @@ class VirtioVsock final : public VirtioDevice {
   void process_queue(unsigned q) override;
   void quiesce() override;
   void restored() override;
+  // A migration's handover of the socket path, as of the disks' image locks: the source
+  // stops listening and removes the path at the switch-over; the destination then listens.
+  // Threads: the VMM's, with the device quiescent.
+  Result<void> activate_images() override;
+  void inactivate_images() override;
 
   // Packets from the guest refused as malformed (short, bad CID, ...), and live connections.
   uint64_t bad_packets() const { return m_bad_packets.load(); }

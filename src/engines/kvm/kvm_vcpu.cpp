@@ -128,6 +128,8 @@ Result<VcpuExit> KvmVcpu::run() {
   if (m_io_next < m_io_count) return next_io_exit();
   m_io_next = m_io_count = 0;
   m_pending_read = false;
+  if (m_debug_hold) [[unlikely]]
+    return wait_for_kick();
 
   if (ioctl(m_fd.get(), KVM_RUN, 0) < 0) {
     if (errno == EINTR || errno == EAGAIN) {
@@ -159,6 +161,8 @@ Result<VcpuExit> KvmVcpu::run() {
     }
     case KVM_EXIT_INTR:
       return simple(VcpuExit::Reason::kKicked);
+    case KVM_EXIT_DEBUG:
+      return debug_exit();
     case KVM_EXIT_SHUTDOWN:
       // A triple fault (or a shutdown cycle): on a PC the chipset resets the machine.
       return simple(VcpuExit::Reason::kReset, "triple fault");
@@ -230,6 +234,8 @@ void KvmVcpu::set_io_result(uint64_t data) {
 
 void KvmVcpu::kick() {
   std::atomic_ref<uint8_t>(m_run->immediate_exit).store(1, std::memory_order_release);
+  m_kicks.fetch_add(1, std::memory_order_release);
+  m_kicks.notify_all();
   if (m_thread_known.load(std::memory_order_acquire))
     pthread_kill(m_thread.load(std::memory_order_relaxed), kKickSignal);
 }

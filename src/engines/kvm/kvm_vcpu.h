@@ -16,6 +16,7 @@
 #include "base/unique_fd.h"
 #include "core/engine.h"
 #include "engines/kvm/kvm_abi.h"
+#include "engines/kvm/x86_debug_regs.h"
 #include "engines/kvm/x86_entry.h"
 
 namespace doppel::kvm {
@@ -77,6 +78,16 @@ class KvmVcpu final : public Vcpu {
   // TSC). Fails naming the first MSR KVM refuses.
   Result<void> restore(const VcpuState& state);
 
+  // Debugger support (kvm_vcpu_debug.cpp): KVM_SET_GUEST_DEBUG with the 4 debug registers
+  // for breakpoints and write/access watchpoints, single-step with interrupts blocked,
+  // KVM_TRANSLATE for virtual addresses.
+  const DebugArch* debug_arch() const override;
+  Result<std::vector<uint8_t>> debug_read_registers() override;
+  Result<void> debug_write_register(unsigned index, std::span<const uint8_t> value) override;
+  Result<uint64_t> debug_translate(uint64_t va) override;
+  Result<void> set_debug(const DebugControl& control) override;
+  std::string debug_describe() override;
+
   int fd() const { return m_fd.get(); }
   // Page `page` of this vCPU's kvm_run mapping (KVM puts the coalesced-write ring at
   // KVM_COALESCED_MMIO_PAGE_OFFSET), or null if the mapping is shorter.
@@ -87,6 +98,10 @@ class KvmVcpu final : public Vcpu {
           std::vector<uint32_t> msr_index_list);
   // One element of a pending (string) port I/O, or of a pending MMIO access.
   VcpuExit next_io_exit();
+  // A KVM_EXIT_DEBUG as a kDebug exit (kvm_vcpu_debug.cpp).
+  VcpuExit debug_exit();
+  // A held vCPU (DebugControl::hold) waits here for its kick instead of running.
+  VcpuExit wait_for_kick();
 
   UniqueFd m_fd;
   unsigned m_index;
@@ -99,6 +114,12 @@ class KvmVcpu final : public Vcpu {
   uint32_t m_io_next = 0;
   uint32_t m_io_count = 0;
   bool m_pending_read = false;  // set_io_result() has somewhere to store
+  // Counted by kick(), so that a held vCPU can sleep until one comes.
+  std::atomic<uint32_t> m_kicks{0};
+  // Set only while parked (set_debug()); read by run(). The debug registers' slots: what
+  // each of DR0-DR3 holds.
+  bool m_debug_hold = false;
+  std::vector<X86DebugSlot> m_debug_slots;
 };
 
 }  // namespace doppel::kvm

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/log.h"
+#include "base/thread_seal.h"
 
 namespace doppel::rv64 {
 
@@ -70,6 +71,7 @@ uint64_t Clint::evaluate_timers_locked() {
 }
 
 void Clint::timer_loop() {
+  enter_thread(ThreadKind::kTimer);
   std::unique_lock lock(m_mutex);
   while (!m_stop) {
     const uint64_t deadline = evaluate_timers_locked();

@@ -1,17 +1,19 @@
-// A container's cgroup, on cgroup v1 (each controller's hierarchy, as on a hybrid host
+// A container's or a VM's cgroup, on cgroup v1 (each controller's hierarchy, as on a hybrid host
 // whose v2 tree is empty) or on the unified v2 hierarchy.
 #pragma once
 
 #include <sys/types.h>
+
+#include <cstdint>
 
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/result.h"
-#include "oci/spec.h"
+#include "sandbox/resources.h"
 
-namespace doppel::oci {
+namespace doppel::sandbox {
 
 class Cgroup {
  public:
@@ -20,14 +22,29 @@ class Cgroup {
   [[nodiscard]] static Result<Cgroup> open(const std::string& path,
                                            const std::string& cgroup_root = "/sys/fs/cgroup");
 
+  // `path` on the cgroup v2 hierarchy mounted at `cgroup_root` (a hybrid host's
+  // /sys/fs/cgroup/unified, say), unchecked: tests use it on a plain directory too.
+  static Cgroup unified_at(const std::string& path, const std::string& cgroup_root);
+
   // Makes the directories and writes the limits. On error, removes what it made.
   // `devices` (linux.devices) are allowed in the device cgroup after the resources' rules,
-  // with the devices every container gets (/dev/null, the ptys, ...), as runc does.
+  // with the devices every container gets (/dev/null, the ptys, ...), as runc does; on v2
+  // through a BPF device program (device_filter.h).
   [[nodiscard]] Result<void> create(const Resources& resources, const std::vector<Device>& devices = {});
   [[nodiscard]] Result<void> add_process(pid_t pid) const;
   // Removes the directories (the processes must be gone), retrying while the kernel
   // still counts exiting tasks. Missing directories are not an error.
   [[nodiscard]] Result<void> destroy() const;
+
+  // How many times the kernel's OOM killer ended a process of this cgroup (v2
+  // memory.events, v1 memory.oom_control: "oom_kill N").
+  [[nodiscard]] Result<uint64_t> oom_kills() const;
+  // The CPU time its processes used, in microseconds (v2 cpu.stat usage_usec, v1
+  // cpuacct.usage).
+  [[nodiscard]] Result<uint64_t> cpu_usage_usec() const;
+  // The directory of `controller`'s hierarchy ("memory", "cpu", ...); the one directory on v2;
+  // empty if that controller is not mounted.
+  std::string dir_of(const std::string& controller) const;
 
   [[nodiscard]] Result<void> set_frozen(bool frozen) const;
   bool frozen() const;
@@ -46,12 +63,8 @@ class Cgroup {
   std::string m_root;
   bool m_unified = false;
 
-  std::string dir_of(const std::string& controller) const;
   [[nodiscard]] Result<void> write_v1(const Resources& r, const std::vector<Device>& devices) const;
-  [[nodiscard]] Result<void> write_v2(const Resources& r) const;
+  [[nodiscard]] Result<void> write_v2(const Resources& r, const std::vector<Device>& devices) const;
 };
 
-// The cgroup path a spec asks for: linux.cgroupsPath, or "/<id>" as runc does.
-std::string cgroup_path_for(const Spec& spec, const std::string& id);
-
-}  // namespace doppel::oci
+}  // namespace doppel::sandbox

@@ -1,4 +1,4 @@
-#include "oci/files.h"
+#include "sandbox/files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 
 #include "base/unique_fd.h"
 
-namespace doppel::oci {
+namespace doppel::sandbox {
 
 Result<std::string> read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -82,4 +82,4 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-}  // namespace doppel::oci
+}  // namespace doppel::sandbox

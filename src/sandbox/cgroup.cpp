@@ -1,4 +1,4 @@
-#include "oci/cgroup.h"
+#include "sandbox/cgroup.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,9 +13,10 @@
 
 #include <linux/magic.h>
 
-#include "oci/files.h"
+#include "sandbox/device_filter.h"
+#include "sandbox/files.h"
 
-namespace doppel::oci {
+namespace doppel::sandbox {
 namespace {
 
 // Controllers doppel asks the v2 parent to delegate.
@@ -64,12 +65,34 @@ uint64_t shares_to_weight(uint64_t shares) {
 
 }  // namespace
 
-std::string cgroup_path_for(const Spec& spec, const std::string& id) {
-  if (!spec.linux.cgroups_path.empty()) {
-    std::string p = spec.linux.cgroups_path;
-    return p[0] == '/' ? p : "/" + p;
-  }
-  return "/" + id;
+namespace {
+
+// The number after `key` in a "key value" per line file (memory.events, cpu.stat).
+Result<uint64_t> keyed_value(const std::string& file, const std::string& key) {
+  auto text = TRY(read_file(file));
+  std::stringstream lines(text);
+  std::string k;
+  uint64_t v;
+  while (lines >> k >> v)
+    if (k == key) return v;
+  return Error::format("{}: no '{}' line", file, key);
+}
+
+}  // namespace
+
+Result<uint64_t> Cgroup::oom_kills() const {
+  if (m_unified) return keyed_value(m_dirs[0].second + "/memory.events", "oom_kill");
+  std::string dir = dir_of("memory");
+  if (dir.empty()) return Error("the memory controller is not mounted");
+  return keyed_value(dir + "/memory.oom_control", "oom_kill");
+}
+
+Result<uint64_t> Cgroup::cpu_usage_usec() const {
+  if (m_unified) return keyed_value(m_dirs[0].second + "/cpu.stat", "usage_usec");
+  std::string dir = dir_of("cpuacct");
+  if (dir.empty()) return Error("the cpuacct controller is not mounted");
+  auto text = TRY(read_file(dir + "/cpuacct.usage"));
+  return std::strtoull(trim(text).c_str(), nullptr, 10) / 1000;
 }
 
 Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_root) {
@@ -78,11 +101,7 @@ Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_r
   cg.m_root = cgroup_root;
   struct statfs st {};
   if (statfs(cgroup_root.c_str(), &st) != 0) return Error::from_errno(cgroup_root);
-  if (st.f_type == CGROUP2_SUPER_MAGIC) {
-    cg.m_unified = true;
-    cg.m_dirs.emplace_back("", join(cgroup_root, path));
-    return cg;
-  }
+  if (st.f_type == CGROUP2_SUPER_MAGIC) return unified_at(path, cgroup_root);
   // v1 (or hybrid): every cgroup v1 mount below the root, from mountinfo.
   auto info = TRY(read_file("/proc/self/mountinfo"));
   std::stringstream lines(info);
@@ -101,6 +120,15 @@ Result<Cgroup> Cgroup::open(const std::string& path, const std::string& cgroup_r
     cg.m_dirs.emplace_back(name, join(mountpoint, path));
   }
   if (cg.m_dirs.empty()) return Error::format("{}: no cgroup v1 or v2 hierarchy is mounted", cgroup_root);
+  return cg;
+}
+
+Cgroup Cgroup::unified_at(const std::string& path, const std::string& cgroup_root) {
+  Cgroup cg;
+  cg.m_path = path;
+  cg.m_root = cgroup_root;
+  cg.m_unified = true;
+  cg.m_dirs.emplace_back("", join(cgroup_root, path));
   return cg;
 }
 
@@ -147,7 +175,7 @@ Result<void> Cgroup::create(const Resources& resources, const std::vector<Device
         return Error::from_errno(fmt::format("cgroup: mkdir {}", cur), e);
       }
     }
-    auto w = write_v2(resources);
+    auto w = write_v2(resources, devices);
     if (!w.ok()) {
       undo();
       return w.release_error().context("cgroup");
@@ -199,29 +227,37 @@ Result<void> Cgroup::write_v1(const Resources& r, const std::vector<Device>& spe
     auto w = write_file(blkio + "/blkio.weight", fmt::format("{}", *r.blkio_weight));
     if (!w.ok()) TRY(write_file(blkio + "/blkio.bfq.weight", fmt::format("{}", *r.blkio_weight)));
   }
+  if (!r.io_throttle.empty()) TRY(need(blkio, "blkio"));
+  for (const IoThrottle& t : r.io_throttle) {
+    auto limit = [&](const char* file, const std::optional<uint64_t>& v) -> Result<void> {
+      if (!v) return ok();
+      return write_file(blkio + "/" + file, fmt::format("{}:{} {}", t.major, t.minor, *v));
+    };
+    TRY(limit("blkio.throttle.read_bps_device", t.read_bps));
+    TRY(limit("blkio.throttle.write_bps_device", t.write_bps));
+    TRY(limit("blkio.throttle.read_iops_device", t.read_iops));
+    TRY(limit("blkio.throttle.write_iops_device", t.write_iops));
+  }
   if (!r.devices.empty() && !devices.empty()) {
     auto rule_text = [](const DeviceRule& d) {
       auto num = [](int64_t v) { return v < 0 ? std::string("*") : fmt::format("{}", v); };
       if (d.type == 'a') return std::string("a");
       return fmt::format("{} {}:{} {}", d.type, num(d.major), num(d.minor), d.access);
     };
-    for (auto& d : r.devices)
+    for (auto& d : container_device_rules(r.devices, spec_devices))
       TRY(write_file(devices + (d.allow ? "/devices.allow" : "/devices.deny"), rule_text(d)));
-    // What every container may use: mknod of anything; null, zero, full, random, urandom,
-    // tty, console, ptmx, the ptys; tun.
-    for (const char* rule : {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-                             "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"})
-      TRY(write_file(devices + "/devices.allow", rule));
-    for (auto& d : spec_devices) {
-      if (d.type == 'p') continue;
-      TRY(write_file(devices + "/devices.allow", fmt::format("{} {}:{} rwm", d.type, d.major, d.minor)));
-    }
   }
   return ok();
 }
 
-Result<void> Cgroup::write_v2(const Resources& r) const {
+Result<void> Cgroup::write_v2(const Resources& r, const std::vector<Device>& spec_devices) const {
   const std::string& dir = m_dirs[0].second;
+  if (!r.devices.empty()) {
+    // v2 has no devices.allow: a BPF program made from the same rules as v1's.
+    auto program = TRY(device_filter_program(container_device_rules(r.devices, spec_devices)));
+    UniqueFd fd = TRY(load_device_filter(program));
+    TRY(attach_device_filter(dir, fd.get()));
+  }
   if (r.memory_limit)
     TRY(write_file(dir + "/memory.max", *r.memory_limit < 0 ? "max" : fmt::format("{}", *r.memory_limit)));
   if (r.memory_reservation) TRY(write_file(dir + "/memory.low", fmt::format("{}", *r.memory_reservation)));
@@ -246,6 +282,14 @@ Result<void> Cgroup::write_v2(const Resources& r) const {
     TRY(write_file(dir + "/pids.max", *r.pids_limit > 0 ? fmt::format("{}", *r.pids_limit) : "max"));
   if (r.blkio_weight && *r.blkio_weight)
     TRY(write_file(dir + "/io.weight", fmt::format("default {}", 1 + (*r.blkio_weight - 10) * 9999 / 990)));
+  for (const IoThrottle& t : r.io_throttle) {
+    auto limit = [](const char* key, const std::optional<uint64_t>& v) {
+      return fmt::format(" {}={}", key, v ? fmt::format("{}", *v) : std::string("max"));
+    };
+    TRY(write_file(dir + "/io.max", fmt::format("{}:{}{}{}{}{}", t.major, t.minor, limit("rbps", t.read_bps),
+                                                limit("wbps", t.write_bps), limit("riops", t.read_iops),
+                                                limit("wiops", t.write_iops))));
+  }
   for (auto& [file, value] : r.unified) TRY(write_file(dir + "/" + file, value));
   return ok();
 }
@@ -304,4 +348,4 @@ Result<std::vector<pid_t>> Cgroup::processes() const {
   return out;
 }
 
-}  // namespace doppel::oci
+}  // namespace doppel::sandbox

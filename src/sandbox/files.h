@@ -6,7 +6,7 @@
 
 #include "base/result.h"
 
-namespace doppel::oci {
+namespace doppel::sandbox {
 
 [[nodiscard]] Result<std::string> read_file(const std::string& path);
 // Writes `data` in one write(2) (cgroup and /proc files want that), without O_CREAT.
@@ -16,4 +16,4 @@ namespace doppel::oci {
 [[nodiscard]] Result<void> mkdir_all(const std::string& path, unsigned mode = 0755);
 std::string trim(const std::string& s);
 
-}  // namespace doppel::oci
+}  // namespace doppel::sandbox
