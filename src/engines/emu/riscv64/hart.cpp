@@ -70,6 +70,12 @@ struct Hart::DecodeCache {
   // Slots filled since the last clear, so that a clear (fence.i, which Linux runs often)
   // touches those only; past kBlockSlots entries, clear() sweeps the table instead.
   std::vector<uint32_t> filled;
+  // Code pages (hart.h): one bit per 4 KiB page from the lowest RAM address up to the
+  // highest; a bit may outlive the page's blocks (a clear() keeps them), which costs the next
+  // store to the page one pass over its slots.
+  uint64_t code_base = 0;
+  uint64_t code_pages = 0;
+  std::unique_ptr<ZeroPages<uint64_t>> code_bits;
 
   void fill(size_t slot) {
     if (filled.size() < kBlockSlots) filled.push_back(static_cast<uint32_t>(slot));
@@ -91,6 +97,16 @@ Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsig
   m_mstatus = kMstatusUXL & (2ull << 32);
   m_mstatus |= kMstatusSXL & (2ull << 34);
   m_dirty_generation = memory.dirty_generation();
+  if (!memory.regions().empty()) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const MemoryRegion& r : memory.regions()) {
+      lo = std::min<uint64_t>(lo, r.gpa & ~0xfffull);
+      hi = std::max<uint64_t>(hi, r.gpa + r.size);
+    }
+    m_cache->code_base = lo;
+    m_cache->code_pages = (hi - lo + 0xfff) >> 12;
+    m_cache->code_bits = std::make_unique<ZeroPages<uint64_t>>((m_cache->code_pages + 63) / 64);
+  }
   flush_tlb();
   update_contexts();
 }
@@ -170,6 +186,45 @@ inline Hart::Block* Hart::fetch_block() {
   return fetch_block_slow(pa, host);
 }
 
+void Hart::note_code_page(uint64_t pa, const uint8_t* host_page) {
+  const DecodeCache& c = *m_cache;
+  const uint64_t n = (pa - c.code_base) >> 12;
+  if (pa < c.code_base || n >= c.code_pages) return;
+  uint64_t& word = (*c.code_bits)[n / 64];
+  const uint64_t bit = 1ull << (n % 64);
+  if (word & bit) return;
+  word |= bit;
+  if (!m_tlb_filled) return;
+  const auto host = reinterpret_cast<uintptr_t>(host_page);
+  for (auto& ctx : m_tlb)
+    for (auto& e : ctx[kTlbWrite])
+      if (e.tag != 0 && ((e.tag - 1) << 12) + e.addend == host) e.tag = 0;
+}
+
+void Hart::code_page_store(uint64_t pa) {
+  const DecodeCache& c = *m_cache;
+  const uint64_t n = (pa - c.code_base) >> 12;
+  if (pa < c.code_base || n >= c.code_pages) return;
+  uint64_t& word = (*c.code_bits)[n / 64];
+  const uint64_t bit = 1ull << (n % 64);
+  if (!(word & bit)) [[likely]]
+    return;
+  word &= ~bit;
+  // Blocks never cross a page, and the 2048 even addresses of a page have distinct slots.
+  // A dropped block keeps its instructions and count: it may be the one running.
+  const uint64_t page = pa & ~0xfffull;
+  for (uint64_t a = page; a < page + 0x1000; a += 2) {
+    Block& b = m_slots[(a >> 1) & (kBlockSlots - 1)];
+    if (b.key == Block::key_of(a)) {
+      b.key = 0;
+      b.jit = nullptr;
+    }
+  }
+  m_chain_key += kChainKeyStep;  // chains may point at the dropped blocks
+  ++m_code_page_drops;
+  m_code_written = true;
+}
+
 Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   ++m_block_misses;
   const uint64_t va = m_pc;
@@ -196,6 +251,7 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   }
 
   if (c.used + kMaxBlock + 1 > kArenaInsns) flush_decode_cache();
+  note_code_page(pa, page);
   const size_t first = c.used;
   const unsigned start = off;
   unsigned count = 0;
