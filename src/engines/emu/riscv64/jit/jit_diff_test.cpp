@@ -7,6 +7,7 @@
 
 #include "engines/emu/riscv64/jit/diff_harness.h"
 
+#if defined(__x86_64__)  // the JIT exists on x86-64 hosts only
 namespace doppel::rv64::jitdiff {
 namespace {
 
@@ -133,3 +134,4 @@ TEST(JitDiff, StoreIntoTheRunningBlockWithoutFenceIEndsIt) {
 
 }  // namespace
 }  // namespace doppel::rv64::jitdiff
+#endif  // __x86_64__

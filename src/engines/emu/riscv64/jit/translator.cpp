@@ -2,8 +2,26 @@
 //   rbx  the Hart            rbp  &hart.m_x[0] (guest x registers, x0 reads 0, [32] a sink)
 //   rax, rcx, rdx, rsi, rdi  scratch (caller-saved: dead across the handler calls)
 // Guest registers stay in memory between instructions; a handler call sees them there.
-#define XBYAK_NO_EXCEPTION
 #include "engines/emu/riscv64/jit/translator.h"
+
+#if !defined(__x86_64__)
+// Other hosts: no emitter (xbyak assembles x86-64 only); the interpreter runs everything.
+namespace doppel::rv64::jit {
+Result<std::unique_ptr<Translator>> Translator::create(Hart&, size_t) {
+  return Error("the JIT emits x86-64 code; on this host only the interpreter runs (--jit off)");
+}
+Translator::Translator(Hart& hart, uint8_t* base, size_t size)
+    : m_hart(hart), m_base(base), m_size(size) {}
+Translator::~Translator() = default;
+void Translator::reset() { m_used = 0; }
+BlockFn Translator::translate(const DecodedInsn*, uint32_t) {
+  (void)m_hart;
+  (void)m_base;
+  return nullptr;
+}
+}  // namespace doppel::rv64::jit
+#else
+#define XBYAK_NO_EXCEPTION
 
 #include <sys/mman.h>
 
@@ -385,3 +403,4 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
 }
 
 }  // namespace doppel::rv64::jit
+#endif  // __x86_64__
