@@ -447,6 +447,7 @@ void Hart::run_translated(Block* b) {
     }
   }
   const uint64_t generation = m_jit->generation();
+  m_instret_limit = instret_limit;  // the translations' in-block loops stop below it
   for (;;) {
     const uint32_t i = b->jit(*this);
     const DecodedInsn& d = b->first[i];

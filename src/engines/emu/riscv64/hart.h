@@ -371,7 +371,7 @@ class Hart {
 
  private:
   friend class HartTestPeer;
-  friend class jit::Translator;  // reads the offsets of m_x, m_pc, m_block_pc, m_tlb_*
+  friend class jit::Translator;  // reads the offsets of the members its code uses
   struct Block;
   struct DecodeCache;
 

@@ -91,7 +91,8 @@ Op op_of(const DecodedInsn& d) {
 // Offsets into Hart of what translations touch (Hart is not standard-layout, so they are
 // measured on the live object rather than with offsetof).
 struct HartLayout {
-  int32_t x, pc, block_pc, tlb_read, tlb_write;
+  int32_t x, pc, block_pc, tlb_read, tlb_write, instret, instret_limit, irq_pin_mask, irq_soft;
+  uint64_t pins;  // the address of the hart's InterruptPins word
   static int32_t off(const Hart& h, const void* member) {
     return static_cast<int32_t>(reinterpret_cast<const uint8_t*>(member) -
                                 reinterpret_cast<const uint8_t*>(&h));
@@ -131,6 +132,8 @@ class Emitter : public Xbyak::CodeGenerator {
   void alu(Op op, const DecodedInsn& d);
 
   const HartLayout& m_l;
+  uint32_t m_count = 0;
+  std::unique_ptr<Xbyak::Label[]> m_insn;  // per instruction: its code
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
   Xbyak::Label m_epilogue;
   struct OutOfLine {
@@ -223,6 +226,33 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
     case Op::kBltu: jae(not_taken, T_NEAR); break;
     default: jb(not_taken, T_NEAR); break;  // bgeu
   }
+  // Taken. To an instruction of this block (DecodedInsn::rs3), as the interpreter's
+  // branch_in_block() (decode.h) does, with the same instret bookkeeping: forward, straight
+  // there; back (a loop), there while the loop stays below the instret limit and no
+  // interrupt or stop request is pending, else out as any taken branch.
+  const int distance = d.rs3 == 0 ? 0 : d.rs3 - DecodedInsn::kInBlock;
+  const int64_t target = static_cast<int64_t>(index) + distance;
+  if (d.rs3 != 0 && target >= 0 && target < static_cast<int64_t>(m_count)) {
+    const auto t = static_cast<uint32_t>(target);
+    if (distance > 0) {
+      if (distance > 1) sub(hart(m_l.instret), static_cast<uint32_t>(distance - 1));
+      jmp(m_insn[t], T_NEAR);
+    } else {
+      Xbyak::Label leave;
+      mov(rax, hart(m_l.instret));
+      add(rax, static_cast<uint32_t>(1 - distance));
+      cmp(rax, hart(m_l.instret_limit));
+      jae(leave, T_NEAR);
+      mov(rcx, m_l.pins);
+      mov(rcx, qword[rcx]);
+      and_(rcx, hart(m_l.irq_pin_mask));
+      or_(rcx, hart(m_l.irq_soft));
+      jnz(leave, T_NEAR);
+      mov(hart(m_l.instret), rax);
+      jmp(m_insn[t], T_NEAR);
+      L(leave);
+    }
+  }
   pc_to_rax(d.pc_off + d.imm);
   mov(hart(m_l.pc), rax);
   jmp(m_exit[index], T_NEAR);
@@ -286,6 +316,8 @@ void Emitter::alu(Op op, const DecodedInsn& d) {
 }
 
 void Emitter::block(const DecodedInsn* first, uint32_t count) {
+  m_count = count;
+  m_insn.reset(new Xbyak::Label[count + 1]);
   m_exit.reset(new Xbyak::Label[count + 1]);
   m_slow.reset(new OutOfLine[count]);
   // Three pushes after the return address: rsp is 16-byte aligned for the calls.
@@ -297,6 +329,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     const Op op = op_of(d);
+    L(m_insn[i]);
     switch (op) {
       case Op::kCall:
         call_handler(d, i);
@@ -387,6 +420,11 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
   layout.block_pc = HartLayout::off(m_hart, &m_hart.m_block_pc);
   layout.tlb_read = HartLayout::off(m_hart, &m_hart.m_tlb_read);
   layout.tlb_write = HartLayout::off(m_hart, &m_hart.m_tlb_write);
+  layout.instret = HartLayout::off(m_hart, &m_hart.m_instret);
+  layout.instret_limit = HartLayout::off(m_hart, &m_hart.m_instret_limit);
+  layout.irq_pin_mask = HartLayout::off(m_hart, &m_hart.m_irq_pin_mask);
+  layout.irq_soft = HartLayout::off(m_hart, &m_hart.m_irq_soft);
+  layout.pins = reinterpret_cast<uintptr_t>(m_hart.pins().raw_address());
   uint8_t* at = m_base + m_used;
   Xbyak::ClearError();
   Emitter e(m_size - m_used, at, layout);
