@@ -39,3 +39,13 @@ foreach(t blk_rw vsock)
     ENVIRONMENT "DOPPEL=$<TARGET_FILE:doppel>;DOPPEL_JIT=off"
     SKIP_RETURN_CODE 77 TIMEOUT 900 LABELS "guest;virtio;jit")
 endforeach()
+
+# --jit on under the per-thread seccomp filters (the default): the kit boots on 1 and 4
+# harts, every thread filtered, and powers off.
+foreach(harts 1 4)
+  add_test(NAME jit.boot_seccomp_harts${harts}
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/jit/boot_seccomp.sh $<TARGET_FILE:doppel>
+                   ${CMAKE_SOURCE_DIR} ${harts})
+  set_tests_properties(jit.boot_seccomp_harts${harts} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 700
+                       LABELS "guest;boot;jit;seccomp")
+endforeach()

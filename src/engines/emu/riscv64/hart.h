@@ -288,7 +288,10 @@ class Hart {
   bool store(const Insn& d, uint64_t va, T value) {
     if (store_fast(va, value)) return true;
     enter(d);
-    if (!store_slow(va, sizeof(T), static_cast<uint64_t>(value))) return false;
+    if (!store_slow(va, sizeof(T), static_cast<uint64_t>(value))) {
+      m_code_written = false;  // trapped (part of a page-crossing store may have written)
+      return false;
+    }
     if (m_code_written) [[unlikely]] {
       // It overwrote decoded code: the block ends here (the store retired), and the next
       // instruction is decoded from memory again.
