@@ -199,7 +199,8 @@ std::string run_both(Machine& interp, Machine& jit, uint64_t total, Rng& rng,
 
 // A random program of `length` words: integer ALU, M, loads and stores (RAM, page and RAM
 // ends crossing, MMIO, faulting addresses), F/D arithmetic (fflags), CSR reads of
-// instret/cycle, forward branches and jumps, counted loops, ecall/ebreak/illegal words,
+// instret/cycle, mstatus.FS off and on, fld/fsd, forward branches and jumps, counted loops,
+// ecall/ebreak/illegal words,
 // software interrupts, and stores into its own code followed (mostly) by fence.i. Ends in
 // a self-loop.
 // small: half the immediates in -2..2, to meet the small registers (make_machine()).
@@ -248,6 +249,10 @@ std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
     static constexpr uint32_t kBases[] = {20, 20, 20, 20, 20, 20, 21, 22, 23};
     const uint32_t base = kBases[rng() % std::size(kBases)];
     const int32_t off = base == 20 ? imm12() : static_cast<int32_t>(rng() % 16) - 8;
+    if (rng() % 6 == 0) {  // fld / fsd (f0-f7)
+      const auto f = static_cast<uint32_t>(rng() % 8);
+      return rng() % 2 ? i(off, base, 3, f, 0x07) : s(off, f, base, 3, 0x27);
+    }
     if (rng() % 2) return i(off, base, static_cast<uint32_t>(rng() % 7), reg(), 0x03);
     return s(off, reg(), base, static_cast<uint32_t>(rng() % 4), 0x23);
   };
@@ -265,7 +270,13 @@ std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
       p.push_back(r(kFops[rng() % 4], fs, fd, static_cast<uint32_t>(rng() % 5), fd, 0x53));
     } else if (kind < 78) {
       static constexpr uint32_t kCsrs[] = {0xb00, 0xb02, 0xc00, 0xc02, 0x001, 0x003};
-      p.push_back(csr(2, reg(), kCsrs[rng() % std::size(kCsrs)], 0));
+      if (rng() % 4 == 0) {
+        // mstatus.FS off (F/D instructions become illegal) or back on.
+        p.push_back((6u << 12) | (26u << 7) | 0x37);                          // lui x26, 6
+        p.push_back(csr(rng() % 3 ? 2 : 3, 0, 0x300, 26));                    // csrs/csrc mstatus
+      } else {
+        p.push_back(csr(2, reg(), kCsrs[rng() % std::size(kCsrs)], 0));
+      }
     } else if (kind < 86) {
       // A forward branch or jump over 1..6 words.
       const auto skip = static_cast<int32_t>(4 * (1 + rng() % 6));

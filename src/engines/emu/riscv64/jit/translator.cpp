@@ -53,7 +53,7 @@ enum class Op {
   kCall,  // the instruction table's handler
   kLui, kAuipc, kJal, kJalr,
   kBeq, kBne, kBlt, kBge, kBltu, kBgeu,
-  kLb, kLh, kLw, kLd, kLbu, kLhu, kLwu, kSb, kSh, kSw, kSd,
+  kLb, kLh, kLw, kLd, kLbu, kLhu, kLwu, kSb, kSh, kSw, kSd, kFld, kFsd,
   kAddi, kSlti, kSltiu, kXori, kOri, kAndi, kSlli, kSrli, kSrai,
   kAdd, kSub, kSll, kSlt, kSltu, kXor, kSrl, kSra, kOr, kAnd,
   kAddiw, kSlliw, kSrliw, kSraiw, kAddw, kSubw, kSllw, kSrlw, kSraw,
@@ -78,7 +78,7 @@ Op op_of(const DecodedInsn& d) {
       {"srl", Op::kSrl},     {"sra", Op::kSra},     {"or", Op::kOr},       {"and", Op::kAnd},
       {"addiw", Op::kAddiw}, {"slliw", Op::kSlliw}, {"srliw", Op::kSrliw}, {"sraiw", Op::kSraiw},
       {"addw", Op::kAddw},   {"subw", Op::kSubw},   {"sllw", Op::kSllw},   {"srlw", Op::kSrlw},
-      {"sraw", Op::kSraw},   {"mul", Op::kMul},
+      {"sraw", Op::kSraw},   {"mul", Op::kMul},     {"fld", Op::kFld},     {"fsd", Op::kFsd},
   };
   const std::string_view name = spec_at(d.spec).name;
   for (const auto& n : kNative)
@@ -91,7 +91,9 @@ Op op_of(const DecodedInsn& d) {
 // Offsets into Hart of what translations touch (Hart is not standard-layout, so they are
 // measured on the live object rather than with offsetof).
 struct HartLayout {
-  int32_t x, pc, block_pc, tlb_read, tlb_write, instret, instret_limit, irq_pin_mask, irq_soft;
+  int32_t x, f, mstatus, pc, block_pc, tlb_read, tlb_write, instret, instret_limit, irq_pin_mask,
+      irq_soft;
+  uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
   uint64_t pins;  // the address of the hart's InterruptPins word
   static int32_t off(const Hart& h, const void* member) {
     return static_cast<int32_t>(reinterpret_cast<const uint8_t*>(member) -
@@ -170,14 +172,20 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     case Op::kSb: size = 1; is_store = true; break;
     case Op::kSh: size = 2; is_store = true; break;
     case Op::kSw: size = 4; is_store = true; break;
-    case Op::kSd: is_store = true; break;
+    case Op::kSd: case Op::kFsd: is_store = true; break;
     default: break;
   }
+  const bool fp = op == Op::kFld || op == Op::kFsd;
   OutOfLine& o = m_slow[m_slow_count++];
   o.d = &d;
   o.index = index;
   // Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
   // the index of its first, so a page-crossing access misses.
+  if (fp) {
+    // FS off: the handler raises the illegal-instruction exception.
+    test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+    jz(o.slow, T_NEAR);
+  }
   mov(rsi, xreg(d.rs1));
   if (d.imm != 0) add(rsi, static_cast<uint32_t>(static_cast<int32_t>(d.imm)));
   mov(rax, rsi);
@@ -192,7 +200,7 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   jne(o.slow, T_NEAR);
   add(rsi, qword[rax + 8]);
   if (is_store) {
-    mov(rax, xreg(d.rs2));
+    mov(rax, fp ? qword[rbx + disp(m_l.f + 8 * d.rs2)] : xreg(d.rs2));
     switch (size) {
       case 1: mov(byte[rsi], al); break;
       case 2: mov(word[rsi], ax); break;
@@ -209,7 +217,12 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
       case Op::kLwu: mov(eax, dword[rsi]); break;
       default: mov(rax, qword[rsi]); break;
     }
-    store_rd(d, rax);
+    if (fp) {
+      mov(qword[rbx + disp(m_l.f + 8 * d.rd)], rax);  // put_d(): raw bits, FS dirty
+      or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+    } else {
+      store_rd(d, rax);
+    }
   }
   L(o.resume);
 }
@@ -355,7 +368,8 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
         branch(op, d, i);
         break;
       case Op::kLb: case Op::kLh: case Op::kLw: case Op::kLd: case Op::kLbu: case Op::kLhu:
-      case Op::kLwu: case Op::kSb: case Op::kSh: case Op::kSw: case Op::kSd:
+      case Op::kLwu: case Op::kSb: case Op::kSh: case Op::kSw: case Op::kSd: case Op::kFld:
+      case Op::kFsd:
         memory(op, d, i);
         break;
       default:
@@ -416,6 +430,9 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
   }
   HartLayout layout{};
   layout.x = HartLayout::off(m_hart, &m_hart.m_x[0]);
+  layout.f = HartLayout::off(m_hart, &m_hart.m_f[0]);
+  layout.mstatus = HartLayout::off(m_hart, &m_hart.m_mstatus);
+  layout.fs_mask = static_cast<uint32_t>(Hart::kMstatusFS);
   layout.pc = HartLayout::off(m_hart, &m_hart.m_pc);
   layout.block_pc = HartLayout::off(m_hart, &m_hart.m_block_pc);
   layout.tlb_read = HartLayout::off(m_hart, &m_hart.m_tlb_read);
