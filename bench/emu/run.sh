@@ -32,11 +32,13 @@ MEM_MIB=${MEM_MIB:-256}
 CMDLINE='console=ttyS0 panic=-1'
 VM_TIMEOUT=${VM_TIMEOUT:-600}
 
-side_cmd() {  # doppel|qemu: the command line, as an array in CMD
-  if [[ $1 == doppel ]]; then
+side_cmd() {  # doppel|interp|qemu: the command line, as an array in CMD
+  if [[ $1 == doppel || $1 == interp ]]; then
+    # doppel: the JIT; interp: the interpreter (--jit off).
     CMD=("$DOPPEL" run --arch riscv64 --engine emu --cpus 1 --memory "${MEM_MIB}M"
          --firmware "$GUEST_DIR/fw_dynamic.bin" --kernel "$GUEST_DIR/kernel"
-         --initrd "$GUEST_DIR/initrd.cpio.gz" --cmdline "$CMDLINE")
+         --initrd "$GUEST_DIR/initrd.cpio.gz" --cmdline "$CMDLINE"
+         --jit "$([[ $1 == doppel ]] && echo on || echo off)")
   else
     CMD=(qemu-system-riscv64 -M virt -smp 1 -m "$MEM_MIB" -nographic -no-reboot
          -bios "$GUEST_DIR/fw_dynamic.bin" -kernel "$GUEST_DIR/kernel"
@@ -91,7 +93,7 @@ rss_beyond_ram() {
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A boots guest_times wall_times result
-sides=(doppel qemu)
+sides=(doppel interp qemu)
 echo "guest kit: $GUEST_DIR"
 echo "doppel: $DOPPEL"
 echo "qemu: $(qemu-system-riscv64 --version | head -n1)"
@@ -138,20 +140,21 @@ for side in "${sides[@]}"; do
   # shellcheck disable=SC2086
   result[$side.cpumark_wall]=$(median ${wall_times[$side]})
 done
-[[ ${result[doppel.checksum]} == "${result[qemu.checksum]}" ]] ||
-  echo "WARNING: cpumark checksums differ: doppel ${result[doppel.checksum]}, qemu ${result[qemu.checksum]}"
+for side in doppel interp; do
+  [[ ${result[$side.checksum]} == "${result[qemu.checksum]}" ]] ||
+    echo "WARNING: cpumark checksums differ: $side ${result[$side.checksum]}, qemu ${result[qemu.checksum]}"
+done
 
 ratio() { awk -v d="$1" -v q="$2" 'BEGIN { if (q > 0) printf "%.2f", d / q; else print "-" }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo
-echo "boot runs (s): doppel ${boots[doppel]}| qemu ${boots[qemu]}"
-echo "cpumark runs, guest clock (s): doppel ${guest_times[doppel]}| qemu ${guest_times[qemu]}"
-printf '%-30s %12s %12s %14s\n' metric doppel qemu doppel/qemu
-row() { printf '%-30s %12s %12s %14s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
-row "boot to ready, median (s)" "${result[doppel.boot]}" "${result[qemu.boot]}"
-row "cpumark $CPUMARK_N, guest, median (s)" "${result[doppel.cpumark_guest]}" "${result[qemu.cpumark_guest]}"
-row "cpumark $CPUMARK_N, wall, median (s)" "${result[doppel.cpumark_wall]}" "${result[qemu.cpumark_wall]}"
-row "RSS beyond RAM, booted (MiB)" "$(awk -v k="${result[doppel.rss_boot]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
-  "$(awk -v k="${result[qemu.rss_boot]}" 'BEGIN { printf "%.1f", k / 1024 }')"
-row "RSS beyond RAM, after (MiB)" "$(awk -v k="${result[doppel.rss_idle]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
-  "$(awk -v k="${result[qemu.rss_idle]}" 'BEGIN { printf "%.1f", k / 1024 }')"
-echo "targets (issue 3): boot and cpumark ratios <= 3; doppel RSS beyond RAM <= 20 MiB"
+echo "boot runs (s): jit ${boots[doppel]}| interpreter ${boots[interp]}| qemu ${boots[qemu]}"
+echo "cpumark runs, guest clock (s): jit ${guest_times[doppel]}| interpreter ${guest_times[interp]}| qemu ${guest_times[qemu]}"
+printf '%-30s %9s %9s %9s %9s %9s\n' metric jit interp qemu jit/qemu int/qemu
+row() { printf '%-30s %9s %9s %9s %9s %9s\n' "$1" "$2" "$3" "$4" "$(ratio "$2" "$4")" "$(ratio "$3" "$4")"; }
+row "boot to ready, median (s)" "${result[doppel.boot]}" "${result[interp.boot]}" "${result[qemu.boot]}"
+row "cpumark $CPUMARK_N, guest, median (s)" "${result[doppel.cpumark_guest]}" "${result[interp.cpumark_guest]}" "${result[qemu.cpumark_guest]}"
+row "cpumark $CPUMARK_N, wall, median (s)" "${result[doppel.cpumark_wall]}" "${result[interp.cpumark_wall]}" "${result[qemu.cpumark_wall]}"
+row "RSS beyond RAM, booted (MiB)" "$(mib "${result[doppel.rss_boot]}")" "$(mib "${result[interp.rss_boot]}")" "$(mib "${result[qemu.rss_boot]}")"
+row "RSS beyond RAM, after (MiB)" "$(mib "${result[doppel.rss_idle]}")" "$(mib "${result[interp.rss_idle]}")" "$(mib "${result[qemu.rss_idle]}")"
+echo "targets: issue 3 (interpreter) boot and cpumark <= 3x QEMU, RSS beyond RAM <= 20 MiB; issue 9 (JIT) cpumark <= 0.5x, boot <= 0.7x"

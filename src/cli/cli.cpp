@@ -41,7 +41,7 @@ namespace {
 struct RunFlags {
   std::string config_file;
   std::optional<std::string> arch, engine, kernel, initrd, firmware, cmdline, memory, on_reboot,
-      console2, boot, vsock, seccomp;
+      console2, boot, vsock, seccomp, jit, jit_cache;
   LimitFlags limits;  // cli/vm_limits.h
   std::optional<int64_t> cpus;  // signed: `--cpus -1` is refused as -1
   bool memory_shared = false;
@@ -173,6 +173,15 @@ Result<VmConfig> build_config(const RunFlags& flags) {
     config.memory = *m;
   }
   if (flags.memory_shared) config.memory_shared = true;
+  // DOPPEL_JIT=on|off: the default of --jit (the test suites run each way with it).
+  if (const char* env = std::getenv("DOPPEL_JIT"); env && *env && !flags.jit)
+    config.jit = TRY(parse_jit(env).context("DOPPEL_JIT"));
+  if (flags.jit) config.jit = TRY(parse_jit(*flags.jit).context("--jit"));
+  if (flags.jit_cache) {
+    const uint64_t bytes = TRY(parse_memory_size(*flags.jit_cache).context("--jit-cache"));
+    TRY(check_jit_cache(bytes).context("--jit-cache"));
+    config.jit_cache = bytes;
+  }
   if (flags.seccomp) config.seccomp = TRY(parse_on_off("--seccomp", *flags.seccomp));
   if (flags.on_reboot) {
     if (*flags.on_reboot == "exit") config.on_reboot = OnReboot::kExit;
@@ -515,6 +524,11 @@ int cli_main(int argc, char** argv) {
                   "of each disk image (a cgroup)");
   run->add_option("--pids-limit", flags.limits.pids_limit, "Threads and processes of the VM process at most");
   run->add_option("--on-reboot", flags.on_reboot, "exit (default: exit code 3) or restart");
+  run->add_option("--jit", flags.jit,
+                  "on|off: riscv64 emulator, translate guest code to host code (default on for "
+                  "x86-64 hosts; off: the interpreter)");
+  run->add_option("--jit-cache", flags.jit_cache,
+                  "SIZE: the JIT's code cache, 1M to 1G, shared by the harts (default 64M)");
   run->add_flag("--print-config", print_config, "Print the VM's configuration as JSON and exit");
   run->add_option("--api-sock", serve_flags.api_sock, "Serve the control API on this Unix socket");
   run->add_option("--id", serve_flags.id, "The instance id the API reports");

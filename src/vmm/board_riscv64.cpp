@@ -34,6 +34,7 @@ Result<void> BoardRiscv64::build() {
   else
     m_memory = TRY(GuestMemory::create({{mm::kRamBase, m_config.memory}}, m_config.memory_shared));
   m_engine = TRY(rv64::EmuEngine::create(*m_memory, m_mmio, m_timebase, harts));
+  if (m_config.jit) TRY(m_engine->enable_jit(m_config.jit_cache));
 
   std::vector<rv64::InterruptPins*> pins;
   for (unsigned h = 0; h < harts; ++h) pins.push_back(&m_engine->pins(h));

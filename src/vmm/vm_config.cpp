@@ -343,7 +343,8 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
   if (top.has("machine")) {
     JsonReader m(top.at("machine"), "machine");
     TRY(m.expect_object());
-    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "memory_shared", "on_reboot", "seccomp"}));
+    TRY(m.only_keys({"arch", "engine", "cpus", "memory", "memory_shared", "on_reboot", "seccomp",
+                     "jit", "jit_cache"}));
     if (m.has("arch")) {
       auto arch = parse_arch(TRY(m.string("arch")));
       if (!arch) return m.fail("arch", arch.error().message());
@@ -376,6 +377,17 @@ static Result<void> apply_json_in(VmConfig& config, const json& doc, const std::
       config.memory = bytes;
     }
     if (m.has("memory_shared")) config.memory_shared = TRY(m.boolean("memory_shared"));
+    if (m.has("jit")) {
+      auto v = parse_jit(TRY(m.string("jit")));
+      if (!v) return m.fail("jit", v.error().message());
+      config.jit = *v;
+    }
+    if (m.has("jit_cache")) {
+      auto v = parse_memory_size(TRY(m.string("jit_cache")));
+      if (!v) return m.fail("jit_cache", v.error().message());
+      if (auto r = check_jit_cache(*v); !r) return m.fail("jit_cache", r.error().message());
+      config.jit_cache = *v;
+    }
     if (m.has("seccomp")) config.seccomp = TRY(m.boolean("seccomp"));
     if (m.has("on_reboot")) {
       auto v = parse_on_reboot(TRY(m.string("on_reboot")));
@@ -635,6 +647,18 @@ Result<void> validate(const VmConfig& config, uint64_t host_memory) {
   return {};
 }
 
+Result<bool> parse_jit(std::string_view text) {
+  if (text == "on") return true;
+  if (text == "off") return false;
+  return Error::format("'{}': must be on or off", text);
+}
+
+Result<void> check_jit_cache(uint64_t bytes) {
+  if (bytes < MiB || bytes > 1024 * MiB)
+    return Error::format("{} bytes: the JIT cache must be between 1M and 1G", bytes);
+  return {};
+}
+
 json to_json(const VmConfig& config) {
   json doc;
   doc["machine"] = {{"arch", to_string(config.arch)},
@@ -642,6 +666,8 @@ json to_json(const VmConfig& config) {
                     {"cpus", config.cpus},
                     {"memory", fmt::format("{}K", config.memory / KiB)},
                     {"memory_shared", config.memory_shared},
+                    {"jit", config.jit ? "on" : "off"},
+                    {"jit_cache", fmt::format("{}K", config.jit_cache / KiB)},
                     {"on_reboot", config.on_reboot == OnReboot::kExit ? "exit" : "restart"}};
   if (!config.seccomp) doc["machine"]["seccomp"] = false;  // the default (on) goes unsaid
   doc["boot"] = {{"kernel", config.kernel}, {"initrd", config.initrd},

@@ -89,12 +89,25 @@ struct VmConfig {
   ResourceLimits limits;
   // Per-thread seccomp filters for the VMM (sandbox/vmm_seccomp.h); off only for debugging.
   bool seccomp = true;
+  // riscv64 emulator: the block translator (engines/emu/riscv64/jit/), x86-64 hosts only;
+  // the interpreter otherwise. jit_cache: its code cache, shared out among the harts.
+#if defined(__x86_64__)
+  bool jit = true;
+#else
+  bool jit = false;
+#endif
+  uint64_t jit_cache = 64ull << 20;
 };
 
 constexpr unsigned kMaxCpus = 8;
 constexpr std::string_view kFirmwareNone = "none";
 // Debian's u-boot-qemu: U-Boot for QEMU's virt machine, to run in S-mode after OpenSBI.
 constexpr const char* kUbootSmode = "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin";
+
+// --jit / "jit": "on" or "off".
+Result<bool> parse_jit(std::string_view text);
+// The JIT's code cache: at least 1 MiB, at most 1 GiB.
+Result<void> check_jit_cache(uint64_t bytes);
 
 // The firmware path to load: empty for kFirmwareNone.
 std::string firmware_to_load(const VmConfig& config);

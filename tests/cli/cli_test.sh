@@ -69,6 +69,11 @@ expect 1 "^doppel: --net: user,hostfwd=tcp::0-:80: hostfwd 'tcp::0-:80': host po
 expect 1 "forwarded twice" run "${k[@]}" --net user,hostfwd=tcp::8080-:80 --net user,hostfwd=tcp:127.0.0.1:8080-:81
 expect 0 '"guest_cid": 7' run "${k[@]}" --vsock cid=7,uds=/tmp/v.sock --print-config
 expect 1 '^doppel: --vsock: cid=2,uds=/tmp/v.sock: cid 2 is reserved' run "${k[@]}" --vsock cid=2,uds=/tmp/v.sock
+# The riscv64 JIT: on by default (x86-64), --jit / DOPPEL_JIT / --jit-cache, bad values named.
+expect 0 '"jit": "off"' run "${k[@]}" --jit off --print-config
+expect 0 '"jit_cache": "8192K"' run "${k[@]}" --jit-cache 8M --print-config
+expect 1 "^doppel: --jit: 'fast': must be on or off$" run "${k[@]}" --jit fast
+expect 1 '^doppel: --jit-cache: 4096 bytes: the JIT cache must be between 1M and 1G$' run "${k[@]}" --jit-cache 4K
 # Boot anything (riscv64): firmware none, boot from a disk.
 expect 0 '"firmware": "none"' run --kernel "$tmp/kernel" --firmware none --print-config
 expect 1 "^doppel: --boot: unknown boot source 'floppy' \(kernel, disk\)$" run "${k[@]}" --boot floppy
@@ -91,7 +96,7 @@ expect 1 "^doppel: $tmp/bad.json: machine.cpus: must be between 1 and 8, got 0$"
 echo '{"machine": {"cpu": 2}}' >"$tmp/typo.json"
 expect 1 "--seccomp maybe: expected on or off" run --seccomp maybe
 expect 1 "--seccomp nah: expected on or off" restore /nonexistent --seccomp nah
-expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot, seccomp\)" run --config "$tmp/typo.json"
+expect 1 "machine.cpu: unknown key \(known: arch, engine, cpus, memory, memory_shared, on_reboot, seccomp, jit, jit_cache\)" run --config "$tmp/typo.json"
 
 printf '{"machine": {"cpus": 2,\n  "memory": 128M}}' >"$tmp/syntax.json"
 expect 1 "^doppel: $tmp/syntax.json: not valid JSON: parse error at line 2, column 16: .*last read: .128M." run --config "$tmp/syntax.json"

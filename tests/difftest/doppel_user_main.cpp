@@ -78,6 +78,13 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "doppel-user: {}\n", process.error().message());
     return 1;
   }
+  // DOPPEL_JIT=on: the same run on the block translator, every block translated at once.
+  if (const char* jit = std::getenv("DOPPEL_JIT"); jit && std::string_view(jit) == "on") {
+    if (auto r = (*process)->hart().enable_jit(16 << 20, 0); !r) {
+      fmt::print(stderr, "doppel-user: {}\n", r.error().message());
+      return 1;
+    }
+  }
   if (state_trace) {
     // Before each instruction: "pc P", then x0..x31 and f0..f31 in hex (stderr).
     (*process)->set_observer([](const doppel::rv64::Hart& h) {

@@ -254,6 +254,17 @@ void EmuEngine::set_reset_state(unsigned hart, const HartResetState& state) {
   if (hart < m_impl->reset.size()) m_impl->reset[hart] = state;
 }
 
+Result<void> EmuEngine::enable_jit(uint64_t cache_bytes) {
+#if defined(__x86_64__)
+  const size_t each = static_cast<size_t>(cache_bytes / m_impl->harts.size());
+  for (auto& h : m_impl->harts) TRY(h->enable_jit(each));
+  return {};
+#else
+  (void)cache_bytes;
+  return Error("--jit on: the JIT emits x86-64 code; this host runs the interpreter only");
+#endif
+}
+
 Hart& EmuEngine::hart(unsigned index) { return *m_impl->harts.at(index); }
 
 Result<std::unique_ptr<Vcpu>> EmuEngine::create_vcpu(unsigned index) {

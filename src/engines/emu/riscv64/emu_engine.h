@@ -53,6 +53,10 @@ class EmuEngine final : public Engine {
   // machine stops the harts with kick()).
   Result<std::unique_ptr<Vcpu>> create_vcpu(unsigned index) override;
 
+  // Every hart runs translated code (Hart::enable_jit), each with cache_bytes / harts of
+  // code cache.
+  Result<void> enable_jit(uint64_t cache_bytes);
+
   // Direct access to hart i (tests, debuggers, snapshot). Only from the hart's own thread
   // while it runs.
   Hart& hart(unsigned index);

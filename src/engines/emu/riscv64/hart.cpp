@@ -13,6 +13,7 @@
 #include "base/zero_pages.h"
 #include "engines/emu/riscv64/decode.h"
 #include "engines/emu/riscv64/fpu_host.h"
+#include "engines/emu/riscv64/jit/translator.h"
 
 namespace doppel::rv64 {
 
@@ -47,8 +48,12 @@ struct Hart::Block {
   uint64_t key = 0;                    // key_of(physical address of the first instruction)
   const DecodedInsn* first = nullptr;  // in the arena
   uint32_t count = 0;                  // instructions, without the block_end() entry
+  uint32_t runs = 0;                   // times run threaded (the JIT's hotness count)
   uint64_t chain_key = 0;              // Hart::m_chain_key when `next` was recorded
   Chain next[2];                       // most recently recorded first
+  // Its translation (JIT on), valid while the translator's generation is jit_generation.
+  jit::BlockFn jit = nullptr;
+  uint64_t jit_generation = 0;
 
   static uint64_t key_of(uint64_t pa) { return ~pa; }  // never 0: a pc is even
 };
@@ -59,12 +64,18 @@ struct Hart::DecodeCache {
   // The last two entries hold an instruction that crosses a page (executed uncached).
   std::unique_ptr<DecodedInsn[]> arena{new DecodedInsn[kArenaInsns + 2]};
   size_t used = 0;
-  Block straddle{0, arena.get() + kArenaInsns, 1, 0, {}};
+  Block straddle{0, arena.get() + kArenaInsns, 1, 0, 0, {}, nullptr, 0};
   DecodedInsn single[2]{};  // one instruction run on its own (tracing, budget tails)
-  Block single_block{0, single, 1, 0, {}};
+  Block single_block{0, single, 1, 0, 0, {}, nullptr, 0};
   // Slots filled since the last clear, so that a clear (fence.i, which Linux runs often)
   // touches those only; past kBlockSlots entries, clear() sweeps the table instead.
   std::vector<uint32_t> filled;
+  // Code pages (hart.h): one bit per 4 KiB page from the lowest RAM address up to the
+  // highest; a bit may outlive the page's blocks (a clear() keeps them), which costs the next
+  // store to the page one pass over its slots.
+  uint64_t code_base = 0;
+  uint64_t code_pages = 0;
+  std::unique_ptr<ZeroPages<uint64_t>> code_bits;
 
   void fill(size_t slot) {
     if (filled.size() < kBlockSlots) filled.push_back(static_cast<uint32_t>(slot));
@@ -86,11 +97,39 @@ Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsig
   m_mstatus = kMstatusUXL & (2ull << 32);
   m_mstatus |= kMstatusSXL & (2ull << 34);
   m_dirty_generation = memory.dirty_generation();
+  if (!memory.regions().empty()) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (const MemoryRegion& r : memory.regions()) {
+      lo = std::min<uint64_t>(lo, r.gpa & ~0xfffull);
+      hi = std::max<uint64_t>(hi, r.gpa + r.size);
+    }
+    m_cache->code_base = lo;
+    m_cache->code_pages = (hi - lo + 0xfff) >> 12;
+    m_cache->code_bits = std::make_unique<ZeroPages<uint64_t>>((m_cache->code_pages + 63) / 64);
+  }
   flush_tlb();
   update_contexts();
 }
 
-Hart::~Hart() { delete m_cache; }
+Hart::~Hart() {
+  delete m_jit;
+  delete m_cache;
+}
+
+Result<void> Hart::enable_jit(size_t cache_bytes, unsigned hot_runs) {
+  disable_jit();
+  m_jit = TRY(jit::Translator::create(*this, cache_bytes)).release();
+  m_jit_hot_runs = hot_runs;
+  return {};
+}
+
+void Hart::disable_jit() {
+  delete m_jit;
+  m_jit = nullptr;
+}
+
+uint64_t Hart::jit_blocks() const { return m_jit ? m_jit->stats().blocks : 0; }
+uint64_t Hart::jit_flushes() const { return m_jit ? m_jit->stats().flushes : 0; }
 
 void Hart::set_priv(Priv p) {
   m_priv = p;
@@ -108,6 +147,10 @@ void Hart::setup_user_mode() {
 void Hart::flush_decode_cache() {
   ++m_cache_flushes;
   m_cache->clear();
+  // The translations hang off the cleared blocks. (A running translation may be the caller,
+  // through fence.i: the reset only rewinds the cache, whose code stays until the next
+  // translation, made from the run loop.)
+  if (m_jit) m_jit->reset();
   m_chain_key += kChainKeyStep;
 }
 
@@ -143,6 +186,45 @@ inline Hart::Block* Hart::fetch_block() {
   return fetch_block_slow(pa, host);
 }
 
+void Hart::note_code_page(uint64_t pa, const uint8_t* host_page) {
+  const DecodeCache& c = *m_cache;
+  const uint64_t n = (pa - c.code_base) >> 12;
+  if (pa < c.code_base || n >= c.code_pages) return;
+  uint64_t& word = (*c.code_bits)[n / 64];
+  const uint64_t bit = 1ull << (n % 64);
+  if (word & bit) return;
+  word |= bit;
+  if (!m_tlb_filled) return;
+  const auto host = reinterpret_cast<uintptr_t>(host_page);
+  for (auto& ctx : m_tlb)
+    for (auto& e : ctx[kTlbWrite])
+      if (e.tag != 0 && ((e.tag - 1) << 12) + e.addend == host) e.tag = 0;
+}
+
+void Hart::code_page_store(uint64_t pa) {
+  const DecodeCache& c = *m_cache;
+  const uint64_t n = (pa - c.code_base) >> 12;
+  if (pa < c.code_base || n >= c.code_pages) return;
+  uint64_t& word = (*c.code_bits)[n / 64];
+  const uint64_t bit = 1ull << (n % 64);
+  if (!(word & bit)) [[likely]]
+    return;
+  word &= ~bit;
+  // Blocks never cross a page, and the 2048 even addresses of a page have distinct slots.
+  // A dropped block keeps its instructions and count: it may be the one running.
+  const uint64_t page = pa & ~0xfffull;
+  for (uint64_t a = page; a < page + 0x1000; a += 2) {
+    Block& b = m_slots[(a >> 1) & (kBlockSlots - 1)];
+    if (b.key == Block::key_of(a)) {
+      b.key = 0;
+      b.jit = nullptr;
+    }
+  }
+  m_chain_key += kChainKeyStep;  // chains may point at the dropped blocks
+  ++m_code_page_drops;
+  m_code_written = true;
+}
+
 Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   ++m_block_misses;
   const uint64_t va = m_pc;
@@ -169,6 +251,7 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   }
 
   if (c.used + kMaxBlock + 1 > kArenaInsns) flush_decode_cache();
+  note_code_page(pa, page);
   const size_t first = c.used;
   const unsigned start = off;
   unsigned count = 0;
@@ -202,7 +285,7 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
   const size_t index = (pa >> 1) & (kBlockSlots - 1);
   Block& slot = m_slots[index];
   if (slot.key != 0) m_chain_key += kChainKeyStep;  // chains may point at the evicted block
-  slot = Block{Block::key_of(pa), m_arena + first, count, 0, {}};
+  slot = Block{Block::key_of(pa), m_arena + first, count, 0, 0, {}, nullptr, 0};
   c.fill(index);
   return &slot;
 }
@@ -285,7 +368,12 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
       // otherwise (a jump, a system instruction) did.
       m_instret_limit = start + std::min(budget - used, kMaxChainInsns);
       m_instret = start + n - 1;
-      first->handler(*this, *first);
+      if (m_jit != nullptr && b != straddle) {
+        m_instret_limit = start + (budget - used);  // run_translated() takes it over
+        run_translated(b);
+      } else {
+        first->handler(*this, *first);
+      }
       const auto i = static_cast<uint64_t>(m_stop - m_block_first);
       const uint64_t base = m_instret + 1 - m_block->count;  // before the block's first
       if (m_stopped & kExcepted) {
@@ -335,6 +423,56 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
     }
   }
   return used;
+}
+
+// Runs block b as host code (translating it once it is hot) where run_blocks() would run
+// it threaded, leaving m_stop, m_pc and m_stopped as the threaded run would (leave()).
+// Then, like leave(), runs the blocks that followed it last time (its chains) while they
+// are translated, fit below the budget (m_instret_limit on entry), and no interrupt or stop request is pending:
+// m_block and m_instret then describe the last block run, as after a threaded chain.
+void Hart::run_translated(Block* b) {
+  const uint64_t instret_limit = m_instret_limit;
+  m_instret_limit = 0;  // a cold block run threaded chains none: the next may be hot
+  if (b->jit == nullptr || b->jit_generation != m_jit->generation()) {
+    if (b->runs < m_jit_hot_runs) {
+      ++b->runs;
+      b->first->handler(*this, *b->first);
+      return;
+    }
+    b->jit = m_jit->translate(b->first, b->count);
+    b->jit_generation = m_jit->generation();
+    if (b->jit == nullptr) [[unlikely]] {
+      b->first->handler(*this, *b->first);
+      return;
+    }
+  }
+  const uint64_t generation = m_jit->generation();
+  m_instret_limit = instret_limit;  // the translations' in-block loops stop below it
+  for (;;) {
+    const uint32_t i = b->jit(*this);
+    const DecodedInsn& d = b->first[i];
+    m_stop = &d;
+    if (m_stopped != 0) [[unlikely]] {
+      if (m_stopped & kIllegal) leave_trapped(d);
+      return;
+    }
+    // A translation that ran fence.i (or anything else that dropped the code cache) is
+    // the last: the chains may point at dropped code.
+    if (b->chain_key != m_chain_key || m_jit->generation() != generation) return;
+    Block* next;
+    if (b->next[0].va == m_pc) next = b->next[0].block;
+    else if (b->next[1].va == m_pc) next = b->next[1].block;
+    else return;
+    if (next->jit == nullptr || next->jit_generation != generation) return;
+    const uint64_t retired = m_instret + 1 - b->count + i + (i == b->count ? 0 : 1);
+    if (retired + next->count > instret_limit) return;
+    if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0) return;
+    m_block = next;
+    m_block_first = next->first;
+    m_block_pc = m_pc;
+    m_instret = retired + next->count - 1;
+    b = next;
+  }
 }
 
 StepResult Hart::step(uint64_t max_instructions) {

@@ -20,6 +20,13 @@
 // generation; run_engine() and step() compare it on entry and drop every write TLB entry
 // when it changed (drop_write_tlb()), so the next store to each page takes the slow path and
 // marks it again. No call from the VMM is needed; flush_tlb() also works on a paused hart.
+//
+// Self-modifying code: a page the hart decoded code from is a code page (one bit per page
+// of RAM) and has no write TLB entry, so every store to it takes the slow path, which drops
+// the page's decoded blocks (and their translations) and ends the storing instruction's
+// block, as QEMU's TCG does: the next instruction is fetched anew, also without fence.i.
+// AMOs drop the blocks too but do not end the block. Per hart: another hart's stores reach
+// this hart's cache through fence.i (SBI's remote fence.i), as the ISA requires.
 #pragma once
 
 #include <array>
@@ -114,6 +121,9 @@ struct HartState {
 struct DecodedInsn;   // decode.h
 struct SlowPathInsn;  // decode.h
 class Hart;
+namespace jit {
+class Translator;  // jit/translator.h
+}
 // An instruction's semantics (InsnSpec::handler) or its threaded form, which the
 // interpreter runs (InsnSpec::exec; decode.h threaded()). Semantics return true when the
 // instruction completed and the next one follows at pc + length; false when it changed pc
@@ -177,6 +187,21 @@ class Hart {
   void flush_tlb();
 
   uint64_t instret() const { return m_instret; }
+
+  // The block translator (jit/translator.h): blocks that ran `hot_runs` times threaded
+  // (0: every block, at once) run as host code, translated into a code cache of
+  // cache_bytes. Architectural behaviour is the interpreter's, instruction for
+  // instruction; the translator holds no state between blocks. Call while the hart is not
+  // running.
+  static constexpr unsigned kJitHotRuns = 2;
+  Result<void> enable_jit(size_t cache_bytes, unsigned hot_runs = kJitHotRuns);
+  void disable_jit();
+  bool jit_enabled() const { return m_jit != nullptr; }
+  // Translations made, and whole code-cache drops (full), since enable_jit().
+  uint64_t jit_blocks() const;
+  uint64_t jit_flushes() const;
+  // Stores that overwrote a page holding decoded code (its blocks dropped; hart.h top).
+  uint64_t code_page_drops() const { return m_code_page_drops; }
 
   // ---- debugger (hart_debug.cpp) ----
   // va as a load at the current privilege would translate it (MPRV ignored; M-mode and
@@ -263,7 +288,18 @@ class Hart {
   bool store(const Insn& d, uint64_t va, T value) {
     if (store_fast(va, value)) return true;
     enter(d);
-    return store_slow(va, sizeof(T), static_cast<uint64_t>(value));
+    if (!store_slow(va, sizeof(T), static_cast<uint64_t>(value))) {
+      m_code_written = false;  // trapped (part of a page-crossing store may have written)
+      return false;
+    }
+    if (m_code_written) [[unlikely]] {
+      // It overwrote decoded code: the block ends here (the store retired), and the next
+      // instruction is decoded from memory again.
+      m_code_written = false;
+      m_pc += d.len;
+      return false;
+    }
+    return true;
   }
   // Whether the running instruction's memory access deferred to its slow path; clears it.
   bool take_slow_mem() {
@@ -338,6 +374,7 @@ class Hart {
 
  private:
   friend class HartTestPeer;
+  friend class jit::Translator;  // reads the offsets of the members its code uses
   struct Block;
   struct DecodeCache;
 
@@ -364,6 +401,12 @@ class Hart {
     return ((va + (size - 1)) >> 12) + 1;
   }
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
+  // Code pages (see the top; hart.cpp). note_code_page(): a block was decoded from pa's
+  // page (at host_page): marks it and drops its write TLB entries. code_page_store(): a
+  // store or AMO to pa is about to write RAM: if its page is a code page, drops the
+  // page's blocks, unmarks it and sets m_code_written.
+  void note_code_page(uint64_t pa, const uint8_t* host_page);
+  void code_page_store(uint64_t pa);
   // run_debug(): a data access of `size` bytes at va (store or AMO if write) against the
   // watchpoints; records the first hit.
   void note_watch(uint64_t va, unsigned size, bool write);
@@ -417,6 +460,7 @@ class Hart {
   // exception was recorded (exit_on_trap), a WFI found nothing pending, or an interrupt
   // became takeable (or a bit of `stop_bits` rose in pins). Returns the attempted count.
   uint64_t run_blocks(uint64_t budget, uint64_t stop_bits);
+  void run_translated(Block* b);
   // Recomputes m_irq_takeable after a change of privilege, mstatus, mie, mideleg or mip.
   void update_irq_mask();
   bool csr_get(uint16_t csr, uint64_t& value);  // no privilege checks
@@ -478,6 +522,8 @@ class Hart {
   void publish_stats();
 
   DecodeCache* m_cache;  // owned
+  jit::Translator* m_jit = nullptr;  // owned; nullptr: the interpreter only
+  unsigned m_jit_hot_runs = kJitHotRuns;
   Block* m_slots;         // m_cache's block table and instruction arena, for the fast path
   DecodedInsn* m_arena;
   // The running block (run_blocks(), leave()).
@@ -507,6 +553,8 @@ class Hart {
   // to its slow path, load()) never reaches leave(): the threaded form takes it first.
   static constexpr uint8_t kExcepted = 1, kIllegal = 2, kWfi = 4, kSlowMem = 8;
   uint8_t m_stopped = 0;
+  bool m_code_written = false;  // code_page_store() dropped blocks; store() ends the block
+  uint64_t m_code_page_drops = 0;
   bool m_trace = false;
   bool m_trace_traps = false;
   std::string m_crash_detail;

@@ -41,6 +41,8 @@ class InterruptPins {
   // Blocks until the bits differ from `seen` (a value returned by raw()).
   void wait_for_change(uint64_t seen) const { m_bits.wait(seen, std::memory_order_acquire); }
   uint64_t raw() const { return m_bits.load(std::memory_order_acquire); }
+  // The word raw() reads, for the JIT's generated code (an x86-64 load is an acquire).
+  const void* raw_address() const { return &m_bits; }
 
  private:
   std::atomic<uint64_t> m_bits{0};

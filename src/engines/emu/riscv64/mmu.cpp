@@ -176,6 +176,7 @@ bool Hart::store_slow(uint64_t va, unsigned size, uint64_t value) {
   if (uint8_t* page = m_memory.host_ptr(pa & ~0xfffull, 0x1000)) {
     // Marked before the page enters the write TLB, whose hits (store_fast()) do not mark.
     m_memory.mark_dirty(pa, size);
+    code_page_store(pa);  // before the write TLB holds the page
     tlb_fill(m_data_ctx, kTlbWrite, va, pa, page);
     std::memcpy(page + (pa & 0xfff), &value, size);
     return true;
@@ -212,7 +213,11 @@ uint8_t* Hart::atomic_ptr(uint64_t va, unsigned size, bool is_lr) {
     take_exception(is_lr ? Exception::kLoadAccessFault : Exception::kStoreAccessFault, va);
     return nullptr;
   }
-  if (!is_lr) m_memory.mark_dirty(pa, size);  // before the write TLB holds the page
+  if (!is_lr) {
+    m_memory.mark_dirty(pa, size);  // before the write TLB holds the page
+    code_page_store(pa);
+    m_code_written = false;  // an AMO does not end its block (hart.h)
+  }
   tlb_fill(m_data_ctx, type, va, pa, page);
   return page + (pa & 0xfff);
 }

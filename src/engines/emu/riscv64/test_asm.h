@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -147,6 +149,10 @@ class HartFixture : public ::testing::Test {
     ASSERT_TRUE(bus.insert(kMmioBase, 0x1000, device).ok());
     hart = std::make_unique<Hart>(*memory, bus, timebase, 0);
     hart->set_pc(kRamBase);
+    // DOPPEL_JIT=on: the same tests with every block translated at once (tests/jit).
+    if (const char* jit = std::getenv("DOPPEL_JIT"); jit && std::string_view(jit) == "on") {
+      ASSERT_TRUE(hart->enable_jit(4 << 20, 0).ok());
+    }
   }
 
   // Writes a program at addr (default: the reset pc) and drops stale decoded blocks.
