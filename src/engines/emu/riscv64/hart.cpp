@@ -428,8 +428,10 @@ uint64_t Hart::run_blocks(uint64_t budget, uint64_t stop_bits) {
 // Runs block b as host code (translating it once it is hot) where run_blocks() would run
 // it threaded, leaving m_stop, m_pc and m_stopped as the threaded run would (leave()).
 // Then, like leave(), runs the blocks that followed it last time (its chains) while they
-// are translated, fit below the budget (m_instret_limit on entry), and no interrupt or stop request is pending:
-// m_block and m_instret then describe the last block run, as after a threaded chain.
+// are translated, fit below the budget (m_instret_limit on entry), and no interrupt or stop
+// request is pending: m_block and m_instret then describe the last block run, as after a
+// threaded chain. Translations also chain to each other themselves, through the
+// translator's jump cache (translator.h), which this loop fills as blocks run.
 void Hart::run_translated(Block* b) {
   const uint64_t instret_limit = m_instret_limit;
   m_instret_limit = 0;  // a cold block run threaded chains none: the next may be hot
@@ -439,8 +441,11 @@ void Hart::run_translated(Block* b) {
       b->first->handler(*this, *b->first);
       return;
     }
+    const uint64_t before = m_jit->generation();
     b->jit = m_jit->translate(b->first, b->count);
     b->jit_generation = m_jit->generation();
+    // A full cache was dropped: the jump cache's entries (keyed by the chain key) with it.
+    if (b->jit_generation != before) m_chain_key += kChainKeyStep;
     if (b->jit == nullptr) [[unlikely]] {
       b->first->handler(*this, *b->first);
       return;
@@ -449,7 +454,9 @@ void Hart::run_translated(Block* b) {
   const uint64_t generation = m_jit->generation();
   m_instret_limit = instret_limit;  // the translations' in-block loops stop below it
   for (;;) {
+    m_jit->remember(m_block_pc, m_chain_key, b, b->first, b->count, b->jit);
     const uint32_t i = b->jit(*this);
+    b = m_block;  // the last block run: translations chain to each other (translator.h)
     const DecodedInsn& d = b->first[i];
     m_stop = &d;
     if (m_stopped != 0) [[unlikely]] {

@@ -216,7 +216,7 @@ std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
   const auto alu = [&]() -> uint32_t {
     static constexpr uint32_t kRops[][2] = {{0, 0}, {0x20, 0}, {0, 1}, {0, 2}, {0, 3}, {0, 4},
                                             {0, 5}, {0x20, 5}, {0, 6}, {0, 7}, {1, 0}, {1, 1},
-                                            {1, 3}, {1, 4}, {1, 5}, {1, 6}, {1, 7}};
+                                            {1, 2}, {1, 3}, {1, 4}, {1, 5}, {1, 6}, {1, 7}};
     switch (rng() % 6) {
       case 0: {
         const auto& o = kRops[rng() % std::size(kRops)];
@@ -230,7 +230,8 @@ std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
         return i(imm12(), reg(), f3, reg(), 0x13);
       }
       case 2: {
-        static constexpr uint32_t kW[][2] = {{0, 0}, {0x20, 0}, {0, 1}, {0, 5}, {0x20, 5}, {1, 0}, {1, 4}, {1, 7}};
+        static constexpr uint32_t kW[][2] = {{0, 0}, {0x20, 0}, {0, 1}, {0, 5}, {0x20, 5},
+                                             {1, 0}, {1, 4}, {1, 5}, {1, 6}, {1, 7}};
         const auto& o = kW[rng() % std::size(kW)];
         return r(o[0], reg(), reg(), o[1], reg(), 0x3b);
       }
@@ -263,11 +264,34 @@ std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
     } else if (kind < 70) {
       p.push_back(memop());
     } else if (kind < 75) {
-      // fmv.d.x f, x; fadd.d / fdiv.d / fmul.d with a dynamic or static rounding mode.
+      // fmv.d.x or fcvt.d.w(u) f, x; then double arithmetic with a static rounding mode or
+      // the dynamic one (rm 7: frm, which the CSR writes below change), fused multiply-add,
+      // sign injection, or fmv.x.d back to x.
       const uint32_t fd = static_cast<uint32_t>(rng() % 8), fs = static_cast<uint32_t>(rng() % 8);
-      p.push_back(r(0x79, 0, reg(), 0, fs, 0x53));
-      static constexpr uint32_t kFops[] = {0x01, 0x05, 0x09, 0x0d};
-      p.push_back(r(kFops[rng() % 4], fs, fd, static_cast<uint32_t>(rng() % 5), fd, 0x53));
+      const auto load = [&](uint32_t f) {  // mostly small integers: normal operands
+        if (rng() % 4) p.push_back(r(0x69, static_cast<uint32_t>(rng() % 2), reg(), 7, f, 0x53));
+        else p.push_back(r(0x79, 0, reg(), 0, f, 0x53));
+      };
+      load(fs);
+      if (rng() % 2) load(fd);
+      const auto rm = [&] { return static_cast<uint32_t>(rng() % 3 ? 7 : rng() % 5); };
+      switch (rng() % 5) {
+        case 0: case 1: {
+          static constexpr uint32_t kFops[] = {0x01, 0x05, 0x09, 0x0d};
+          p.push_back(r(kFops[rng() % 4], fs, fd, rm(), fd, 0x53));
+          break;
+        }
+        case 2: {  // fmadd.d / fmsub.d / fnmsub.d / fnmadd.d fd, fs, fd, f(rs3)
+          static constexpr uint32_t kFma[] = {0x43, 0x47, 0x4b, 0x4f};
+          const auto rs3 = static_cast<uint32_t>(rng() % 8);
+          if (rng() % 2) load(rs3);
+          p.push_back((rs3 << 27) | r(1, fs, fd, rm(), fd, kFma[rng() % 4]));
+          break;
+        }
+        case 3: p.push_back(r(0x11, fs, fd, static_cast<uint32_t>(rng() % 3), fd, 0x53)); break;
+        default: p.push_back(r(0x71, 0, fd, 0, reg(), 0x53)); break;  // fmv.x.d
+      }
+      if (rng() % 8 == 0) p.push_back(csr(5, 0, 0x002, static_cast<uint32_t>(rng() % 8)));  // csrwi frm
     } else if (kind < 78) {
       static constexpr uint32_t kCsrs[] = {0xb00, 0xb02, 0xc00, 0xc02, 0x001, 0x003};
       if (rng() % 4 == 0) {

@@ -1,7 +1,11 @@
 // Emission (see translator.h). Host register use inside a translation:
 //   rbx  the Hart            rbp  &hart.m_x[0] (guest x registers, x0 reads 0, [32] a sink)
-//   rax, rcx, rdx, rsi, rdi  scratch (caller-saved: dead across the handler calls)
-// Guest registers stay in memory between instructions; a handler call sees them there.
+//   r8-r15  guest x registers cached inside the translation (RegCache below)
+//   rax, rcx, rdx, rsi, rdi, xmm0-xmm2  scratch (caller-saved: dead across handler calls)
+// The cache is write-through: every write of a guest register goes to hart.m_x as well, so
+// memory is always current and exits, traps and handler calls need no spill; a handler call
+// forgets the cache (it may write any register, and clobbers r8-r11), and so does every
+// instruction another one of the block branches to (control arrives there from two places).
 #include "engines/emu/riscv64/jit/translator.h"
 
 #if !defined(__x86_64__)
@@ -13,6 +17,17 @@ Result<std::unique_ptr<Translator>> Translator::create(Hart&, size_t) {
 Translator::Translator(Hart& hart, uint8_t* base, size_t size)
     : m_hart(hart), m_base(base), m_size(size) {}
 Translator::~Translator() = default;
+void Translator::remember(uint64_t va, uint64_t key, void* block, const DecodedInsn* first,
+                          uint32_t count, BlockFn fn) {
+  JumpEntry& e = m_jump[(va >> 1) & (kJumpEntries - 1)];
+  e.va = va;
+  e.key = key;
+  e.body = reinterpret_cast<const uint8_t*>(fn) + m_body_offset;
+  e.block = block;
+  e.first = first;
+  e.count = count;
+}
+
 void Translator::reset() { m_used = 0; }
 BlockFn Translator::translate(const DecodedInsn*, uint32_t) {
   (void)m_hart;
@@ -29,27 +44,31 @@ BlockFn Translator::translate(const DecodedInsn*, uint32_t) {
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include <xbyak/xbyak.h>
 
 #include "engines/emu/riscv64/decode.h"
+#include "engines/emu/riscv64/fpu.h"
 #include "engines/emu/riscv64/hart.h"
 
 namespace doppel::rv64::jit {
 
 namespace {
 
-// The most code one block can need: 64 instructions of at most ~120 bytes in line and
-// ~60 out of line each, plus the prologue and epilogue. A block starts only where this
-// much is free, so emission never runs out of room.
-constexpr size_t kMaxBlockCode = 64 * 192 + 256;
+// The most code one block can need: 64 instructions of at most ~200 bytes in line and
+// ~120 out of line each (a fused multiply-add's operand checks, a slow path's handler call
+// and cache reload), plus the prologue and epilogue. A block starts only where this much is
+// free, so emission never runs out of room.
+constexpr size_t kMaxBlockCode = 64 * 320 + 256;
 
 bool illegal_handler(Hart& h, const DecodedInsn& d) { return h.illegal(d); }
 
 // A displacement as xbyak takes it (size_t, wrapping for negative ones).
 size_t disp(int64_t v) { return static_cast<size_t>(v); }
+uint32_t imm32(int64_t v) { return static_cast<uint32_t>(static_cast<int32_t>(v)); }
 
-enum class Op {
+enum class Op : uint8_t {
   kCall,  // the instruction table's handler
   kLui, kAuipc, kJal, kJalr,
   kBeq, kBne, kBlt, kBge, kBltu, kBgeu,
@@ -57,33 +76,61 @@ enum class Op {
   kAddi, kSlti, kSltiu, kXori, kOri, kAndi, kSlli, kSrli, kSrai,
   kAdd, kSub, kSll, kSlt, kSltu, kXor, kSrl, kSra, kOr, kAnd,
   kAddiw, kSlliw, kSrliw, kSraiw, kAddw, kSubw, kSllw, kSrlw, kSraw,
-  kMul,
+  kMul, kMulh, kMulhu, kMulw, kDiv, kDivu, kRem, kRemu, kDivw, kDivuw, kRemw, kRemuw,
+  kFaddD, kFsubD, kFmulD, kFdivD, kFmaddD, kFmsubD, kFnmsubD, kFnmaddD,
+  kFsgnjD, kFsgnjnD, kFsgnjxD, kFmvXD, kFmvDX, kFcvtDW, kFcvtDWu,
 };
 
+// The native form of each entry of the instruction table, by spec index (built once).
 Op op_of(const DecodedInsn& d) {
-  if (d.spec == 0xffff) return Op::kCall;
-  static constexpr struct {
-    std::string_view name;
-    Op op;
-  } kNative[] = {
-      {"lui", Op::kLui},     {"auipc", Op::kAuipc}, {"jal", Op::kJal},     {"jalr", Op::kJalr},
-      {"beq", Op::kBeq},     {"bne", Op::kBne},     {"blt", Op::kBlt},     {"bge", Op::kBge},
-      {"bltu", Op::kBltu},   {"bgeu", Op::kBgeu},   {"lb", Op::kLb},       {"lh", Op::kLh},
-      {"lw", Op::kLw},       {"ld", Op::kLd},       {"lbu", Op::kLbu},     {"lhu", Op::kLhu},
-      {"lwu", Op::kLwu},     {"sb", Op::kSb},       {"sh", Op::kSh},       {"sw", Op::kSw},
-      {"sd", Op::kSd},       {"addi", Op::kAddi},   {"slti", Op::kSlti},   {"sltiu", Op::kSltiu},
-      {"xori", Op::kXori},   {"ori", Op::kOri},     {"andi", Op::kAndi},   {"slli", Op::kSlli},
-      {"srli", Op::kSrli},   {"srai", Op::kSrai},   {"add", Op::kAdd},     {"sub", Op::kSub},
-      {"sll", Op::kSll},     {"slt", Op::kSlt},     {"sltu", Op::kSltu},   {"xor", Op::kXor},
-      {"srl", Op::kSrl},     {"sra", Op::kSra},     {"or", Op::kOr},       {"and", Op::kAnd},
-      {"addiw", Op::kAddiw}, {"slliw", Op::kSlliw}, {"srliw", Op::kSrliw}, {"sraiw", Op::kSraiw},
-      {"addw", Op::kAddw},   {"subw", Op::kSubw},   {"sllw", Op::kSllw},   {"srlw", Op::kSrlw},
-      {"sraw", Op::kSraw},   {"mul", Op::kMul},     {"fld", Op::kFld},     {"fsd", Op::kFsd},
-  };
-  const std::string_view name = spec_at(d.spec).name;
-  for (const auto& n : kNative)
-    if (n.name == name) return n.op;
-  return Op::kCall;
+  static const std::vector<Op> kOps = [] {
+    static constexpr struct {
+      std::string_view name;
+      Op op;
+    } kNative[] = {
+        {"lui", Op::kLui},       {"auipc", Op::kAuipc},     {"jal", Op::kJal},
+        {"jalr", Op::kJalr},     {"beq", Op::kBeq},         {"bne", Op::kBne},
+        {"blt", Op::kBlt},       {"bge", Op::kBge},         {"bltu", Op::kBltu},
+        {"bgeu", Op::kBgeu},     {"lb", Op::kLb},           {"lh", Op::kLh},
+        {"lw", Op::kLw},         {"ld", Op::kLd},           {"lbu", Op::kLbu},
+        {"lhu", Op::kLhu},       {"lwu", Op::kLwu},         {"sb", Op::kSb},
+        {"sh", Op::kSh},         {"sw", Op::kSw},           {"sd", Op::kSd},
+        {"addi", Op::kAddi},     {"slti", Op::kSlti},       {"sltiu", Op::kSltiu},
+        {"xori", Op::kXori},     {"ori", Op::kOri},         {"andi", Op::kAndi},
+        {"slli", Op::kSlli},     {"srli", Op::kSrli},       {"srai", Op::kSrai},
+        {"add", Op::kAdd},       {"sub", Op::kSub},         {"sll", Op::kSll},
+        {"slt", Op::kSlt},       {"sltu", Op::kSltu},       {"xor", Op::kXor},
+        {"srl", Op::kSrl},       {"sra", Op::kSra},         {"or", Op::kOr},
+        {"and", Op::kAnd},       {"addiw", Op::kAddiw},     {"slliw", Op::kSlliw},
+        {"srliw", Op::kSrliw},   {"sraiw", Op::kSraiw},     {"addw", Op::kAddw},
+        {"subw", Op::kSubw},     {"sllw", Op::kSllw},       {"srlw", Op::kSrlw},
+        {"sraw", Op::kSraw},     {"mul", Op::kMul},         {"mulh", Op::kMulh},
+        {"mulhu", Op::kMulhu},   {"mulw", Op::kMulw},       {"div", Op::kDiv},
+        {"divu", Op::kDivu},     {"rem", Op::kRem},         {"remu", Op::kRemu},
+        {"divw", Op::kDivw},     {"divuw", Op::kDivuw},     {"remw", Op::kRemw},
+        {"remuw", Op::kRemuw},   {"fld", Op::kFld},         {"fsd", Op::kFsd},
+        {"fadd.d", Op::kFaddD},  {"fsub.d", Op::kFsubD},    {"fmul.d", Op::kFmulD},
+        {"fdiv.d", Op::kFdivD},  {"fmadd.d", Op::kFmaddD},  {"fmsub.d", Op::kFmsubD},
+        {"fnmsub.d", Op::kFnmsubD}, {"fnmadd.d", Op::kFnmaddD}, {"fsgnj.d", Op::kFsgnjD},
+        {"fsgnjn.d", Op::kFsgnjnD}, {"fsgnjx.d", Op::kFsgnjxD}, {"fmv.x.d", Op::kFmvXD},
+        {"fmv.d.x", Op::kFmvDX}, {"fcvt.d.w", Op::kFcvtDW}, {"fcvt.d.wu", Op::kFcvtDWu},
+    };
+    size_t count = 0;
+    for (auto span : {rv64i_specs(), rv64m_specs(), rv64a_specs(), rv64fd_specs(), system_specs()})
+      count += span.size();
+    std::vector<Op> ops(count, Op::kCall);
+    for (size_t i = 0; i < count; ++i) {
+      const std::string_view name = spec_at(static_cast<uint16_t>(i)).name;
+      for (const auto& n : kNative)
+        if (n.name == name) ops[i] = n.op;
+    }
+    return ops;
+  }();
+  return d.spec < kOps.size() ? kOps[d.spec] : Op::kCall;
+}
+
+bool is_fma(Op op) {
+  return op == Op::kFmaddD || op == Op::kFmsubD || op == Op::kFnmsubD || op == Op::kFnmaddD;
 }
 
 }  // namespace
@@ -91,14 +138,55 @@ Op op_of(const DecodedInsn& d) {
 // Offsets into Hart of what translations touch (Hart is not standard-layout, so they are
 // measured on the live object rather than with offsetof).
 struct HartLayout {
-  int32_t x, f, mstatus, pc, block_pc, tlb_read, tlb_write, instret, instret_limit, irq_pin_mask,
-      irq_soft;
+  int32_t x, f, mstatus, frm, fflags, pc, block_pc, tlb_read, tlb_write, instret,
+      instret_limit, irq_pin_mask, irq_soft, chain_key, stopped, block, block_first;
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
   uint64_t pins;  // the address of the hart's InterruptPins word
+  uint64_t jump;  // the address of the translator's jump cache
+  bool fma;       // the host has FMA3 (fpu_host.h's fast path needs it too)
   static int32_t off(const Hart& h, const void* member) {
     return static_cast<int32_t>(reinterpret_cast<const uint8_t*>(member) -
                                 reinterpret_cast<const uint8_t*>(&h));
   }
+};
+
+// Which guest x register each of r8-r15 holds (write-through, see the top). Allocation is
+// least recently used; a register an instruction has just read is never the one evicted
+// for its next operand, since the pool holds more than two.
+class RegCache {
+ public:
+  static constexpr int kPool = 8;
+  static Xbyak::Reg64 host(int slot) { return Xbyak::Reg64(8 + slot); }
+  void forget() {
+    for (auto& g : m_guest) g = -1;
+  }
+  // The slot holding guest register r, or -1.
+  int find(unsigned r) const {
+    for (int s = 0; s < kPool; ++s)
+      if (m_guest[s] == static_cast<int>(r)) return s;
+    return -1;
+  }
+  void touch(int slot) { m_age[slot] = ++m_clock; }
+  // A slot for guest register r (which is not cached): a free one, else the least recent.
+  int take(unsigned r) {
+    int best = 0;
+    for (int s = 0; s < kPool; ++s) {
+      if (m_guest[s] < 0) {
+        best = s;
+        break;
+      }
+      if (m_age[s] < m_age[best]) best = s;
+    }
+    m_guest[best] = static_cast<int>(r);
+    touch(best);
+    return best;
+  }
+  int guest(int slot) const { return m_guest[slot]; }
+
+ private:
+  int m_guest[kPool] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  uint32_t m_age[kPool] = {};
+  uint32_t m_clock = 0;
 };
 
 class Emitter : public Xbyak::CodeGenerator {
@@ -107,11 +195,33 @@ class Emitter : public Xbyak::CodeGenerator {
       : Xbyak::CodeGenerator(room, at), m_l(layout) {}
 
   void block(const DecodedInsn* first, uint32_t count);
+  size_t body_offset() const { return m_body_offset; }
 
  private:
   using Reg64 = Xbyak::Reg64;
-  Xbyak::Address xreg(unsigned r) { return qword[rbp + disp(8 * r)]; }
+  Xbyak::Address xmem(unsigned r) { return qword[rbp + disp(8 * r)]; }
+  Xbyak::Address fmem(unsigned r) { return qword[rbx + disp(m_l.f + 8 * static_cast<int32_t>(r))]; }
   Xbyak::Address hart(int32_t off) { return qword[rbx + disp(off)]; }
+  // The host register holding guest register r (loaded on a miss).
+  Reg64 rx(unsigned r) {
+    int s = m_regs.find(r);
+    if (s < 0) {
+      s = m_regs.take(r);
+      mov(RegCache::host(s), xmem(r));
+    } else {
+      m_regs.touch(s);
+    }
+    return RegCache::host(s);
+  }
+  // Writes guest register rd (32: the x0 sink, no effect) from `v`, through to memory.
+  void wx(unsigned rd, const Reg64& v) {
+    if (rd == 32) return;
+    mov(xmem(rd), v);
+    int s = m_regs.find(rd);
+    if (s < 0) s = m_regs.take(rd);
+    else m_regs.touch(s);
+    mov(RegCache::host(s), v);
+  }
   // rax = the pc of the instruction at pc_off in this block, plus `add`.
   void pc_to_rax(int64_t add) {
     mov(rax, hart(m_l.block_pc));
@@ -119,33 +229,62 @@ class Emitter : public Xbyak::CodeGenerator {
   }
   void add_imm(const Reg64& r, int64_t v) {
     if (v >= INT32_MIN && v <= INT32_MAX) {
-      add(r, static_cast<uint32_t>(static_cast<int32_t>(v)));
+      add(r, imm32(v));
     } else {
       mov(rdx, static_cast<uint64_t>(v));
       add(r, rdx);
     }
   }
-  void store_rd(const DecodedInsn& d, const Reg64& r) {
-    if (d.rd != 32) mov(xreg(d.rd), r);
+  Xbyak::Label& exit_label(uint32_t index) {
+    m_exit_used[index] = true;
+    return m_exit[index];
   }
+  struct OutOfLine;
+  OutOfLine& slow_path(const DecodedInsn& d, uint32_t index);
+  void slow_resume(OutOfLine& o);
   void call_handler(const DecodedInsn& d, uint32_t index);
+  void chain(uint32_t index, int64_t retired_adjust);
   void memory(Op op, const DecodedInsn& d, uint32_t index);
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
+  void divide(Op op, const DecodedInsn& d, uint32_t index);
+  void fp(Op op, const DecodedInsn& d, uint32_t index);
+  // Jumps to `bad` unless the binary64 in r is a normal number (fpu_host.h's normal64).
+  void check_normal(const Reg64& r, Xbyak::Label& bad);
 
   const HartLayout& m_l;
   uint32_t m_count = 0;
-  std::unique_ptr<Xbyak::Label[]> m_insn;  // per instruction: its code
+  RegCache m_regs;
+  std::unique_ptr<Xbyak::Label[]> m_insn;  // per instruction: its code (in-block targets)
+  std::unique_ptr<bool[]> m_target;        // per instruction: an in-block branch goes there
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
+  std::unique_ptr<bool[]> m_exit_used;
   Xbyak::Label m_epilogue;
+  size_t m_body_offset = 0;
+  // A fast path's way out: the instruction's handler (which may trap), then back with the
+  // register cache as the fast path leaves it.
   struct OutOfLine {
     const DecodedInsn* d = nullptr;
     uint32_t index = 0;
     Xbyak::Label slow, resume;
+    RegCache regs;
   };
   std::unique_ptr<OutOfLine[]> m_slow;
   uint32_t m_slow_count = 0;
 };
+
+Emitter::OutOfLine& Emitter::slow_path(const DecodedInsn& d, uint32_t index) {
+  OutOfLine& o = m_slow[m_slow_count++];
+  o.d = &d;
+  o.index = index;
+  return o;
+}
+
+// Where the fast path rejoins: the slow one reloads what the cache holds here.
+void Emitter::slow_resume(OutOfLine& o) {
+  o.regs = m_regs;
+  L(o.resume);
+}
 
 void Emitter::call_handler(const DecodedInsn& d, uint32_t index) {
   const bool illegal = d.spec == 0xffff;
@@ -159,7 +298,48 @@ void Emitter::call_handler(const DecodedInsn& d, uint32_t index) {
   mov(rax, reinterpret_cast<uintptr_t>(h));
   call(rax);
   test(al, al);
-  jz(m_exit[index], T_NEAR);
+  jz(exit_label(index), T_NEAR);
+}
+
+// Leaves for pc rcx from the instruction at `index` (see translator.h: Chaining), straight
+// into the next translation when the jump cache has it, else with `index` to the run loop.
+// The instructions retired before the next block: m_instret + retired_adjust.
+void Emitter::chain(uint32_t index, int64_t retired_adjust) {
+  Xbyak::Label& out = exit_label(index);
+  mov(hart(m_l.pc), rcx);
+  mov(edx, ecx);
+  shr(edx, 1);
+  and_(edx, static_cast<uint32_t>(Translator::kJumpEntries - 1));
+  shl(edx, 6);
+  mov(rax, m_l.jump);
+  add(rdx, rax);
+  cmp(rcx, qword[rdx + offsetof(JumpEntry, va)]);
+  jne(out, T_NEAR);
+  mov(rax, hart(m_l.chain_key));
+  cmp(rax, qword[rdx + offsetof(JumpEntry, key)]);
+  jne(out, T_NEAR);
+  cmp(byte[rbx + disp(m_l.stopped)], 0);
+  jne(out, T_NEAR);
+  mov(rax, m_l.pins);
+  mov(rax, qword[rax]);
+  and_(rax, hart(m_l.irq_pin_mask));
+  or_(rax, hart(m_l.irq_soft));
+  jnz(out, T_NEAR);
+  // The next block must fit below the limit: retired + its count <= m_instret_limit.
+  mov(rax, hart(m_l.instret));
+  add_imm(rax, retired_adjust);
+  mov(rsi, qword[rdx + offsetof(JumpEntry, count)]);
+  lea(rdi, ptr[rax + rsi]);
+  cmp(rdi, hart(m_l.instret_limit));
+  ja(out, T_NEAR);
+  lea(rax, ptr[rdi - 1]);  // m_instret: the count before its last instruction
+  mov(hart(m_l.instret), rax);
+  mov(rax, qword[rdx + offsetof(JumpEntry, block)]);
+  mov(hart(m_l.block), rax);
+  mov(rax, qword[rdx + offsetof(JumpEntry, first)]);
+  mov(hart(m_l.block_first), rax);
+  mov(hart(m_l.block_pc), rcx);
+  jmp(qword[rdx + offsetof(JumpEntry, body)]);
 }
 
 void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
@@ -176,9 +356,7 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     default: break;
   }
   const bool fp = op == Op::kFld || op == Op::kFsd;
-  OutOfLine& o = m_slow[m_slow_count++];
-  o.d = &d;
-  o.index = index;
+  OutOfLine& o = slow_path(d, index);
   // Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
   // the index of its first, so a page-crossing access misses.
   if (fp) {
@@ -186,8 +364,8 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
     jz(o.slow, T_NEAR);
   }
-  mov(rsi, xreg(d.rs1));
-  if (d.imm != 0) add(rsi, static_cast<uint32_t>(static_cast<int32_t>(d.imm)));
+  mov(rsi, rx(d.rs1));
+  if (d.imm != 0) add(rsi, imm32(d.imm));
   mov(rax, rsi);
   shr(rax, 12);
   and_(eax, 1023);
@@ -200,12 +378,14 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   jne(o.slow, T_NEAR);
   add(rsi, qword[rax + 8]);
   if (is_store) {
-    mov(rax, fp ? qword[rbx + disp(m_l.f + 8 * d.rs2)] : xreg(d.rs2));
+    Reg64 v = rax;
+    if (fp) mov(rax, fmem(d.rs2));
+    else v = rx(d.rs2);
     switch (size) {
-      case 1: mov(byte[rsi], al); break;
-      case 2: mov(word[rsi], ax); break;
-      case 4: mov(dword[rsi], eax); break;
-      default: mov(qword[rsi], rax); break;
+      case 1: mov(byte[rsi], v.cvt8()); break;
+      case 2: mov(word[rsi], v.cvt16()); break;
+      case 4: mov(dword[rsi], v.cvt32()); break;
+      default: mov(qword[rsi], v); break;
     }
   } else {
     switch (op) {
@@ -218,19 +398,19 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
       default: mov(rax, qword[rsi]); break;
     }
     if (fp) {
-      mov(qword[rbx + disp(m_l.f + 8 * d.rd)], rax);  // put_d(): raw bits, FS dirty
+      mov(fmem(d.rd), rax);  // put_d(): raw bits, FS dirty
       or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
     } else {
-      store_rd(d, rax);
+      wx(d.rd, rax);
     }
   }
-  L(o.resume);
+  slow_resume(o);
 }
 
 void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   Xbyak::Label not_taken;
-  mov(rax, xreg(d.rs1));
-  cmp(rax, xreg(d.rs2));
+  const Reg64 a = rx(d.rs1);
+  cmp(a, rx(d.rs2));
   switch (op) {
     case Op::kBeq: jne(not_taken, T_NEAR); break;
     case Op::kBne: je(not_taken, T_NEAR); break;
@@ -242,7 +422,8 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   // Taken. To an instruction of this block (DecodedInsn::rs3), as the interpreter's
   // branch_in_block() (decode.h) does, with the same instret bookkeeping: forward, straight
   // there; back (a loop), there while the loop stays below the instret limit and no
-  // interrupt or stop request is pending, else out as any taken branch.
+  // interrupt or stop request is pending, else out as any taken branch. The target
+  // forgets the register cache (m_target), so the cache's state here does not matter.
   const int distance = d.rs3 == 0 ? 0 : d.rs3 - DecodedInsn::kInBlock;
   const int64_t target = static_cast<int64_t>(index) + distance;
   if (d.rs3 != 0 && target >= 0 && target < static_cast<int64_t>(m_count)) {
@@ -267,101 +448,285 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
     }
   }
   pc_to_rax(d.pc_off + d.imm);
-  mov(hart(m_l.pc), rax);
-  jmp(m_exit[index], T_NEAR);
+  mov(rcx, rax);
+  chain(index, static_cast<int64_t>(index) + 2 - m_count);
   L(not_taken);
 }
 
 void Emitter::alu(Op op, const DecodedInsn& d) {
-  const auto imm32 = static_cast<uint32_t>(static_cast<int32_t>(d.imm));
+  const uint32_t imm = imm32(d.imm);
   const auto shamt = static_cast<uint8_t>(d.imm & 63);
   if (d.rd == 32) return;  // writes x0: no effect (these cannot trap)
   switch (op) {
     case Op::kLui: mov(rax, static_cast<uint64_t>(d.imm)); break;
     case Op::kAuipc: pc_to_rax(d.pc_off + d.imm); break;
-    case Op::kAddi: mov(rax, xreg(d.rs1)); if (d.imm) add(rax, imm32); break;
-    case Op::kXori: mov(rax, xreg(d.rs1)); xor_(rax, imm32); break;
-    case Op::kOri: mov(rax, xreg(d.rs1)); or_(rax, imm32); break;
-    case Op::kAndi: mov(rax, xreg(d.rs1)); and_(rax, imm32); break;
+    case Op::kAddi: mov(rax, rx(d.rs1)); if (d.imm) add(rax, imm); break;
+    case Op::kXori: mov(rax, rx(d.rs1)); xor_(rax, imm); break;
+    case Op::kOri: mov(rax, rx(d.rs1)); or_(rax, imm); break;
+    case Op::kAndi: mov(rax, rx(d.rs1)); and_(rax, imm); break;
     case Op::kSlti:
-    case Op::kSltiu:
-      mov(rcx, xreg(d.rs1));
+    case Op::kSltiu: {
+      const Reg64 a = rx(d.rs1);
       xor_(eax, eax);
-      cmp(rcx, imm32);
+      cmp(a, imm);
       if (op == Op::kSlti) setl(al);
       else setb(al);
       break;
-    case Op::kSlli: mov(rax, xreg(d.rs1)); shl(rax, shamt); break;
-    case Op::kSrli: mov(rax, xreg(d.rs1)); shr(rax, shamt); break;
-    case Op::kSrai: mov(rax, xreg(d.rs1)); sar(rax, shamt); break;
-    case Op::kAdd: mov(rax, xreg(d.rs1)); add(rax, xreg(d.rs2)); break;
-    case Op::kSub: mov(rax, xreg(d.rs1)); sub(rax, xreg(d.rs2)); break;
-    case Op::kXor: mov(rax, xreg(d.rs1)); xor_(rax, xreg(d.rs2)); break;
-    case Op::kOr: mov(rax, xreg(d.rs1)); or_(rax, xreg(d.rs2)); break;
-    case Op::kAnd: mov(rax, xreg(d.rs1)); and_(rax, xreg(d.rs2)); break;
-    case Op::kMul: mov(rax, xreg(d.rs1)); imul(rax, xreg(d.rs2)); break;
+    }
+    case Op::kSlli: mov(rax, rx(d.rs1)); shl(rax, shamt); break;
+    case Op::kSrli: mov(rax, rx(d.rs1)); shr(rax, shamt); break;
+    case Op::kSrai: mov(rax, rx(d.rs1)); sar(rax, shamt); break;
+    case Op::kAdd: mov(rax, rx(d.rs1)); add(rax, rx(d.rs2)); break;
+    case Op::kSub: mov(rax, rx(d.rs1)); sub(rax, rx(d.rs2)); break;
+    case Op::kXor: mov(rax, rx(d.rs1)); xor_(rax, rx(d.rs2)); break;
+    case Op::kOr: mov(rax, rx(d.rs1)); or_(rax, rx(d.rs2)); break;
+    case Op::kAnd: mov(rax, rx(d.rs1)); and_(rax, rx(d.rs2)); break;
+    case Op::kMul: mov(rax, rx(d.rs1)); imul(rax, rx(d.rs2)); break;
+    case Op::kMulw: mov(rax, rx(d.rs1)); imul(eax, rx(d.rs2).cvt32()); movsxd(rax, eax); break;
+    case Op::kMulh:
+    case Op::kMulhu: {
+      mov(rax, rx(d.rs1));
+      const Reg64 b = rx(d.rs2);
+      if (op == Op::kMulh) imul(b);
+      else mul(b);
+      mov(rax, rdx);
+      break;
+    }
     case Op::kSlt:
-    case Op::kSltu:
-      mov(rcx, xreg(d.rs1));
+    case Op::kSltu: {
+      const Reg64 a = rx(d.rs1);
+      const Reg64 b = rx(d.rs2);
       xor_(eax, eax);
-      cmp(rcx, xreg(d.rs2));
+      cmp(a, b);
       if (op == Op::kSlt) setl(al);
       else setb(al);
       break;
-    case Op::kSll: mov(rcx, xreg(d.rs2)); mov(rax, xreg(d.rs1)); shl(rax, cl); break;
-    case Op::kSrl: mov(rcx, xreg(d.rs2)); mov(rax, xreg(d.rs1)); shr(rax, cl); break;
-    case Op::kSra: mov(rcx, xreg(d.rs2)); mov(rax, xreg(d.rs1)); sar(rax, cl); break;
-    case Op::kAddiw: mov(rax, xreg(d.rs1)); add(eax, imm32); movsxd(rax, eax); break;
-    case Op::kSlliw: mov(rax, xreg(d.rs1)); shl(eax, shamt & 31); movsxd(rax, eax); break;
-    case Op::kSrliw: mov(rax, xreg(d.rs1)); shr(eax, shamt & 31); movsxd(rax, eax); break;
-    case Op::kSraiw: mov(rax, xreg(d.rs1)); sar(eax, shamt & 31); movsxd(rax, eax); break;
-    case Op::kAddw: mov(rax, xreg(d.rs1)); add(eax, dword[rbp + disp(8 * d.rs2)]); movsxd(rax, eax); break;
-    case Op::kSubw: mov(rax, xreg(d.rs1)); sub(eax, dword[rbp + disp(8 * d.rs2)]); movsxd(rax, eax); break;
+    }
+    case Op::kSll: mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shl(rax, cl); break;
+    case Op::kSrl: mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shr(rax, cl); break;
+    case Op::kSra: mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); sar(rax, cl); break;
+    case Op::kAddiw: mov(rax, rx(d.rs1)); add(eax, imm); movsxd(rax, eax); break;
+    case Op::kSlliw: mov(rax, rx(d.rs1)); shl(eax, shamt & 31); movsxd(rax, eax); break;
+    case Op::kSrliw: mov(rax, rx(d.rs1)); shr(eax, shamt & 31); movsxd(rax, eax); break;
+    case Op::kSraiw: mov(rax, rx(d.rs1)); sar(eax, shamt & 31); movsxd(rax, eax); break;
+    case Op::kAddw: mov(rax, rx(d.rs1)); add(eax, rx(d.rs2).cvt32()); movsxd(rax, eax); break;
+    case Op::kSubw: mov(rax, rx(d.rs1)); sub(eax, rx(d.rs2).cvt32()); movsxd(rax, eax); break;
     case Op::kSllw:
-      mov(rcx, xreg(d.rs2)); mov(rax, xreg(d.rs1)); shl(eax, cl); movsxd(rax, eax); break;
+      mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shl(eax, cl); movsxd(rax, eax); break;
     case Op::kSrlw:
-      mov(rcx, xreg(d.rs2)); mov(rax, xreg(d.rs1)); shr(eax, cl); movsxd(rax, eax); break;
+      mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shr(eax, cl); movsxd(rax, eax); break;
     case Op::kSraw:
-      mov(rcx, xreg(d.rs2)); mov(rax, xreg(d.rs1)); sar(eax, cl); movsxd(rax, eax); break;
+      mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); sar(eax, cl); movsxd(rax, eax); break;
     default: return;
   }
-  mov(xreg(d.rd), rax);
+  wx(d.rd, rax);
+}
+
+// Division: x86 div/idiv where the result is the plain quotient or remainder; a zero
+// divisor, and -1 for the signed ones (the overflow case), go to the handler, which has
+// table 7.1's answers (and x86 would fault).
+void Emitter::divide(Op op, const DecodedInsn& d, uint32_t index) {
+  OutOfLine& o = slow_path(d, index);
+  const bool w32 = op == Op::kDivw || op == Op::kDivuw || op == Op::kRemw || op == Op::kRemuw;
+  const bool is_signed = op == Op::kDiv || op == Op::kRem || op == Op::kDivw || op == Op::kRemw;
+  const bool rem = op == Op::kRem || op == Op::kRemu || op == Op::kRemw || op == Op::kRemuw;
+  mov(rcx, rx(d.rs2));
+  mov(rax, rx(d.rs1));
+  if (w32) {
+    test(ecx, ecx);
+    jz(o.slow, T_NEAR);
+    if (is_signed) {
+      cmp(ecx, 0xffffffffu);
+      je(o.slow, T_NEAR);
+      cdq();
+      idiv(ecx);
+    } else {
+      xor_(edx, edx);
+      div(ecx);
+    }
+    movsxd(rax, rem ? edx : eax);
+  } else {
+    test(rcx, rcx);
+    jz(o.slow, T_NEAR);
+    if (is_signed) {
+      cmp(rcx, 0xffffffffu);  // sign-extended: -1
+      je(o.slow, T_NEAR);
+      cqo();
+      idiv(rcx);
+    } else {
+      xor_(edx, edx);
+      div(rcx);
+    }
+    if (rem) mov(rax, rdx);
+  }
+  wx(d.rd, rax);
+  slow_resume(o);
+}
+
+void Emitter::check_normal(const Reg64& r, Xbyak::Label& bad) {
+  // The exponent field, minus one, is below 0x7fe (neither zero/subnormal nor inf/NaN).
+  mov(rsi, r);
+  shr(rsi, 52);
+  and_(esi, 0x7ff);
+  sub(esi, 1);
+  cmp(esi, 0x7fd);
+  ja(bad, T_NEAR);
+}
+
+// Binary64 on the host's SSE/FMA unit, as the handlers' fast path (fpu_host.h) does it:
+// only where the host's answer is provably the software one. Arithmetic needs FS on,
+// round-to-nearest-even (static, or dynamic with frm = RNE), NX already accrued in fflags
+// (so the result's inexactness changes nothing), normal operands and a result that is
+// finite and above the smallest normal (so no other flag can arise); anything else is the
+// handler, which works the flags out. Sign injection and moves need FS on only;
+// fcvt.d.w(u) is exact, and needs a valid rounding mode.
+void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
+  const bool arith = op == Op::kFaddD || op == Op::kFsubD || op == Op::kFmulD ||
+                     op == Op::kFdivD || is_fma(op);
+  const bool cvt = op == Op::kFcvtDW || op == Op::kFcvtDWu;
+  if ((arith && d.rm != 0 && d.rm != 7) || (cvt && d.rm > 4 && d.rm != 7) ||
+      (is_fma(op) && !m_l.fma)) {
+    call_handler(d, index);
+    m_regs.forget();
+    return;
+  }
+  OutOfLine& o = slow_path(d, index);
+  test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+  jz(o.slow, T_NEAR);
+  if ((arith || cvt) && d.rm == 7) {
+    cmp(byte[rbx + disp(m_l.frm)], arith ? 0 : 4);
+    if (arith) jne(o.slow, T_NEAR);
+    else ja(o.slow, T_NEAR);
+  }
+  if (arith) {
+    test(byte[rbx + disp(m_l.fflags)], fpu::kNX);
+    jz(o.slow, T_NEAR);
+    mov(rax, fmem(d.rs1));
+    check_normal(rax, o.slow);
+    mov(rcx, fmem(d.rs2));
+    check_normal(rcx, o.slow);
+    movq(xmm0, rax);
+    movq(xmm1, rcx);
+    if (is_fma(op)) {
+      mov(rdx, fmem(d.rs3));
+      check_normal(rdx, o.slow);
+      movq(xmm2, rdx);
+      // xmm2 = ±(xmm0 * xmm1) ± xmm2, one rounding. RISC-V fnmsub is -(a*b)+c (x86
+      // vfnmadd), fnmadd is -(a*b)-c (x86 vfnmsub).
+      switch (op) {
+        case Op::kFmaddD: vfmadd231sd(xmm2, xmm0, xmm1); break;
+        case Op::kFmsubD: vfmsub231sd(xmm2, xmm0, xmm1); break;
+        case Op::kFnmsubD: vfnmadd231sd(xmm2, xmm0, xmm1); break;
+        default: vfnmsub231sd(xmm2, xmm0, xmm1); break;
+      }
+      movq(rax, xmm2);
+    } else {
+      switch (op) {
+        case Op::kFaddD: addsd(xmm0, xmm1); break;
+        case Op::kFsubD: subsd(xmm0, xmm1); break;
+        case Op::kFmulD: mulsd(xmm0, xmm1); break;
+        default: divsd(xmm0, xmm1); break;
+      }
+      movq(rax, xmm0);
+    }
+    // Finite and |result| > the smallest normal (fpu_host.h's safe_result64).
+    mov(rsi, rax);
+    btr(rsi, 63);
+    mov(rdi, uint64_t{0x0010000000000001});
+    sub(rsi, rdi);
+    mov(rdi, uint64_t{0x7ff0000000000000} - uint64_t{0x0010000000000001});
+    cmp(rsi, rdi);
+    jae(o.slow, T_NEAR);
+    mov(fmem(d.rd), rax);
+  } else {
+    switch (op) {
+      case Op::kFsgnjD: case Op::kFsgnjnD: case Op::kFsgnjxD:
+        mov(rax, fmem(d.rs1));
+        mov(rcx, fmem(d.rs2));
+        if (op == Op::kFsgnjnD) not_(rcx);
+        shr(rcx, 63);  // rcx = the sign bit alone
+        shl(rcx, 63);
+        if (op != Op::kFsgnjxD) btr(rax, 63);
+        if (op == Op::kFsgnjxD) xor_(rax, rcx);
+        else or_(rax, rcx);
+        mov(fmem(d.rd), rax);
+        break;
+      case Op::kFmvXD:  // put_x() with no flags: FS unchanged
+        mov(rax, fmem(d.rs1));
+        wx(d.rd, rax);
+        slow_resume(o);
+        return;
+      case Op::kFmvDX:
+        mov(rax, rx(d.rs1));
+        mov(fmem(d.rd), rax);
+        break;
+      case Op::kFcvtDW:
+        cvtsi2sd(xmm0, rx(d.rs1).cvt32());
+        movq(fmem(d.rd), xmm0);
+        break;
+      default:  // fcvt.d.wu: the zero-extended value, exact in binary64
+        mov(eax, rx(d.rs1).cvt32());
+        cvtsi2sd(xmm0, rax);
+        movq(fmem(d.rd), xmm0);
+        break;
+    }
+  }
+  or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);  // fp_dirty()
+  slow_resume(o);
 }
 
 void Emitter::block(const DecodedInsn* first, uint32_t count) {
   m_count = count;
   m_insn.reset(new Xbyak::Label[count + 1]);
+  m_target.reset(new bool[count + 1]());
   m_exit.reset(new Xbyak::Label[count + 1]);
+  m_exit_used.reset(new bool[count + 1]());
   m_slow.reset(new OutOfLine[count]);
-  // Three pushes after the return address: rsp is 16-byte aligned for the calls.
+  for (uint32_t i = 0; i < count; ++i) {
+    const DecodedInsn& d = first[i];
+    if ((d.raw & 0x7f) == 0x63 && d.rs3 != 0) {
+      const int64_t t = static_cast<int64_t>(i) + d.rs3 - DecodedInsn::kInBlock;
+      if (t >= 0 && t < static_cast<int64_t>(count)) m_target[static_cast<size_t>(t)] = true;
+    }
+  }
+  // Six pushes and 8 bytes after the return address: rsp is 16-byte aligned for the calls.
   push(rbx);
   push(rbp);
   push(r12);
+  push(r13);
+  push(r14);
+  push(r15);
+  sub(rsp, 8);
   mov(rbx, rdi);
   lea(rbp, ptr[rdi + disp(m_l.x)]);
+  m_body_offset = getSize();  // where chained jumps enter (rbx and rbp already set)
+  m_regs.forget();
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     const Op op = op_of(d);
-    L(m_insn[i]);
+    if (m_target[i]) {
+      L(m_insn[i]);
+      m_regs.forget();
+    }
     switch (op) {
       case Op::kCall:
         call_handler(d, i);
+        m_regs.forget();
         break;
       case Op::kJal:
         pc_to_rax(d.pc_off + d.len);
-        store_rd(d, rax);
+        wx(d.rd, rax);
         add_imm(rax, d.imm - d.len);
-        mov(hart(m_l.pc), rax);
-        jmp(m_exit[i], T_NEAR);
+        mov(rcx, rax);
+        chain(i, static_cast<int64_t>(i) + 2 - count);
         break;
       case Op::kJalr:
-        mov(rcx, xreg(d.rs1));
-        if (d.imm) add(rcx, static_cast<uint32_t>(static_cast<int32_t>(d.imm)));
+        mov(rcx, rx(d.rs1));
+        if (d.imm) add(rcx, imm32(d.imm));
         and_(rcx, 0xfffffffeu);  // sign-extended: ~1
         pc_to_rax(d.pc_off + d.len);
-        store_rd(d, rax);
-        mov(hart(m_l.pc), rcx);
-        jmp(m_exit[i], T_NEAR);
+        wx(d.rd, rax);
+        chain(i, static_cast<int64_t>(i) + 2 - count);
         break;
       case Op::kBeq: case Op::kBne: case Op::kBlt: case Op::kBge: case Op::kBltu:
       case Op::kBgeu:
@@ -372,29 +737,47 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
       case Op::kFsd:
         memory(op, d, i);
         break;
+      case Op::kDiv: case Op::kDivu: case Op::kRem: case Op::kRemu: case Op::kDivw:
+      case Op::kDivuw: case Op::kRemw: case Op::kRemuw:
+        divide(op, d, i);
+        break;
+      case Op::kFaddD: case Op::kFsubD: case Op::kFmulD: case Op::kFdivD: case Op::kFmaddD:
+      case Op::kFmsubD: case Op::kFnmsubD: case Op::kFnmaddD: case Op::kFsgnjD:
+      case Op::kFsgnjnD: case Op::kFsgnjxD: case Op::kFmvXD: case Op::kFmvDX:
+      case Op::kFcvtDW: case Op::kFcvtDWu:
+        fp(op, d, i);
+        break;
       default:
         alu(op, d);
         break;
     }
   }
-  // Ran to the end: pc past the block (the block_end() entry's offset).
+  // Ran to the end: pc past the block (the block_end() entry's offset), all retired.
   pc_to_rax(first[count].pc_off);
-  mov(hart(m_l.pc), rax);
-  mov(eax, count);
+  mov(rcx, rax);
+  chain(count, 1);
   L(m_epilogue);
+  add(rsp, 8);
+  pop(r15);
+  pop(r14);
+  pop(r13);
   pop(r12);
   pop(rbp);
   pop(rbx);
   ret();
-  // Out of line: the slow paths of loads and stores (the handler, which may trap), then
-  // the exits.
+  // Out of line: the slow paths (the handler, which may trap; then the register cache
+  // reloaded as the fast path left it), then the exits.
   for (uint32_t s = 0; s < m_slow_count; ++s) {
     OutOfLine& o = m_slow[s];
     L(o.slow);
     call_handler(*o.d, o.index);
+    for (int slot = 0; slot < RegCache::kPool; ++slot)
+      if (o.regs.guest(slot) >= 0)
+        mov(RegCache::host(slot), xmem(static_cast<unsigned>(o.regs.guest(slot))));
     jmp(o.resume, T_NEAR);
   }
-  for (uint32_t i = 0; i < count; ++i) {
+  for (uint32_t i = 0; i <= count; ++i) {
+    if (!m_exit_used[i]) continue;
     L(m_exit[i]);
     mov(eax, i);
     jmp(m_epilogue, T_NEAR);
@@ -417,6 +800,17 @@ Translator::Translator(Hart& hart, uint8_t* base, size_t size)
 
 Translator::~Translator() { munmap(m_base, m_size); }
 
+void Translator::remember(uint64_t va, uint64_t key, void* block, const DecodedInsn* first,
+                          uint32_t count, BlockFn fn) {
+  JumpEntry& e = m_jump[(va >> 1) & (kJumpEntries - 1)];
+  e.va = va;
+  e.key = key;
+  e.body = reinterpret_cast<const uint8_t*>(fn) + m_body_offset;
+  e.block = block;
+  e.first = first;
+  e.count = count;
+}
+
 void Translator::reset() {
   m_used = 0;
   ++m_generation;
@@ -432,7 +826,10 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
   layout.x = HartLayout::off(m_hart, &m_hart.m_x[0]);
   layout.f = HartLayout::off(m_hart, &m_hart.m_f[0]);
   layout.mstatus = HartLayout::off(m_hart, &m_hart.m_mstatus);
+  layout.frm = HartLayout::off(m_hart, &m_hart.m_frm);
+  layout.fflags = HartLayout::off(m_hart, &m_hart.m_fflags);
   layout.fs_mask = static_cast<uint32_t>(Hart::kMstatusFS);
+  layout.fma = __builtin_cpu_supports("fma") != 0;
   layout.pc = HartLayout::off(m_hart, &m_hart.m_pc);
   layout.block_pc = HartLayout::off(m_hart, &m_hart.m_block_pc);
   layout.tlb_read = HartLayout::off(m_hart, &m_hart.m_tlb_read);
@@ -442,6 +839,11 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
   layout.irq_pin_mask = HartLayout::off(m_hart, &m_hart.m_irq_pin_mask);
   layout.irq_soft = HartLayout::off(m_hart, &m_hart.m_irq_soft);
   layout.pins = reinterpret_cast<uintptr_t>(m_hart.pins().raw_address());
+  layout.chain_key = HartLayout::off(m_hart, &m_hart.m_chain_key);
+  layout.stopped = HartLayout::off(m_hart, &m_hart.m_stopped);
+  layout.block = HartLayout::off(m_hart, &m_hart.m_block);
+  layout.block_first = HartLayout::off(m_hart, &m_hart.m_block_first);
+  layout.jump = reinterpret_cast<uintptr_t>(m_jump.get());
   uint8_t* at = m_base + m_used;
   Xbyak::ClearError();
   Emitter e(m_size - m_used, at, layout);
@@ -451,6 +853,7 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
     return nullptr;
   }
   const size_t bytes = e.getSize();
+  m_body_offset = e.body_offset();
   m_used += (bytes + 15) & ~size_t{15};
   ++m_stats.blocks;
   m_stats.bytes_used = m_used;

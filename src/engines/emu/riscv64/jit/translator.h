@@ -16,6 +16,16 @@
 // and between blocks the JIT holds no architectural state: snapshots, migration and the
 // debugger never see it.
 //
+// Chaining: where a translation leaves for a known next pc (the end of the block, a jump, a
+// taken branch out of it), it looks that pc up in a small jump cache of recent entries
+// (remember(); direct-mapped by pc) and, when the entry was made under the hart's current
+// chain key (Hart::m_chain_key: the fetch context; bumped whenever a block is dropped or
+// evicted, and on every code cache flush), nothing is pending (no interrupt, stop request
+// or stopped state) and the next block fits below the instret limit, does the run loop's
+// bookkeeping itself (m_block, m_block_first, m_block_pc, m_instret, as run_translated()
+// would) and jumps straight into the next translation's body. Otherwise it leaves as
+// described above. So an index returned refers to the block in m_block, the last one run.
+//
 // The code cache is one mapping of a fixed size, filled from the start; when a block does
 // not fit, the whole cache is dropped (generation() changes, making every Block's
 // translation stale) and filling starts again. Translations depend only on the decoded
@@ -48,8 +58,21 @@ struct Stats {
   uint64_t bytes_used = 0;   // code bytes in the cache now
 };
 
+// A jump cache entry (see the top; 64 bytes, the layout the emitted code reads).
+struct JumpEntry {
+  uint64_t va = ~0ull;  // never a pc (pcs are even)
+  uint64_t key = 0;
+  const void* body = nullptr;  // the translation past its prologue
+  void* block = nullptr;       // the Hart::Block
+  const DecodedInsn* first = nullptr;
+  uint64_t count = 0;
+  uint64_t pad[2] = {};
+};
+static_assert(sizeof(JumpEntry) == 64);
+
 class Translator {
  public:
+  static constexpr size_t kJumpEntries = 4096;
   static constexpr size_t kMinCacheBytes = 256 * 1024;
   // cache_bytes: the code cache's size (rounded up to pages; at least kMinCacheBytes).
   static Result<std::unique_ptr<Translator>> create(Hart& hart, size_t cache_bytes);
@@ -63,6 +86,11 @@ class Translator {
   // block cannot be emitted even into an empty cache (never expected).
   BlockFn translate(const DecodedInsn* first, uint32_t count);
 
+  // Notes that `fn`, the translation of `block` (count instructions at first), runs at pc
+  // `va` under chain key `key` (see the top).
+  void remember(uint64_t va, uint64_t key, void* block, const DecodedInsn* first,
+                uint32_t count, BlockFn fn);
+
   // Changes whenever translations were dropped (cache full, reset()).
   uint64_t generation() const { return m_generation; }
   // Drops every translation (the decode cache they hang off was cleared).
@@ -74,6 +102,8 @@ class Translator {
  private:
   Translator(Hart& hart, uint8_t* base, size_t size);
   Hart& m_hart;
+  std::unique_ptr<JumpEntry[]> m_jump = std::make_unique<JumpEntry[]>(kJumpEntries);
+  size_t m_body_offset = 0;  // the prologue's length
   uint8_t* m_base;
   size_t m_size;
   size_t m_used = 0;
