@@ -17,17 +17,7 @@ Result<std::unique_ptr<Translator>> Translator::create(Hart&, size_t) {
 Translator::Translator(Hart& hart, uint8_t* base, size_t size)
     : m_hart(hart), m_base(base), m_size(size) {}
 Translator::~Translator() = default;
-void Translator::remember(uint64_t va, uint64_t key, void* block, const DecodedInsn* first,
-                          uint32_t count, BlockFn fn) {
-  JumpEntry& e = m_jump[(va >> 1) & (kJumpEntries - 1)];
-  e.va = va;
-  e.key = key;
-  e.body = reinterpret_cast<const uint8_t*>(fn) + m_body_offset;
-  e.block = block;
-  e.first = first;
-  e.count = count;
-}
-
+void Translator::remember(uint64_t, uint64_t, void*, const DecodedInsn*, uint32_t, BlockFn) {}
 void Translator::reset() { m_used = 0; }
 BlockFn Translator::translate(const DecodedInsn*, uint32_t) {
   (void)m_hart;
@@ -143,6 +133,7 @@ struct HartLayout {
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
   uint64_t pins;  // the address of the hart's InterruptPins word
   uint64_t jump;  // the address of the translator's jump cache
+  uint64_t chain_stub, epilogue_stub;  // in the code cache (Emitter::stubs())
   bool fma;       // the host has FMA3 (fpu_host.h's fast path needs it too)
   static int32_t off(const Hart& h, const void* member) {
     return static_cast<int32_t>(reinterpret_cast<const uint8_t*>(member) -
@@ -195,7 +186,9 @@ class Emitter : public Xbyak::CodeGenerator {
       : Xbyak::CodeGenerator(room, at), m_l(layout) {}
 
   void block(const DecodedInsn* first, uint32_t count);
+  void stubs();
   size_t body_offset() const { return m_body_offset; }
+  size_t epilogue_offset() const { return m_epilogue_offset; }
 
  private:
   using Reg64 = Xbyak::Reg64;
@@ -259,8 +252,8 @@ class Emitter : public Xbyak::CodeGenerator {
   std::unique_ptr<bool[]> m_target;        // per instruction: an in-block branch goes there
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
   std::unique_ptr<bool[]> m_exit_used;
-  Xbyak::Label m_epilogue;
   size_t m_body_offset = 0;
+  size_t m_epilogue_offset = 0;
   // A fast path's way out: the instruction's handler (which may trap), then back with the
   // register cache as the fast path leaves it.
   struct OutOfLine {
@@ -301,11 +294,25 @@ void Emitter::call_handler(const DecodedInsn& d, uint32_t index) {
   jz(exit_label(index), T_NEAR);
 }
 
-// Leaves for pc rcx from the instruction at `index` (see translator.h: Chaining), straight
-// into the next translation when the jump cache has it, else with `index` to the run loop.
-// The instructions retired before the next block: m_instret + retired_adjust.
+// Leaves for pc rcx from the instruction at `index` (see translator.h: Chaining), through
+// the shared chain stub; m_instret + retired_adjust instructions retired before the next
+// block.
 void Emitter::chain(uint32_t index, int64_t retired_adjust) {
-  Xbyak::Label& out = exit_label(index);
+  exit_label(index);  // not jumped to here, but see stubs(): the index is r8's
+  mov(r8d, index);
+  mov(r9, static_cast<uint64_t>(retired_adjust));  // (a uint32_t would zero-extend)
+  jmp(reinterpret_cast<const void*>(m_l.chain_stub), T_NEAR);
+}
+
+// What every translation of this cache shares, emitted first into it:
+//   the chain stub: in: rcx the next pc, r8d the index to leave with, r9 the instructions
+//     retired before the next block less m_instret (r8-r15 are free here: the register
+//     cache is write-through and dead once a block leaves). Jumps into the next
+//     translation's body when the jump cache has it and it may run (translator.h), else
+//     leaves with r8d;
+//   the epilogue: in: eax the index; pops what every translation's prologue pushed.
+void Emitter::stubs() {
+  Xbyak::Label fail, epilogue;
   mov(hart(m_l.pc), rcx);
   mov(edx, ecx);
   shr(edx, 1);
@@ -314,24 +321,24 @@ void Emitter::chain(uint32_t index, int64_t retired_adjust) {
   mov(rax, m_l.jump);
   add(rdx, rax);
   cmp(rcx, qword[rdx + offsetof(JumpEntry, va)]);
-  jne(out, T_NEAR);
+  jne(fail, T_NEAR);
   mov(rax, hart(m_l.chain_key));
   cmp(rax, qword[rdx + offsetof(JumpEntry, key)]);
-  jne(out, T_NEAR);
+  jne(fail, T_NEAR);
   cmp(byte[rbx + disp(m_l.stopped)], 0);
-  jne(out, T_NEAR);
+  jne(fail, T_NEAR);
   mov(rax, m_l.pins);
   mov(rax, qword[rax]);
   and_(rax, hart(m_l.irq_pin_mask));
   or_(rax, hart(m_l.irq_soft));
-  jnz(out, T_NEAR);
+  jnz(fail, T_NEAR);
   // The next block must fit below the limit: retired + its count <= m_instret_limit.
   mov(rax, hart(m_l.instret));
-  add_imm(rax, retired_adjust);
+  add(rax, r9);
   mov(rsi, qword[rdx + offsetof(JumpEntry, count)]);
   lea(rdi, ptr[rax + rsi]);
   cmp(rdi, hart(m_l.instret_limit));
-  ja(out, T_NEAR);
+  ja(fail, T_NEAR);
   lea(rax, ptr[rdi - 1]);  // m_instret: the count before its last instruction
   mov(hart(m_l.instret), rax);
   mov(rax, qword[rdx + offsetof(JumpEntry, block)]);
@@ -340,6 +347,18 @@ void Emitter::chain(uint32_t index, int64_t retired_adjust) {
   mov(hart(m_l.block_first), rax);
   mov(hart(m_l.block_pc), rcx);
   jmp(qword[rdx + offsetof(JumpEntry, body)]);
+  L(fail);
+  mov(eax, r8d);
+  L(epilogue);
+  m_epilogue_offset = getSize();
+  add(rsp, 8);
+  pop(r15);
+  pop(r14);
+  pop(r13);
+  pop(r12);
+  pop(rbp);
+  pop(rbx);
+  ret();
 }
 
 void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
@@ -756,15 +775,6 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   pc_to_rax(first[count].pc_off);
   mov(rcx, rax);
   chain(count, 1);
-  L(m_epilogue);
-  add(rsp, 8);
-  pop(r15);
-  pop(r14);
-  pop(r13);
-  pop(r12);
-  pop(rbp);
-  pop(rbx);
-  ret();
   // Out of line: the slow paths (the handler, which may trap; then the register cache
   // reloaded as the fast path left it), then the exits.
   for (uint32_t s = 0; s < m_slow_count; ++s) {
@@ -780,7 +790,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
     if (!m_exit_used[i]) continue;
     L(m_exit[i]);
     mov(eax, i);
-    jmp(m_epilogue, T_NEAR);
+    jmp(reinterpret_cast<const void*>(m_l.epilogue_stub), T_NEAR);
   }
 }
 
@@ -844,8 +854,21 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
   layout.block = HartLayout::off(m_hart, &m_hart.m_block);
   layout.block_first = HartLayout::off(m_hart, &m_hart.m_block_first);
   layout.jump = reinterpret_cast<uintptr_t>(m_jump.get());
-  uint8_t* at = m_base + m_used;
   Xbyak::ClearError();
+  if (m_used == 0) {  // a new cache: the shared stubs first
+    Emitter s(m_size, m_base, layout);
+    s.stubs();
+    if (Xbyak::GetError() != 0) {
+      Xbyak::ClearError();
+      return nullptr;
+    }
+    m_chain_stub = m_base;
+    m_epilogue_stub = m_base + s.epilogue_offset();
+    m_used = (s.getSize() + 15) & ~size_t{15};
+  }
+  layout.chain_stub = reinterpret_cast<uintptr_t>(m_chain_stub);
+  layout.epilogue_stub = reinterpret_cast<uintptr_t>(m_epilogue_stub);
+  uint8_t* at = m_base + m_used;
   Emitter e(m_size - m_used, at, layout);
   e.block(first, count);
   if (Xbyak::GetError() != 0) {

@@ -104,6 +104,10 @@ class Translator {
   Hart& m_hart;
   std::unique_ptr<JumpEntry[]> m_jump = std::make_unique<JumpEntry[]>(kJumpEntries);
   size_t m_body_offset = 0;  // the prologue's length
+  // The code every translation shares (translator.cpp's Emitter::stubs()), at the start of
+  // the cache; emitted again after each reset.
+  const uint8_t* m_chain_stub = nullptr;
+  const uint8_t* m_epilogue_stub = nullptr;
   uint8_t* m_base;
   size_t m_size;
   size_t m_used = 0;
