@@ -249,7 +249,11 @@ class Emitter : public Xbyak::CodeGenerator {
   uint32_t m_count = 0;
   RegCache m_regs;
   std::unique_ptr<Xbyak::Label[]> m_insn;  // per instruction: its code (in-block targets)
-  std::unique_ptr<bool[]> m_target;        // per instruction: an in-block branch goes there
+  // Per instruction: kForward / kBackward if an in-block branch goes there (from before or
+  // from after it), and the register cache there (m_head: a loop head's, see branch()).
+  static constexpr uint8_t kForward = 1, kBackward = 2;
+  std::unique_ptr<uint8_t[]> m_target;
+  std::unique_ptr<RegCache[]> m_head;
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
   std::unique_ptr<bool[]> m_exit_used;
   size_t m_body_offset = 0;
@@ -441,8 +445,12 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   // Taken. To an instruction of this block (DecodedInsn::rs3), as the interpreter's
   // branch_in_block() (decode.h) does, with the same instret bookkeeping: forward, straight
   // there; back (a loop), there while the loop stays below the instret limit and no
-  // interrupt or stop request is pending, else out as any taken branch. The target
-  // forgets the register cache (m_target), so the cache's state here does not matter.
+  // interrupt or stop request is pending, else out as any taken branch. A forward target
+  // forgets the register cache (m_target), so the cache's state here does not matter; a
+  // loop head that only branches from below reach keeps the cache it had on the way in
+  // (m_head), and the branch back reloads whatever slot differs from it (memory is current:
+  // the cache is write-through), so a loop keeps its registers from one iteration to the
+  // next.
   const int distance = d.rs3 == 0 ? 0 : d.rs3 - DecodedInsn::kInBlock;
   const int64_t target = static_cast<int64_t>(index) + distance;
   if (d.rs3 != 0 && target >= 0 && target < static_cast<int64_t>(m_count)) {
@@ -462,6 +470,12 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       or_(rcx, hart(m_l.irq_soft));
       jnz(leave, T_NEAR);
       mov(hart(m_l.instret), rax);
+      const RegCache& head = m_head[t];
+      for (int slot = 0; slot < RegCache::kPool; ++slot) {
+        const int g = head.guest(slot);
+        if (g >= 0 && m_regs.guest(slot) != g)
+          mov(RegCache::host(slot), xmem(static_cast<unsigned>(g)));
+      }
       jmp(m_insn[t], T_NEAR);
       L(leave);
     }
@@ -697,7 +711,8 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
 void Emitter::block(const DecodedInsn* first, uint32_t count) {
   m_count = count;
   m_insn.reset(new Xbyak::Label[count + 1]);
-  m_target.reset(new bool[count + 1]());
+  m_target.reset(new uint8_t[count + 1]());
+  m_head.reset(new RegCache[count + 1]);
   m_exit.reset(new Xbyak::Label[count + 1]);
   m_exit_used.reset(new bool[count + 1]());
   m_slow.reset(new OutOfLine[count]);
@@ -705,7 +720,8 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
     const DecodedInsn& d = first[i];
     if ((d.raw & 0x7f) == 0x63 && d.rs3 != 0) {
       const int64_t t = static_cast<int64_t>(i) + d.rs3 - DecodedInsn::kInBlock;
-      if (t >= 0 && t < static_cast<int64_t>(count)) m_target[static_cast<size_t>(t)] = true;
+      if (t >= 0 && t < static_cast<int64_t>(count))
+        m_target[static_cast<size_t>(t)] |= t > static_cast<int64_t>(i) ? kForward : kBackward;
     }
   }
   // Six pushes and 8 bytes after the return address: rsp is 16-byte aligned for the calls.
@@ -723,9 +739,10 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     const Op op = op_of(d);
-    if (m_target[i]) {
+    if (m_target[i] != 0) {
       L(m_insn[i]);
-      m_regs.forget();
+      if (m_target[i] & kForward) m_regs.forget();
+      m_head[i] = m_regs;
     }
     switch (op) {
       case Op::kCall:
