@@ -25,6 +25,11 @@ written=$(metric "$sock" devices virtio-blk0 virtio_bytes_from_guest)
 insns=$(metric "$sock" vcpus 0 instructions_retired)
 ((insns > 1000000)) || fail "GET /metrics: vCPU 0 retired $insns instructions"
 (($(metric "$sock" vcpus 0 block_cache_hits) > 0)) || fail "GET /metrics: no block cache hits"
+# The JIT is on by default on x86-64 hosts: the hot blocks of the boot were translated.
+if [[ $(uname -m) == x86_64 && ${DOPPEL_JIT:-on} != off ]]; then
+  (($(metric "$sock" vcpus 0 jit_translations) > 0)) || fail "GET /metrics: no JIT translations"
+  (($(metric "$sock" vcpus 0 jit_code_bytes) > 0)) || fail "GET /metrics: no JIT code"
+fi
 ctl "$sock" pause
 ctl "$sock" snapshot "$snap"
 grep -aq 'WRITER-DONE' "$VM_OUT" && fail "the writer finished before the snapshot: raise CHUNKS"

@@ -74,7 +74,11 @@ class EmuVcpu final : public Vcpu {
     return {{"instructions_retired", s.instret},
             {"block_cache_hits", s.block_hits},
             {"block_cache_misses", s.block_misses},
-            {"block_cache_flushes", s.cache_flushes}};
+            {"block_cache_flushes", s.cache_flushes},
+            {"code_page_drops", s.code_page_drops},
+            {"jit_translations", s.jit_translations},
+            {"jit_cache_flushes", s.jit_flushes},
+            {"jit_code_bytes", s.jit_code_bytes}};
   }
 
   const DebugArch* debug_arch() const override { return &riscv64_debug_arch(); }

@@ -518,13 +518,24 @@ void Hart::publish_stats() {
   m_published.block_hits.store(m_block_hits, std::memory_order_relaxed);
   m_published.block_misses.store(m_block_misses, std::memory_order_relaxed);
   m_published.cache_flushes.store(m_cache_flushes, std::memory_order_relaxed);
+  m_published.code_page_drops.store(m_code_page_drops, std::memory_order_relaxed);
+  if (m_jit != nullptr) {
+    const jit::Stats& j = m_jit->stats();
+    m_published.jit_translations.store(j.blocks, std::memory_order_relaxed);
+    m_published.jit_flushes.store(j.flushes, std::memory_order_relaxed);
+    m_published.jit_code_bytes.store(j.bytes_used, std::memory_order_relaxed);
+  }
 }
 
 Hart::Stats Hart::stats() const {
   return {m_published.instret.load(std::memory_order_relaxed),
           m_published.block_hits.load(std::memory_order_relaxed),
           m_published.block_misses.load(std::memory_order_relaxed),
-          m_published.cache_flushes.load(std::memory_order_relaxed)};
+          m_published.cache_flushes.load(std::memory_order_relaxed),
+          m_published.code_page_drops.load(std::memory_order_relaxed),
+          m_published.jit_translations.load(std::memory_order_relaxed),
+          m_published.jit_flushes.load(std::memory_order_relaxed),
+          m_published.jit_code_bytes.load(std::memory_order_relaxed)};
 }
 
 EngineExit Hart::run_engine() {
