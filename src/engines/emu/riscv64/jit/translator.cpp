@@ -34,6 +34,7 @@ BlockFn Translator::translate(const DecodedInsn*, uint32_t) {
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <xbyak/xbyak.h>
@@ -240,6 +241,7 @@ class Emitter : public Xbyak::CodeGenerator {
   void memory(Op op, const DecodedInsn& d, uint32_t index);
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
+  bool alu_in_place(Op op, const DecodedInsn& d);
   void divide(Op op, const DecodedInsn& d, uint32_t index);
   void fp(Op op, const DecodedInsn& d, uint32_t index);
   // Jumps to `bad` unless the binary64 in r is a normal number (fpu_host.h's normal64).
@@ -486,10 +488,60 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   L(not_taken);
 }
 
+// The common two-operand forms, computed in rd's own cache register (no copy through rax):
+// false if `op` is not one of them, or rd is rs2 of a non-commutative one.
+bool Emitter::alu_in_place(Op op, const DecodedInsn& d) {
+  const uint32_t imm = imm32(d.imm);
+  const auto shamt = static_cast<uint8_t>(d.imm & 63);
+  bool reg_reg = false, commutative = false;
+  switch (op) {
+    case Op::kAddi: case Op::kXori: case Op::kOri: case Op::kAndi: case Op::kSlli:
+    case Op::kSrli: case Op::kSrai:
+      break;
+    case Op::kAdd: case Op::kXor: case Op::kOr: case Op::kAnd: case Op::kMul:
+      reg_reg = commutative = true;
+      break;
+    case Op::kSub:
+      reg_reg = true;
+      break;
+    default:
+      return false;
+  }
+  if (reg_reg && d.rd == d.rs2 && d.rd != d.rs1 && !commutative) return false;
+  // Both operands first (the most recently used slots), then rd's slot, which therefore
+  // evicts neither.
+  Reg64 a = rx(d.rs1);
+  Reg64 b = reg_reg ? rx(d.rs2) : a;
+  int slot = m_regs.find(d.rd);
+  if (slot < 0) slot = m_regs.take(d.rd);
+  m_regs.touch(slot);
+  const Reg64 dst = RegCache::host(slot);
+  if (reg_reg && d.rd == d.rs2 && d.rd != d.rs1) std::swap(a, b);  // commutative: dst op= a
+  if (dst.getIdx() != a.getIdx()) mov(dst, a);
+  switch (op) {
+    case Op::kAddi: if (d.imm) add(dst, imm); break;
+    case Op::kXori: xor_(dst, imm); break;
+    case Op::kOri: or_(dst, imm); break;
+    case Op::kAndi: and_(dst, imm); break;
+    case Op::kSlli: shl(dst, shamt); break;
+    case Op::kSrli: shr(dst, shamt); break;
+    case Op::kSrai: sar(dst, shamt); break;
+    case Op::kAdd: add(dst, b); break;
+    case Op::kSub: sub(dst, b); break;
+    case Op::kXor: xor_(dst, b); break;
+    case Op::kOr: or_(dst, b); break;
+    case Op::kAnd: and_(dst, b); break;
+    default: imul(dst, b); break;  // mul
+  }
+  mov(xmem(d.rd), dst);  // write-through
+  return true;
+}
+
 void Emitter::alu(Op op, const DecodedInsn& d) {
   const uint32_t imm = imm32(d.imm);
   const auto shamt = static_cast<uint8_t>(d.imm & 63);
   if (d.rd == 32) return;  // writes x0: no effect (these cannot trap)
+  if (alu_in_place(op, d)) return;
   switch (op) {
     case Op::kLui: mov(rax, static_cast<uint64_t>(d.imm)); break;
     case Op::kAuipc: pc_to_rax(d.pc_off + d.imm); break;
