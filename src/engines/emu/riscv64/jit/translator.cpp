@@ -131,8 +131,9 @@ bool is_fma(Op op) {
 struct HartLayout {
   int32_t x, f, mstatus, frm, fflags, pc, block_pc, tlb_read, tlb_write, instret,
       instret_limit, irq_pin_mask, irq_soft, chain_key, stopped, block, block_first;
+  uint32_t tlb_index_mask;  // (Hart::kTlbSize - 1) * sizeof(Hart::TlbEntry)
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
-  uint64_t pins;  // the address of the hart's InterruptPins word
+  int32_t pins;   // the hart's InterruptPins word (a member of the Hart)
   uint64_t jump;  // the address of the translator's jump cache
   uint64_t chain_stub, epilogue_stub;  // in the code cache (Emitter::stubs())
   bool fma;       // the host has FMA3 (fpu_host.h's fast path needs it too)
@@ -333,8 +334,7 @@ void Emitter::stubs() {
   jne(fail, T_NEAR);
   cmp(byte[rbx + disp(m_l.stopped)], 0);
   jne(fail, T_NEAR);
-  mov(rax, m_l.pins);
-  mov(rax, qword[rax]);
+  mov(rax, hart(m_l.pins));
   and_(rax, hart(m_l.irq_pin_mask));
   or_(rax, hart(m_l.irq_soft));
   jnz(fail, T_NEAR);
@@ -389,12 +389,11 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
     jz(o.slow, T_NEAR);
   }
-  mov(rsi, rx(d.rs1));
-  if (d.imm != 0) add(rsi, imm32(d.imm));
-  mov(rax, rsi);
-  shr(rax, 12);
-  and_(eax, 1023);
-  shl(eax, 4);
+  lea(rsi, ptr[rx(d.rs1) + disp(d.imm)]);
+  // The entry: ((address >> 12) & (kTlbSize - 1)) * 16 bytes.
+  mov(eax, esi);
+  shr(eax, 12 - 4);
+  and_(eax, m_l.tlb_index_mask);
   add(rax, hart(is_store ? m_l.tlb_write : m_l.tlb_read));
   lea(rdx, ptr[rsi + disp(size - 1)]);
   shr(rdx, 12);
@@ -466,8 +465,7 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       add(rax, static_cast<uint32_t>(1 - distance));
       cmp(rax, hart(m_l.instret_limit));
       jae(leave, T_NEAR);
-      mov(rcx, m_l.pins);
-      mov(rcx, qword[rcx]);
+      mov(rcx, hart(m_l.pins));
       and_(rcx, hart(m_l.irq_pin_mask));
       or_(rcx, hart(m_l.irq_soft));
       jnz(leave, T_NEAR);
@@ -913,11 +911,13 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
   layout.block_pc = HartLayout::off(m_hart, &m_hart.m_block_pc);
   layout.tlb_read = HartLayout::off(m_hart, &m_hart.m_tlb_read);
   layout.tlb_write = HartLayout::off(m_hart, &m_hart.m_tlb_write);
+  static_assert(sizeof(Hart::TlbEntry) == 16);
+  layout.tlb_index_mask = (Hart::kTlbSize - 1) << 4;
   layout.instret = HartLayout::off(m_hart, &m_hart.m_instret);
   layout.instret_limit = HartLayout::off(m_hart, &m_hart.m_instret_limit);
   layout.irq_pin_mask = HartLayout::off(m_hart, &m_hart.m_irq_pin_mask);
   layout.irq_soft = HartLayout::off(m_hart, &m_hart.m_irq_soft);
-  layout.pins = reinterpret_cast<uintptr_t>(m_hart.pins().raw_address());
+  layout.pins = HartLayout::off(m_hart, m_hart.pins().raw_address());
   layout.chain_key = HartLayout::off(m_hart, &m_hart.m_chain_key);
   layout.stopped = HartLayout::off(m_hart, &m_hart.m_stopped);
   layout.block = HartLayout::off(m_hart, &m_hart.m_block);
