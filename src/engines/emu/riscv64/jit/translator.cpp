@@ -2,10 +2,13 @@
 //   rbx  the Hart            rbp  &hart.m_x[0] (guest x registers, x0 reads 0, [32] a sink)
 //   r8-r15  guest x registers cached inside the translation (RegCache below)
 //   rax, rcx, rdx, rsi, rdi, xmm0-xmm2  scratch (caller-saved: dead across handler calls)
-// The cache is write-through: every write of a guest register goes to hart.m_x as well, so
-// memory is always current and exits, traps and handler calls need no spill; a handler call
-// forgets the cache (it may write any register, and clobbers r8-r11), and so does every
-// instruction another one of the block branches to (control arrives there from two places).
+// The cache is write-back: a register written in the block stays in its host register
+// (dirty) and is stored to hart.m_x when its slot is reused, and before anything that reads
+// or leaves memory as the state: a handler call (then the cache is forgotten: the handler
+// may write any register, and calls clobber r8-r11), a slow path (it stores what was dirty
+// where the fast path left for it), every way out of the block, and every jump to an
+// instruction another one of the block also branches to (a forward target starts with the
+// cache empty; a loop head, see branch(), with its own cache).
 #include "engines/emu/riscv64/jit/translator.h"
 
 #if !defined(__x86_64__)
@@ -143,7 +146,7 @@ struct HartLayout {
   }
 };
 
-// Which guest x register each of r8-r15 holds (write-through, see the top). Allocation is
+// Which guest x register each of r8-r15 holds, and whether it is dirty (see the top). Allocation is
 // least recently used; a register an instruction has just read is never the one evicted
 // for its next operand, since the pool holds more than two.
 class RegCache {
@@ -151,7 +154,10 @@ class RegCache {
   static constexpr int kPool = 8;
   static Xbyak::Reg64 host(int slot) { return Xbyak::Reg64(8 + slot); }
   void forget() {
-    for (auto& g : m_guest) g = -1;
+    for (int s = 0; s < kPool; ++s) {
+      m_guest[s] = -1;
+      m_dirty[s] = false;
+    }
   }
   // The slot holding guest register r, or -1.
   int find(unsigned r) const {
@@ -160,24 +166,28 @@ class RegCache {
     return -1;
   }
   void touch(int slot) { m_age[slot] = ++m_clock; }
-  // A slot for guest register r (which is not cached): a free one, else the least recent.
-  int take(unsigned r) {
+  // The slot to give a register that is not cached: a free one, else the least recent
+  // (whose register the caller stores first if it is dirty: Emitter::claim()).
+  int victim() const {
     int best = 0;
     for (int s = 0; s < kPool; ++s) {
-      if (m_guest[s] < 0) {
-        best = s;
-        break;
-      }
+      if (m_guest[s] < 0) return s;
       if (m_age[s] < m_age[best]) best = s;
     }
-    m_guest[best] = static_cast<int>(r);
-    touch(best);
     return best;
   }
+  void assign(int slot, unsigned r) {
+    m_guest[slot] = static_cast<int>(r);
+    m_dirty[slot] = false;
+    touch(slot);
+  }
   int guest(int slot) const { return m_guest[slot]; }
+  bool dirty(int slot) const { return m_dirty[slot]; }
+  void set_dirty(int slot, bool d) { m_dirty[slot] = d; }
 
  private:
   int m_guest[kPool] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  bool m_dirty[kPool] = {};
   uint32_t m_age[kPool] = {};
   uint32_t m_clock = 0;
 };
@@ -197,25 +207,53 @@ class Emitter : public Xbyak::CodeGenerator {
   Xbyak::Address xmem(unsigned r) { return qword[rbp + disp(8 * r)]; }
   Xbyak::Address fmem(unsigned r) { return qword[rbx + disp(m_l.f + 8 * static_cast<int32_t>(r))]; }
   Xbyak::Address hart(int32_t off) { return qword[rbx + disp(off)]; }
+  // A slot for guest register r, which is not cached (the victim's dirty value stored).
+  int claim(unsigned r) {
+    const int s = m_regs.victim();
+    if (m_regs.guest(s) >= 0 && m_regs.dirty(s))
+      mov(xmem(static_cast<unsigned>(m_regs.guest(s))), RegCache::host(s));
+    m_regs.assign(s, r);
+    return s;
+  }
   // The host register holding guest register r (loaded on a miss).
   Reg64 rx(unsigned r) {
     int s = m_regs.find(r);
     if (s < 0) {
-      s = m_regs.take(r);
+      s = claim(r);
       mov(RegCache::host(s), xmem(r));
     } else {
       m_regs.touch(s);
     }
     return RegCache::host(s);
   }
-  // Writes guest register rd (32: the x0 sink, no effect) from `v`, through to memory.
+  // rd's host register, to be written (dirty from now on); 32 (the x0 sink) never is.
+  Reg64 dest(unsigned rd) {
+    int s = m_regs.find(rd);
+    if (s < 0) s = claim(rd);
+    m_regs.touch(s);
+    m_regs.set_dirty(s, true);
+    return RegCache::host(s);
+  }
+  // Writes guest register rd (32: the x0 sink, no effect) from `v`.
   void wx(unsigned rd, const Reg64& v) {
     if (rd == 32) return;
-    mov(xmem(rd), v);
-    int s = m_regs.find(rd);
-    if (s < 0) s = m_regs.take(rd);
-    else m_regs.touch(s);
-    mov(RegCache::host(s), v);
+    mov(dest(rd), v);
+  }
+  // Stores every dirty register of `regs` (memory is the state after).
+  void store_dirty(const RegCache& regs) {
+    for (int s = 0; s < RegCache::kPool; ++s)
+      if (regs.guest(s) >= 0 && regs.dirty(s))
+        mov(xmem(static_cast<unsigned>(regs.guest(s))), RegCache::host(s));
+  }
+  void spill() {
+    store_dirty(m_regs);
+    for (int s = 0; s < RegCache::kPool; ++s) m_regs.set_dirty(s, false);
+  }
+  // A handler call from the fast path: memory is the state before, nothing cached after.
+  void call_out(const DecodedInsn& d, uint32_t index) {
+    spill();
+    call_handler(d, index);
+    m_regs.forget();
   }
   // rax = the pc of the instruction at pc_off in this block, plus `add`.
   void pc_to_rax(int64_t add) {
@@ -237,6 +275,7 @@ class Emitter : public Xbyak::CodeGenerator {
   struct OutOfLine;
   OutOfLine& slow_path(const DecodedInsn& d, uint32_t index);
   void slow_resume(OutOfLine& o);
+  void slow_from(OutOfLine& o);
   void call_handler(const DecodedInsn& d, uint32_t index);
   void chain(uint32_t index, int64_t retired_adjust);
   void memory(Op op, const DecodedInsn& d, uint32_t index);
@@ -267,7 +306,8 @@ class Emitter : public Xbyak::CodeGenerator {
     const DecodedInsn* d = nullptr;
     uint32_t index = 0;
     Xbyak::Label slow, resume;
-    RegCache regs;
+    RegCache pre;   // the cache where the fast path jumps to `slow` (slow_from())
+    RegCache regs;  // the cache at `resume`
   };
   std::unique_ptr<OutOfLine[]> m_slow;
   uint32_t m_slow_count = 0;
@@ -285,6 +325,10 @@ void Emitter::slow_resume(OutOfLine& o) {
   o.regs = m_regs;
   L(o.resume);
 }
+
+// The cache from which the fast path jumps to o.slow (no register may be loaded or written
+// between this and its last such jump): the slow path stores what is dirty in it.
+void Emitter::slow_from(OutOfLine& o) { o.pre = m_regs; }
 
 void Emitter::call_handler(const DecodedInsn& d, uint32_t index) {
   const bool illegal = d.spec == 0xffff;
@@ -313,8 +357,8 @@ void Emitter::chain(uint32_t index, int64_t retired_adjust) {
 
 // What every translation of this cache shares, emitted first into it:
 //   the chain stub: in: rcx the next pc, r8d the index to leave with, r9 the instructions
-//     retired before the next block less m_instret (r8-r15 are free here: the register
-//     cache is write-through and dead once a block leaves). Jumps into the next
+//     retired before the next block less m_instret (r8-r15 are free here: a block
+//     stores its dirty registers before it leaves). Jumps into the next
 //     translation's body when the jump cache has it and it may run (translator.h), else
 //     leaves with r8d;
 //   the epilogue: in: eax the index; pops what every translation's prologue pushed.
@@ -382,6 +426,10 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   }
   const bool fp = op == Op::kFld || op == Op::kFsd;
   OutOfLine& o = slow_path(d, index);
+  // The operands first: the slow path starts from the cache as it is after them.
+  const Reg64 base = rx(d.rs1);
+  const Reg64 value = is_store && !fp ? rx(d.rs2) : rax;
+  slow_from(o);
   // Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
   // the index of its first, so a page-crossing access misses.
   if (fp) {
@@ -389,7 +437,7 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
     jz(o.slow, T_NEAR);
   }
-  lea(rsi, ptr[rx(d.rs1) + disp(d.imm)]);
+  lea(rsi, ptr[base + disp(d.imm)]);
   // The entry: ((address >> 12) & (kTlbSize - 1)) * 16 bytes.
   mov(eax, esi);
   shr(eax, 12 - 4);
@@ -402,9 +450,8 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   jne(o.slow, T_NEAR);
   add(rsi, qword[rax + 8]);
   if (is_store) {
-    Reg64 v = rax;
+    const Reg64 v = value;
     if (fp) mov(rax, fmem(d.rs2));
-    else v = rx(d.rs2);
     switch (size) {
       case 1: mov(byte[rsi], v.cvt8()); break;
       case 2: mov(word[rsi], v.cvt16()); break;
@@ -443,21 +490,24 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
     case Op::kBltu: jae(not_taken, T_NEAR); break;
     default: jb(not_taken, T_NEAR); break;  // bgeu
   }
+  // The taken paths below store what is dirty; the not-taken one goes on with the cache.
+  const RegCache at_branch = m_regs;
   // Taken. To an instruction of this block (DecodedInsn::rs3), as the interpreter's
   // branch_in_block() (decode.h) does, with the same instret bookkeeping: forward, straight
   // there; back (a loop), there while the loop stays below the instret limit and no
   // interrupt or stop request is pending, else out as any taken branch. A forward target
-  // forgets the register cache (m_target), so the cache's state here does not matter; a
-  // loop head that only branches from below reach keeps the cache it had on the way in
-  // (m_head), and the branch back reloads whatever slot differs from it (memory is current:
-  // the cache is write-through), so a loop keeps its registers from one iteration to the
-  // next.
+  // starts with the cache empty (m_target), so the jump stores what is dirty; a loop head
+  // that only branches from below reach keeps the cache it had on the way in, all of it
+  // taken as dirty (m_head), and the branch back stores what is dirty and not where the
+  // head has it, then loads what the head holds and this does not, so a loop keeps its
+  // registers in host registers from one iteration to the next.
   const int distance = d.rs3 == 0 ? 0 : d.rs3 - DecodedInsn::kInBlock;
   const int64_t target = static_cast<int64_t>(index) + distance;
   if (d.rs3 != 0 && target >= 0 && target < static_cast<int64_t>(m_count)) {
     const auto t = static_cast<uint32_t>(target);
     if (distance > 0) {
       if (distance > 1) sub(hart(m_l.instret), static_cast<uint32_t>(distance - 1));
+      store_dirty(m_regs);
       jmp(m_insn[t], T_NEAR);
     } else {
       Xbyak::Label leave;
@@ -472,6 +522,11 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       mov(hart(m_l.instret), rax);
       const RegCache& head = m_head[t];
       for (int slot = 0; slot < RegCache::kPool; ++slot) {
+        const int g = m_regs.guest(slot);
+        if (g >= 0 && m_regs.dirty(slot) && head.guest(slot) != g)
+          mov(xmem(static_cast<unsigned>(g)), RegCache::host(slot));
+      }
+      for (int slot = 0; slot < RegCache::kPool; ++slot) {
         const int g = head.guest(slot);
         if (g >= 0 && m_regs.guest(slot) != g)
           mov(RegCache::host(slot), xmem(static_cast<unsigned>(g)));
@@ -482,7 +537,9 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   }
   pc_to_rax(d.pc_off + d.imm);
   mov(rcx, rax);
+  spill();
   chain(index, static_cast<int64_t>(index) + 2 - m_count);
+  m_regs = at_branch;
   L(not_taken);
 }
 
@@ -510,10 +567,7 @@ bool Emitter::alu_in_place(Op op, const DecodedInsn& d) {
   // evicts neither.
   Reg64 a = rx(d.rs1);
   Reg64 b = reg_reg ? rx(d.rs2) : a;
-  int slot = m_regs.find(d.rd);
-  if (slot < 0) slot = m_regs.take(d.rd);
-  m_regs.touch(slot);
-  const Reg64 dst = RegCache::host(slot);
+  const Reg64 dst = dest(d.rd);
   if (reg_reg && d.rd == d.rs2 && d.rd != d.rs1) std::swap(a, b);  // commutative: dst op= a
   if (dst.getIdx() != a.getIdx()) mov(dst, a);
   switch (op) {
@@ -531,7 +585,6 @@ bool Emitter::alu_in_place(Op op, const DecodedInsn& d) {
     case Op::kAnd: and_(dst, b); break;
     default: imul(dst, b); break;  // mul
   }
-  mov(xmem(d.rd), dst);  // write-through
   return true;
 }
 
@@ -615,6 +668,7 @@ void Emitter::divide(Op op, const DecodedInsn& d, uint32_t index) {
   const bool rem = op == Op::kRem || op == Op::kRemu || op == Op::kRemw || op == Op::kRemuw;
   mov(rcx, rx(d.rs2));
   mov(rax, rx(d.rs1));
+  slow_from(o);
   if (w32) {
     test(ecx, ecx);
     jz(o.slow, T_NEAR);
@@ -669,11 +723,13 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
   const bool cvt = op == Op::kFcvtDW || op == Op::kFcvtDWu;
   if ((arith && d.rm != 0 && d.rm != 7) || (cvt && d.rm > 4 && d.rm != 7) ||
       (is_fma(op) && !m_l.fma)) {
-    call_handler(d, index);
-    m_regs.forget();
+    call_out(d, index);
     return;
   }
   OutOfLine& o = slow_path(d, index);
+  const bool from_x = op == Op::kFmvDX || cvt;  // reads an x register
+  const Reg64 src = from_x ? rx(d.rs1) : rax;
+  slow_from(o);
   test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
   jz(o.slow, T_NEAR);
   if ((arith || cvt) && d.rm == 7) {
@@ -740,15 +796,14 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
         slow_resume(o);
         return;
       case Op::kFmvDX:
-        mov(rax, rx(d.rs1));
-        mov(fmem(d.rd), rax);
+        mov(fmem(d.rd), src);
         break;
       case Op::kFcvtDW:
-        cvtsi2sd(xmm0, rx(d.rs1).cvt32());
+        cvtsi2sd(xmm0, src.cvt32());
         movq(fmem(d.rd), xmm0);
         break;
       default:  // fcvt.d.wu: the zero-extended value, exact in binary64
-        mov(eax, rx(d.rs1).cvt32());
+        mov(eax, src.cvt32());
         cvtsi2sd(xmm0, rax);
         movq(fmem(d.rd), xmm0);
         break;
@@ -790,20 +845,25 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
     const DecodedInsn& d = first[i];
     const Op op = op_of(d);
     if (m_target[i] != 0) {
+      if (m_target[i] & kForward) {  // on the way in (the jumps here stored theirs)
+        spill();
+        m_regs.forget();
+      }
       L(m_insn[i]);
-      if (m_target[i] & kForward) m_regs.forget();
+      for (int slot = 0; slot < RegCache::kPool; ++slot)
+        if (m_regs.guest(slot) >= 0) m_regs.set_dirty(slot, true);
       m_head[i] = m_regs;
     }
     switch (op) {
       case Op::kCall:
-        call_handler(d, i);
-        m_regs.forget();
+        call_out(d, i);
         break;
       case Op::kJal:
         pc_to_rax(d.pc_off + d.len);
         wx(d.rd, rax);
         add_imm(rax, d.imm - d.len);
         mov(rcx, rax);
+        spill();
         chain(i, static_cast<int64_t>(i) + 2 - count);
         break;
       case Op::kJalr:
@@ -812,6 +872,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
         and_(rcx, 0xfffffffeu);  // sign-extended: ~1
         pc_to_rax(d.pc_off + d.len);
         wx(d.rd, rax);
+        spill();
         chain(i, static_cast<int64_t>(i) + 2 - count);
         break;
       case Op::kBeq: case Op::kBne: case Op::kBlt: case Op::kBge: case Op::kBltu:
@@ -841,12 +902,14 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   // Ran to the end: pc past the block (the block_end() entry's offset), all retired.
   pc_to_rax(first[count].pc_off);
   mov(rcx, rax);
+  spill();
   chain(count, 1);
   // Out of line: the slow paths (the handler, which may trap; then the register cache
   // reloaded as the fast path left it), then the exits.
   for (uint32_t s = 0; s < m_slow_count; ++s) {
     OutOfLine& o = m_slow[s];
     L(o.slow);
+    store_dirty(o.pre);
     call_handler(*o.d, o.index);
     for (int slot = 0; slot < RegCache::kPool; ++slot)
       if (o.regs.guest(slot) >= 0)
