@@ -127,6 +127,23 @@ bool is_fma(Op op) {
   return op == Op::kFmaddD || op == Op::kFmsubD || op == Op::kFnmsubD || op == Op::kFnmaddD;
 }
 
+// The x registers an instruction's native form may read or write, a bit each (an
+// over-estimate is harmless: see Emitter::loop_head_cache()); none for a handler call.
+uint64_t x_regs(const DecodedInsn& d) {
+  const Op op = op_of(d);
+  if (op == Op::kCall) return 0;
+  const uint32_t opcode = d.raw & 0x7f;
+  uint64_t m = 0;
+  const bool fp_op = opcode == 0x53 || opcode == 0x43 || opcode == 0x47 || opcode == 0x4b ||
+                     opcode == 0x4f;
+  if (!fp_op || op == Op::kFmvDX || op == Op::kFcvtDW || op == Op::kFcvtDWu) m |= 1ull << d.rs1;
+  if (opcode == 0x33 || opcode == 0x3b || opcode == 0x63 || opcode == 0x23) m |= 1ull << d.rs2;
+  if (d.rd < 32 && (opcode == 0x13 || opcode == 0x1b || opcode == 0x33 || opcode == 0x3b ||
+                    opcode == 0x37 || opcode == 0x17 || opcode == 0x03 || op == Op::kFmvXD))
+    m |= 1ull << d.rd;
+  return m;
+}
+
 }  // namespace
 
 // Offsets into Hart of what translations touch (Hart is not standard-layout, so they are
@@ -184,6 +201,10 @@ class RegCache {
   int guest(int slot) const { return m_guest[slot]; }
   bool dirty(int slot) const { return m_dirty[slot]; }
   void set_dirty(int slot, bool d) { m_dirty[slot] = d; }
+  void drop(int slot) {
+    m_guest[slot] = -1;
+    m_dirty[slot] = false;
+  }
 
  private:
   int m_guest[kPool] = {-1, -1, -1, -1, -1, -1, -1, -1};
@@ -282,6 +303,7 @@ class Emitter : public Xbyak::CodeGenerator {
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
   bool alu_in_place(Op op, const DecodedInsn& d);
+  void loop_head_cache(uint64_t regs);
   void divide(Op op, const DecodedInsn& d, uint32_t index);
   void fp(Op op, const DecodedInsn& d, uint32_t index);
   // Jumps to `bad` unless the binary64 in r is a normal number (fpu_host.h's normal64).
@@ -295,6 +317,7 @@ class Emitter : public Xbyak::CodeGenerator {
   // from after it), and the register cache there (m_head: a loop head's, see branch()).
   static constexpr uint8_t kForward = 1, kBackward = 2;
   std::unique_ptr<uint8_t[]> m_target;
+  std::unique_ptr<uint64_t[]> m_loop_regs;  // a loop head's: the x registers of its body
   std::unique_ptr<RegCache[]> m_head;
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
   std::unique_ptr<bool[]> m_exit_used;
@@ -541,6 +564,26 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   chain(index, static_cast<int64_t>(index) + 2 - m_count);
   m_regs = at_branch;
   L(not_taken);
+}
+
+// On the way into a loop (a block's own backward branch target): the cache holds the x
+// registers the loop body uses (`regs`, a bit per register), as many as fit, and nothing
+// else, so the loop neither loads them nor reloads others on its way back (branch()).
+void Emitter::loop_head_cache(uint64_t regs) {
+  for (int slot = 0; slot < RegCache::kPool; ++slot) {
+    const int g = m_regs.guest(slot);
+    if (g >= 0 && !(regs >> g & 1)) {
+      if (m_regs.dirty(slot)) mov(xmem(static_cast<unsigned>(g)), RegCache::host(slot));
+      m_regs.drop(slot);
+    }
+  }
+  for (unsigned r = 0; r < 32; ++r) {
+    if (!(regs >> r & 1) || m_regs.find(r) >= 0) continue;
+    const int slot = m_regs.victim();
+    if (m_regs.guest(slot) >= 0) break;  // full
+    m_regs.assign(slot, r);
+    mov(RegCache::host(slot), xmem(r));
+  }
 }
 
 // The common two-operand forms, computed in rd's own cache register (no copy through rax):
@@ -817,6 +860,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   m_count = count;
   m_insn.reset(new Xbyak::Label[count + 1]);
   m_target.reset(new uint8_t[count + 1]());
+  m_loop_regs.reset(new uint64_t[count + 1]());
   m_head.reset(new RegCache[count + 1]);
   m_exit.reset(new Xbyak::Label[count + 1]);
   m_exit_used.reset(new bool[count + 1]());
@@ -825,8 +869,12 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
     const DecodedInsn& d = first[i];
     if ((d.raw & 0x7f) == 0x63 && d.rs3 != 0) {
       const int64_t t = static_cast<int64_t>(i) + d.rs3 - DecodedInsn::kInBlock;
-      if (t >= 0 && t < static_cast<int64_t>(count))
+      if (t >= 0 && t < static_cast<int64_t>(count)) {
         m_target[static_cast<size_t>(t)] |= t > static_cast<int64_t>(i) ? kForward : kBackward;
+        if (t <= static_cast<int64_t>(i))
+          for (auto k = static_cast<uint32_t>(t); k <= i; ++k)
+            m_loop_regs[static_cast<size_t>(t)] |= x_regs(first[k]);
+      }
     }
   }
   // Six pushes and 8 bytes after the return address: rsp is 16-byte aligned for the calls.
@@ -849,9 +897,10 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
         spill();
         m_regs.forget();
       }
+      if (m_target[i] == kBackward) loop_head_cache(m_loop_regs[i]);
       L(m_insn[i]);
       for (int slot = 0; slot < RegCache::kPool; ++slot)
-        if (m_regs.guest(slot) >= 0) m_regs.set_dirty(slot, true);
+        if (m_regs.guest(slot) > 0) m_regs.set_dirty(slot, true);  // (x0 is never written)
       m_head[i] = m_regs;
     }
     switch (op) {
