@@ -50,11 +50,12 @@ namespace doppel::rv64::jit {
 
 namespace {
 
-// The most code one block can need: 64 instructions of at most ~200 bytes in line and
-// ~120 out of line each (a fused multiply-add's operand checks, a slow path's handler call
-// and cache reload), plus the prologue and epilogue. A block starts only where this much is
-// free, so emission never runs out of room.
-constexpr size_t kMaxBlockCode = 64 * 320 + 256;
+// The most code one block can need: 64 instructions of at most ~250 bytes in line (a fused
+// multiply-add's operand checks; a branch's loop check, cache reconciliation and exit with
+// its stores) and ~160 out of line (a slow path's stores, handler call and reloads), plus
+// the prologue. A block starts only where this much is free; if it still does not fit, the
+// cache is dropped and it is emitted again (translate()).
+constexpr size_t kMaxBlockCode = 64 * 512 + 512;
 
 bool illegal_handler(Hart& h, const DecodedInsn& d) { return h.illegal(d); }
 
@@ -1011,6 +1012,14 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
     reset();
     ++m_stats.flushes;
   }
+  if (BlockFn fn = emit(first, count)) return fn;
+  if (m_used <= m_stub_bytes) return nullptr;  // not even into an empty cache
+  reset();
+  ++m_stats.flushes;
+  return emit(first, count);
+}
+
+BlockFn Translator::emit(const DecodedInsn* first, uint32_t count) {
   HartLayout layout{};
   layout.x = HartLayout::off(m_hart, &m_hart.m_x[0]);
   layout.f = HartLayout::off(m_hart, &m_hart.m_f[0]);
@@ -1045,7 +1054,7 @@ BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
     }
     m_chain_stub = m_base;
     m_epilogue_stub = m_base + s.epilogue_offset();
-    m_used = (s.getSize() + 15) & ~size_t{15};
+    m_used = m_stub_bytes = (s.getSize() + 15) & ~size_t{15};
   }
   layout.chain_stub = reinterpret_cast<uintptr_t>(m_chain_stub);
   layout.epilogue_stub = reinterpret_cast<uintptr_t>(m_epilogue_stub);

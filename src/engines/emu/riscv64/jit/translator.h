@@ -101,6 +101,7 @@ class Translator {
 
  private:
   Translator(Hart& hart, uint8_t* base, size_t size);
+  BlockFn emit(const DecodedInsn* first, uint32_t count);  // translate() into the space left
   Hart& m_hart;
   std::unique_ptr<JumpEntry[]> m_jump = std::make_unique<JumpEntry[]>(kJumpEntries);
   size_t m_body_offset = 0;  // the prologue's length
@@ -108,6 +109,7 @@ class Translator {
   // the cache; emitted again after each reset.
   const uint8_t* m_chain_stub = nullptr;
   const uint8_t* m_epilogue_stub = nullptr;
+  size_t m_stub_bytes = 0;
   uint8_t* m_base;
   size_t m_size;
   size_t m_used = 0;
