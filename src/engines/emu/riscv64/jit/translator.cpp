@@ -206,6 +206,11 @@ class RegCache {
     m_guest[slot] = -1;
     m_dirty[slot] = false;
   }
+  // Every cached register but x0 (never written) taken as dirty: the state where control
+  // arrives from more than one place, each of which may have it dirty.
+  void all_dirty() {
+    for (int s = 0; s < kPool; ++s) m_dirty[s] = m_guest[s] > 0;
+  }
 
  private:
   int m_guest[kPool] = {-1, -1, -1, -1, -1, -1, -1, -1};
@@ -305,6 +310,9 @@ class Emitter : public Xbyak::CodeGenerator {
   void alu(Op op, const DecodedInsn& d);
   bool alu_in_place(Op op, const DecodedInsn& d);
   void loop_head_cache(uint64_t regs);
+  // Makes the cache `head` (stores what is dirty and not where head has it, then loads
+  // what head holds and this does not); m_regs is left as it was.
+  void reconcile(const RegCache& head);
   void divide(Op op, const DecodedInsn& d, uint32_t index);
   void fp(Op op, const DecodedInsn& d, uint32_t index);
   // Jumps to `bad` unless the binary64 in r is a normal number (fpu_host.h's normal64).
@@ -320,6 +328,7 @@ class Emitter : public Xbyak::CodeGenerator {
   std::unique_ptr<uint8_t[]> m_target;
   std::unique_ptr<uint64_t[]> m_loop_regs;  // a loop head's: the x registers of its body
   std::unique_ptr<RegCache[]> m_head;
+  std::unique_ptr<bool[]> m_head_set;
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
   std::unique_ptr<bool[]> m_exit_used;
   size_t m_body_offset = 0;
@@ -519,19 +528,25 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   // Taken. To an instruction of this block (DecodedInsn::rs3), as the interpreter's
   // branch_in_block() (decode.h) does, with the same instret bookkeeping: forward, straight
   // there; back (a loop), there while the loop stays below the instret limit and no
-  // interrupt or stop request is pending, else out as any taken branch. A forward target
-  // starts with the cache empty (m_target), so the jump stores what is dirty; a loop head
-  // that only branches from below reach keeps the cache it had on the way in, all of it
-  // taken as dirty (m_head), and the branch back stores what is dirty and not where the
-  // head has it, then loads what the head holds and this does not, so a loop keeps its
-  // registers in host registers from one iteration to the next.
+  // interrupt or stop request is pending, else out as any taken branch. An instruction
+  // control reaches from more than one place has one cache (m_head): the one of the first
+  // way in to be emitted (a forward branch to it, or the way in from above; a loop head
+  // reached only from below first holds the registers of its body, loop_head_cache()), all
+  // taken as dirty; every other way in reconciles to it, so a loop or an if keeps its
+  // registers in host registers.
   const int distance = d.rs3 == 0 ? 0 : d.rs3 - DecodedInsn::kInBlock;
   const int64_t target = static_cast<int64_t>(index) + distance;
   if (d.rs3 != 0 && target >= 0 && target < static_cast<int64_t>(m_count)) {
     const auto t = static_cast<uint32_t>(target);
     if (distance > 0) {
       if (distance > 1) sub(hart(m_l.instret), static_cast<uint32_t>(distance - 1));
-      store_dirty(m_regs);
+      if (!m_head_set[t]) {  // the first way there: the target takes this cache
+        m_head[t] = m_regs;
+        m_head[t].all_dirty();
+        m_head_set[t] = true;
+      } else {
+        reconcile(m_head[t]);
+      }
       jmp(m_insn[t], T_NEAR);
     } else {
       Xbyak::Label leave;
@@ -544,17 +559,7 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       or_(rcx, hart(m_l.irq_soft));
       jnz(leave, T_NEAR);
       mov(hart(m_l.instret), rax);
-      const RegCache& head = m_head[t];
-      for (int slot = 0; slot < RegCache::kPool; ++slot) {
-        const int g = m_regs.guest(slot);
-        if (g >= 0 && m_regs.dirty(slot) && head.guest(slot) != g)
-          mov(xmem(static_cast<unsigned>(g)), RegCache::host(slot));
-      }
-      for (int slot = 0; slot < RegCache::kPool; ++slot) {
-        const int g = head.guest(slot);
-        if (g >= 0 && m_regs.guest(slot) != g)
-          mov(RegCache::host(slot), xmem(static_cast<unsigned>(g)));
-      }
+      reconcile(m_head[t]);
       jmp(m_insn[t], T_NEAR);
       L(leave);
     }
@@ -565,6 +570,19 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   chain(index, static_cast<int64_t>(index) + 2 - m_count);
   m_regs = at_branch;
   L(not_taken);
+}
+
+void Emitter::reconcile(const RegCache& head) {
+  for (int slot = 0; slot < RegCache::kPool; ++slot) {
+    const int g = m_regs.guest(slot);
+    if (g >= 0 && m_regs.dirty(slot) && head.guest(slot) != g)
+      mov(xmem(static_cast<unsigned>(g)), RegCache::host(slot));
+  }
+  for (int slot = 0; slot < RegCache::kPool; ++slot) {
+    const int g = head.guest(slot);
+    if (g >= 0 && m_regs.guest(slot) != g)
+      mov(RegCache::host(slot), xmem(static_cast<unsigned>(g)));
+  }
 }
 
 // On the way into a loop (a block's own backward branch target): the cache holds the x
@@ -863,6 +881,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   m_target.reset(new uint8_t[count + 1]());
   m_loop_regs.reset(new uint64_t[count + 1]());
   m_head.reset(new RegCache[count + 1]);
+  m_head_set.reset(new bool[count + 1]());
   m_exit.reset(new Xbyak::Label[count + 1]);
   m_exit_used.reset(new bool[count + 1]());
   m_slow.reset(new OutOfLine[count]);
@@ -894,15 +913,16 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
     const DecodedInsn& d = first[i];
     const Op op = op_of(d);
     if (m_target[i] != 0) {
-      if (m_target[i] & kForward) {  // on the way in (the jumps here stored theirs)
-        spill();
-        m_regs.forget();
+      if (m_head_set[i]) {  // a forward branch got here first: this way in reconciles
+        reconcile(m_head[i]);
+        m_regs = m_head[i];
+      } else {
+        if (m_target[i] == kBackward) loop_head_cache(m_loop_regs[i]);
+        m_regs.all_dirty();
+        m_head[i] = m_regs;
+        m_head_set[i] = true;
       }
-      if (m_target[i] == kBackward) loop_head_cache(m_loop_regs[i]);
       L(m_insn[i]);
-      for (int slot = 0; slot < RegCache::kPool; ++slot)
-        if (m_regs.guest(slot) > 0) m_regs.set_dirty(slot, true);  // (x0 is never written)
-      m_head[i] = m_regs;
     }
     switch (op) {
       case Op::kCall:
