@@ -658,10 +658,7 @@ void Emitter::alu(Op op, const DecodedInsn& d) {
   switch (op) {
     case Op::kLui: mov(rax, static_cast<uint64_t>(d.imm)); break;
     case Op::kAuipc: pc_to_rax(d.pc_off + d.imm); break;
-    case Op::kAddi: mov(rax, rx(d.rs1)); if (d.imm) add(rax, imm); break;
-    case Op::kXori: mov(rax, rx(d.rs1)); xor_(rax, imm); break;
-    case Op::kOri: mov(rax, rx(d.rs1)); or_(rax, imm); break;
-    case Op::kAndi: mov(rax, rx(d.rs1)); and_(rax, imm); break;
+    // (addi, xori, ori, andi, the immediate shifts, add, sub, xor, or, and, mul: alu_in_place())
     case Op::kSlti:
     case Op::kSltiu: {
       const Reg64 a = rx(d.rs1);
@@ -671,15 +668,7 @@ void Emitter::alu(Op op, const DecodedInsn& d) {
       else setb(al);
       break;
     }
-    case Op::kSlli: mov(rax, rx(d.rs1)); shl(rax, shamt); break;
-    case Op::kSrli: mov(rax, rx(d.rs1)); shr(rax, shamt); break;
-    case Op::kSrai: mov(rax, rx(d.rs1)); sar(rax, shamt); break;
-    case Op::kAdd: mov(rax, rx(d.rs1)); add(rax, rx(d.rs2)); break;
-    case Op::kSub: mov(rax, rx(d.rs1)); sub(rax, rx(d.rs2)); break;
-    case Op::kXor: mov(rax, rx(d.rs1)); xor_(rax, rx(d.rs2)); break;
-    case Op::kOr: mov(rax, rx(d.rs1)); or_(rax, rx(d.rs2)); break;
-    case Op::kAnd: mov(rax, rx(d.rs1)); and_(rax, rx(d.rs2)); break;
-    case Op::kMul: mov(rax, rx(d.rs1)); imul(rax, rx(d.rs2)); break;
+    case Op::kSub: mov(rax, rx(d.rs1)); sub(rax, rx(d.rs2)); break;  // rd = rs2 != rs1
     case Op::kMulw: mov(rax, rx(d.rs1)); imul(eax, rx(d.rs2).cvt32()); movsxd(rax, eax); break;
     case Op::kMulh:
     case Op::kMulhu: {
