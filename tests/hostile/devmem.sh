@@ -60,7 +60,9 @@ client=$!
 
 vm_wait_ready
 t0=$SECONDS
-vm_send "hostile $seconds $seed; poweroff -f"
+# dmesg -n 1: kernel messages (new disk sizes, after its random config writes) would
+# otherwise land in the middle of the program's final line.
+vm_send "dmesg -n 1; hostile $seconds $seed; poweroff -f"
 vm_wait_for 'hostile: seed '
 # While the program runs: the API answers GET / within 5 s, every second.
 asked=0 answered=0 limit=$((seconds * 10 + 120))

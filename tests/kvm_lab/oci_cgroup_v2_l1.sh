@@ -51,6 +51,8 @@ echo "LAB: oci lim ps=$($rt oci --root $st ps --format json lim 2>&1)"
 
 # 2. pause/resume through cgroup.freeze: the container counts into /count of its rootfs.
 count() { cat $b/rootfs/count 2>/dev/null; }
+i=0  # until it has counted (L1 under TCG next to another lab can take seconds to start it)
+while [ -z "$(count)" ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
 sleep 1
 $rt oci --root $st pause lim; echo "LAB: oci pause exit=$?"
 echo "LAB: oci paused state=$(state_of lim) freeze=$(cat $cg/lim/cgroup.freeze) $(grep frozen $cg/lim/cgroup.events)"

@@ -44,7 +44,8 @@ limits = {
     "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 259, "minor": 0, "rate": 1048576}]},
     "devices": [deny_all, nvme_read],
 }
-counter = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.2; done"]
+# (renamed into place: a freeze between a truncate and a write would leave /count empty)
+counter = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.2; done"]
 make("limits", counter, limits, "/lim")
 make("limits-runc", counter, limits, "/lim-runc")
 make("pids", ["sh", "-c", "echo inside $(grep ^0:: /proc/self/cgroup) pids.max=$(cat /sys/fs/cgroup/pids.max); "
