@@ -492,20 +492,21 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
       default: mov(qword[rsi], v); break;
     }
   } else {
+    // Straight into rd's cache register (a victim it evicts is stored here, after the
+    // last jump to the slow path, which stores it from o.pre).
+    const Reg64 to = fp || d.rd == 32 ? rax : dest(d.rd);
     switch (op) {
-      case Op::kLb: movsx(rax, byte[rsi]); break;
-      case Op::kLh: movsx(rax, word[rsi]); break;
-      case Op::kLw: movsxd(rax, dword[rsi]); break;
-      case Op::kLbu: movzx(eax, byte[rsi]); break;
-      case Op::kLhu: movzx(eax, word[rsi]); break;
-      case Op::kLwu: mov(eax, dword[rsi]); break;
-      default: mov(rax, qword[rsi]); break;
+      case Op::kLb: movsx(to, byte[rsi]); break;
+      case Op::kLh: movsx(to, word[rsi]); break;
+      case Op::kLw: movsxd(to, dword[rsi]); break;
+      case Op::kLbu: movzx(to.cvt32(), byte[rsi]); break;
+      case Op::kLhu: movzx(to.cvt32(), word[rsi]); break;
+      case Op::kLwu: mov(to.cvt32(), dword[rsi]); break;
+      default: mov(to, qword[rsi]); break;
     }
     if (fp) {
       mov(fmem(d.rd), rax);  // put_d(): raw bits, FS dirty
       or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
-    } else {
-      wx(d.rd, rax);
     }
   }
   slow_resume(o);
@@ -549,19 +550,22 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       }
       jmp(m_insn[t], T_NEAR);
     } else {
+      // Counted first and taken back on the way out. m_irq_soft and m_irq_pin_mask cannot
+      // change inside a loop: what changes them (CSR and system instructions, traps) ends
+      // the block, and the block was entered with no interrupt pending.
       Xbyak::Label leave;
-      mov(rax, hart(m_l.instret));
-      add(rax, static_cast<uint32_t>(1 - distance));
-      cmp(rax, hart(m_l.instret_limit));
+      const auto body = static_cast<uint32_t>(1 - distance);
+      add(hart(m_l.instret), body);
+      mov(rax, hart(m_l.instret_limit));
+      cmp(hart(m_l.instret), rax);
       jae(leave, T_NEAR);
-      mov(rcx, hart(m_l.pins));
-      and_(rcx, hart(m_l.irq_pin_mask));
-      or_(rcx, hart(m_l.irq_soft));
+      mov(rcx, hart(m_l.irq_pin_mask));
+      test(hart(m_l.pins), rcx);
       jnz(leave, T_NEAR);
-      mov(hart(m_l.instret), rax);
       reconcile(m_head[t]);
       jmp(m_insn[t], T_NEAR);
       L(leave);
+      sub(hart(m_l.instret), body);
     }
   }
   pc_to_rax(d.pc_off + d.imm);
