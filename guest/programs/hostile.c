@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <termios.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <sys/io.h>
@@ -312,9 +313,33 @@ static uint32_t random_len(void) {
 // ---- writes through /dev/mem, surviving faults ----
 static sigjmp_buf g_fault_jmp;
 static volatile sig_atomic_t g_in_write;
-static void on_fault(int sig) {
-  (void)sig;
+// A fault anywhere else ends the program with status 111 and a line on stderr that says
+// which signal, at which address and pc (async-signal-safe: no stdio).
+static void put_hex(char** p, uint64_t v) {
+  *(*p)++ = '0';
+  *(*p)++ = 'x';
+  for (int shift = 60; shift >= 0; shift -= 4) *(*p)++ = "0123456789abcdef"[(v >> shift) & 15];
+}
+static void on_fault(int sig, siginfo_t* si, void* context) {
   if (g_in_write) siglongjmp(g_fault_jmp, 1);
+  uint64_t pc = 0;
+#if defined(__x86_64__)
+  pc = (uint64_t)((ucontext_t*)context)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__riscv)
+  pc = (uint64_t)((ucontext_t*)context)->uc_mcontext.__gregs[REG_PC];
+#else
+  (void)context;
+#endif
+  char line[128], *p = line;
+  const char* what = sig == SIGBUS ? "\nhostile: SIGBUS, code " : "\nhostile: SIGSEGV, code ";
+  while (*what) *p++ = *what++;
+  put_hex(&p, (uint64_t)si->si_code);
+  for (const char* s = ", address "; *s;) *p++ = *s++;
+  put_hex(&p, (uint64_t)(uintptr_t)si->si_addr);
+  for (const char* s = ", pc "; *s;) *p++ = *s++;
+  put_hex(&p, pc);
+  *p++ = '\n';
+  (void)!write(STDERR_FILENO, line, (size_t)(p - line));
   _exit(111);
 }
 
@@ -797,8 +822,8 @@ int main(int argc, char** argv) {
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_fault;
-  sa.sa_flags = SA_NODEFER;  // left by siglongjmp: the signal must not stay blocked
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;  // left by siglongjmp: the signal must not stay blocked
   sigaction(SIGSEGV, &sa, NULL);
   sigaction(SIGBUS, &sa, NULL);
 
