@@ -89,7 +89,10 @@ fi
 ((rc < 128)) || fail "doppel died by signal $((rc - 128))"
 [[ $rc == 0 ]] || fail "doppel exited $rc (want 0: the guest powers off after the program)"
 done_line=$(grep -a 'hostile: done' "$VM_OUT" | tr -d '\r' | tail -n 1)
-[[ -n $done_line ]] || fail "the program's final line 'hostile: done ...' did not appear"
+if [[ -z $done_line ]]; then
+  died=$(grep -a 'hostile: SIG' "$VM_OUT" | tr -d '\r' | tail -n 1)
+  fail "the program's final line 'hostile: done ...' did not appear${died:+ (the program died: $died)}"
+fi
 ((answered >= seconds / 2)) || fail "the API answered only $answered times during a ${seconds} s run"
 if command -v qemu-img >/dev/null; then
   qemu-img check "$WORK/disk.qcow2" >"$WORK/check.out" 2>&1 || fail "qemu-img check of the qcow2 disk: $(cat "$WORK/check.out")"
