@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
-N=${CPUMARK_N:-8}
+N=${CPUMARK_N:-20}  # long enough to be running at the snapshot under the JIT (about 0.25 s an iteration)
 clones=${CLONES:-4}
 want=$(cpumark_reference "$N")
 sock=$WORK/api.sock
@@ -17,6 +17,7 @@ start_cpumark orig "$sock" "$N" --disk "$WORK/orig.img"
 sleep 1
 ctl "$sock" pause
 ctl "$sock" snapshot "$snap"
+grep -aq 'CPUMARK-DONE' "$VM_OUT" && fail "cpumark finished before the snapshot: raise CPUMARK_N"
 kill_vm
 
 pids=()

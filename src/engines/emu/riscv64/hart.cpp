@@ -442,7 +442,7 @@ void Hart::run_translated(Block* b) {
       return;
     }
     const uint64_t before = m_jit->generation();
-    b->jit = m_jit->translate(b->first, b->count);
+    b->jit = m_jit->translate(b, b->first, b->count, static_cast<uint32_t>(m_block_pc & 0xfff));
     b->jit_generation = m_jit->generation();
     // A full cache was dropped: the jump cache's entries (keyed by the chain key) with it.
     if (b->jit_generation != before) m_chain_key += kChainKeyStep;

@@ -3,6 +3,8 @@
 // interrupts and code cache flushes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <iterator>
 #include <random>
 
 #include "engines/emu/riscv64/jit/diff_harness.h"
@@ -114,6 +116,79 @@ TEST(JitDiff, StoreIntoDecodedCodeWithoutFenceIRunsTheNewCode) {
     EXPECT_EQ(p.jit->hart->pc(), kRamBase + 32);
     EXPECT_GT(p.jit->hart->code_page_drops(), 0u);
     EXPECT_GT(p.jit->hart->jit_blocks(), 0u);
+  }
+}
+
+TEST(JitDiff, ADirectJumpToABlockWhoseCodeChangedRunsTheNewCode) {
+  using namespace enc;
+  // Block A (page 0) leaves for block B (page 1) with a jal, a direct way out into another
+  // page. Halfway through the loop, B rewrites its own first instruction: only page 1's
+  // blocks are dropped, so A's translation stays, and its way out must not reach B's old
+  // code.
+  const uint32_t new_insn = i(100, 5, 0, 5, 0x13);  // addi x5, x5, 100
+  const uint32_t lo = new_insn & 0xfff, hi = (new_insn >> 12) + ((lo & 0x800) ? 1 : 0);
+  std::vector<uint32_t> program(1024 + 8, j(0, 0));
+  const uint32_t a[] = {
+      (hi << 12) | (27u << 7) | 0x37,                // 0: lui x27, hi
+      i(static_cast<int32_t>(lo), 27, 0, 27, 0x1b),  // 4: addiw x27, x27, lo
+      (1u << 12) | (25u << 7) | 0x37,                // 8: lui x25, 1
+      r(0, 24, 25, 0, 25, 0x33),                     // 12: add x25, x25, x24 (B)
+      i(40, 0, 0, 7, 0x13),                          // 16: addi x7, x0, 40
+      i(20, 0, 0, 8, 0x13),                          // 20: addi x8, x0, 20
+      i(0, 0, 0, 5, 0x13),                           // 24: addi x5, x0, 0
+      i(-1, 7, 0, 7, 0x13),                          // 28 (A): addi x7, x7, -1
+      j(4096 - 32, 0)};                              // 32: j B
+  const uint32_t bb[] = {
+      i(1, 5, 0, 5, 0x13),    // 4096 (B): addi x5, x5, 1 (rewritten)
+      b(8, 8, 7, 1),          // 4100: bne x7, x8, +8
+      s(0, 27, 25, 2, 0x23),  // 4104: sw x27, 0(x25)
+      b(28 - 4108, 0, 7, 1),  // 4108: bne x7, x0, A
+      j(0, 0)};               // 4112: done
+  std::copy(std::begin(a), std::end(a), program.begin());
+  std::copy(std::begin(bb), std::end(bb), program.begin() + 1024);
+  Pair p = make_machines(program);
+  std::mt19937_64 rng(1);
+  ASSERT_EQ(run_both(*p.interp, *p.jit, 400, rng, 1000), "");
+  EXPECT_EQ(p.interp->hart->x(5), 20u * 1 + 20u * 100);  // 20 passes before the store, 20 after
+  EXPECT_EQ(p.jit->hart->x(5), 2020u);
+  EXPECT_EQ(p.jit->hart->pc(), kRamBase + 4112);
+  EXPECT_GT(p.jit->hart->code_page_drops(), 0u);
+}
+
+TEST(JitDiff, APatchedLinkToAnEvictedBlockIsNotFollowed) {
+  using namespace enc;
+  // S jumps to T in its own page: a patched link. Once, the loop goes to U, 32 KiB on,
+  // whose block takes T's decode cache slot (the same index) and so evicts T; back in S,
+  // the link patched before must not be followed into T's old translation, whose Block is
+  // U's now (T leaves through its ecall, where the run loop reads m_block).
+  std::vector<uint32_t> program((32768 + 64) / 4 + 4, j(0, 0));
+  const uint32_t st[] = {
+      i(30, 0, 0, 7, 0x13),  // 0: addi x7, x0, 30
+      i(0, 0, 0, 5, 0x13),   // 4: addi x5, x0, 0
+      i(-1, 7, 0, 7, 0x13),  // 8 (S): addi x7, x7, -1
+      j(64 - 12, 0)};        // 12: j T
+  const uint32_t t[] = {
+      i(1, 5, 0, 5, 0x13),   // 64 (T): addi x5, x5, 1
+      kEcall,                // 68: ecall (the handler goes on at 72)
+      i(15, 0, 0, 6, 0x13),  // 72: addi x6, x0, 15
+      b(8, 6, 7, 1),         // 76: bne x7, x6, +8
+      j(32832 - 80, 0),      // 80: j U (once, at x7 == 15)
+      b(8 - 84, 0, 7, 1),    // 84: bne x7, x0, S
+      j(0, 0)};              // 88: done
+  const uint32_t u[] = {
+      i(3, 9, 0, 9, 0x13),  // 32832 (U): addi x9, x9, 3
+      i(1, 9, 0, 9, 0x13),  // 32836: addi x9, x9, 1
+      j(84 - 32840, 0)};    // 32840: j 84
+  std::copy(std::begin(st), std::end(st), program.begin());
+  std::copy(std::begin(t), std::end(t), program.begin() + 16);
+  std::copy(std::begin(u), std::end(u), program.begin() + 32832 / 4);
+  // Short slices too: translations then also leave at chained entries.
+  for (unsigned max_slice : {4u, 1000u}) {
+    Pair p = make_machines(program);
+    std::mt19937_64 rng(max_slice);
+    ASSERT_EQ(run_both(*p.interp, *p.jit, 500, rng, max_slice), "") << "slices up to " << max_slice;
+    EXPECT_EQ(p.jit->hart->x(5), 30u);
+    EXPECT_EQ(p.jit->hart->pc(), kRamBase + 88);
   }
 }
 

@@ -22,7 +22,7 @@ Translator::Translator(Hart& hart, uint8_t* base, size_t size)
 Translator::~Translator() = default;
 void Translator::remember(uint64_t, uint64_t, void*, const DecodedInsn*, uint32_t, BlockFn) {}
 void Translator::reset() { m_used = 0; }
-BlockFn Translator::translate(const DecodedInsn*, uint32_t) {
+BlockFn Translator::translate(const void*, const DecodedInsn*, uint32_t, uint32_t) {
   (void)m_hart;
   (void)m_base;
   return nullptr;
@@ -156,7 +156,7 @@ struct HartLayout {
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
   int32_t pins;   // the hart's InterruptPins word (a member of the Hart)
   uint64_t jump;  // the address of the translator's jump cache
-  uint64_t chain_stub, epilogue_stub;  // in the code cache (Emitter::stubs())
+  uint64_t chain_stub, link_stub, epilogue_stub;  // in the code cache (Emitter::stubs())
   bool fma;       // the host has FMA3 (fpu_host.h's fast path needs it too)
   static int32_t off(const Hart& h, const void* member) {
     return static_cast<int32_t>(reinterpret_cast<const uint8_t*>(member) -
@@ -224,9 +224,11 @@ class Emitter : public Xbyak::CodeGenerator {
   Emitter(size_t room, uint8_t* at, const HartLayout& layout)
       : Xbyak::CodeGenerator(room, at), m_l(layout) {}
 
-  void block(const DecodedInsn* first, uint32_t count);
+  // page_offset: the block's first pc within its 4 KiB page.
+  void block(const void* block, const DecodedInsn* first, uint32_t count, uint32_t page_offset);
   void stubs();
-  size_t body_offset() const { return m_body_offset; }
+  size_t chained_offset() const { return m_chained_offset; }
+  size_t link_offset() const { return m_link_offset; }
   size_t epilogue_offset() const { return m_epilogue_offset; }
 
  private:
@@ -305,6 +307,9 @@ class Emitter : public Xbyak::CodeGenerator {
   void slow_from(OutOfLine& o);
   void call_handler(const DecodedInsn& d, uint32_t index);
   void chain(uint32_t index, int64_t retired_adjust);
+  void chain_direct(uint32_t index, int64_t retired_adjust, int64_t offset);
+  void chained_entry(const void* block, const DecodedInsn* first, uint32_t count,
+                     Xbyak::Label& fail);
   void memory(Op op, const DecodedInsn& d, uint32_t index);
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
@@ -320,6 +325,7 @@ class Emitter : public Xbyak::CodeGenerator {
 
   const HartLayout& m_l;
   uint32_t m_count = 0;
+  uint32_t m_page_offset = 0;
   RegCache m_regs;
   std::unique_ptr<Xbyak::Label[]> m_insn;  // per instruction: its code (in-block targets)
   // Per instruction: kForward / kBackward if an in-block branch goes there (from before or
@@ -331,7 +337,15 @@ class Emitter : public Xbyak::CodeGenerator {
   std::unique_ptr<bool[]> m_head_set;
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
   std::unique_ptr<bool[]> m_exit_used;
-  size_t m_body_offset = 0;
+  size_t m_chained_offset = 0;
+  size_t m_link_offset = 0;
+  // A direct way out (chain_direct()): its LinkSlot, emitted after the code, and the path
+  // that asks the link stub to patch it.
+  struct Link {
+    Xbyak::Label slot, relink;
+  };
+  std::unique_ptr<Link[]> m_links;
+  uint32_t m_link_count = 0;
   size_t m_epilogue_offset = 0;
   // A fast path's way out: the instruction's handler (which may trap), then back with the
   // register cache as the fast path leaves it.
@@ -388,6 +402,30 @@ void Emitter::chain(uint32_t index, int64_t retired_adjust) {
   jmp(reinterpret_cast<const void*>(m_l.chain_stub), T_NEAR);
 }
 
+// chain() for a pc known here, m_block_pc + offset (a jump, a taken branch, the block's
+// end): a patched link when the pc is in the block's own page (as QEMU's goto_tb: its
+// physical address is then the same at every virtual address the block runs at). The way
+// out jumps straight to the translation its LinkSlot names while the chain key is the one
+// the slot was patched under; otherwise it asks the link stub, which looks the pc up and
+// patches the slot (see stubs()). Into another page: through the jump cache, as chain().
+void Emitter::chain_direct(uint32_t index, int64_t retired_adjust, int64_t offset) {
+  exit_label(index);
+  mov(rcx, hart(m_l.block_pc));
+  add_imm(rcx, offset);
+  mov(r8d, index);
+  mov(r9, static_cast<uint64_t>(retired_adjust));
+  const int64_t in_page = static_cast<int64_t>(m_page_offset) + offset;
+  if (in_page < 0 || in_page >= 4096) {
+    jmp(reinterpret_cast<const void*>(m_l.chain_stub), T_NEAR);
+    return;
+  }
+  Link& link = m_links[m_link_count++];
+  mov(rax, hart(m_l.chain_key));
+  cmp(rax, qword[rip + link.slot + static_cast<int>(offsetof(LinkSlot, key))]);
+  jne(link.relink, T_NEAR);
+  jmp(qword[rip + link.slot + static_cast<int>(offsetof(LinkSlot, to))]);
+}
+
 // What every translation of this cache shares, emitted first into it:
 //   the chain stub: in: rcx the next pc, r8d the index to leave with, r9 the instructions
 //     retired before the next block less m_instret (r8-r15 are free here: a block
@@ -397,40 +435,34 @@ void Emitter::chain(uint32_t index, int64_t retired_adjust) {
 //   the epilogue: in: eax the index; pops what every translation's prologue pushed.
 void Emitter::stubs() {
   Xbyak::Label fail, epilogue;
-  mov(hart(m_l.pc), rcx);
-  mov(edx, ecx);
-  shr(edx, 1);
-  and_(edx, static_cast<uint32_t>(Translator::kJumpEntries - 1));
-  shl(edx, 6);
-  mov(rax, m_l.jump);
-  add(rdx, rax);
-  cmp(rcx, qword[rdx + offsetof(JumpEntry, va)]);
-  jne(fail, T_NEAR);
-  mov(rax, hart(m_l.chain_key));
-  cmp(rax, qword[rdx + offsetof(JumpEntry, key)]);
-  jne(fail, T_NEAR);
-  cmp(byte[rbx + disp(m_l.stopped)], 0);
-  jne(fail, T_NEAR);
-  mov(rax, hart(m_l.pins));
-  and_(rax, hart(m_l.irq_pin_mask));
-  or_(rax, hart(m_l.irq_soft));
-  jnz(fail, T_NEAR);
-  // The next block must fit below the limit: retired + its count <= m_instret_limit.
-  mov(rax, hart(m_l.instret));
-  add(rax, r9);
-  mov(rsi, qword[rdx + offsetof(JumpEntry, count)]);
-  lea(rdi, ptr[rax + rsi]);
-  cmp(rdi, hart(m_l.instret_limit));
-  ja(fail, T_NEAR);
-  lea(rax, ptr[rdi - 1]);  // m_instret: the count before its last instruction
-  mov(hart(m_l.instret), rax);
-  mov(rax, qword[rdx + offsetof(JumpEntry, block)]);
-  mov(hart(m_l.block), rax);
-  mov(rax, qword[rdx + offsetof(JumpEntry, first)]);
-  mov(hart(m_l.block_first), rax);
-  mov(hart(m_l.block_pc), rcx);
-  jmp(qword[rdx + offsetof(JumpEntry, body)]);
+  // rdx = the jump cache entry for pc rcx, if it holds rcx under the current chain key
+  // (rax = that key); else out through `fail`.
+  auto lookup = [&] {
+    mov(edx, ecx);
+    shr(edx, 1);
+    and_(edx, static_cast<uint32_t>(Translator::kJumpEntries - 1));
+    shl(edx, 6);
+    mov(rax, m_l.jump);
+    add(rdx, rax);
+    cmp(rcx, qword[rdx + offsetof(JumpEntry, va)]);
+    jne(fail, T_NEAR);
+    mov(rax, hart(m_l.chain_key));
+    cmp(rax, qword[rdx + offsetof(JumpEntry, key)]);
+    jne(fail, T_NEAR);
+  };
+  lookup();
+  jmp(qword[rdx + offsetof(JumpEntry, chained)]);
+  // The link stub: as the chain stub, and when the entry is there, the direct way out that
+  // asked (its link at r10: LinkSlot) is patched to go to the same place itself from now on,
+  // under the same chain key.
+  m_link_offset = getSize();
+  lookup();
+  mov(qword[r10 + offsetof(LinkSlot, key)], rax);
+  mov(rax, qword[rdx + offsetof(JumpEntry, chained)]);
+  mov(qword[r10 + offsetof(LinkSlot, to)], rax);
+  jmp(rax);
   L(fail);
+  mov(hart(m_l.pc), rcx);
   mov(eax, r8d);
   L(epilogue);
   m_epilogue_offset = getSize();
@@ -568,10 +600,8 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       sub(hart(m_l.instret), body);
     }
   }
-  pc_to_rax(d.pc_off + d.imm);
-  mov(rcx, rax);
   spill();
-  chain(index, static_cast<int64_t>(index) + 2 - m_count);
+  chain_direct(index, static_cast<int64_t>(index) + 2 - m_count, d.pc_off + d.imm);
   m_regs = at_branch;
   L(not_taken);
 }
@@ -868,8 +898,10 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
   slow_resume(o);
 }
 
-void Emitter::block(const DecodedInsn* first, uint32_t count) {
+void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
+                    uint32_t page_offset) {
   m_count = count;
+  m_page_offset = page_offset;
   m_insn.reset(new Xbyak::Label[count + 1]);
   m_target.reset(new uint8_t[count + 1]());
   m_loop_regs.reset(new uint64_t[count + 1]());
@@ -878,6 +910,7 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   m_exit.reset(new Xbyak::Label[count + 1]);
   m_exit_used.reset(new bool[count + 1]());
   m_slow.reset(new OutOfLine[count]);
+  m_links.reset(new Link[count + 1]);  // at most one per instruction, and the block's end
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     if ((d.raw & 0x7f) == 0x63 && d.rs3 != 0) {
@@ -900,7 +933,11 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
   sub(rsp, 8);
   mov(rbx, rdi);
   lea(rbp, ptr[rdi + disp(m_l.x)]);
-  m_body_offset = getSize();  // where chained jumps enter (rbx and rbp already set)
+  Xbyak::Label body, chained_fail;
+  jmp(body, T_NEAR);
+  m_chained_offset = getSize();  // where other translations enter (rbx and rbp already set)
+  chained_entry(block, first, count, chained_fail);
+  L(body);
   m_regs.forget();
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
@@ -922,12 +959,12 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
         call_out(d, i);
         break;
       case Op::kJal:
-        pc_to_rax(d.pc_off + d.len);
-        wx(d.rd, rax);
-        add_imm(rax, d.imm - d.len);
-        mov(rcx, rax);
+        if (d.rd != 32) {
+          pc_to_rax(d.pc_off + d.len);
+          wx(d.rd, rax);
+        }
         spill();
-        chain(i, static_cast<int64_t>(i) + 2 - count);
+        chain_direct(i, static_cast<int64_t>(i) + 2 - count, d.pc_off + d.imm);
         break;
       case Op::kJalr:
         mov(rcx, rx(d.rs1));
@@ -963,10 +1000,8 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
     }
   }
   // Ran to the end: pc past the block (the block_end() entry's offset), all retired.
-  pc_to_rax(first[count].pc_off);
-  mov(rcx, rax);
   spill();
-  chain(count, 1);
+  chain_direct(count, 1, first[count].pc_off);
   // Out of line: the slow paths (the handler, which may trap; then the register cache
   // reloaded as the fast path left it), then the exits.
   for (uint32_t s = 0; s < m_slow_count; ++s) {
@@ -985,6 +1020,52 @@ void Emitter::block(const DecodedInsn* first, uint32_t count) {
     mov(eax, i);
     jmp(reinterpret_cast<const void*>(m_l.epilogue_stub), T_NEAR);
   }
+  // The chained entry's way out: as the translation that jumped here would have left.
+  L(chained_fail);
+  mov(hart(m_l.pc), rcx);
+  mov(eax, r8d);
+  jmp(reinterpret_cast<const void*>(m_l.epilogue_stub), T_NEAR);
+  for (uint32_t l = 0; l < m_link_count; ++l) {
+    L(m_links[l].relink);
+    lea(r10, ptr[rip + m_links[l].slot]);
+    jmp(reinterpret_cast<const void*>(m_l.link_stub), T_NEAR);
+  }
+  // The slots: data after the code. A key no chain key ever is (~0: the epoch would have
+  // to wrap) until the link stub patches one.
+  align(8);
+  for (uint32_t l = 0; l < m_link_count; ++l) {
+    L(m_links[l].slot);
+    dq(~0ull);
+    dq(0);
+  }
+}
+
+// Where another translation (or the chain stub) jumps in: rcx the pc, r8d the index the
+// jumping one leaves with and r9 the instructions it retired less m_instret (chain()). Does
+// the run loop's bookkeeping of run_translated() for this block, when nothing is pending
+// (no interrupt, stop request or stopped state) and the block fits below the instret limit;
+// otherwise leaves as the jumping translation would have.
+void Emitter::chained_entry(const void* block, const DecodedInsn* first, uint32_t count,
+                            Xbyak::Label& fail) {
+  cmp(byte[rbx + disp(m_l.stopped)], 0);
+  jne(fail, T_NEAR);
+  mov(rax, hart(m_l.pins));
+  and_(rax, hart(m_l.irq_pin_mask));
+  or_(rax, hart(m_l.irq_soft));
+  jnz(fail, T_NEAR);
+  // This block must fit below the limit: retired + count <= m_instret_limit.
+  mov(rax, hart(m_l.instret));
+  lea(rdi, ptr[rax + r9 + disp(count)]);
+  cmp(rdi, hart(m_l.instret_limit));
+  ja(fail, T_NEAR);
+  lea(rax, ptr[rdi - 1]);  // m_instret: the count before its last instruction
+  mov(hart(m_l.instret), rax);
+  mov(rax, reinterpret_cast<uintptr_t>(block));
+  mov(hart(m_l.block), rax);
+  mov(rax, reinterpret_cast<uintptr_t>(first));
+  mov(hart(m_l.block_first), rax);
+  mov(hart(m_l.block_pc), rcx);
+  mov(hart(m_l.pc), rcx);
 }
 
 Result<std::unique_ptr<Translator>> Translator::create(Hart& hart, size_t cache_bytes) {
@@ -1008,7 +1089,7 @@ void Translator::remember(uint64_t va, uint64_t key, void* block, const DecodedI
   JumpEntry& e = m_jump[(va >> 1) & (kJumpEntries - 1)];
   e.va = va;
   e.key = key;
-  e.body = reinterpret_cast<const uint8_t*>(fn) + m_body_offset;
+  e.chained = reinterpret_cast<const uint8_t*>(fn) + m_chained_offset;
   e.block = block;
   e.first = first;
   e.count = count;
@@ -1020,19 +1101,21 @@ void Translator::reset() {
   m_stats.bytes_used = 0;
 }
 
-BlockFn Translator::translate(const DecodedInsn* first, uint32_t count) {
+BlockFn Translator::translate(const void* block, const DecodedInsn* first, uint32_t count,
+                              uint32_t page_offset) {
   if (m_size - m_used < kMaxBlockCode) {
     reset();
     ++m_stats.flushes;
   }
-  if (BlockFn fn = emit(first, count)) return fn;
+  if (BlockFn fn = emit(block, first, count, page_offset)) return fn;
   if (m_used <= m_stub_bytes) return nullptr;  // not even into an empty cache
   reset();
   ++m_stats.flushes;
-  return emit(first, count);
+  return emit(block, first, count, page_offset);
 }
 
-BlockFn Translator::emit(const DecodedInsn* first, uint32_t count) {
+BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t count,
+                         uint32_t page_offset) {
   HartLayout layout{};
   layout.x = HartLayout::off(m_hart, &m_hart.m_x[0]);
   layout.f = HartLayout::off(m_hart, &m_hart.m_f[0]);
@@ -1066,20 +1149,22 @@ BlockFn Translator::emit(const DecodedInsn* first, uint32_t count) {
       return nullptr;
     }
     m_chain_stub = m_base;
+    m_link_stub = m_base + s.link_offset();
     m_epilogue_stub = m_base + s.epilogue_offset();
     m_used = m_stub_bytes = (s.getSize() + 15) & ~size_t{15};
   }
   layout.chain_stub = reinterpret_cast<uintptr_t>(m_chain_stub);
+  layout.link_stub = reinterpret_cast<uintptr_t>(m_link_stub);
   layout.epilogue_stub = reinterpret_cast<uintptr_t>(m_epilogue_stub);
   uint8_t* at = m_base + m_used;
   Emitter e(m_size - m_used, at, layout);
-  e.block(first, count);
+  e.block(block, first, count, page_offset);
   if (Xbyak::GetError() != 0) {
     Xbyak::ClearError();
     return nullptr;
   }
   const size_t bytes = e.getSize();
-  m_body_offset = e.body_offset();
+  m_chained_offset = e.chained_offset();
   m_used += (bytes + 15) & ~size_t{15};
   ++m_stats.blocks;
   m_stats.bytes_used = m_used;

@@ -17,14 +17,23 @@
 // debugger never see it.
 //
 // Chaining: where a translation leaves for a known next pc (the end of the block, a jump, a
-// taken branch out of it), it looks that pc up in a small jump cache of recent entries
-// (remember(); direct-mapped by pc) and, when the entry was made under the hart's current
-// chain key (Hart::m_chain_key: the fetch context; bumped whenever a block is dropped or
-// evicted, and on every code cache flush), nothing is pending (no interrupt, stop request
-// or stopped state) and the next block fits below the instret limit, does the run loop's
-// bookkeeping itself (m_block, m_block_first, m_block_pc, m_instret, as run_translated()
-// would) and jumps straight into the next translation's body. Otherwise it leaves as
-// described above. So an index returned refers to the block in m_block, the last one run.
+// taken branch out of it), it goes on in the next translation's chained entry when it knows
+// it under the hart's current chain key (Hart::m_chain_key: the fetch context; bumped
+// whenever a block is dropped or evicted, on every code cache flush and on every TLB
+// flush):
+//  - an indirect jump (jalr) looks its pc up in a small jump cache of recent entries
+//    (remember(); direct-mapped by pc);
+//  - a direct one (jal, a taken branch, the block's end: pc = m_block_pc + a constant) into
+//    the block's own page has a patched link, a LinkSlot after its translation: the chain
+//    key it was patched under and the chained entry to jump to. Until the key matches it
+//    asks the link stub, which looks the pc up in the jump cache as above and patches the
+//    slot (data, not code). Into another page (whose physical address depends on the
+//    virtual one the block runs at) it looks the pc up, as an indirect jump does.
+// The chained entry, when nothing is pending (no interrupt, stop request or stopped state)
+// and its block fits below the instret limit, does the run loop's bookkeeping (m_block,
+// m_block_first, m_block_pc, m_instret, as run_translated() would) and runs the block;
+// otherwise it leaves as the jumping translation would have, as described above. So an
+// index returned refers to the block in m_block, the last one run.
 //
 // The code cache is one mapping of a fixed size, filled from the start; when a block does
 // not fit, the whole cache is dropped (generation() changes, making every Block's
@@ -62,13 +71,19 @@ struct Stats {
 struct JumpEntry {
   uint64_t va = ~0ull;  // never a pc (pcs are even)
   uint64_t key = 0;
-  const void* body = nullptr;  // the translation past its prologue
-  void* block = nullptr;       // the Hart::Block
+  const void* chained = nullptr;  // the translation's chained entry (see the top)
+  void* block = nullptr;          // the Hart::Block
   const DecodedInsn* first = nullptr;
   uint64_t count = 0;
   uint64_t pad[2] = {};
 };
 static_assert(sizeof(JumpEntry) == 64);
+
+// A direct way out's patched link, in the code cache after its translation (see the top).
+struct LinkSlot {
+  uint64_t key;    // the chain key it was patched under
+  const void* to;  // the chained entry it jumps to
+};
 
 class Translator {
  public:
@@ -84,7 +99,9 @@ class Translator {
   // entry, whose pc_off is the block's length). The instructions must outlive the
   // translation (they do: both die with the decode cache's block). nullptr only if a
   // block cannot be emitted even into an empty cache (never expected).
-  BlockFn translate(const DecodedInsn* first, uint32_t count);
+  // `block` is the Hart::Block, page_offset its first pc's offset in its 4 KiB page.
+  BlockFn translate(const void* block, const DecodedInsn* first, uint32_t count,
+                    uint32_t page_offset);
 
   // Notes that `fn`, the translation of `block` (count instructions at first), runs at pc
   // `va` under chain key `key` (see the top).
@@ -101,13 +118,15 @@ class Translator {
 
  private:
   Translator(Hart& hart, uint8_t* base, size_t size);
-  BlockFn emit(const DecodedInsn* first, uint32_t count);  // translate() into the space left
+  BlockFn emit(const void* block, const DecodedInsn* first, uint32_t count,
+               uint32_t page_offset);  // translate() into the space left
   Hart& m_hart;
   std::unique_ptr<JumpEntry[]> m_jump = std::make_unique<JumpEntry[]>(kJumpEntries);
-  size_t m_body_offset = 0;  // the prologue's length
+  size_t m_chained_offset = 0;  // a translation's chained entry (the same in each)
   // The code every translation shares (translator.cpp's Emitter::stubs()), at the start of
   // the cache; emitted again after each reset.
   const uint8_t* m_chain_stub = nullptr;
+  const uint8_t* m_link_stub = nullptr;
   const uint8_t* m_epilogue_stub = nullptr;
   size_t m_stub_bytes = 0;
   uint8_t* m_base;
