@@ -198,7 +198,7 @@ void Hart::note_code_page(uint64_t pa, const uint8_t* host_page) {
   const auto host = reinterpret_cast<uintptr_t>(host_page);
   for (auto& ctx : m_tlb)
     for (auto& e : ctx[kTlbWrite])
-      if (e.tag != 0 && ((e.tag - 1) << 12) + e.addend == host) e.tag = 0;
+      if (e.tag != 0 && (e.tag & ~0xfffull) + e.addend == host) e.tag = 0;
 }
 
 void Hart::code_page_store(uint64_t pa) {

@@ -391,22 +391,20 @@ class Hart {
   static constexpr unsigned kTlbSize = 1024;
   static constexpr unsigned kTlbRead = 0, kTlbWrite = 1, kTlbFetch = 2;
   struct TlbEntry {
-    uint64_t tag = 0;      // tlb_tag(va); 0: empty
+    uint64_t tag = 0;      // tlb_tag(va); 0 (no tag): empty
     uintptr_t addend = 0;  // host = va + addend
   };
   struct TlbTables {
     TlbEntry entries[4][3][kTlbSize];
   };
-  // The page number + 1, so that the zeroed tables of a new hart are empty (ZeroPages).
-  static uint64_t tlb_tag(uint64_t va) { return (va >> 12) + 1; }
+  // The page's address with its low 12 bits set, so that no address has tag 0, and the
+  // zeroed tables of a new hart are empty (ZeroPages). (The JIT computes it in two
+  // instructions: lea and or.)
+  static uint64_t tlb_tag(uint64_t va) { return va | 0xfff; }
   // tlb_tag() of the last byte of an access of `size` bytes at va. An access that wraps
-  // past the top of the address space gets tag 1 (page 0's), which no entry at va's index
-  // (the last) holds, so it takes the slow path. (Adding the 1 before the shift would wrap
-  // the top page's accesses to tag 0, which an empty entry matches: a host write at
-  // va + 0.)
-  static uint64_t tlb_tag_last(uint64_t va, unsigned size) {
-    return ((va + (size - 1)) >> 12) + 1;
-  }
+  // past the top of the address space gets page 0's tag, which no entry at va's index
+  // (the last) holds, so it takes the slow path.
+  static uint64_t tlb_tag_last(uint64_t va, unsigned size) { return (va + (size - 1)) | 0xfff; }
   void tlb_fill(unsigned ctx, unsigned type, uint64_t va, uint64_t pa, uint8_t* host_page);
   // Code pages (see the top; hart.cpp). note_code_page(): a block was decoded from pa's
   // page (at host_page): marks it and drops its write TLB entries. code_page_store(): a

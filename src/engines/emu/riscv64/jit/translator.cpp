@@ -1,5 +1,8 @@
 // Emission (see translator.h). Host register use inside a translation:
-//   rbx  the Hart            rbp  &hart.m_x[0] (guest x registers, x0 reads 0, [32] a sink)
+//   rbx  the Hart (guest x registers at m_x: x0 reads 0, [32] is a sink)
+//   rbp  the data TLB's read table for the current context (hart.m_tlb_read; its write
+//        table follows it): set on every entry, since what changes the context (CSR and
+//        system instructions, traps) ends the block
 //   r8-r15  guest x registers cached inside the translation (RegCache below)
 //   rax, rcx, rdx, rsi, rdi, xmm0-xmm2  scratch (caller-saved: dead across handler calls)
 // The cache is write-back: a register written in the block stays in its host register
@@ -150,9 +153,10 @@ uint64_t x_regs(const DecodedInsn& d) {
 // Offsets into Hart of what translations touch (Hart is not standard-layout, so they are
 // measured on the live object rather than with offsetof).
 struct HartLayout {
-  int32_t x, f, mstatus, frm, fflags, pc, block_pc, tlb_read, tlb_write, instret,
+  int32_t x, f, mstatus, frm, fflags, pc, block_pc, tlb_read, instret,
       instret_limit, irq_pin_mask, irq_soft, chain_key, stopped, block, block_first;
   uint32_t tlb_index_mask;  // (Hart::kTlbSize - 1) * sizeof(Hart::TlbEntry)
+  uint32_t tlb_write_delta;  // m_tlb_write - m_tlb_read in bytes (the write table follows)
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
   int32_t pins;   // the hart's InterruptPins word (a member of the Hart)
   uint64_t jump;  // the address of the translator's jump cache
@@ -233,7 +237,7 @@ class Emitter : public Xbyak::CodeGenerator {
 
  private:
   using Reg64 = Xbyak::Reg64;
-  Xbyak::Address xmem(unsigned r) { return qword[rbp + disp(8 * r)]; }
+  Xbyak::Address xmem(unsigned r) { return qword[rbx + disp(m_l.x + 8 * static_cast<int32_t>(r))]; }
   Xbyak::Address fmem(unsigned r) { return qword[rbx + disp(m_l.f + 8 * static_cast<int32_t>(r))]; }
   Xbyak::Address hart(int32_t off) { return qword[rbx + disp(off)]; }
   // A slot for guest register r, which is not cached (the victim's dirty value stored).
@@ -507,13 +511,12 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   mov(eax, esi);
   shr(eax, 12 - 4);
   and_(eax, m_l.tlb_index_mask);
-  add(rax, hart(is_store ? m_l.tlb_write : m_l.tlb_read));
+  const size_t table = is_store ? m_l.tlb_write_delta : 0;
   lea(rdx, ptr[rsi + disp(size - 1)]);
-  shr(rdx, 12);
-  inc(rdx);
-  cmp(rdx, qword[rax]);
+  or_(rdx, 0xfff);
+  cmp(rdx, qword[rbp + rax + table]);
   jne(o.slow, T_NEAR);
-  add(rsi, qword[rax + 8]);
+  add(rsi, qword[rbp + rax + table + 8]);
   if (is_store) {
     const Reg64 v = value;
     if (fp) mov(rax, fmem(d.rs2));
@@ -932,10 +935,10 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   push(r15);
   sub(rsp, 8);
   mov(rbx, rdi);
-  lea(rbp, ptr[rdi + disp(m_l.x)]);
+  mov(rbp, hart(m_l.tlb_read));
   Xbyak::Label body, chained_fail;
   jmp(body, T_NEAR);
-  m_chained_offset = getSize();  // where other translations enter (rbx and rbp already set)
+  m_chained_offset = getSize();  // where other translations enter (rbx already set)
   chained_entry(block, first, count, chained_fail);
   L(body);
   m_regs.forget();
@@ -1053,6 +1056,7 @@ void Emitter::chained_entry(const void* block, const DecodedInsn* first, uint32_
   and_(rax, hart(m_l.irq_pin_mask));
   or_(rax, hart(m_l.irq_soft));
   jnz(fail, T_NEAR);
+  mov(rbp, hart(m_l.tlb_read));  // the jumping block may have changed the context last
   // This block must fit below the limit: retired + count <= m_instret_limit.
   mov(rax, hart(m_l.instret));
   lea(rdi, ptr[rax + r9 + disp(count)]);
@@ -1127,9 +1131,10 @@ BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t c
   layout.pc = HartLayout::off(m_hart, &m_hart.m_pc);
   layout.block_pc = HartLayout::off(m_hart, &m_hart.m_block_pc);
   layout.tlb_read = HartLayout::off(m_hart, &m_hart.m_tlb_read);
-  layout.tlb_write = HartLayout::off(m_hart, &m_hart.m_tlb_write);
   static_assert(sizeof(Hart::TlbEntry) == 16);
   layout.tlb_index_mask = (Hart::kTlbSize - 1) << 4;
+  static_assert(Hart::kTlbWrite == Hart::kTlbRead + 1);  // m_tlb[ctx][kTlbWrite] follows
+  layout.tlb_write_delta = Hart::kTlbSize * sizeof(Hart::TlbEntry);
   layout.instret = HartLayout::off(m_hart, &m_hart.m_instret);
   layout.instret_limit = HartLayout::off(m_hart, &m_hart.m_instret_limit);
   layout.irq_pin_mask = HartLayout::off(m_hart, &m_hart.m_irq_pin_mask);
