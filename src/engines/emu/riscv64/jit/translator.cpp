@@ -162,6 +162,7 @@ struct HartLayout {
   uint64_t jump;  // the address of the translator's jump cache
   uint64_t chain_stub, link_stub, epilogue_stub;  // in the code cache (Emitter::stubs())
   bool fma;       // the host has FMA3 (fpu_host.h's fast path needs it too)
+  bool bmi2;      // the host has BMI2 (shlx, shrx, sarx: shifts by a register, any operands)
   static int32_t off(const Hart& h, const void* member) {
     return static_cast<int32_t>(reinterpret_cast<const uint8_t*>(member) -
                                 reinterpret_cast<const uint8_t*>(&h));
@@ -668,7 +669,18 @@ bool Emitter::alu_in_place(Op op, const DecodedInsn& d) {
   Reg64 b = reg_reg ? rx(d.rs2) : a;
   const Reg64 dst = dest(d.rd);
   if (reg_reg && d.rd == d.rs2 && d.rd != d.rs1) std::swap(a, b);  // commutative: dst op= a
-  if (dst.getIdx() != a.getIdx()) mov(dst, a);
+  if (dst.getIdx() != a.getIdx()) {
+    if (op == Op::kAddi) {  // (addi rd, rs, 0 is mv)
+      if (d.imm) lea(dst, ptr[a + disp(d.imm)]);
+      else mov(dst, a);
+      return true;
+    }
+    if (op == Op::kAdd) {
+      lea(dst, ptr[a + b]);
+      return true;
+    }
+    mov(dst, a);
+  }
   switch (op) {
     case Op::kAddi: if (d.imm) add(dst, imm); break;
     case Op::kXori: xor_(dst, imm); break;
@@ -692,58 +704,85 @@ void Emitter::alu(Op op, const DecodedInsn& d) {
   const auto shamt = static_cast<uint8_t>(d.imm & 63);
   if (d.rd == 32) return;  // writes x0: no effect (these cannot trap)
   if (alu_in_place(op, d)) return;
+  // The operands are read first and rd's register taken after (dest()), so that its slot
+  // evicts neither; the 32-bit forms compute in eax and sign-extend it into rd.
+  const bool reg_reg = op == Op::kSub || op == Op::kMulw || op == Op::kMulh ||
+                       op == Op::kMulhu || op == Op::kSlt || op == Op::kSltu ||
+                       op == Op::kSll || op == Op::kSrl || op == Op::kSra ||
+                       op == Op::kAddw || op == Op::kSubw || op == Op::kSllw ||
+                       op == Op::kSrlw || op == Op::kSraw;
+  const bool reads_rs1 = op != Op::kLui && op != Op::kAuipc;
+  const Reg64 a = reads_rs1 ? rx(d.rs1) : rax;
+  const Reg64 b = reg_reg ? rx(d.rs2) : rax;
+  const bool by_cl = !m_l.bmi2 && (op == Op::kSll || op == Op::kSrl || op == Op::kSra ||
+                                   op == Op::kSllw || op == Op::kSrlw || op == Op::kSraw);
+  if (by_cl) mov(rcx, b);
   switch (op) {
-    case Op::kLui: mov(rax, static_cast<uint64_t>(d.imm)); break;
-    case Op::kAuipc: pc_to_rax(d.pc_off + d.imm); break;
-    // (addi, xori, ori, andi, the immediate shifts, add, sub, xor, or, and, mul: alu_in_place())
-    case Op::kSlti:
-    case Op::kSltiu: {
-      const Reg64 a = rx(d.rs1);
-      xor_(eax, eax);
-      cmp(a, imm);
-      if (op == Op::kSlti) setl(al);
-      else setb(al);
-      break;
+    case Op::kLui: mov(dest(d.rd), static_cast<uint64_t>(d.imm)); return;
+    case Op::kAuipc: {
+      const Reg64 dst = dest(d.rd);
+      mov(dst, hart(m_l.block_pc));
+      add_imm(dst, d.pc_off + d.imm);
+      return;
     }
-    case Op::kSub: mov(rax, rx(d.rs1)); sub(rax, rx(d.rs2)); break;  // rd = rs2 != rs1
-    case Op::kMulw: mov(rax, rx(d.rs1)); imul(eax, rx(d.rs2).cvt32()); movsxd(rax, eax); break;
-    case Op::kMulh:
-    case Op::kMulhu: {
-      mov(rax, rx(d.rs1));
-      const Reg64 b = rx(d.rs2);
+    // (addi, xori, ori, andi, the immediate shifts, add, sub, xor, or, and, mul: alu_in_place())
+    case Op::kSlti: case Op::kSltiu:
+    case Op::kSlt: case Op::kSltu:
+      if (op == Op::kSlti || op == Op::kSltiu) cmp(a, imm);
+      else cmp(a, b);
+      if (op == Op::kSlti || op == Op::kSlt) setl(al);
+      else setb(al);
+      movzx(dest(d.rd).cvt32(), al);
+      return;
+    case Op::kSub: mov(rax, a); sub(rax, b); mov(dest(d.rd), rax); return;  // rd = rs2 != rs1
+    case Op::kMulh: case Op::kMulhu:
+      mov(rax, a);
       if (op == Op::kMulh) imul(b);
       else mul(b);
-      mov(rax, rdx);
+      mov(dest(d.rd), rdx);
+      return;
+    case Op::kSll: case Op::kSrl: case Op::kSra:
+      if (m_l.bmi2) {
+        const Reg64 dst = dest(d.rd);
+        if (op == Op::kSll) shlx(dst, a, b);
+        else if (op == Op::kSrl) shrx(dst, a, b);
+        else sarx(dst, a, b);
+        return;
+      }
+      mov(rax, a);
+      if (op == Op::kSll) shl(rax, cl);
+      else if (op == Op::kSrl) shr(rax, cl);
+      else sar(rax, cl);
+      mov(dest(d.rd), rax);
+      return;
+    case Op::kAddiw:
+      if (d.imm == 0) {  // sext.w
+        movsxd(dest(d.rd), a.cvt32());
+        return;
+      }
+      lea(eax, ptr[a + disp(d.imm)]);
       break;
-    }
-    case Op::kSlt:
-    case Op::kSltu: {
-      const Reg64 a = rx(d.rs1);
-      const Reg64 b = rx(d.rs2);
-      xor_(eax, eax);
-      cmp(a, b);
-      if (op == Op::kSlt) setl(al);
-      else setb(al);
+    case Op::kSlliw: mov(eax, a.cvt32()); shl(eax, shamt & 31); break;
+    case Op::kSrliw: mov(eax, a.cvt32()); shr(eax, shamt & 31); break;
+    case Op::kSraiw: mov(eax, a.cvt32()); sar(eax, shamt & 31); break;
+    case Op::kAddw: lea(eax, ptr[a + b]); break;
+    case Op::kSubw: mov(eax, a.cvt32()); sub(eax, b.cvt32()); break;
+    case Op::kMulw: mov(eax, a.cvt32()); imul(eax, b.cvt32()); break;
+    case Op::kSllw: case Op::kSrlw: case Op::kSraw:  // counts mod 32, as the 32-bit forms
+      if (m_l.bmi2) {
+        if (op == Op::kSllw) shlx(eax, a.cvt32(), b.cvt32());
+        else if (op == Op::kSrlw) shrx(eax, a.cvt32(), b.cvt32());
+        else sarx(eax, a.cvt32(), b.cvt32());
+        break;
+      }
+      mov(eax, a.cvt32());
+      if (op == Op::kSllw) shl(eax, cl);
+      else if (op == Op::kSrlw) shr(eax, cl);
+      else sar(eax, cl);
       break;
-    }
-    case Op::kSll: mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shl(rax, cl); break;
-    case Op::kSrl: mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shr(rax, cl); break;
-    case Op::kSra: mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); sar(rax, cl); break;
-    case Op::kAddiw: mov(rax, rx(d.rs1)); add(eax, imm); movsxd(rax, eax); break;
-    case Op::kSlliw: mov(rax, rx(d.rs1)); shl(eax, shamt & 31); movsxd(rax, eax); break;
-    case Op::kSrliw: mov(rax, rx(d.rs1)); shr(eax, shamt & 31); movsxd(rax, eax); break;
-    case Op::kSraiw: mov(rax, rx(d.rs1)); sar(eax, shamt & 31); movsxd(rax, eax); break;
-    case Op::kAddw: mov(rax, rx(d.rs1)); add(eax, rx(d.rs2).cvt32()); movsxd(rax, eax); break;
-    case Op::kSubw: mov(rax, rx(d.rs1)); sub(eax, rx(d.rs2).cvt32()); movsxd(rax, eax); break;
-    case Op::kSllw:
-      mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shl(eax, cl); movsxd(rax, eax); break;
-    case Op::kSrlw:
-      mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); shr(eax, cl); movsxd(rax, eax); break;
-    case Op::kSraw:
-      mov(rcx, rx(d.rs2)); mov(rax, rx(d.rs1)); sar(eax, cl); movsxd(rax, eax); break;
-    default: return;
+    default: return;  // (block() sends only the operations above here)
   }
-  wx(d.rd, rax);
+  movsxd(dest(d.rd), eax);
 }
 
 // Division: x86 div/idiv where the result is the plain quotient or remainder; a zero
@@ -1128,6 +1167,7 @@ BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t c
   layout.fflags = HartLayout::off(m_hart, &m_hart.m_fflags);
   layout.fs_mask = static_cast<uint32_t>(Hart::kMstatusFS);
   layout.fma = __builtin_cpu_supports("fma") != 0;
+  layout.bmi2 = __builtin_cpu_supports("bmi2") != 0;
   layout.pc = HartLayout::off(m_hart, &m_hart.m_pc);
   layout.block_pc = HartLayout::off(m_hart, &m_hart.m_block_pc);
   layout.tlb_read = HartLayout::off(m_hart, &m_hart.m_tlb_read);
