@@ -94,6 +94,7 @@ struct Hart::DecodeCache {
 Hart::Hart(GuestMemory& memory, const Bus& mmio, const Timebase& timebase, unsigned hart_id)
     : m_memory(memory), m_mmio(mmio), m_timebase(timebase), m_hart_id(hart_id),
       m_cache(new DecodeCache), m_slots(m_cache->slots.get()), m_arena(m_cache->arena.get()) {
+  m_pins.wake_limit(&m_jit_limit);
   m_mstatus = kMstatusUXL & (2ull << 32);
   m_mstatus |= kMstatusSXL & (2ull << 34);
   m_dirty_generation = memory.dirty_generation();
@@ -452,7 +453,8 @@ void Hart::run_translated(Block* b) {
     }
   }
   const uint64_t generation = m_jit->generation();
-  m_instret_limit = instret_limit;  // the translations' in-block loops stop below it
+  m_instret_limit = instret_limit;
+  arm_jit_limit(instret_limit);  // the translations' loops and chains stop below it
   for (;;) {
     m_jit->remember(m_block_pc, m_chain_key, b, b->first, b->count, b->jit);
     const uint32_t i = b->jit(*this);
@@ -474,6 +476,8 @@ void Hart::run_translated(Block* b) {
     const uint64_t retired = m_instret + 1 - b->count + i + (i == b->count ? 0 : 1);
     if (retired + next->count > instret_limit) return;
     if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0) return;
+    // A bit that rose but is masked zeroed the limit: nothing to take, so on at full speed.
+    if (m_jit_limit.load(std::memory_order_relaxed) == 0) arm_jit_limit(instret_limit);
     m_block = next;
     m_block_first = next->first;
     m_block_pc = m_pc;
@@ -579,6 +583,15 @@ void Hart::update_irq_mask() {
     m_irq_takeable = 0;
   m_irq_pin_mask = m_irq_takeable | m_stop_bits;
   m_irq_soft = m_mip & m_irq_takeable;
+  if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0)
+    m_jit_limit.store(0, std::memory_order_relaxed);
+}
+
+void Hart::arm_jit_limit(uint64_t limit) {
+  m_jit_limit.store(limit, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with InterruptPins::set()
+  if (((m_pins.raw() & m_irq_pin_mask) | m_irq_soft) != 0)
+    m_jit_limit.store(0, std::memory_order_relaxed);
 }
 
 bool Hart::check_interrupts() {

@@ -538,6 +538,12 @@ class Hart {
   uint64_t m_block_pc = 0;         // pc of its first instruction
   const DecodedInsn* m_stop = nullptr;  // where the last block left (leave())
   uint64_t m_instret_limit = 0;    // leave() chains only blocks that fit below this
+  // The translations' limit (run_translated()): m_instret_limit, or 0 once an interrupt or
+  // stop request may be pending, so generated code tests one word on its loops and chains.
+  // pins() zeroes it when a bit rises (any thread); update_irq_mask() when one pending
+  // becomes takeable. arm_jit_limit() sets it.
+  std::atomic<uint64_t> m_jit_limit{0};
+  void arm_jit_limit(uint64_t limit);
   uint64_t m_stop_bits = 0;        // run_blocks()'s stop_bits
   uint64_t m_irq_takeable = 0;  // mie bits that would be taken now if pending
   // What leave() tests between blocks (update_irq_mask()): a pending bit of pins() under

@@ -29,8 +29,19 @@ class InterruptPins {
     const uint64_t old = level ? m_bits.fetch_or(mask, std::memory_order_acq_rel)
                                : m_bits.fetch_and(~mask, std::memory_order_acq_rel);
     const uint64_t now = level ? (old | mask) : (old & ~mask);
-    if (now != old) m_bits.notify_all();
+    if (now != old) {
+      // A bit rose: the running translation must look (Hart::arm_jit_limit() pairs with
+      // this fence: either it sees the bit, or this store lands after its own).
+      if (level && m_limit != nullptr) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        m_limit->store(0, std::memory_order_relaxed);
+      }
+      m_bits.notify_all();
+    }
   }
+  // The hart's JIT instret limit (Hart::m_jit_limit), zeroed whenever a bit rises: the
+  // translations check only it on their loops and chains.
+  void wake_limit(std::atomic<uint64_t>* limit) { m_limit = limit; }
   uint64_t pending() const { return m_bits.load(std::memory_order_acquire) & ~kKickBit; }
 
   void kick() { set(kKickBit, true); }
@@ -41,11 +52,10 @@ class InterruptPins {
   // Blocks until the bits differ from `seen` (a value returned by raw()).
   void wait_for_change(uint64_t seen) const { m_bits.wait(seen, std::memory_order_acquire); }
   uint64_t raw() const { return m_bits.load(std::memory_order_acquire); }
-  // The word raw() reads, for the JIT's generated code (an x86-64 load is an acquire).
-  const void* raw_address() const { return &m_bits; }
 
  private:
   std::atomic<uint64_t> m_bits{0};
+  std::atomic<uint64_t>* m_limit = nullptr;
 };
 
 }  // namespace doppel::rv64

@@ -62,14 +62,19 @@ constexpr uint32_t csr(uint32_t f3, uint32_t rd, uint32_t num, uint32_t rs1) {
 constexpr uint32_t kMret = 0x30200073, kEcall = 0x73, kEbreak = 0x00100073, kFenceI = 0x100f;
 }  // namespace enc
 
-// Reads return the address's low bits; writes are dropped.
+// Reads return the address's low bits; writes are dropped, but for kPinOffset, whose bit 0
+// drives the hart's MSIP pin (as a CLINT's msip would, from the store's own thread).
 class EchoDevice final : public Device {
  public:
+  static constexpr uint64_t kPinOffset = 0x7f8;
   std::string_view name() const override { return "echo"; }
   uint64_t read(uint64_t offset, unsigned size) override {
     return (offset * 0x0101) & (size == 8 ? ~0ull : ((1ull << (8 * size)) - 1));
   }
-  void write(uint64_t, unsigned, uint64_t) override {}
+  void write(uint64_t offset, unsigned, uint64_t value) override {
+    if (offset == kPinOffset && pins != nullptr) pins->set(kMipMSIP, (value & 1) != 0);
+  }
+  InterruptPins* pins = nullptr;
 };
 
 struct Machine {
@@ -82,7 +87,8 @@ struct Machine {
 
 inline std::vector<uint32_t> handler_code() {
   using namespace enc;
-  // t3 = mcause; if interrupt: clear mip.SSIP (2) and return; else mepc += 4.
+  // t3 = mcause; if interrupt: clear mip.SSIP (2) and the echo device's MSIP pin, and
+  // return; else mepc += 4.
   return {
       csr(2, 28, 0x342, 0),            // csrr t3, mcause
       b(20, 0, 28, 4),                 // blt t3, zero, +20 (irq)
@@ -92,6 +98,7 @@ inline std::vector<uint32_t> handler_code() {
       kMret,
       i(2, 0, 0, 30, 0x13),            // irq: addi t5, zero, 2
       csr(3, 0, 0x344, 30),            // csrc mip, t5
+      s(EchoDevice::kPinOffset, 0, 22, 3, 0x23),  // sd zero, kPinOffset(x22)
       kMret,
   };
 }
@@ -116,6 +123,7 @@ inline Result<std::unique_ptr<Machine>> make_machine(const std::vector<uint32_t>
     (void)m->memory->write_le<uint64_t>(kData - 0x1000 + a, a * 0x9e3779b97f4a7c15ull);
   m->hart = std::make_unique<Hart>(*m->memory, m->bus, m->timebase, 0);
   Hart& h = *m->hart;
+  m->device.pins = &h.pins();
   if (jit) TRY(h.enable_jit(jit_cache, 0));
   h.set_pc(kRamBase);
   (void)h.write_csr(0x305, kHandler);                      // mtvec

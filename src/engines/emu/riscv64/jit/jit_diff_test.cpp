@@ -192,6 +192,31 @@ TEST(JitDiff, APatchedLinkToAnEvictedBlockIsNotFollowed) {
   }
 }
 
+TEST(JitDiff, APinRaisedInsideALoopStopsItAtOnce) {
+  using namespace enc;
+  // An in-block loop whose store, at one pass, raises the MSIP pin (the echo device, as a
+  // CLINT would): the interpreter takes the interrupt at the loop's next branch; a
+  // translation looks only at its instret limit there, which the rising pin zeroed.
+  std::vector<uint32_t> program = {
+      i(40, 0, 0, 7, 0x13),     // 0: addi x7, x0, 40
+      i(30, 0, 0, 8, 0x13),     // 4: addi x8, x0, 30
+      i(1, 0, 0, 9, 0x13),      // 8: addi x9, x0, 1
+      i(-1, 7, 0, 7, 0x13),     // 12 (loop): addi x7, x7, -1
+      b(8, 8, 7, 1),            // 16: bne x7, x8, +8
+      s(static_cast<int32_t>(EchoDevice::kPinOffset), 9, 22, 3, 0x23),  // 20: sd x9, pin(x22)
+      i(1, 10, 0, 10, 0x13),    // 24: addi x10, x10, 1
+      b(-16, 0, 7, 1),          // 28: bne x7, x0, loop
+      j(0, 0)};                 // 32: done
+  for (unsigned max_slice : {50u, 5000u}) {
+    Pair p = make_machines(program);
+    for (Hart* h : {p.interp->hart.get(), p.jit->hart.get()})
+      ASSERT_TRUE(h->write_csr(0x304, 2 | 8));  // mie: SSIE and MSIE
+    std::mt19937_64 rng(max_slice);
+    ASSERT_EQ(run_both(*p.interp, *p.jit, 600, rng, max_slice), "") << "slices up to " << max_slice;
+    EXPECT_EQ(p.jit->hart->pc(), kRamBase + 32);
+  }
+}
+
 TEST(JitDiff, StoreIntoTheRunningBlockWithoutFenceIEndsIt) {
   using namespace enc;
   // The store rewrites the next instruction of its own block: it runs the new one.

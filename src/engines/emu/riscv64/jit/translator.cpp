@@ -154,11 +154,10 @@ uint64_t x_regs(const DecodedInsn& d) {
 // measured on the live object rather than with offsetof).
 struct HartLayout {
   int32_t x, f, mstatus, frm, fflags, pc, block_pc, tlb_read, instret,
-      instret_limit, irq_pin_mask, irq_soft, chain_key, stopped, block, block_first;
+      instret_limit, chain_key, stopped, block, block_first;
   uint32_t tlb_index_mask;  // (Hart::kTlbSize - 1) * sizeof(Hart::TlbEntry)
   uint32_t tlb_write_delta;  // m_tlb_write - m_tlb_read in bytes (the write table follows)
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
-  int32_t pins;   // the hart's InterruptPins word (a member of the Hart)
   uint64_t jump;  // the address of the translator's jump cache
   uint64_t chain_stub, link_stub, epilogue_stub;  // in the code cache (Emitter::stubs())
   bool fma;       // the host has FMA3 (fpu_host.h's fast path needs it too)
@@ -586,18 +585,14 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       }
       jmp(m_insn[t], T_NEAR);
     } else {
-      // Counted first and taken back on the way out. m_irq_soft and m_irq_pin_mask cannot
-      // change inside a loop: what changes them (CSR and system instructions, traps) ends
-      // the block, and the block was entered with no interrupt pending.
+      // Counted first and taken back on the way out. The limit (m_jit_limit) is 0 once an
+      // interrupt or stop request may be pending (hart.h), so it is the only test.
       Xbyak::Label leave;
       const auto body = static_cast<uint32_t>(1 - distance);
       add(hart(m_l.instret), body);
       mov(rax, hart(m_l.instret_limit));
       cmp(hart(m_l.instret), rax);
       jae(leave, T_NEAR);
-      mov(rcx, hart(m_l.irq_pin_mask));
-      test(hart(m_l.pins), rcx);
-      jnz(leave, T_NEAR);
       reconcile(m_head[t]);
       jmp(m_insn[t], T_NEAR);
       L(leave);
@@ -1091,12 +1086,9 @@ void Emitter::chained_entry(const void* block, const DecodedInsn* first, uint32_
                             Xbyak::Label& fail) {
   cmp(byte[rbx + disp(m_l.stopped)], 0);
   jne(fail, T_NEAR);
-  mov(rax, hart(m_l.pins));
-  and_(rax, hart(m_l.irq_pin_mask));
-  or_(rax, hart(m_l.irq_soft));
-  jnz(fail, T_NEAR);
   mov(rbp, hart(m_l.tlb_read));  // the jumping block may have changed the context last
-  // This block must fit below the limit: retired + count <= m_instret_limit.
+  // This block must fit below the limit: retired + count <= m_jit_limit (0 when an
+  // interrupt or stop request may be pending).
   mov(rax, hart(m_l.instret));
   lea(rdi, ptr[rax + r9 + disp(count)]);
   cmp(rdi, hart(m_l.instret_limit));
@@ -1176,10 +1168,8 @@ BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t c
   static_assert(Hart::kTlbWrite == Hart::kTlbRead + 1);  // m_tlb[ctx][kTlbWrite] follows
   layout.tlb_write_delta = Hart::kTlbSize * sizeof(Hart::TlbEntry);
   layout.instret = HartLayout::off(m_hart, &m_hart.m_instret);
-  layout.instret_limit = HartLayout::off(m_hart, &m_hart.m_instret_limit);
-  layout.irq_pin_mask = HartLayout::off(m_hart, &m_hart.m_irq_pin_mask);
-  layout.irq_soft = HartLayout::off(m_hart, &m_hart.m_irq_soft);
-  layout.pins = HartLayout::off(m_hart, m_hart.pins().raw_address());
+  layout.instret_limit = HartLayout::off(m_hart, &m_hart.m_jit_limit);
+  static_assert(sizeof(std::atomic<uint64_t>) == 8);  // read as a plain qword
   layout.chain_key = HartLayout::off(m_hart, &m_hart.m_chain_key);
   layout.stopped = HartLayout::off(m_hart, &m_hart.m_stopped);
   layout.block = HartLayout::off(m_hart, &m_hart.m_block);
