@@ -456,9 +456,10 @@ void Hart::run_translated(Block* b) {
   m_instret_limit = instret_limit;
   arm_jit_limit(instret_limit);  // the translations' loops and chains stop below it
   for (;;) {
-    m_jit->remember(m_block_pc, m_chain_key, b, b->first, b->count, b->jit);
+    m_jit->remember(m_block_pc, m_chain_key, b->jit);
     const uint32_t i = b->jit(*this);
     b = m_block;  // the last block run: translations chain to each other (translator.h)
+    m_block_first = b->first;  // (which they do not store: translator.cpp, chained_entry())
     const DecodedInsn& d = b->first[i];
     m_stop = &d;
     if (m_stopped != 0) [[unlikely]] {

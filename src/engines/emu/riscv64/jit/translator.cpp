@@ -23,7 +23,7 @@ Result<std::unique_ptr<Translator>> Translator::create(Hart&, size_t) {
 Translator::Translator(Hart& hart, uint8_t* base, size_t size)
     : m_hart(hart), m_base(base), m_size(size) {}
 Translator::~Translator() = default;
-void Translator::remember(uint64_t, uint64_t, void*, const DecodedInsn*, uint32_t, BlockFn) {}
+void Translator::remember(uint64_t, uint64_t, BlockFn) {}
 void Translator::reset() { m_used = 0; }
 BlockFn Translator::translate(const void*, const DecodedInsn*, uint32_t, uint32_t) {
   (void)m_hart;
@@ -154,7 +154,7 @@ uint64_t x_regs(const DecodedInsn& d) {
 // measured on the live object rather than with offsetof).
 struct HartLayout {
   int32_t x, f, mstatus, frm, fflags, pc, block_pc, tlb_read, instret,
-      instret_limit, chain_key, stopped, block, block_first;
+      instret_limit, chain_key, block;
   uint32_t tlb_index_mask;  // (Hart::kTlbSize - 1) * sizeof(Hart::TlbEntry)
   uint32_t tlb_write_delta;  // m_tlb_write - m_tlb_read in bytes (the write table follows)
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
@@ -312,8 +312,7 @@ class Emitter : public Xbyak::CodeGenerator {
   void call_handler(const DecodedInsn& d, uint32_t index);
   void chain(uint32_t index, int64_t retired_adjust);
   void chain_direct(uint32_t index, int64_t retired_adjust, int64_t offset);
-  void chained_entry(const void* block, const DecodedInsn* first, uint32_t count,
-                     Xbyak::Label& fail);
+  void chained_entry(const void* block, uint32_t count, Xbyak::Label& fail);
   void memory(Op op, const DecodedInsn& d, uint32_t index);
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
@@ -322,10 +321,14 @@ class Emitter : public Xbyak::CodeGenerator {
   // Makes the cache `head` (stores what is dirty and not where head has it, then loads
   // what head holds and this does not); m_regs is left as it was.
   void reconcile(const RegCache& head);
+  bool same_cache(const RegCache& head) const;  // reconcile(head) would emit nothing
   void divide(Op op, const DecodedInsn& d, uint32_t index);
   void fp(Op op, const DecodedInsn& d, uint32_t index);
-  // Jumps to `bad` unless the binary64 in r is a normal number (fpu_host.h's normal64).
-  void check_normal(const Reg64& r, Xbyak::Label& bad);
+  // The constants of fp()'s result check, emitted after the code once a block uses them.
+  Xbyak::Label& fp_constants() {
+    m_fp_constants_used = true;
+    return m_fp_constants;
+  }
 
   const HartLayout& m_l;
   uint32_t m_count = 0;
@@ -362,6 +365,8 @@ class Emitter : public Xbyak::CodeGenerator {
   };
   std::unique_ptr<OutOfLine[]> m_slow;
   uint32_t m_slow_count = 0;
+  Xbyak::Label m_fp_constants;
+  bool m_fp_constants_used = false;
 };
 
 Emitter::OutOfLine& Emitter::slow_path(const DecodedInsn& d, uint32_t index) {
@@ -445,7 +450,8 @@ void Emitter::stubs() {
     mov(edx, ecx);
     shr(edx, 1);
     and_(edx, static_cast<uint32_t>(Translator::kJumpEntries - 1));
-    shl(edx, 6);
+    static_assert(sizeof(JumpEntry) == 32);
+    shl(edx, 5);
     mov(rax, m_l.jump);
     add(rdx, rax);
     cmp(rcx, qword[rdx + offsetof(JumpEntry, va)]);
@@ -506,38 +512,51 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
     jz(o.slow, T_NEAR);
   }
-  lea(rsi, ptr[base + disp(d.imm)]);
+  // The address: `base` itself when the offset is 0, else rsi.
+  const Reg64 va = d.imm == 0 ? base : rsi;
+  if (d.imm != 0) lea(rsi, ptr[base + disp(d.imm)]);
   // The entry: ((address >> 12) & (kTlbSize - 1)) * 16 bytes.
-  mov(eax, esi);
-  shr(eax, 12 - 4);
+  if (m_l.bmi2) {
+    rorx(eax, va.cvt32(), 12 - 4);  // (the bits rotated in at the top are masked off)
+  } else {
+    mov(eax, va.cvt32());
+    shr(eax, 12 - 4);
+  }
   and_(eax, m_l.tlb_index_mask);
   const size_t table = is_store ? m_l.tlb_write_delta : 0;
-  lea(rdx, ptr[rsi + disp(size - 1)]);
+  lea(rdx, ptr[va + disp(size - 1)]);
   or_(rdx, 0xfff);
   cmp(rdx, qword[rbp + rax + table]);
   jne(o.slow, T_NEAR);
-  add(rsi, qword[rbp + rax + table + 8]);
+  // The host address: va + the entry's addend.
+  Xbyak::RegExp at = rsi;
+  if (d.imm != 0) {
+    add(rsi, qword[rbp + rax + table + 8]);
+  } else {
+    mov(rsi, qword[rbp + rax + table + 8]);
+    at = rsi + base;
+  }
   if (is_store) {
     const Reg64 v = value;
     if (fp) mov(rax, fmem(d.rs2));
     switch (size) {
-      case 1: mov(byte[rsi], v.cvt8()); break;
-      case 2: mov(word[rsi], v.cvt16()); break;
-      case 4: mov(dword[rsi], v.cvt32()); break;
-      default: mov(qword[rsi], v); break;
+      case 1: mov(byte[at], v.cvt8()); break;
+      case 2: mov(word[at], v.cvt16()); break;
+      case 4: mov(dword[at], v.cvt32()); break;
+      default: mov(qword[at], v); break;
     }
   } else {
     // Straight into rd's cache register (a victim it evicts is stored here, after the
     // last jump to the slow path, which stores it from o.pre).
     const Reg64 to = fp || d.rd == 32 ? rax : dest(d.rd);
     switch (op) {
-      case Op::kLb: movsx(to, byte[rsi]); break;
-      case Op::kLh: movsx(to, word[rsi]); break;
-      case Op::kLw: movsxd(to, dword[rsi]); break;
-      case Op::kLbu: movzx(to.cvt32(), byte[rsi]); break;
-      case Op::kLhu: movzx(to.cvt32(), word[rsi]); break;
-      case Op::kLwu: mov(to.cvt32(), dword[rsi]); break;
-      default: mov(to, qword[rsi]); break;
+      case Op::kLb: movsx(to, byte[at]); break;
+      case Op::kLh: movsx(to, word[at]); break;
+      case Op::kLw: movsxd(to, dword[at]); break;
+      case Op::kLbu: movzx(to.cvt32(), byte[at]); break;
+      case Op::kLhu: movzx(to.cvt32(), word[at]); break;
+      case Op::kLwu: mov(to.cvt32(), dword[at]); break;
+      default: mov(to, qword[at]); break;
     }
     if (fp) {
       mov(fmem(d.rd), rax);  // put_d(): raw bits, FS dirty
@@ -592,10 +611,14 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       add(hart(m_l.instret), body);
       mov(rax, hart(m_l.instret_limit));
       cmp(hart(m_l.instret), rax);
-      jae(leave, T_NEAR);
-      reconcile(m_head[t]);
-      jmp(m_insn[t], T_NEAR);
-      L(leave);
+      if (same_cache(m_head[t])) {
+        jb(m_insn[t], T_NEAR);
+      } else {
+        jae(leave, T_NEAR);
+        reconcile(m_head[t]);
+        jmp(m_insn[t], T_NEAR);
+        L(leave);
+      }
       sub(hart(m_l.instret), body);
     }
   }
@@ -603,6 +626,15 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   chain_direct(index, static_cast<int64_t>(index) + 2 - m_count, d.pc_off + d.imm);
   m_regs = at_branch;
   L(not_taken);
+}
+
+bool Emitter::same_cache(const RegCache& head) const {
+  for (int slot = 0; slot < RegCache::kPool; ++slot) {
+    const int g = m_regs.guest(slot);
+    if (g >= 0 && m_regs.dirty(slot) && head.guest(slot) != g) return false;
+    if (head.guest(slot) >= 0 && g != head.guest(slot)) return false;
+  }
+  return true;
 }
 
 void Emitter::reconcile(const RegCache& head) {
@@ -822,23 +854,19 @@ void Emitter::divide(Op op, const DecodedInsn& d, uint32_t index) {
   slow_resume(o);
 }
 
-void Emitter::check_normal(const Reg64& r, Xbyak::Label& bad) {
-  // The exponent field, minus one, is below 0x7fe (neither zero/subnormal nor inf/NaN).
-  mov(rsi, r);
-  shr(rsi, 52);
-  and_(esi, 0x7ff);
-  sub(esi, 1);
-  cmp(esi, 0x7fd);
-  ja(bad, T_NEAR);
-}
-
-// Binary64 on the host's SSE/FMA unit, as the handlers' fast path (fpu_host.h) does it:
-// only where the host's answer is provably the software one. Arithmetic needs FS on,
-// round-to-nearest-even (static, or dynamic with frm = RNE), NX already accrued in fflags
-// (so the result's inexactness changes nothing), normal operands and a result that is
-// finite and above the smallest normal (so no other flag can arise); anything else is the
-// handler, which works the flags out. Sign injection and moves need FS on only;
-// fcvt.d.w(u) is exact, and needs a valid rounding mode.
+// Binary64 on the host's SSE/FMA unit: only where the host's answer is provably the
+// software one. Arithmetic needs FS on, round-to-nearest-even (static, or dynamic with frm =
+// RNE), NX already accrued in fflags (so the result's inexactness changes nothing) and a
+// result that is finite and above the smallest normal; anything else is the handler, which
+// works the flags out. That result check alone suffices, for any operands: both sides
+// round correctly (IEEE 754, the host with MXCSR in its default state, which
+// fpu::host::DefaultEnvScope holds), so their results agree; a NaN operand (quiet or
+// signaling, whose payload rules differ) makes a NaN, an infinite one an infinity, NaN or
+// zero, and every other flag (invalid, divide by zero, overflow, underflow) comes with a
+// NaN, an infinity or a result at or below the smallest normal. (The handlers' fast path,
+// fpu_host.h, also asks for normal operands, which it needs for its exact-sum shortcut.)
+// Sign injection and moves need FS on only; fcvt.d.w(u) is exact, and needs a valid
+// rounding mode.
 void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
   const bool arith = op == Op::kFaddD || op == Op::kFsubD || op == Op::kFmulD ||
                      op == Op::kFdivD || is_fma(op);
@@ -862,16 +890,10 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
   if (arith) {
     test(byte[rbx + disp(m_l.fflags)], fpu::kNX);
     jz(o.slow, T_NEAR);
-    mov(rax, fmem(d.rs1));
-    check_normal(rax, o.slow);
-    mov(rcx, fmem(d.rs2));
-    check_normal(rcx, o.slow);
-    movq(xmm0, rax);
-    movq(xmm1, rcx);
+    movsd(xmm0, fmem(d.rs1));
+    movsd(xmm1, fmem(d.rs2));
     if (is_fma(op)) {
-      mov(rdx, fmem(d.rs3));
-      check_normal(rdx, o.slow);
-      movq(xmm2, rdx);
+      movsd(xmm2, fmem(d.rs3));
       // xmm2 = ±(xmm0 * xmm1) ± xmm2, one rounding. RISC-V fnmsub is -(a*b)+c (x86
       // vfnmadd), fnmadd is -(a*b)-c (x86 vfnmsub).
       switch (op) {
@@ -890,13 +912,11 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
       }
       movq(rax, xmm0);
     }
-    // Finite and |result| > the smallest normal (fpu_host.h's safe_result64).
-    mov(rsi, rax);
-    btr(rsi, 63);
-    mov(rdi, uint64_t{0x0010000000000001});
-    sub(rsi, rdi);
-    mov(rdi, uint64_t{0x7ff0000000000000} - uint64_t{0x0010000000000001});
-    cmp(rsi, rdi);
+    // Finite and |result| > the smallest normal (fpu_host.h's safe_result64): with the
+    // sign shifted out, 2|r| - 2(min + 1 ulp) < 2(inf - (min + 1 ulp)), unsigned.
+    lea(rsi, ptr[rax + rax]);
+    sub(rsi, qword[rip + fp_constants()]);
+    cmp(rsi, qword[rip + fp_constants() + 8]);
     jae(o.slow, T_NEAR);
     mov(fmem(d.rd), rax);
   } else {
@@ -973,7 +993,7 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   Xbyak::Label body, chained_fail;
   jmp(body, T_NEAR);
   m_chained_offset = getSize();  // where other translations enter (rbx already set)
-  chained_entry(block, first, count, chained_fail);
+  chained_entry(block, count, chained_fail);
   L(body);
   m_regs.forget();
   for (uint32_t i = 0; i < count; ++i) {
@@ -1075,20 +1095,28 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
     dq(~0ull);
     dq(0);
   }
+  if (m_fp_constants_used) {
+    constexpr uint64_t kLow = 0x0010000000000001;  // the smallest normal + 1 ulp
+    L(m_fp_constants);
+    dq(kLow << 1);
+    dq((0x7ff0000000000000 - kLow) << 1);
+  }
 }
 
 // Where another translation (or the chain stub) jumps in: rcx the pc, r8d the index the
 // jumping one leaves with and r9 the instructions it retired less m_instret (chain()). Does
-// the run loop's bookkeeping of run_translated() for this block, when nothing is pending
-// (no interrupt, stop request or stopped state) and the block fits below the instret limit;
-// otherwise leaves as the jumping translation would have.
-void Emitter::chained_entry(const void* block, const DecodedInsn* first, uint32_t count,
-                            Xbyak::Label& fail) {
-  cmp(byte[rbx + disp(m_l.stopped)], 0);
-  jne(fail, T_NEAR);
+// what of the run loop's bookkeeping (run_translated()) a translation needs while it runs,
+// when its block fits below the instret limit (m_jit_limit: 0 when an interrupt or stop
+// request may be pending); otherwise leaves as the jumping translation would have. That is
+// m_instret, m_block_pc (Hart::insn_pc() reads it) and m_block, which the way out through
+// chained_fail still finds as the jumping translation left it. Not m_pc: every instruction
+// that reads it or can trap sets it first (call_handler(), decode.h needs_pc()), and every
+// way out sets it. Not m_block_first: run_translated() takes it from m_block. Nothing
+// tests m_stopped: what sets it (an exception, WFI, an illegal instruction) returns false
+// and so leaves through an exit, never through a chain.
+void Emitter::chained_entry(const void* block, uint32_t count, Xbyak::Label& fail) {
   mov(rbp, hart(m_l.tlb_read));  // the jumping block may have changed the context last
-  // This block must fit below the limit: retired + count <= m_jit_limit (0 when an
-  // interrupt or stop request may be pending).
+  // This block must fit below the limit: retired + count <= m_jit_limit.
   mov(rax, hart(m_l.instret));
   lea(rdi, ptr[rax + r9 + disp(count)]);
   cmp(rdi, hart(m_l.instret_limit));
@@ -1097,10 +1125,7 @@ void Emitter::chained_entry(const void* block, const DecodedInsn* first, uint32_
   mov(hart(m_l.instret), rax);
   mov(rax, reinterpret_cast<uintptr_t>(block));
   mov(hart(m_l.block), rax);
-  mov(rax, reinterpret_cast<uintptr_t>(first));
-  mov(hart(m_l.block_first), rax);
   mov(hart(m_l.block_pc), rcx);
-  mov(hart(m_l.pc), rcx);
 }
 
 Result<std::unique_ptr<Translator>> Translator::create(Hart& hart, size_t cache_bytes) {
@@ -1119,15 +1144,11 @@ Translator::Translator(Hart& hart, uint8_t* base, size_t size)
 
 Translator::~Translator() { munmap(m_base, m_size); }
 
-void Translator::remember(uint64_t va, uint64_t key, void* block, const DecodedInsn* first,
-                          uint32_t count, BlockFn fn) {
+void Translator::remember(uint64_t va, uint64_t key, BlockFn fn) {
   JumpEntry& e = m_jump[(va >> 1) & (kJumpEntries - 1)];
   e.va = va;
   e.key = key;
   e.chained = reinterpret_cast<const uint8_t*>(fn) + m_chained_offset;
-  e.block = block;
-  e.first = first;
-  e.count = count;
 }
 
 void Translator::reset() {
@@ -1171,9 +1192,7 @@ BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t c
   layout.instret_limit = HartLayout::off(m_hart, &m_hart.m_jit_limit);
   static_assert(sizeof(std::atomic<uint64_t>) == 8);  // read as a plain qword
   layout.chain_key = HartLayout::off(m_hart, &m_hart.m_chain_key);
-  layout.stopped = HartLayout::off(m_hart, &m_hart.m_stopped);
   layout.block = HartLayout::off(m_hart, &m_hart.m_block);
-  layout.block_first = HartLayout::off(m_hart, &m_hart.m_block_first);
   layout.jump = reinterpret_cast<uintptr_t>(m_jump.get());
   Xbyak::ClearError();
   if (m_used == 0) {  // a new cache: the shared stubs first

@@ -29,9 +29,9 @@
 //    asks the link stub, which looks the pc up in the jump cache as above and patches the
 //    slot (data, not code). Into another page (whose physical address depends on the
 //    virtual one the block runs at) it looks the pc up, as an indirect jump does.
-// The chained entry, when nothing is pending (no interrupt, stop request or stopped state)
-// and its block fits below the instret limit, does the run loop's bookkeeping (m_block,
-// m_block_first, m_block_pc, m_instret, as run_translated() would) and runs the block;
+// The chained entry, when its block fits below the instret limit (Hart::m_jit_limit, which
+// is 0 while an interrupt or stop request may be pending), does the part of the run loop's
+// bookkeeping the block needs (m_block, m_block_pc, m_instret) and runs the block;
 // otherwise it leaves as the jumping translation would have, as described above. So an
 // index returned refers to the block in m_block, the last one run.
 //
@@ -67,17 +67,14 @@ struct Stats {
   uint64_t bytes_used = 0;   // code bytes in the cache now
 };
 
-// A jump cache entry (see the top; 64 bytes, the layout the emitted code reads).
+// A jump cache entry (see the top; 32 bytes, the layout the emitted code reads).
 struct JumpEntry {
   uint64_t va = ~0ull;  // never a pc (pcs are even)
   uint64_t key = 0;
   const void* chained = nullptr;  // the translation's chained entry (see the top)
-  void* block = nullptr;          // the Hart::Block
-  const DecodedInsn* first = nullptr;
-  uint64_t count = 0;
-  uint64_t pad[2] = {};
+  uint64_t pad = 0;
 };
-static_assert(sizeof(JumpEntry) == 64);
+static_assert(sizeof(JumpEntry) == 32);
 
 // A direct way out's patched link, in the code cache after its translation (see the top).
 struct LinkSlot {
@@ -103,10 +100,8 @@ class Translator {
   BlockFn translate(const void* block, const DecodedInsn* first, uint32_t count,
                     uint32_t page_offset);
 
-  // Notes that `fn`, the translation of `block` (count instructions at first), runs at pc
-  // `va` under chain key `key` (see the top).
-  void remember(uint64_t va, uint64_t key, void* block, const DecodedInsn* first,
-                uint32_t count, BlockFn fn);
+  // Notes that `fn`, a translation, runs at pc `va` under chain key `key` (see the top).
+  void remember(uint64_t va, uint64_t key, BlockFn fn);
 
   // Changes whenever translations were dropped (cache full, reset()).
   uint64_t generation() const { return m_generation; }
