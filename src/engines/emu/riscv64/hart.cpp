@@ -60,9 +60,10 @@ struct Hart::Block {
 
 struct Hart::DecodeCache {
   ZeroPages<Block> slots{kBlockSlots};  // all empty, and no page touched until used
-  // Default-initialized (not zeroed), so the host commits arena pages only as code is seen.
-  // The last two entries hold an instruction that crosses a page (executed uncached).
-  std::unique_ptr<DecodedInsn[]> arena{new DecodedInsn[kArenaInsns + 2]};
+  // The host commits arena pages only as code is seen, in huge pages: a boot decodes
+  // megabytes of it. The last two entries hold an instruction that crosses a page (executed
+  // uncached).
+  ZeroPages<DecodedInsn> arena{kArenaInsns + 2, PageSize::kHuge};
   size_t used = 0;
   Block straddle{0, arena.get() + kArenaInsns, 1, 0, 0, {}, nullptr, 0};
   DecodedInsn single[2]{};  // one instruction run on its own (tracing, budget tails)

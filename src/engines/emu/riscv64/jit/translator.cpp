@@ -790,7 +790,15 @@ void Emitter::alu(Op op, const DecodedInsn& d) {
       lea(eax, ptr[a + disp(d.imm)]);
       break;
     case Op::kSlliw: mov(eax, a.cvt32()); shl(eax, shamt & 31); break;
-    case Op::kSrliw: mov(eax, a.cvt32()); shr(eax, shamt & 31); break;
+    case Op::kSrliw:
+      if ((shamt & 31) != 0) {  // bit 31 of the result is 0: zero- is sign-extension
+        const Reg64 dst = dest(d.rd);
+        mov(dst.cvt32(), a.cvt32());
+        shr(dst.cvt32(), shamt & 31);
+        return;
+      }
+      mov(eax, a.cvt32());
+      break;
     case Op::kSraiw: mov(eax, a.cvt32()); sar(eax, shamt & 31); break;
     case Op::kAddw: lea(eax, ptr[a + b]); break;
     case Op::kSubw: mov(eax, a.cvt32()); sub(eax, b.cvt32()); break;
@@ -1136,6 +1144,7 @@ Result<std::unique_ptr<Translator>> Translator::create(Hart& hart, size_t cache_
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     return Error::format("jit: cannot map a {} byte code cache: {}", size, std::strerror(errno));
+  madvise(p, size, MADV_HUGEPAGE);  // committed 2 MiB at a time: fewer faults as it fills
   return std::unique_ptr<Translator>(new Translator(hart, static_cast<uint8_t*>(p), size));
 }
 
