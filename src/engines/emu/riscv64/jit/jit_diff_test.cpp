@@ -155,6 +155,68 @@ TEST(JitDiff, ADirectJumpToABlockWhoseCodeChangedRunsTheNewCode) {
   EXPECT_GT(p.jit->hart->code_page_drops(), 0u);
 }
 
+TEST(JitDiff, StoresIntoCodeThatWasReadAsDataRunTheNewCode) {
+  using namespace enc;
+  // Two stores through one base rewrite both instructions of block B, in another page,
+  // halfway through the loop. B's page was read as data before, so the read TLB holds it;
+  // only the write TLB (which leaves out pages with code) sends the stores to the slow path
+  // that drops B.
+  const uint32_t new_insn = i(100, 5, 0, 5, 0x13);  // addi x5, x5, 100
+  const uint32_t lo = new_insn & 0xfff, hi = (new_insn >> 12) + ((lo & 0x800) ? 1 : 0);
+  std::vector<uint32_t> program(1024 + 8, j(0, 0));
+  const uint32_t a[] = {
+      (hi << 12) | (27u << 7) | 0x37,                // 0: lui x27, hi
+      i(static_cast<int32_t>(lo), 27, 0, 27, 0x1b),  // 4: addiw x27, x27, lo
+      (1u << 12) | (25u << 7) | 0x37,                // 8: lui x25, 1
+      r(0, 24, 25, 0, 25, 0x33),                     // 12: add x25, x25, x24 (B)
+      i(40, 0, 0, 7, 0x13),                          // 16: addi x7, x0, 40
+      i(20, 0, 0, 8, 0x13),                          // 20: addi x8, x0, 20
+      i(0, 0, 0, 5, 0x13),                           // 24: addi x5, x0, 0
+      i(8, 25, 2, 9, 0x03),                          // 28: lw x9, 8(x25): B's page read
+      i(-1, 7, 0, 7, 0x13),                          // 32 (A): addi x7, x7, -1
+      b(12, 8, 7, 1),                                // 36: bne x7, x8, +12
+      s(0, 27, 25, 2, 0x23),                         // 40: sw x27, 0(x25)
+      s(4, 27, 25, 2, 0x23),                         // 44: sw x27, 4(x25)
+      j(4096 - 48, 0)};                              // 48: j B
+  const uint32_t bb[] = {
+      i(1, 5, 0, 5, 0x13),    // 4096 (B): addi x5, x5, 1 (rewritten)
+      i(1, 5, 0, 5, 0x13),    // 4100: addi x5, x5, 1 (rewritten)
+      b(32 - 4104, 0, 7, 1),  // 4104: bne x7, x0, A
+      j(0, 0)};               // 4108: done
+  std::copy(std::begin(a), std::end(a), program.begin());
+  std::copy(std::begin(bb), std::end(bb), program.begin() + 1024);
+  Pair p = make_machines(program);
+  std::mt19937_64 rng(1);
+  ASSERT_EQ(run_both(*p.interp, *p.jit, 400, rng, 1000), "");
+  // 19 passes before the stores (x7 39..21), 21 after (20..0).
+  EXPECT_EQ(p.interp->hart->x(5), 19u * 2 + 21u * 200);
+  EXPECT_EQ(p.jit->hart->x(5), 19u * 2 + 21u * 200);
+  EXPECT_EQ(p.jit->hart->pc(), kRamBase + 4108);
+}
+
+TEST(JitDiff, ALoadThatMakesItsBaseAnMmioAddressSendsTheNextOnesToTheDevice) {
+  using namespace enc;
+  // ld x20, 0(x20) loads the echo device's address into its own base, so the next loads
+  // through x20 are MMIO: no TLB lookup of the RAM page before may serve them.
+  const std::vector<uint32_t> program = {
+      i(0, 20, 0, 12, 0x13),   // 0: addi x12, x20, 0
+      i(10, 0, 0, 7, 0x13),    // 4: addi x7, x0, 10
+      s(0, 22, 20, 3, 0x23),   // 8 (L): sd x22, 0(x20)
+      i(8, 20, 3, 9, 0x03),    // 12: ld x9, 8(x20)
+      i(0, 20, 3, 20, 0x03),   // 16: ld x20, 0(x20)
+      i(8, 20, 3, 10, 0x03),   // 20: ld x10, 8(x20): the device
+      i(16, 20, 3, 11, 0x03),  // 24: ld x11, 16(x20): the device
+      i(0, 12, 0, 20, 0x13),   // 28: addi x20, x12, 0
+      i(-1, 7, 0, 7, 0x13),    // 32: addi x7, x7, -1
+      b(8 - 36, 0, 7, 1),      // 36: bne x7, x0, L
+      j(0, 0)};                // 40: done
+  Pair p = make_machines(program);
+  std::mt19937_64 rng(1);
+  ASSERT_EQ(run_both(*p.interp, *p.jit, 400, rng, 1000), "");
+  EXPECT_EQ(p.jit->hart->x(7), 0u);
+  EXPECT_EQ(p.jit->hart->pc(), kRamBase + 40);
+}
+
 TEST(JitDiff, APatchedLinkToAnEvictedBlockIsNotFollowed) {
   using namespace enc;
   // S jumps to T in its own page: a patched link. Once, the loop goes to U, 32 KiB on,
