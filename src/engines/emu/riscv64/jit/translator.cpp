@@ -168,6 +168,11 @@ struct HartLayout {
   }
 };
 
+// The register cache's name for Hart::m_instret (not a guest register: x0-x31, and 32 the
+// x0 sink): a loop keeps it in a host register (loop_head_cache()), so that its count and
+// limit test do not go through memory on every pass.
+constexpr unsigned kInstret = 33;
+
 // Which guest x register each of r8-r15 holds, and whether it is dirty (see the top). Allocation is
 // least recently used; a register an instruction has just read is never the one evicted
 // for its next operand, since the pool holds more than two.
@@ -237,7 +242,11 @@ class Emitter : public Xbyak::CodeGenerator {
 
  private:
   using Reg64 = Xbyak::Reg64;
-  Xbyak::Address xmem(unsigned r) { return qword[rbx + disp(m_l.x + 8 * static_cast<int32_t>(r))]; }
+  // Guest register r's home in the Hart; kInstret's is m_instret.
+  Xbyak::Address xmem(unsigned r) {
+    if (r == kInstret) return hart(m_l.instret);
+    return qword[rbx + disp(m_l.x + 8 * static_cast<int32_t>(r))];
+  }
   Xbyak::Address fmem(unsigned r) { return qword[rbx + disp(m_l.f + 8 * static_cast<int32_t>(r))]; }
   Xbyak::Address hart(int32_t off) { return qword[rbx + disp(off)]; }
   // A slot for guest register r, which is not cached (the victim's dirty value stored).
@@ -318,6 +327,8 @@ class Emitter : public Xbyak::CodeGenerator {
   void alu(Op op, const DecodedInsn& d);
   bool alu_in_place(Op op, const DecodedInsn& d);
   void loop_head_cache(uint64_t regs);
+  // m_instret += v: in its host register when a loop holds it there, else in memory.
+  void add_instret(int32_t v);
   // Makes the cache `head` (stores what is dirty and not where head has it, then loads
   // what head holds and this does not); m_regs is left as it was.
   void reconcile(const RegCache& head);
@@ -594,7 +605,7 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   if (d.rs3 != 0 && target >= 0 && target < static_cast<int64_t>(m_count)) {
     const auto t = static_cast<uint32_t>(target);
     if (distance > 0) {
-      if (distance > 1) sub(hart(m_l.instret), static_cast<uint32_t>(distance - 1));
+      if (distance > 1) add_instret(1 - distance);
       if (!m_head_set[t]) {  // the first way there: the target takes this cache
         m_head[t] = m_regs;
         m_head[t].all_dirty();
@@ -607,10 +618,14 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       // Counted first and taken back on the way out. The limit (m_jit_limit) is 0 once an
       // interrupt or stop request may be pending (hart.h), so it is the only test.
       Xbyak::Label leave;
-      const auto body = static_cast<uint32_t>(1 - distance);
-      add(hart(m_l.instret), body);
-      mov(rax, hart(m_l.instret_limit));
-      cmp(hart(m_l.instret), rax);
+      const auto body = static_cast<int32_t>(1 - distance);
+      add_instret(body);
+      if (const int s = m_regs.find(kInstret); s >= 0) {
+        cmp(RegCache::host(s), hart(m_l.instret_limit));
+      } else {
+        mov(rax, hart(m_l.instret_limit));
+        cmp(hart(m_l.instret), rax);
+      }
       if (same_cache(m_head[t])) {
         jb(m_insn[t], T_NEAR);
       } else {
@@ -619,7 +634,7 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
         jmp(m_insn[t], T_NEAR);
         L(leave);
       }
-      sub(hart(m_l.instret), body);
+      add_instret(-body);
     }
   }
   spill();
@@ -635,6 +650,16 @@ bool Emitter::same_cache(const RegCache& head) const {
     if (head.guest(slot) >= 0 && g != head.guest(slot)) return false;
   }
   return true;
+}
+
+void Emitter::add_instret(int32_t v) {
+  const int s = m_regs.find(kInstret);
+  if (s < 0) {
+    add(hart(m_l.instret), v);
+    return;
+  }
+  add(RegCache::host(s), v);
+  m_regs.set_dirty(s, true);
 }
 
 void Emitter::reconcile(const RegCache& head) {
@@ -661,7 +686,7 @@ void Emitter::loop_head_cache(uint64_t regs) {
       m_regs.drop(slot);
     }
   }
-  for (unsigned r = 0; r < 32; ++r) {
+  for (unsigned r = 0; r <= kInstret; ++r) {
     if (!(regs >> r & 1) || m_regs.find(r) >= 0) continue;
     const int slot = m_regs.victim();
     if (m_regs.guest(slot) >= 0) break;  // full
@@ -982,9 +1007,11 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
       const int64_t t = static_cast<int64_t>(i) + d.rs3 - DecodedInsn::kInBlock;
       if (t >= 0 && t < static_cast<int64_t>(count)) {
         m_target[static_cast<size_t>(t)] |= t > static_cast<int64_t>(i) ? kForward : kBackward;
-        if (t <= static_cast<int64_t>(i))
+        if (t <= static_cast<int64_t>(i)) {
+          m_loop_regs[static_cast<size_t>(t)] |= 1ull << kInstret;
           for (auto k = static_cast<uint32_t>(t); k <= i; ++k)
             m_loop_regs[static_cast<size_t>(t)] |= x_regs(first[k]);
+        }
       }
     }
   }
