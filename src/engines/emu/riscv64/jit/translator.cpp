@@ -655,10 +655,10 @@ bool Emitter::same_cache(const RegCache& head) const {
 void Emitter::add_instret(int32_t v) {
   const int s = m_regs.find(kInstret);
   if (s < 0) {
-    add(hart(m_l.instret), v);
+    add(hart(m_l.instret), imm32(v));
     return;
   }
-  add(RegCache::host(s), v);
+  add(RegCache::host(s), imm32(v));
   m_regs.set_dirty(s, true);
 }
 
