@@ -423,11 +423,11 @@ void Emitter::chain(uint32_t index, int64_t retired_adjust) {
 }
 
 // chain() for a pc known here, m_block_pc + offset (a jump, a taken branch, the block's
-// end): a patched link when the pc is in the block's own page (as QEMU's goto_tb: its
-// physical address is then the same at every virtual address the block runs at). The way
-// out jumps straight to the translation its LinkSlot names while the chain key is the one
-// the slot was patched under; otherwise it asks the link stub, which looks the pc up and
-// patches the slot (see stubs()). Into another page: through the jump cache, as chain().
+// end), through a patched link (translator.h). The way out jumps straight to the
+// translation its LinkSlot names while the chain key is the one the slot was patched
+// under, and, for a pc in another page than the block's, the pc is the one it was patched
+// for; otherwise it asks the link stub, which looks the pc up and patches the slot (see
+// stubs()).
 void Emitter::chain_direct(uint32_t index, int64_t retired_adjust, int64_t offset) {
   exit_label(index);
   mov(rcx, hart(m_l.block_pc));
@@ -435,11 +435,11 @@ void Emitter::chain_direct(uint32_t index, int64_t retired_adjust, int64_t offse
   mov(r8d, index);
   mov(r9, static_cast<uint64_t>(retired_adjust));
   const int64_t in_page = static_cast<int64_t>(m_page_offset) + offset;
-  if (in_page < 0 || in_page >= 4096) {
-    jmp(reinterpret_cast<const void*>(m_l.chain_stub), T_NEAR);
-    return;
-  }
   Link& link = m_links[m_link_count++];
+  if (in_page < 0 || in_page >= 4096) {
+    cmp(rcx, qword[rip + link.slot + static_cast<int>(offsetof(LinkSlot, va))]);
+    jne(link.relink, T_NEAR);
+  }
   mov(rax, hart(m_l.chain_key));
   cmp(rax, qword[rip + link.slot + static_cast<int>(offsetof(LinkSlot, key))]);
   jne(link.relink, T_NEAR);
@@ -481,6 +481,7 @@ void Emitter::stubs() {
   mov(qword[r10 + offsetof(LinkSlot, key)], rax);
   mov(rax, qword[rdx + offsetof(JumpEntry, chained)]);
   mov(qword[r10 + offsetof(LinkSlot, to)], rax);
+  mov(qword[r10 + offsetof(LinkSlot, va)], rcx);
   jmp(rax);
   L(fail);
   mov(hart(m_l.pc), rcx);
@@ -1123,10 +1124,12 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
     jmp(reinterpret_cast<const void*>(m_l.link_stub), T_NEAR);
   }
   // The slots: data after the code. A key no chain key ever is (~0: the epoch would have
-  // to wrap) until the link stub patches one.
+  // to wrap) and a pc no pc is (odd) until the link stub patches one.
   align(8);
   for (uint32_t l = 0; l < m_link_count; ++l) {
     L(m_links[l].slot);
+    dq(~0ull);
+    dq(0);
     dq(~0ull);
     dq(0);
   }

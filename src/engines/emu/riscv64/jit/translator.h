@@ -23,12 +23,15 @@
 // flush):
 //  - an indirect jump (jalr) looks its pc up in a small jump cache of recent entries
 //    (remember(); direct-mapped by pc);
-//  - a direct one (jal, a taken branch, the block's end: pc = m_block_pc + a constant) into
-//    the block's own page has a patched link, a LinkSlot after its translation: the chain
-//    key it was patched under and the chained entry to jump to. Until the key matches it
-//    asks the link stub, which looks the pc up in the jump cache as above and patches the
-//    slot (data, not code). Into another page (whose physical address depends on the
-//    virtual one the block runs at) it looks the pc up, as an indirect jump does.
+//  - a direct one (jal, a taken branch, the block's end: pc = m_block_pc + a constant) has
+//    a patched link, a LinkSlot after its translation: the chain key it was patched under,
+//    the pc and the chained entry to jump to. Until the key matches it asks the link stub,
+//    which looks the pc up in the jump cache as above and patches the slot (data, not
+//    code). Into the block's own page the key is the whole test (as QEMU's goto_tb: the
+//    target's physical address is then the same at every virtual address the block runs
+//    at); into another page, whose physical address depends on the virtual one the block
+//    runs at, the pc must match too: a chain key fixes the mapping from virtual to physical
+//    addresses, so the pair names one translation, as it does in the jump cache.
 // The chained entry, when its block fits below the instret limit (Hart::m_jit_limit, which
 // is 0 while an interrupt or stop request may be pending), does the part of the run loop's
 // bookkeeping the block needs (m_block, m_block_pc, m_instret) and runs the block;
@@ -80,7 +83,10 @@ static_assert(sizeof(JumpEntry) == 32);
 struct LinkSlot {
   uint64_t key;    // the chain key it was patched under
   const void* to;  // the chained entry it jumps to
+  uint64_t va;     // the pc it was patched for (tested by ways out into another page)
+  uint64_t pad;
 };
+static_assert(sizeof(LinkSlot) == 32);
 
 class Translator {
  public:
