@@ -1,8 +1,9 @@
 // Emission (see translator.h). Host register use inside a translation:
 //   rbx  the Hart (guest x registers at m_x: x0 reads 0, [32] is a sink)
 //   rbp  the data TLB's read table for the current context (hart.m_tlb_read; its write
-//        table follows it): set on every entry, since what changes the context (CSR and
-//        system instructions, traps) ends the block
+//        table follows it): set by the prologue, since what changes the context (CSR and
+//        system instructions, traps) ends the block and leaves the translations (their
+//        handlers return false: an exit, never a chain)
 //   r8-r15  guest x registers cached inside the translation (RegCache below)
 //   rax, rcx, rdx, rsi, rdi, xmm0-xmm2  scratch (caller-saved: dead across handler calls)
 // The cache is write-back: a register written in the block stays in its host register
@@ -1153,8 +1154,8 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
 // tests m_stopped: what sets it (an exception, WFI, an illegal instruction) returns false
 // and so leaves through an exit, never through a chain.
 void Emitter::chained_entry(const void* block, uint32_t count, Xbyak::Label& fail) {
-  mov(rbp, hart(m_l.tlb_read));  // the jumping block may have changed the context last
-  // This block must fit below the limit: retired + count <= m_jit_limit.
+  // (rbp, the TLB table, is the prologue's: what changes the context ends its block, and
+  // leaves through an exit.) This block must fit below the limit: retired + count <= m_jit_limit.
   mov(rax, hart(m_l.instret));
   lea(rdi, ptr[rax + r9 + disp(count)]);
   cmp(rdi, hart(m_l.instret_limit));
