@@ -18,7 +18,10 @@
 # --serial2 SOCKET: L1's second serial port /dev/ttyS1 on a Unix socket QEMU listens on (a
 # byte pipe between the host and L1, e.g. for gdb).
 # L1's console (and so the script's output) goes to stdout. Exit status: 0 if L1 ran the
-# script and powered off; 2 on a lab set-up failure (message on stderr).
+# script and powered off; 2 on a lab set-up failure (message on stderr); 3 if L1 stopped
+# before its script ended (no "LAB: done" on its console: L1 reset or died under L0, which
+# QEMU's emulated AMD-V sometimes does, seen with the hostile test's 2 vCPUs about once in
+# seven runs; lab_run() in test_lib.sh then runs the lab once more).
 set -euo pipefail
 
 die() { echo "kvm-lab: $*" >&2; exit 2; }
@@ -207,6 +210,11 @@ status=0
 timeout --foreground "$timeout" "$qemu" "${qemu_data[@]}" -M q35 -cpu EPYC,+svm -smp "$smp" -m 2048 \
   -nodefaults -nographic -serial stdio -monitor "pipe:$work/monitor" -no-reboot "${disk_args[@]}" \
   -kernel "$vmlinuz" -initrd "$work/l1.cpio.gz" \
-  -append "console=ttyS0 quiet panic=-1 no_timer_check" </dev/null || status=1
+  -append "console=ttyS0 quiet panic=-1 no_timer_check" </dev/null | tee "$work/console.log" ||
+  status=1
 kill $nudger $drain 2>/dev/null
 [ $status = 0 ] || die "qemu (L1) failed or timed out after ${timeout}s"
+if ! grep -q 'LAB: done' "$work/console.log"; then
+  echo "kvm-lab: L1 stopped before its script ended (no 'LAB: done' on its console)" >&2
+  exit 3
+fi
