@@ -119,33 +119,43 @@ TEST(JitDiff, StoreIntoDecodedCodeWithoutFenceIRunsTheNewCode) {
   }
 }
 
-TEST(JitDiff, ADirectJumpToABlockWhoseCodeChangedRunsTheNewCode) {
+// The start of a program that rewrites block B, 4 KiB on, halfway through a loop: x27 =
+// `addi x5, x5, 100` (the new instruction), x25 = B's address, x7 = 40 (the loop's count),
+// x8 = 20 (where it rewrites), x5 = 0; then `rest` from offset 28, and B from 4096.
+std::vector<uint32_t> rewriting_program(std::initializer_list<uint32_t> rest,
+                                        std::initializer_list<uint32_t> b_code) {
   using namespace enc;
-  // Block A (page 0) leaves for block B (page 1) with a jal, a direct way out into another
-  // page. Halfway through the loop, B rewrites its own first instruction: only page 1's
-  // blocks are dropped, so A's translation stays, and its way out must not reach B's old
-  // code.
   const uint32_t new_insn = i(100, 5, 0, 5, 0x13);  // addi x5, x5, 100
   const uint32_t lo = new_insn & 0xfff, hi = (new_insn >> 12) + ((lo & 0x800) ? 1 : 0);
-  std::vector<uint32_t> program(1024 + 8, j(0, 0));
-  const uint32_t a[] = {
+  std::vector<uint32_t> program = {
       (hi << 12) | (27u << 7) | 0x37,                // 0: lui x27, hi
       i(static_cast<int32_t>(lo), 27, 0, 27, 0x1b),  // 4: addiw x27, x27, lo
       (1u << 12) | (25u << 7) | 0x37,                // 8: lui x25, 1
       r(0, 24, 25, 0, 25, 0x33),                     // 12: add x25, x25, x24 (B)
       i(40, 0, 0, 7, 0x13),                          // 16: addi x7, x0, 40
       i(20, 0, 0, 8, 0x13),                          // 20: addi x8, x0, 20
-      i(0, 0, 0, 5, 0x13),                           // 24: addi x5, x0, 0
-      i(-1, 7, 0, 7, 0x13),                          // 28 (A): addi x7, x7, -1
-      j(4096 - 32, 0)};                              // 32: j B
-  const uint32_t bb[] = {
-      i(1, 5, 0, 5, 0x13),    // 4096 (B): addi x5, x5, 1 (rewritten)
-      b(8, 8, 7, 1),          // 4100: bne x7, x8, +8
-      s(0, 27, 25, 2, 0x23),  // 4104: sw x27, 0(x25)
-      b(28 - 4108, 0, 7, 1),  // 4108: bne x7, x0, A
-      j(0, 0)};               // 4112: done
-  std::copy(std::begin(a), std::end(a), program.begin());
-  std::copy(std::begin(bb), std::end(bb), program.begin() + 1024);
+      i(0, 0, 0, 5, 0x13)};                          // 24: addi x5, x0, 0
+  program.insert(program.end(), rest);
+  program.resize(1024, j(0, 0));
+  program.insert(program.end(), b_code);
+  program.resize(1024 + 8, j(0, 0));
+  return program;
+}
+
+TEST(JitDiff, ADirectJumpToABlockWhoseCodeChangedRunsTheNewCode) {
+  using namespace enc;
+  // Block A (page 0) leaves for block B (page 1) with a jal, a direct way out into another
+  // page. Halfway through the loop, B rewrites its own first instruction: only page 1's
+  // blocks are dropped, so A's translation stays, and its way out must not reach B's old
+  // code.
+  const std::vector<uint32_t> program = rewriting_program(
+      {i(-1, 7, 0, 7, 0x13),   // 28 (A): addi x7, x7, -1
+       j(4096 - 32, 0)},       // 32: j B
+      {i(1, 5, 0, 5, 0x13),    // 4096 (B): addi x5, x5, 1 (rewritten)
+       b(8, 8, 7, 1),          // 4100: bne x7, x8, +8
+       s(0, 27, 25, 2, 0x23),  // 4104: sw x27, 0(x25)
+       b(28 - 4108, 0, 7, 1),  // 4108: bne x7, x0, A
+       j(0, 0)});              // 4112: done
   Pair p = make_machines(program);
   std::mt19937_64 rng(1);
   ASSERT_EQ(run_both(*p.interp, *p.jit, 400, rng, 1000), "");
@@ -161,30 +171,17 @@ TEST(JitDiff, StoresIntoCodeThatWasReadAsDataRunTheNewCode) {
   // halfway through the loop. B's page was read as data before, so the read TLB holds it;
   // only the write TLB (which leaves out pages with code) sends the stores to the slow path
   // that drops B.
-  const uint32_t new_insn = i(100, 5, 0, 5, 0x13);  // addi x5, x5, 100
-  const uint32_t lo = new_insn & 0xfff, hi = (new_insn >> 12) + ((lo & 0x800) ? 1 : 0);
-  std::vector<uint32_t> program(1024 + 8, j(0, 0));
-  const uint32_t a[] = {
-      (hi << 12) | (27u << 7) | 0x37,                // 0: lui x27, hi
-      i(static_cast<int32_t>(lo), 27, 0, 27, 0x1b),  // 4: addiw x27, x27, lo
-      (1u << 12) | (25u << 7) | 0x37,                // 8: lui x25, 1
-      r(0, 24, 25, 0, 25, 0x33),                     // 12: add x25, x25, x24 (B)
-      i(40, 0, 0, 7, 0x13),                          // 16: addi x7, x0, 40
-      i(20, 0, 0, 8, 0x13),                          // 20: addi x8, x0, 20
-      i(0, 0, 0, 5, 0x13),                           // 24: addi x5, x0, 0
-      i(8, 25, 2, 9, 0x03),                          // 28: lw x9, 8(x25): B's page read
-      i(-1, 7, 0, 7, 0x13),                          // 32 (A): addi x7, x7, -1
-      b(12, 8, 7, 1),                                // 36: bne x7, x8, +12
-      s(0, 27, 25, 2, 0x23),                         // 40: sw x27, 0(x25)
-      s(4, 27, 25, 2, 0x23),                         // 44: sw x27, 4(x25)
-      j(4096 - 48, 0)};                              // 48: j B
-  const uint32_t bb[] = {
-      i(1, 5, 0, 5, 0x13),    // 4096 (B): addi x5, x5, 1 (rewritten)
-      i(1, 5, 0, 5, 0x13),    // 4100: addi x5, x5, 1 (rewritten)
-      b(32 - 4104, 0, 7, 1),  // 4104: bne x7, x0, A
-      j(0, 0)};               // 4108: done
-  std::copy(std::begin(a), std::end(a), program.begin());
-  std::copy(std::begin(bb), std::end(bb), program.begin() + 1024);
+  const std::vector<uint32_t> program = rewriting_program(
+      {i(8, 25, 2, 9, 0x03),   // 28: lw x9, 8(x25): B's page read
+       i(-1, 7, 0, 7, 0x13),   // 32 (A): addi x7, x7, -1
+       b(12, 8, 7, 1),         // 36: bne x7, x8, +12
+       s(0, 27, 25, 2, 0x23),  // 40: sw x27, 0(x25)
+       s(4, 27, 25, 2, 0x23),  // 44: sw x27, 4(x25)
+       j(4096 - 48, 0)},       // 48: j B
+      {i(1, 5, 0, 5, 0x13),    // 4096 (B): addi x5, x5, 1 (rewritten)
+       i(1, 5, 0, 5, 0x13),    // 4100: addi x5, x5, 1 (rewritten)
+       b(32 - 4104, 0, 7, 1),  // 4104: bne x7, x0, A
+       j(0, 0)});              // 4108: done
   Pair p = make_machines(program);
   std::mt19937_64 rng(1);
   ASSERT_EQ(run_both(*p.interp, *p.jit, 400, rng, 1000), "");
