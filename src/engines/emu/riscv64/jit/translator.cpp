@@ -1155,12 +1155,12 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
 // and so leaves through an exit, never through a chain.
 void Emitter::chained_entry(const void* block, uint32_t count, Xbyak::Label& fail) {
   // (rbp, the TLB table, is the prologue's: what changes the context ends its block, and
-  // leaves through an exit.) This block must fit below the limit: retired + count <= m_jit_limit.
+  // leaves through an exit.) This block must fit below the limit: retired + count <=
+  // m_jit_limit, that is, its m_instret (the count before its last instruction) below it.
   mov(rax, hart(m_l.instret));
-  lea(rdi, ptr[rax + r9 + disp(count)]);
-  cmp(rdi, hart(m_l.instret_limit));
-  ja(fail, T_NEAR);
-  lea(rax, ptr[rdi - 1]);  // m_instret: the count before its last instruction
+  lea(rax, ptr[rax + r9 + disp(count - 1)]);
+  cmp(rax, hart(m_l.instret_limit));
+  jae(fail, T_NEAR);
   mov(hart(m_l.instret), rax);
   mov(rax, reinterpret_cast<uintptr_t>(block));
   mov(hart(m_l.block), rax);
