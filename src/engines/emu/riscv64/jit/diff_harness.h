@@ -299,7 +299,9 @@ std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
         case 3: p.push_back(r(0x11, fs, fd, static_cast<uint32_t>(rng() % 3), fd, 0x53)); break;
         default: p.push_back(r(0x71, 0, fd, 0, reg(), 0x53)); break;  // fmv.x.d
       }
-      if (rng() % 8 == 0) p.push_back(csr(5, 0, 0x002, static_cast<uint32_t>(rng() % 8)));  // csrwi frm
+      // csrwi frm; csrwi fflags (which may clear NX: a block's F/D tests then fail)
+      if (rng() % 8 == 0) p.push_back(csr(5, 0, 0x002, static_cast<uint32_t>(rng() % 8)));
+      if (rng() % 8 == 0) p.push_back(csr(5, 0, 0x001, static_cast<uint32_t>(rng() % 32)));
     } else if (kind < 78) {
       static constexpr uint32_t kCsrs[] = {0xb00, 0xb02, 0xc00, 0xc02, 0x001, 0x003};
       if (rng() % 4 == 0) {

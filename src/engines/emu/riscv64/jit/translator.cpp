@@ -297,6 +297,7 @@ class Emitter : public Xbyak::CodeGenerator {
     spill();
     call_handler(d, index);
     m_regs.forget();
+    m_fp = {};
   }
   // rax = the pc of the instruction at pc_off in this block, plus `add`.
   void pc_to_rax(int64_t add) {
@@ -374,11 +375,31 @@ class Emitter : public Xbyak::CodeGenerator {
     Xbyak::Label slow, resume;
     RegCache pre;   // the cache where the fast path jumps to `slow` (slow_from())
     RegCache regs;  // the cache at `resume`
+    // fflags.NX and frm = RNE, which the fast path establishes and the handler may not:
+    // after the handler, the slow path tests them, and where they do not hold it leaves
+    // the block after this instruction instead of resuming (the code after it takes them
+    // as known).
+    bool check_nx = false, check_rne = false;
+    bool used = false;  // the fast path jumps to `slow` (to_slow()): else it is not emitted
   };
+  Xbyak::Label& to_slow(OutOfLine& o) {
+    o.used = true;
+    return o.slow;
+  }
   std::unique_ptr<OutOfLine[]> m_slow;
   uint32_t m_slow_count = 0;
   Xbyak::Label m_fp_constants;
   bool m_fp_constants_used = false;
+  // What the code emitted so far has established about the F/D state on every path to
+  // here, so that later F/D instructions do not test it again (see fp()): mstatus.FS on
+  // (not off), FS dirty, fflags.NX accrued, frm round-to-nearest-even. A handler that
+  // returns true leaves each of them as it found it (it can only set FS dirty and accrue
+  // flags); what can change them goes through call_out(), which forgets them, as does
+  // every instruction more than one path reaches (a branch target).
+  struct FpKnown {
+    bool on = false, dirty = false, nx = false, rne = false;
+  };
+  FpKnown m_fp;
 };
 
 Emitter::OutOfLine& Emitter::slow_path(const DecodedInsn& d, uint32_t index) {
@@ -520,10 +541,10 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   slow_from(o);
   // Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
   // the index of its first, so a page-crossing access misses.
-  if (fp) {
+  if (fp && !m_fp.on) {
     // FS off: the handler raises the illegal-instruction exception.
     test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
-    jz(o.slow, T_NEAR);
+    jz(to_slow(o), T_NEAR);
   }
   // The address: `base` itself when the offset is 0, else rsi.
   const Reg64 va = d.imm == 0 ? base : rsi;
@@ -540,7 +561,7 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   lea(rdx, ptr[va + disp(size - 1)]);
   or_(rdx, 0xfff);
   cmp(rdx, qword[rbp + rax + table]);
-  jne(o.slow, T_NEAR);
+  jne(to_slow(o), T_NEAR);
   // The host address: va + the entry's addend.
   Xbyak::RegExp at = rsi;
   if (d.imm != 0) {
@@ -573,9 +594,11 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     }
     if (fp) {
       mov(fmem(d.rd), rax);  // put_d(): raw bits, FS dirty
-      or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+      if (!m_fp.dirty) or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+      m_fp.dirty = true;
     }
   }
+  m_fp.on = m_fp.on || fp;  // (the handler's success says the same)
   slow_resume(o);
 }
 
@@ -860,10 +883,10 @@ void Emitter::divide(Op op, const DecodedInsn& d, uint32_t index) {
   slow_from(o);
   if (w32) {
     test(ecx, ecx);
-    jz(o.slow, T_NEAR);
+    jz(to_slow(o), T_NEAR);
     if (is_signed) {
       cmp(ecx, 0xffffffffu);
-      je(o.slow, T_NEAR);
+      je(to_slow(o), T_NEAR);
       cdq();
       idiv(ecx);
     } else {
@@ -873,10 +896,10 @@ void Emitter::divide(Op op, const DecodedInsn& d, uint32_t index) {
     movsxd(rax, rem ? edx : eax);
   } else {
     test(rcx, rcx);
-    jz(o.slow, T_NEAR);
+    jz(to_slow(o), T_NEAR);
     if (is_signed) {
       cmp(rcx, 0xffffffffu);  // sign-extended: -1
-      je(o.slow, T_NEAR);
+      je(to_slow(o), T_NEAR);
       cqo();
       idiv(rcx);
     } else {
@@ -915,35 +938,44 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
   const bool from_x = op == Op::kFmvDX || cvt;  // reads an x register
   const Reg64 src = from_x ? rx(d.rs1) : rax;
   slow_from(o);
-  test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
-  jz(o.slow, T_NEAR);
-  if ((arith || cvt) && d.rm == 7) {
-    cmp(byte[rbx + disp(m_l.frm)], arith ? 0 : 4);
-    if (arith) jne(o.slow, T_NEAR);
-    else ja(o.slow, T_NEAR);
+  // The tests this block has not made yet on the way here (m_fp); each holds from here on,
+  // the slow path making sure of what its handler may leave otherwise (OutOfLine).
+  if (!m_fp.on) {
+    test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+    jz(to_slow(o), T_NEAR);
+  }
+  if (arith && d.rm == 7 && !m_fp.rne) {
+    cmp(byte[rbx + disp(m_l.frm)], 0);
+    jne(to_slow(o), T_NEAR);
+    o.check_rne = true;
+  } else if (cvt && d.rm == 7 && !m_fp.rne) {
+    cmp(byte[rbx + disp(m_l.frm)], 4);  // a valid mode: the only fact needed
+    ja(to_slow(o), T_NEAR);
+  }
+  if (arith && !m_fp.nx) {
+    test(byte[rbx + disp(m_l.fflags)], fpu::kNX);
+    jz(to_slow(o), T_NEAR);
+    o.check_nx = true;
   }
   if (arith) {
-    test(byte[rbx + disp(m_l.fflags)], fpu::kNX);
-    jz(o.slow, T_NEAR);
     movsd(xmm0, fmem(d.rs1));
-    movsd(xmm1, fmem(d.rs2));
     if (is_fma(op)) {
       movsd(xmm2, fmem(d.rs3));
-      // xmm2 = ±(xmm0 * xmm1) ± xmm2, one rounding. RISC-V fnmsub is -(a*b)+c (x86
+      // xmm2 = ±(xmm0 * rs2) ± xmm2, one rounding. RISC-V fnmsub is -(a*b)+c (x86
       // vfnmadd), fnmadd is -(a*b)-c (x86 vfnmsub).
       switch (op) {
-        case Op::kFmaddD: vfmadd231sd(xmm2, xmm0, xmm1); break;
-        case Op::kFmsubD: vfmsub231sd(xmm2, xmm0, xmm1); break;
-        case Op::kFnmsubD: vfnmadd231sd(xmm2, xmm0, xmm1); break;
-        default: vfnmsub231sd(xmm2, xmm0, xmm1); break;
+        case Op::kFmaddD: vfmadd231sd(xmm2, xmm0, fmem(d.rs2)); break;
+        case Op::kFmsubD: vfmsub231sd(xmm2, xmm0, fmem(d.rs2)); break;
+        case Op::kFnmsubD: vfnmadd231sd(xmm2, xmm0, fmem(d.rs2)); break;
+        default: vfnmsub231sd(xmm2, xmm0, fmem(d.rs2)); break;
       }
       movq(rax, xmm2);
     } else {
       switch (op) {
-        case Op::kFaddD: addsd(xmm0, xmm1); break;
-        case Op::kFsubD: subsd(xmm0, xmm1); break;
-        case Op::kFmulD: mulsd(xmm0, xmm1); break;
-        default: divsd(xmm0, xmm1); break;
+        case Op::kFaddD: addsd(xmm0, fmem(d.rs2)); break;
+        case Op::kFsubD: subsd(xmm0, fmem(d.rs2)); break;
+        case Op::kFmulD: mulsd(xmm0, fmem(d.rs2)); break;
+        default: divsd(xmm0, fmem(d.rs2)); break;
       }
       movq(rax, xmm0);
     }
@@ -952,12 +984,18 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
     lea(rsi, ptr[rax + rax]);
     sub(rsi, qword[rip + fp_constants()]);
     cmp(rsi, qword[rip + fp_constants() + 8]);
-    jae(o.slow, T_NEAR);
+    jae(to_slow(o), T_NEAR);
     mov(fmem(d.rd), rax);
   } else {
     switch (op) {
       case Op::kFsgnjD: case Op::kFsgnjnD: case Op::kFsgnjxD:
         mov(rax, fmem(d.rs1));
+        if (d.rs1 == d.rs2) {  // fmv.d, fneg.d, fabs.d
+          if (op == Op::kFsgnjnD) btc(rax, 63);
+          else if (op == Op::kFsgnjxD) btr(rax, 63);
+          mov(fmem(d.rd), rax);
+          break;
+        }
         mov(rcx, fmem(d.rs2));
         if (op == Op::kFsgnjnD) not_(rcx);
         shr(rcx, 63);  // rcx = the sign bit alone
@@ -970,6 +1008,7 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
       case Op::kFmvXD:  // put_x() with no flags: FS unchanged
         mov(rax, fmem(d.rs1));
         wx(d.rd, rax);
+        m_fp.on = true;
         slow_resume(o);
         return;
       case Op::kFmvDX:
@@ -986,7 +1025,10 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
         break;
     }
   }
-  or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);  // fp_dirty()
+  if (!m_fp.dirty) or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);  // fp_dirty()
+  m_fp.on = m_fp.dirty = true;
+  m_fp.nx = m_fp.nx || arith;
+  m_fp.rne = m_fp.rne || (arith && d.rm == 7);
   slow_resume(o);
 }
 
@@ -1033,6 +1075,7 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   chained_entry(block, count, chained_fail);
   L(body);
   m_regs.forget();
+  m_fp = {};
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     const Op op = op_of(d);
@@ -1047,6 +1090,7 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
         m_head_set[i] = true;
       }
       L(m_insn[i]);
+      m_fp = {};
     }
     switch (op) {
       case Op::kCall:
@@ -1100,13 +1144,27 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   // reloaded as the fast path left it), then the exits.
   for (uint32_t s = 0; s < m_slow_count; ++s) {
     OutOfLine& o = m_slow[s];
+    if (!o.used) continue;
     L(o.slow);
     store_dirty(o.pre);
     call_handler(*o.d, o.index);
+    Xbyak::Label leave;
+    if (o.check_nx) {
+      test(byte[rbx + disp(m_l.fflags)], fpu::kNX);
+      jz(leave, T_NEAR);
+    }
+    if (o.check_rne) {
+      cmp(byte[rbx + disp(m_l.frm)], 0);
+      jne(leave, T_NEAR);
+    }
     for (int slot = 0; slot < RegCache::kPool; ++slot)
       if (o.regs.guest(slot) >= 0)
         mov(RegCache::host(slot), xmem(static_cast<unsigned>(o.regs.guest(slot))));
     jmp(o.resume, T_NEAR);
+    if (o.check_nx || o.check_rne) {  // on to the next instruction, from memory
+      L(leave);
+      chain_direct(o.index, static_cast<int64_t>(o.index) + 2 - count, o.d->pc_off + o.d->len);
+    }
   }
   for (uint32_t i = 0; i <= count; ++i) {
     if (!m_exit_used[i]) continue;
