@@ -5,14 +5,16 @@
 //        system instructions, traps) ends the block and leaves the translations (their
 //        handlers return false: an exit, never a chain)
 //   r8-r15  guest x registers cached inside the translation (RegCache below)
+//   xmm3-xmm15  guest f registers cached inside the translation (the same RegCache)
 //   rax, rcx, rdx, rsi, rdi, xmm0-xmm2  scratch (caller-saved: dead across handler calls)
 // The cache is write-back: a register written in the block stays in its host register
-// (dirty) and is stored to hart.m_x when its slot is reused, and before anything that reads
-// or leaves memory as the state: a handler call (then the cache is forgotten: the handler
-// may write any register, and calls clobber r8-r11), a slow path (it stores what was dirty
-// where the fast path left for it), every way out of the block, and every jump to an
-// instruction another one of the block also branches to (a forward target starts with the
-// cache empty; a loop head, see branch(), with its own cache).
+// (dirty) and is stored to hart.m_x (m_f) when its slot is reused, and before anything that
+// reads or leaves memory as the state: a handler call (then the cache is forgotten: the
+// handler may write any register, and calls clobber r8-r11 and every xmm register), a
+// slow path (it stores what was dirty where the fast path left for it), every way out of
+// the block, and every jump to an instruction another one of the block also branches to (a
+// forward target starts with the cache empty; a loop head, see branch(), with its own
+// cache).
 #include "engines/emu/riscv64/jit/translator.h"
 
 #if !defined(__x86_64__)
@@ -54,12 +56,12 @@ namespace doppel::rv64::jit {
 
 namespace {
 
-// The most code one block can need: 64 instructions of at most ~250 bytes in line (a fused
-// multiply-add's operand checks; a branch's loop check, cache reconciliation and exit with
-// its stores) and ~160 out of line (a slow path's stores, handler call and reloads), plus
-// the prologue. A block starts only where this much is free; if it still does not fit, the
+// The most code one block can need: 64 instructions of at most ~500 bytes in line (a
+// branch's loop check, reconciliation of 21 cached registers and exit with their stores)
+// and ~400 out of line (a slow path's stores, handler call, reloads and way out), plus the
+// prologue. A block starts only where this much is free; if it still does not fit, the
 // cache is dropped and it is emitted again (translate()).
-constexpr size_t kMaxBlockCode = 64 * 512 + 512;
+constexpr size_t kMaxBlockCode = 64 * 1024 + 512;
 
 bool illegal_handler(Hart& h, const DecodedInsn& d) { return h.illegal(d); }
 
@@ -149,6 +151,18 @@ uint64_t x_regs(const DecodedInsn& d) {
   return m;
 }
 
+// The f registers instruction d names (as DecodedInsn::rd, rs1, rs2, rs3), a bit each.
+uint32_t f_regs(const DecodedInsn& d) {
+  if (d.spec == 0xffff) return 0;
+  const uint8_t f = spec_at(d.spec).fregs;
+  uint32_t m = 0;
+  if ((f & kRdF) && d.rd < 32) m |= 1u << d.rd;
+  if (f & kRs1F) m |= 1u << d.rs1;
+  if (f & kRs2F) m |= 1u << d.rs2;
+  if ((f & kRs3F) && d.rs3 < 32) m |= 1u << d.rs3;
+  return m;
+}
+
 }  // namespace
 
 // Offsets into Hart of what translations touch (Hart is not standard-layout, so they are
@@ -173,14 +187,26 @@ struct HartLayout {
 // x0 sink): a loop keeps it in a host register (loop_head_cache()), so that its count and
 // limit test do not go through memory on every pass.
 constexpr unsigned kInstret = 33;
+// The register cache's name for guest f register f: kF + f.
+constexpr unsigned kF = 64;
 
-// Which guest x register each of r8-r15 holds, and whether it is dirty (see the top). Allocation is
-// least recently used; a register an instruction has just read is never the one evicted
-// for its next operand, since the pool holds more than two.
+// A set of the register cache's names: x registers and kInstret in x, f registers in f.
+struct RegSet {
+  uint64_t x = 0;
+  uint32_t f = 0;
+  bool has(unsigned r) const { return r >= kF ? (f >> (r - kF) & 1) != 0 : (x >> r & 1) != 0; }
+};
+
+// Which guest register each cache slot holds, and whether it is dirty (see the top): x
+// registers (and kInstret) in slots 0-7, r8-r15; f registers in slots 8-20, xmm3-xmm15.
+// Allocation is least recently used within each kind; a register an instruction has just
+// read is never the one evicted for its next operand, since each pool holds more than three.
 class RegCache {
  public:
-  static constexpr int kPool = 8;
+  static constexpr int kX = 8;       // slots [0, kX): r8-r15
+  static constexpr int kPool = 21;   // slots [kX, kPool): xmm3-xmm15
   static Xbyak::Reg64 host(int slot) { return Xbyak::Reg64(8 + slot); }
+  static Xbyak::Xmm xmm(int slot) { return Xbyak::Xmm(3 + slot - kX); }
   void forget() {
     for (int s = 0; s < kPool; ++s) {
       m_guest[s] = -1;
@@ -194,11 +220,12 @@ class RegCache {
     return -1;
   }
   void touch(int slot) { m_age[slot] = ++m_clock; }
-  // The slot to give a register that is not cached: a free one, else the least recent
-  // (whose register the caller stores first if it is dirty: Emitter::claim()).
-  int victim() const {
-    int best = 0;
-    for (int s = 0; s < kPool; ++s) {
+  // The slot to give register r, which is not cached: a free one of its kind, else the
+  // least recent (whose register the caller stores first if it is dirty: Emitter::claim()).
+  int victim(unsigned r) const {
+    const int from = r >= kF ? kX : 0, to = r >= kF ? kPool : kX;
+    int best = from;
+    for (int s = from; s < to; ++s) {
       if (m_guest[s] < 0) return s;
       if (m_age[s] < m_age[best]) best = s;
     }
@@ -223,7 +250,8 @@ class RegCache {
   }
 
  private:
-  int m_guest[kPool] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  int m_guest[kPool] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                       -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
   bool m_dirty[kPool] = {};
   uint32_t m_age[kPool] = {};
   uint32_t m_clock = 0;
@@ -250,13 +278,42 @@ class Emitter : public Xbyak::CodeGenerator {
   }
   Xbyak::Address fmem(unsigned r) { return qword[rbx + disp(m_l.f + 8 * static_cast<int32_t>(r))]; }
   Xbyak::Address hart(int32_t off) { return qword[rbx + disp(off)]; }
+  // Cache slot s from / to the home of guest register g (x, kInstret or kF + f).
+  void load_slot(int s, int g) {
+    const auto r = static_cast<unsigned>(g);
+    if (s < RegCache::kX) mov(RegCache::host(s), xmem(r));
+    else movsd(RegCache::xmm(s), fmem(r - kF));
+  }
+  void store_slot(int s, int g) {
+    const auto r = static_cast<unsigned>(g);
+    if (s < RegCache::kX) mov(xmem(r), RegCache::host(s));
+    else movsd(fmem(r - kF), RegCache::xmm(s));
+  }
   // A slot for guest register r, which is not cached (the victim's dirty value stored).
   int claim(unsigned r) {
-    const int s = m_regs.victim();
-    if (m_regs.guest(s) >= 0 && m_regs.dirty(s))
-      mov(xmem(static_cast<unsigned>(m_regs.guest(s))), RegCache::host(s));
+    const int s = m_regs.victim(r);
+    if (m_regs.guest(s) >= 0 && m_regs.dirty(s)) store_slot(s, m_regs.guest(s));
     m_regs.assign(s, r);
     return s;
+  }
+  // The xmm register holding guest f register f (loaded on a miss).
+  Xbyak::Xmm frx(unsigned f) {
+    int s = m_regs.find(kF + f);
+    if (s < 0) {
+      s = claim(kF + f);
+      movsd(RegCache::xmm(s), fmem(f));
+    } else {
+      m_regs.touch(s);
+    }
+    return RegCache::xmm(s);
+  }
+  // f register f's xmm register, to be written (dirty from now on).
+  Xbyak::Xmm fdest(unsigned f) {
+    int s = m_regs.find(kF + f);
+    if (s < 0) s = claim(kF + f);
+    m_regs.touch(s);
+    m_regs.set_dirty(s, true);
+    return RegCache::xmm(s);
   }
   // The host register holding guest register r (loaded on a miss).
   Reg64 rx(unsigned r) {
@@ -285,8 +342,7 @@ class Emitter : public Xbyak::CodeGenerator {
   // Stores every dirty register of `regs` (memory is the state after).
   void store_dirty(const RegCache& regs) {
     for (int s = 0; s < RegCache::kPool; ++s)
-      if (regs.guest(s) >= 0 && regs.dirty(s))
-        mov(xmem(static_cast<unsigned>(regs.guest(s))), RegCache::host(s));
+      if (regs.guest(s) >= 0 && regs.dirty(s)) store_slot(s, regs.guest(s));
   }
   void spill() {
     store_dirty(m_regs);
@@ -328,7 +384,7 @@ class Emitter : public Xbyak::CodeGenerator {
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
   bool alu_in_place(Op op, const DecodedInsn& d);
-  void loop_head_cache(uint64_t regs);
+  void loop_head_cache(const RegSet& regs);
   // m_instret += v: in its host register when a loop holds it there, else in memory.
   void add_instret(int32_t v);
   // Makes the cache `head` (stores what is dirty and not where head has it, then loads
@@ -352,7 +408,7 @@ class Emitter : public Xbyak::CodeGenerator {
   // from after it), and the register cache there (m_head: a loop head's, see branch()).
   static constexpr uint8_t kForward = 1, kBackward = 2;
   std::unique_ptr<uint8_t[]> m_target;
-  std::unique_ptr<uint64_t[]> m_loop_regs;  // a loop head's: the x registers of its body
+  std::unique_ptr<RegSet[]> m_loop_regs;  // a loop head's: the registers of its body
   std::unique_ptr<RegCache[]> m_head;
   std::unique_ptr<bool[]> m_head_set;
   std::unique_ptr<Xbyak::Label[]> m_exit;  // per instruction: leave with its index
@@ -538,6 +594,7 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   // The operands first: the slow path starts from the cache as it is after them.
   const Reg64 base = rx(d.rs1);
   const Reg64 value = is_store && !fp ? rx(d.rs2) : rax;
+  const Xbyak::Xmm fvalue = is_store && fp ? frx(d.rs2) : xmm0;
   slow_from(o);
   // Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
   // the index of its first, so a page-crossing access misses.
@@ -572,17 +629,23 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   }
   if (is_store) {
     const Reg64 v = value;
-    if (fp) mov(rax, fmem(d.rs2));
     switch (size) {
       case 1: mov(byte[at], v.cvt8()); break;
       case 2: mov(word[at], v.cvt16()); break;
       case 4: mov(dword[at], v.cvt32()); break;
-      default: mov(qword[at], v); break;
+      default:
+        if (fp) movsd(qword[at], fvalue);
+        else mov(qword[at], v);
+        break;
     }
+  } else if (fp) {  // put_d(): raw bits, FS dirty
+    movsd(fdest(d.rd), qword[at]);
+    if (!m_fp.dirty) or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+    m_fp.dirty = true;
   } else {
     // Straight into rd's cache register (a victim it evicts is stored here, after the
     // last jump to the slow path, which stores it from o.pre).
-    const Reg64 to = fp || d.rd == 32 ? rax : dest(d.rd);
+    const Reg64 to = d.rd == 32 ? rax : dest(d.rd);
     switch (op) {
       case Op::kLb: movsx(to, byte[at]); break;
       case Op::kLh: movsx(to, word[at]); break;
@@ -591,11 +654,6 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
       case Op::kLhu: movzx(to.cvt32(), word[at]); break;
       case Op::kLwu: mov(to.cvt32(), dword[at]); break;
       default: mov(to, qword[at]); break;
-    }
-    if (fp) {
-      mov(fmem(d.rd), rax);  // put_d(): raw bits, FS dirty
-      if (!m_fp.dirty) or_(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
-      m_fp.dirty = true;
     }
   }
   m_fp.on = m_fp.on || fp;  // (the handler's success says the same)
@@ -690,34 +748,36 @@ void Emitter::add_instret(int32_t v) {
 void Emitter::reconcile(const RegCache& head) {
   for (int slot = 0; slot < RegCache::kPool; ++slot) {
     const int g = m_regs.guest(slot);
-    if (g >= 0 && m_regs.dirty(slot) && head.guest(slot) != g)
-      mov(xmem(static_cast<unsigned>(g)), RegCache::host(slot));
+    if (g >= 0 && m_regs.dirty(slot) && head.guest(slot) != g) store_slot(slot, g);
   }
   for (int slot = 0; slot < RegCache::kPool; ++slot) {
     const int g = head.guest(slot);
-    if (g >= 0 && m_regs.guest(slot) != g)
-      mov(RegCache::host(slot), xmem(static_cast<unsigned>(g)));
+    if (g >= 0 && m_regs.guest(slot) != g) load_slot(slot, g);
   }
 }
 
-// On the way into a loop (a block's own backward branch target): the cache holds the x
-// registers the loop body uses (`regs`, a bit per register), as many as fit, and nothing
-// else, so the loop neither loads them nor reloads others on its way back (branch()).
-void Emitter::loop_head_cache(uint64_t regs) {
+// On the way into a loop (a block's own backward branch target): the cache holds the
+// registers the loop body uses (`regs`), as many as fit, and nothing else, so the loop
+// neither loads them nor reloads others on its way back (branch()).
+void Emitter::loop_head_cache(const RegSet& regs) {
   for (int slot = 0; slot < RegCache::kPool; ++slot) {
     const int g = m_regs.guest(slot);
-    if (g >= 0 && !(regs >> g & 1)) {
-      if (m_regs.dirty(slot)) mov(xmem(static_cast<unsigned>(g)), RegCache::host(slot));
+    if (g >= 0 && !regs.has(static_cast<unsigned>(g))) {
+      if (m_regs.dirty(slot)) store_slot(slot, g);
       m_regs.drop(slot);
     }
   }
-  for (unsigned r = 0; r <= kInstret; ++r) {
-    if (!(regs >> r & 1) || m_regs.find(r) >= 0) continue;
-    const int slot = m_regs.victim();
-    if (m_regs.guest(slot) >= 0) break;  // full
-    m_regs.assign(slot, r);
-    mov(RegCache::host(slot), xmem(r));
-  }
+  const auto take = [&](unsigned from, unsigned to) {
+    for (unsigned r = from; r <= to; ++r) {
+      if (!regs.has(r) || m_regs.find(r) >= 0) continue;
+      const int slot = m_regs.victim(r);
+      if (m_regs.guest(slot) >= 0) return;  // full
+      m_regs.assign(slot, r);
+      load_slot(slot, static_cast<int>(r));
+    }
+  };
+  take(0, kInstret);
+  take(kF, kF + 31);
 }
 
 // The common two-operand forms, computed in rd's own cache register (no copy through rax):
@@ -936,7 +996,12 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
   }
   OutOfLine& o = slow_path(d, index);
   const bool from_x = op == Op::kFmvDX || cvt;  // reads an x register
+  const bool sgnj = op == Op::kFsgnjD || op == Op::kFsgnjnD || op == Op::kFsgnjxD;
+  // The operands into the cache first: the slow path starts from it as it is after them.
   const Reg64 src = from_x ? rx(d.rs1) : rax;
+  const Xbyak::Xmm a = from_x ? xmm0 : frx(d.rs1);
+  const Xbyak::Xmm b = arith || sgnj ? frx(d.rs2) : xmm0;
+  const Xbyak::Xmm c = is_fma(op) ? frx(d.rs3) : xmm0;
   slow_from(o);
   // The tests this block has not made yet on the way here (m_fp); each holds from here on,
   // the slow path making sure of what its handler may leave otherwise (OutOfLine).
@@ -957,71 +1022,72 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
     jz(to_slow(o), T_NEAR);
     o.check_nx = true;
   }
+  // The result goes to rd's cache register (fdest()) after the last jump to the slow path
+  // (a victim it evicts is stored there, which the slow path does from o.pre).
   if (arith) {
-    movsd(xmm0, fmem(d.rs1));
     if (is_fma(op)) {
-      movsd(xmm2, fmem(d.rs3));
-      // xmm2 = ±(xmm0 * rs2) ± xmm2, one rounding. RISC-V fnmsub is -(a*b)+c (x86
-      // vfnmadd), fnmadd is -(a*b)-c (x86 vfnmsub).
+      // xmm0 = ±(rs1 * rs2) ± rs3, one rounding. RISC-V fnmsub is -(a*b)+c (x86 vfnmadd),
+      // fnmadd is -(a*b)-c (x86 vfnmsub).
+      movapd(xmm0, c);
       switch (op) {
-        case Op::kFmaddD: vfmadd231sd(xmm2, xmm0, fmem(d.rs2)); break;
-        case Op::kFmsubD: vfmsub231sd(xmm2, xmm0, fmem(d.rs2)); break;
-        case Op::kFnmsubD: vfnmadd231sd(xmm2, xmm0, fmem(d.rs2)); break;
-        default: vfnmsub231sd(xmm2, xmm0, fmem(d.rs2)); break;
+        case Op::kFmaddD: vfmadd231sd(xmm0, a, b); break;
+        case Op::kFmsubD: vfmsub231sd(xmm0, a, b); break;
+        case Op::kFnmsubD: vfnmadd231sd(xmm0, a, b); break;
+        default: vfnmsub231sd(xmm0, a, b); break;
       }
-      movq(rax, xmm2);
     } else {
+      movapd(xmm0, a);
       switch (op) {
-        case Op::kFaddD: addsd(xmm0, fmem(d.rs2)); break;
-        case Op::kFsubD: subsd(xmm0, fmem(d.rs2)); break;
-        case Op::kFmulD: mulsd(xmm0, fmem(d.rs2)); break;
-        default: divsd(xmm0, fmem(d.rs2)); break;
+        case Op::kFaddD: addsd(xmm0, b); break;
+        case Op::kFsubD: subsd(xmm0, b); break;
+        case Op::kFmulD: mulsd(xmm0, b); break;
+        default: divsd(xmm0, b); break;
       }
-      movq(rax, xmm0);
     }
+    movq(rax, xmm0);
     // Finite and |result| > the smallest normal (fpu_host.h's safe_result64): with the
     // sign shifted out, 2|r| - 2(min + 1 ulp) < 2(inf - (min + 1 ulp)), unsigned.
     lea(rsi, ptr[rax + rax]);
     sub(rsi, qword[rip + fp_constants()]);
     cmp(rsi, qword[rip + fp_constants() + 8]);
     jae(to_slow(o), T_NEAR);
-    mov(fmem(d.rd), rax);
+    movapd(fdest(d.rd), xmm0);
   } else {
     switch (op) {
       case Op::kFsgnjD: case Op::kFsgnjnD: case Op::kFsgnjxD:
-        mov(rax, fmem(d.rs1));
-        if (d.rs1 == d.rs2) {  // fmv.d, fneg.d, fabs.d
-          if (op == Op::kFsgnjnD) btc(rax, 63);
-          else if (op == Op::kFsgnjxD) btr(rax, 63);
-          mov(fmem(d.rd), rax);
+        if (d.rs1 == d.rs2 && op == Op::kFsgnjD) {  // fmv.d
+          if (d.rd != d.rs1) movapd(fdest(d.rd), a);
           break;
         }
-        mov(rcx, fmem(d.rs2));
-        if (op == Op::kFsgnjnD) not_(rcx);
-        shr(rcx, 63);  // rcx = the sign bit alone
-        shl(rcx, 63);
-        if (op != Op::kFsgnjxD) btr(rax, 63);
-        if (op == Op::kFsgnjxD) xor_(rax, rcx);
-        else or_(rax, rcx);
-        mov(fmem(d.rd), rax);
+        movq(rax, a);
+        if (d.rs1 == d.rs2) {  // fneg.d, fabs.d
+          if (op == Op::kFsgnjnD) btc(rax, 63);
+          else btr(rax, 63);
+        } else {
+          movq(rcx, b);
+          if (op == Op::kFsgnjnD) not_(rcx);
+          shr(rcx, 63);  // rcx = the sign bit alone
+          shl(rcx, 63);
+          if (op != Op::kFsgnjxD) btr(rax, 63);
+          if (op == Op::kFsgnjxD) xor_(rax, rcx);
+          else or_(rax, rcx);
+        }
+        movq(fdest(d.rd), rax);
         break;
       case Op::kFmvXD:  // put_x() with no flags: FS unchanged
-        mov(rax, fmem(d.rs1));
-        wx(d.rd, rax);
+        if (d.rd != 32) movq(dest(d.rd), a);
         m_fp.on = true;
         slow_resume(o);
         return;
       case Op::kFmvDX:
-        mov(fmem(d.rd), src);
+        movq(fdest(d.rd), src);
         break;
       case Op::kFcvtDW:
-        cvtsi2sd(xmm0, src.cvt32());
-        movq(fmem(d.rd), xmm0);
+        cvtsi2sd(fdest(d.rd), src.cvt32());
         break;
       default:  // fcvt.d.wu: the zero-extended value, exact in binary64
         mov(eax, src.cvt32());
-        cvtsi2sd(xmm0, rax);
-        movq(fmem(d.rd), xmm0);
+        cvtsi2sd(fdest(d.rd), rax);
         break;
     }
   }
@@ -1038,7 +1104,7 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   m_page_offset = page_offset;
   m_insn.reset(new Xbyak::Label[count + 1]);
   m_target.reset(new uint8_t[count + 1]());
-  m_loop_regs.reset(new uint64_t[count + 1]());
+  m_loop_regs.reset(new RegSet[count + 1]());
   m_head.reset(new RegCache[count + 1]);
   m_head_set.reset(new bool[count + 1]());
   m_exit.reset(new Xbyak::Label[count + 1]);
@@ -1052,9 +1118,12 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
       if (t >= 0 && t < static_cast<int64_t>(count)) {
         m_target[static_cast<size_t>(t)] |= t > static_cast<int64_t>(i) ? kForward : kBackward;
         if (t <= static_cast<int64_t>(i)) {
-          m_loop_regs[static_cast<size_t>(t)] |= 1ull << kInstret;
-          for (auto k = static_cast<uint32_t>(t); k <= i; ++k)
-            m_loop_regs[static_cast<size_t>(t)] |= x_regs(first[k]);
+          RegSet& loop = m_loop_regs[static_cast<size_t>(t)];
+          loop.x |= 1ull << kInstret;
+          for (auto k = static_cast<uint32_t>(t); k <= i; ++k) {
+            loop.x |= x_regs(first[k]);
+            loop.f |= f_regs(first[k]);
+          }
         }
       }
     }
@@ -1158,8 +1227,7 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
       jne(leave, T_NEAR);
     }
     for (int slot = 0; slot < RegCache::kPool; ++slot)
-      if (o.regs.guest(slot) >= 0)
-        mov(RegCache::host(slot), xmem(static_cast<unsigned>(o.regs.guest(slot))));
+      if (o.regs.guest(slot) >= 0) load_slot(slot, o.regs.guest(slot));
     jmp(o.resume, T_NEAR);
     if (o.check_nx || o.check_rne) {  // on to the next instruction, from memory
       L(leave);
