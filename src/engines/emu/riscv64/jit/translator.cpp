@@ -174,7 +174,8 @@ struct HartLayout {
   uint32_t tlb_write_delta;  // m_tlb_write - m_tlb_read in bytes (the write table follows)
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
   uint64_t jump;  // the address of the translator's jump cache
-  uint64_t chain_stub, link_stub, epilogue_stub;  // in the code cache (Emitter::stubs())
+  // In the code cache (Emitter::stubs()).
+  uint64_t chain_stub, link_stub, link_page_stub, fail_stub, epilogue_stub;
   bool fma;       // the host has FMA3 (fpu_host.h's fast path needs it too)
   bool bmi2;      // the host has BMI2 (shlx, shrx, sarx: shifts by a register, any operands)
   static int32_t off(const Hart& h, const void* member) {
@@ -267,6 +268,8 @@ class Emitter : public Xbyak::CodeGenerator {
   void stubs();
   size_t chained_offset() const { return m_chained_offset; }
   size_t link_offset() const { return m_link_offset; }
+  size_t link_page_offset() const { return m_link_page_offset; }
+  size_t fail_offset() const { return m_fail_offset; }
   size_t epilogue_offset() const { return m_epilogue_offset; }
 
  private:
@@ -379,7 +382,7 @@ class Emitter : public Xbyak::CodeGenerator {
   void call_handler(const DecodedInsn& d, uint32_t index);
   void chain(uint32_t index, int64_t retired_adjust);
   void chain_direct(uint32_t index, int64_t retired_adjust, int64_t offset);
-  void chained_entry(const void* block, uint32_t count, Xbyak::Label& fail);
+  void chained_entry(uint32_t count, Xbyak::Label& fail);
   void memory(Op op, const DecodedInsn& d, uint32_t index);
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
@@ -415,10 +418,19 @@ class Emitter : public Xbyak::CodeGenerator {
   std::unique_ptr<bool[]> m_exit_used;
   size_t m_chained_offset = 0;
   size_t m_link_offset = 0;
+  size_t m_link_page_offset = 0;
+  size_t m_fail_offset = 0;
+  // This block as a way out names it to the next one's chained entry (r8): its Block in
+  // the low 48 bits, the exit's index above them (stubs(): fail).
+  uint64_t m_block_ptr = 0;
+  uint64_t from(uint32_t index) const { return m_block_ptr | uint64_t{index} << 48; }
   // A direct way out (chain_direct()): its LinkSlot, emitted after the code, and the path
   // that asks the link stub to patch it.
   struct Link {
     Xbyak::Label slot, relink;
+    uint32_t index = 0;
+    int64_t retired_adjust = 0, offset = 0;
+    bool in_page = false;
   };
   std::unique_ptr<Link[]> m_links;
   uint32_t m_link_count = 0;
@@ -494,8 +506,7 @@ void Emitter::call_handler(const DecodedInsn& d, uint32_t index) {
 // the shared chain stub; m_instret + retired_adjust instructions retired before the next
 // block.
 void Emitter::chain(uint32_t index, int64_t retired_adjust) {
-  exit_label(index);  // not jumped to here, but see stubs(): the index is r8's
-  mov(r8d, index);
+  mov(r8, from(index));
   mov(r9, static_cast<uint64_t>(retired_adjust));  // (a uint32_t would zero-extend)
   jmp(reinterpret_cast<const void*>(m_l.chain_stub), T_NEAR);
 }
@@ -505,31 +516,39 @@ void Emitter::chain(uint32_t index, int64_t retired_adjust) {
 // translation its LinkSlot names while the chain key is the one the slot was patched
 // under, and, for a pc in another page than the block's, the pc is the one it was patched
 // for; otherwise it asks the link stub, which looks the pc up and patches the slot (see
-// stubs()).
+// stubs()). Into the block's own page the pc is not needed in rcx: the way out moves
+// m_block_pc itself and enters past the chained entry's store of it.
 void Emitter::chain_direct(uint32_t index, int64_t retired_adjust, int64_t offset) {
-  exit_label(index);
-  mov(rcx, hart(m_l.block_pc));
-  add_imm(rcx, offset);
-  mov(r8d, index);
-  mov(r9, static_cast<uint64_t>(retired_adjust));
   const int64_t in_page = static_cast<int64_t>(m_page_offset) + offset;
   Link& link = m_links[m_link_count++];
-  if (in_page < 0 || in_page >= 4096) {
+  link.index = index;
+  link.retired_adjust = retired_adjust;
+  link.offset = offset;
+  link.in_page = in_page >= 0 && in_page < 4096;
+  if (!link.in_page) {
+    mov(rcx, hart(m_l.block_pc));
+    add_imm(rcx, offset);
     cmp(rcx, qword[rip + link.slot + static_cast<int>(offsetof(LinkSlot, va))]);
     jne(link.relink, T_NEAR);
   }
   mov(rax, hart(m_l.chain_key));
   cmp(rax, qword[rip + link.slot + static_cast<int>(offsetof(LinkSlot, key))]);
   jne(link.relink, T_NEAR);
+  if (link.in_page && offset != 0) add(hart(m_l.block_pc), imm32(offset));
+  mov(r8, from(index));
+  mov(r9, static_cast<uint64_t>(retired_adjust));
   jmp(qword[rip + link.slot + static_cast<int>(offsetof(LinkSlot, to))]);
 }
 
 // What every translation of this cache shares, emitted first into it:
-//   the chain stub: in: rcx the next pc, r8d the index to leave with, r9 the instructions
-//     retired before the next block less m_instret (r8-r15 are free here: a block
-//     stores its dirty registers before it leaves). Jumps into the next
-//     translation's body when the jump cache has it and it may run (translator.h), else
-//     leaves with r8d;
+//   the chain stub: in: rcx the next pc, r8 the way out (Emitter::from(): the jumping
+//     block and the index to leave with), r9 the instructions retired before the next block
+//     less m_instret (r8-r15 are free here: a block stores its dirty registers before it
+//     leaves). Jumps into the next translation's chained entry when the jump cache has it
+//     (translator.h), else leaves through `fail`;
+//   the link stubs (r10 the LinkSlot to patch), one for links into another page and one for
+//     links into the block's own page (whose way out has not moved m_block_pc yet);
+//   fail: leaves for pc rcx as the way out r8 names: m_block its block, eax its index;
 //   the epilogue: in: eax the index; pops what every translation's prologue pushed.
 void Emitter::stubs() {
   Xbyak::Label fail, epilogue;
@@ -561,9 +580,30 @@ void Emitter::stubs() {
   mov(qword[r10 + offsetof(LinkSlot, to)], rax);
   mov(qword[r10 + offsetof(LinkSlot, va)], rcx);
   jmp(rax);
+  // Into the block's own page: the slot names the entry past the chained entry's first
+  // instruction, the store of m_block_pc from rcx (block()), which that way out does itself.
+  Xbyak::Label measured;
+  jmp(measured, T_NEAR);
+  const size_t store_at = getSize();
+  mov(hart(m_l.block_pc), rcx);
+  const auto store_bytes = static_cast<uint32_t>(getSize() - store_at);
+  L(measured);
+  m_link_page_offset = getSize();
+  lookup();
+  mov(qword[r10 + offsetof(LinkSlot, key)], rax);
+  mov(rax, qword[rdx + offsetof(JumpEntry, chained)]);
+  lea(rsi, ptr[rax + store_bytes]);
+  mov(qword[r10 + offsetof(LinkSlot, to)], rsi);
+  mov(qword[r10 + offsetof(LinkSlot, va)], rcx);
+  jmp(rax);
   L(fail);
+  m_fail_offset = getSize();
   mov(hart(m_l.pc), rcx);
-  mov(eax, r8d);
+  mov(rax, r8);
+  shr(rax, 48);  // eax = the index
+  shl(r8, 16);
+  shr(r8, 16);
+  mov(hart(m_l.block), r8);
   L(epilogue);
   m_epilogue_offset = getSize();
   add(rsp, 8);
@@ -1102,6 +1142,7 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
                     uint32_t page_offset) {
   m_count = count;
   m_page_offset = page_offset;
+  m_block_ptr = reinterpret_cast<uintptr_t>(block);  // (below 2^48: Translator::emit())
   m_insn.reset(new Xbyak::Label[count + 1]);
   m_target.reset(new uint8_t[count + 1]());
   m_loop_regs.reset(new RegSet[count + 1]());
@@ -1141,7 +1182,8 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   Xbyak::Label body, chained_fail;
   jmp(body, T_NEAR);
   m_chained_offset = getSize();  // where other translations enter (rbx already set)
-  chained_entry(block, count, chained_fail);
+  mov(hart(m_l.block_pc), rcx);    // (ways out into their own page enter after this)
+  chained_entry(count, chained_fail);
   L(body);
   m_regs.forget();
   m_fp = {};
@@ -1234,21 +1276,36 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
       chain_direct(o.index, static_cast<int64_t>(o.index) + 2 - count, o.d->pc_off + o.d->len);
     }
   }
+  // The exits name this block in m_block: a block entered through its chained entry has
+  // not (see chained_entry()).
+  Xbyak::Label exit;
   for (uint32_t i = 0; i <= count; ++i) {
     if (!m_exit_used[i]) continue;
     L(m_exit[i]);
     mov(eax, i);
-    jmp(reinterpret_cast<const void*>(m_l.epilogue_stub), T_NEAR);
+    jmp(exit, T_NEAR);
   }
-  // The chained entry's way out: as the translation that jumped here would have left.
-  L(chained_fail);
-  mov(hart(m_l.pc), rcx);
-  mov(eax, r8d);
+  L(exit);
+  mov(rdx, m_block_ptr);
+  mov(hart(m_l.block), rdx);
   jmp(reinterpret_cast<const void*>(m_l.epilogue_stub), T_NEAR);
+  // The chained entry's way out: as the translation that jumped here would have left
+  // (m_block_pc is this block's pc: the way out of the jumping one set it, or the entry).
+  L(chained_fail);
+  mov(rcx, hart(m_l.block_pc));
+  jmp(reinterpret_cast<const void*>(m_l.fail_stub), T_NEAR);
   for (uint32_t l = 0; l < m_link_count; ++l) {
-    L(m_links[l].relink);
-    lea(r10, ptr[rip + m_links[l].slot]);
-    jmp(reinterpret_cast<const void*>(m_l.link_stub), T_NEAR);
+    Link& link = m_links[l];
+    L(link.relink);
+    if (link.in_page) {
+      mov(rcx, hart(m_l.block_pc));
+      add_imm(rcx, link.offset);
+    }
+    mov(r8, from(link.index));
+    mov(r9, static_cast<uint64_t>(link.retired_adjust));
+    lea(r10, ptr[rip + link.slot]);
+    jmp(reinterpret_cast<const void*>(link.in_page ? m_l.link_page_stub : m_l.link_stub),
+        T_NEAR);
   }
   // The slots: data after the code. A key no chain key ever is (~0: the epoch would have
   // to wrap) and a pc no pc is (odd) until the link stub patches one.
@@ -1268,18 +1325,20 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   }
 }
 
-// Where another translation (or the chain stub) jumps in: rcx the pc, r8d the index the
-// jumping one leaves with and r9 the instructions it retired less m_instret (chain()). Does
-// what of the run loop's bookkeeping (run_translated()) a translation needs while it runs,
-// when its block fits below the instret limit (m_jit_limit: 0 when an interrupt or stop
-// request may be pending); otherwise leaves as the jumping translation would have. That is
-// m_instret, m_block_pc (Hart::insn_pc() reads it) and m_block, which the way out through
-// chained_fail still finds as the jumping translation left it. Not m_pc: every instruction
-// that reads it or can trap sets it first (call_handler(), decode.h needs_pc()), and every
-// way out sets it. Not m_block_first: run_translated() takes it from m_block. Nothing
-// tests m_stopped: what sets it (an exception, WFI, an illegal instruction) returns false
-// and so leaves through an exit, never through a chain.
-void Emitter::chained_entry(const void* block, uint32_t count, Xbyak::Label& fail) {
+// Where another translation (or the chain stub) jumps in, after block() has stored rcx, the
+// pc, as m_block_pc (Hart::insn_pc() reads it; a way out into its own page moves it itself
+// and enters here): r8 the way out (Emitter::from()) and r9 the instructions it retired
+// less m_instret (chain()). Does what of the run loop's bookkeeping (run_translated()) a
+// translation needs while it runs, when its block fits below the instret limit
+// (m_jit_limit: 0 when an interrupt or stop request may be pending); otherwise leaves as
+// the jumping translation would have (the fail stub). That is m_instret. Not m_block:
+// run_translated() reads it only after the translations return, and every way back sets
+// it (an exit to its own block, the fail stub to the jumping one's). Not m_pc: every
+// instruction that reads it or can trap sets it first (call_handler(), decode.h
+// needs_pc()), and every way out sets it. Not m_block_first: run_translated() takes it
+// from m_block. Nothing tests m_stopped: what sets it (an exception, WFI, an illegal
+// instruction) returns false and so leaves through an exit, never through a chain.
+void Emitter::chained_entry(uint32_t count, Xbyak::Label& fail) {
   // (rbp, the TLB table, is the prologue's: what changes the context ends its block, and
   // leaves through an exit.) This block must fit below the limit: retired + count <=
   // m_jit_limit, that is, its m_instret (the count before its last instruction) below it.
@@ -1288,9 +1347,6 @@ void Emitter::chained_entry(const void* block, uint32_t count, Xbyak::Label& fai
   cmp(rax, hart(m_l.instret_limit));
   jae(fail, T_NEAR);
   mov(hart(m_l.instret), rax);
-  mov(rax, reinterpret_cast<uintptr_t>(block));
-  mov(hart(m_l.block), rax);
-  mov(hart(m_l.block_pc), rcx);
 }
 
 Result<std::unique_ptr<Translator>> Translator::create(Hart& hart, size_t cache_bytes) {
@@ -1338,6 +1394,9 @@ BlockFn Translator::translate(const void* block, const DecodedInsn* first, uint3
 
 BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t count,
                          uint32_t page_offset) {
+  // A way out names its block in the low 48 bits of a register (Emitter::from()): a user
+  // space address on x86-64 fits, but if one did not, the block would stay threaded.
+  if (reinterpret_cast<uintptr_t>(block) >> 48 != 0) return nullptr;
   HartLayout layout{};
   layout.x = HartLayout::off(m_hart, &m_hart.m_x[0]);
   layout.f = HartLayout::off(m_hart, &m_hart.m_f[0]);
@@ -1370,11 +1429,15 @@ BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t c
     }
     m_chain_stub = m_base;
     m_link_stub = m_base + s.link_offset();
+    m_link_page_stub = m_base + s.link_page_offset();
+    m_fail_stub = m_base + s.fail_offset();
     m_epilogue_stub = m_base + s.epilogue_offset();
     m_used = m_stub_bytes = (s.getSize() + 15) & ~size_t{15};
   }
   layout.chain_stub = reinterpret_cast<uintptr_t>(m_chain_stub);
   layout.link_stub = reinterpret_cast<uintptr_t>(m_link_stub);
+  layout.link_page_stub = reinterpret_cast<uintptr_t>(m_link_page_stub);
+  layout.fail_stub = reinterpret_cast<uintptr_t>(m_fail_stub);
   layout.epilogue_stub = reinterpret_cast<uintptr_t>(m_epilogue_stub);
   uint8_t* at = m_base + m_used;
   Emitter e(m_size - m_used, at, layout);

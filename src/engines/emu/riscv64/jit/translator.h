@@ -34,9 +34,10 @@
 //    addresses, so the pair names one translation, as it does in the jump cache.
 // The chained entry, when its block fits below the instret limit (Hart::m_jit_limit, which
 // is 0 while an interrupt or stop request may be pending), does the part of the run loop's
-// bookkeeping the block needs (m_block, m_block_pc, m_instret) and runs the block;
-// otherwise it leaves as the jumping translation would have, as described above. So an
-// index returned refers to the block in m_block, the last one run.
+// bookkeeping the block needs (m_block_pc, m_instret) and runs the block; otherwise it
+// leaves as the jumping translation would have, as described above. Every way back to the
+// run loop sets m_block (an exit to its own block; a chain that could not go on to the one
+// that jumped), so an index returned refers to the block in m_block, the last one run.
 //
 // The code cache is one mapping of a fixed size, filled from the start; when a block does
 // not fit, the whole cache is dropped (generation() changes, making every Block's
@@ -128,6 +129,8 @@ class Translator {
   // the cache; emitted again after each reset.
   const uint8_t* m_chain_stub = nullptr;
   const uint8_t* m_link_stub = nullptr;
+  const uint8_t* m_link_page_stub = nullptr;
+  const uint8_t* m_fail_stub = nullptr;
   const uint8_t* m_epilogue_stub = nullptr;
   size_t m_stub_bytes = 0;
   uint8_t* m_base;
