@@ -270,18 +270,21 @@ Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
     if (ends_block(d)) break;
   }
   m_arena[first + count] = block_end(static_cast<uint16_t>(off - start));
-  // Branches to an instruction of this block (decode.h branch_in_block()).
+  // Branches to an instruction of this block (decode.h branch_in_block()), found by its
+  // offset in halfwords (a block spans at most kMaxBlock * 4 bytes).
+  constexpr unsigned kSpan = kMaxBlock * 2;
+  std::array<int8_t, kSpan> index_at;
+  index_at.fill(-1);
+  for (unsigned i = 0; i < count; ++i)
+    index_at[m_arena[first + i].pc_off / 2u] = static_cast<int8_t>(i);
   for (unsigned i = 0; i < count; ++i) {
     DecodedInsn& d = m_arena[first + i];
     if ((d.raw & 0x7f) != 0x63) continue;
     const int64_t target = d.pc_off + d.imm;
-    for (unsigned j = 0; j < count && m_arena[first + j].pc_off <= target; ++j) {
-      if (m_arena[first + j].pc_off == target) {
-        const int distance = static_cast<int>(j) - static_cast<int>(i);
-        d.rs3 = static_cast<uint8_t>(DecodedInsn::kInBlock + distance);
-        break;
-      }
-    }
+    if (target < 0 || target >= 2 * kSpan || index_at[static_cast<size_t>(target / 2)] < 0)
+      continue;
+    const int distance = index_at[static_cast<size_t>(target / 2)] - static_cast<int>(i);
+    d.rs3 = static_cast<uint8_t>(DecodedInsn::kInBlock + distance);
   }
   c.used += count + 1;
   const size_t index = (pa >> 1) & (kBlockSlots - 1);

@@ -193,10 +193,12 @@ class Hart {
   // cache_bytes. Architectural behaviour is the interpreter's, instruction for
   // instruction; the translator holds no state between blocks. Call while the hart is not
   // running. The default threshold: Linux boots run most code a few times only, and
-  // translating costs about as much as interpreting a block a few dozen times (a boot to
-  // the shell measured 1.0 s translating at 2 runs, 0.46-0.53 s at 64, 0.60 s with the
-  // interpreter alone); Linux's fence.i also drops every translation (flush_decode_cache()).
-  static constexpr unsigned kJitHotRuns = 64;
+  // translating costs about as much as interpreting a block a few hundred times (boots to
+  // the shell, five each, in turn: 0.74-1.21 s translating at 8 runs, 0.61-1.05 s at 16,
+  // 0.46-0.53 s at 32, 0.43-0.74 s at 64, 0.40-0.60 s at 128, 0.37-0.49 s at 256,
+  // 0.38-0.42 s at 512, 0.40-0.43 s at 1024);
+  // Linux's fence.i also drops every translation (flush_decode_cache()).
+  static constexpr unsigned kJitHotRuns = 256;
   Result<void> enable_jit(size_t cache_bytes, unsigned hot_runs = kJitHotRuns);
   void disable_jit();
   bool jit_enabled() const { return m_jit != nullptr; }
