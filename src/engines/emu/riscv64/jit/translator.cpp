@@ -42,6 +42,7 @@ BlockFn Translator::translate(const void*, const DecodedInsn*, uint32_t, uint32_
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -136,6 +137,8 @@ bool is_fma(Op op) {
 
 // The x registers an instruction's native form may read or write, a bit each (an
 // over-estimate is harmless: see Emitter::loop_head_cache()); none for a handler call.
+// Never x0: the common forms read none for it (a loop whose body does reconciles on its
+// way back, branch()).
 uint64_t x_regs(const DecodedInsn& d) {
   const Op op = op_of(d);
   if (op == Op::kCall) return 0;
@@ -148,7 +151,7 @@ uint64_t x_regs(const DecodedInsn& d) {
   if (d.rd < 32 && (opcode == 0x13 || opcode == 0x1b || opcode == 0x33 || opcode == 0x3b ||
                     opcode == 0x37 || opcode == 0x17 || opcode == 0x03 || op == Op::kFmvXD))
     m |= 1ull << d.rd;
-  return m;
+  return m & ~1ull;
 }
 
 // The f registers instruction d names (as DecodedInsn::rd, rs1, rs2, rs3), a bit each.
@@ -387,6 +390,7 @@ class Emitter : public Xbyak::CodeGenerator {
   void branch(Op op, const DecodedInsn& d, uint32_t index);
   void alu(Op op, const DecodedInsn& d);
   bool alu_in_place(Op op, const DecodedInsn& d);
+  void with_zero(Op op, const DecodedInsn& d, bool reg_reg);
   void loop_head_cache(const RegSet& regs);
   // m_instret += v: in its host register when a loop holds it there, else in memory.
   void add_instret(int32_t v);
@@ -633,7 +637,8 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
   OutOfLine& o = slow_path(d, index);
   // The operands first: the slow path starts from the cache as it is after them.
   const Reg64 base = rx(d.rs1);
-  const Reg64 value = is_store && !fp ? rx(d.rs2) : rax;
+  const bool store_zero = is_store && !fp && d.rs2 == 0;  // x0 takes no cache slot
+  const Reg64 value = is_store && !fp && !store_zero ? rx(d.rs2) : rax;
   const Xbyak::Xmm fvalue = is_store && fp ? frx(d.rs2) : xmm0;
   slow_from(o);
   // Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
@@ -667,7 +672,14 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     mov(rsi, qword[rbp + rax + table + 8]);
     at = rsi + base;
   }
-  if (is_store) {
+  if (store_zero) {
+    switch (size) {
+      case 1: mov(byte[at], 0); break;
+      case 2: mov(word[at], 0); break;
+      case 4: mov(dword[at], 0); break;
+      default: mov(qword[at], 0); break;
+    }
+  } else if (is_store) {
     const Reg64 v = value;
     switch (size) {
       case 1: mov(byte[at], v.cvt8()); break;
@@ -702,8 +714,18 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
 
 void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   Xbyak::Label not_taken;
-  const Reg64 a = rx(d.rs1);
-  cmp(a, rx(d.rs2));
+  // x0 takes no cache slot: test for rs2 = x0 (beqz, bltz...), rax = 0 for rs1 = x0.
+  if (d.rs2 == 0) {
+    const Reg64 a = rx(d.rs1);
+    test(a, a);
+  } else if (d.rs1 == 0) {
+    const Reg64 b = rx(d.rs2);
+    xor_(eax, eax);
+    cmp(rax, b);
+  } else {
+    const Reg64 a = rx(d.rs1);
+    cmp(a, rx(d.rs2));
+  }
   switch (op) {
     case Op::kBeq: jne(not_taken, T_NEAR); break;
     case Op::kBne: je(not_taken, T_NEAR); break;
@@ -839,6 +861,10 @@ bool Emitter::alu_in_place(Op op, const DecodedInsn& d) {
     default:
       return false;
   }
+  if (d.rs1 == 0 || (reg_reg && d.rs2 == 0)) {  // li, mv, neg...: x0 takes no slot
+    with_zero(op, d, reg_reg);
+    return true;
+  }
   if (reg_reg && d.rd == d.rs2 && d.rd != d.rs1 && !commutative) return false;
   // Both operands first (the most recently used slots), then rd's slot, which therefore
   // evicts neither.
@@ -874,6 +900,28 @@ bool Emitter::alu_in_place(Op op, const DecodedInsn& d) {
     default: imul(dst, b); break;  // mul
   }
   return true;
+}
+
+// alu_in_place()'s operations with x0 as an operand: x0 is not read into the cache.
+void Emitter::with_zero(Op op, const DecodedInsn& d, bool reg_reg) {
+  // The value is 0 op imm (the immediate forms), or the other operand, negated for
+  // 0 - rs2, or 0 (and, mul, x0 - x0, the shifts of x0).
+  std::optional<unsigned> other;
+  if (reg_reg && (op == Op::kAdd || op == Op::kXor || op == Op::kOr || op == Op::kSub)) {
+    if (d.rs1 != 0) other = d.rs1;
+    else if (d.rs2 != 0) other = d.rs2;
+  }
+  if (other) {
+    const Reg64 a = rx(*other);
+    const Reg64 dst = dest(d.rd);
+    if (dst.getIdx() != a.getIdx()) mov(dst, a);
+    if (op == Op::kSub && d.rs1 == 0) neg(dst);
+    return;
+  }
+  const bool imm_value = !reg_reg && (op == Op::kAddi || op == Op::kXori || op == Op::kOri);
+  const Reg64 dst = dest(d.rd);
+  if (imm_value && d.imm != 0) mov(dst, static_cast<uint64_t>(d.imm));
+  else xor_(dst.cvt32(), dst.cvt32());
 }
 
 void Emitter::alu(Op op, const DecodedInsn& d) {
