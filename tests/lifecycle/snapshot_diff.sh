@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
-N=${CPUMARK_N:-20}  # long enough to be running at the snapshot under the JIT (about 0.25 s an iteration)
+N=${CPUMARK_N:-40}  # long enough to be running at the snapshot under the JIT (0.13-0.3 s an iteration)
 want=$(cpumark_reference "$N")
 sock=$WORK/api.sock
 

@@ -13,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 guest_dir >/dev/null
 harts=${1:-1}
 mode=${2:-}
-N=${CPUMARK_N:-20}  # long enough to be running at the switch-over under the JIT (about 0.3 s an iteration)
+N=${CPUMARK_N:-40}  # long enough to be running at the switch-over under the JIT (0.13-0.3 s an iteration)
 want=$(cpumark_reference "$N")
 sock=$WORK/api.sock
 

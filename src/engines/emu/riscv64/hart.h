@@ -546,6 +546,11 @@ class Hart {
   // becomes takeable. arm_jit_limit() sets it.
   std::atomic<uint64_t> m_jit_limit{0};
   void arm_jit_limit(uint64_t limit);
+  // A translated loop's page checks, hoisted out of it (translator.cpp: Emitter::Hoist):
+  // the TLB addends of its accesses and the instret where one would leave its page. Valid
+  // only while that loop runs, so never state (snapshots, migration and the debugger
+  // never need it).
+  uint64_t m_jit_scratch[5] = {};
   uint64_t m_stop_bits = 0;        // run_blocks()'s stop_bits
   uint64_t m_irq_takeable = 0;  // mie bits that would be taken now if pending
   // What leave() tests between blocks (update_irq_mask()): a pending bit of pins() under

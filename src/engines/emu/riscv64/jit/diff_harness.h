@@ -207,7 +207,8 @@ std::string run_both(Machine& interp, Machine& jit, uint64_t total, Rng& rng,
 
 // A random program of `length` words: integer ALU, M, loads and stores (RAM, page and RAM
 // ends crossing, MMIO, faulting addresses), F/D arithmetic (fflags), CSR reads of
-// instret/cycle, mstatus.FS off and on, fld/fsd, forward branches and jumps, counted loops,
+// instret/cycle, mstatus.FS off and on, fld/fsd, forward branches and jumps, counted loops
+// (some walking memory across pages),
 // ecall/ebreak/illegal words,
 // software interrupts, and stores into its own code followed (mostly) by fence.i. Ends in
 // a self-loop.
@@ -316,6 +317,37 @@ std::vector<uint32_t> generate(Rng& rng, size_t length, bool small = false) {
       const auto skip = static_cast<int32_t>(4 * (1 + rng() % 6));
       if (rng() % 4 == 0) p.push_back(j(skip, rng() % 2 ? 1 : 0));
       else p.push_back(b(skip, reg(), reg(), static_cast<uint32_t>(std::array{0, 1, 4, 5, 6, 7}[rng() % 6])));
+    } else if (kind < 90 && rng() % 2) {
+      // A counted loop (x25) walking a register by a stride (half the time a power of two),
+      // either way, from near a page boundary of RAM (x20), the end of RAM (x23) or MMIO
+      // (x22), with loads and stores off it (the translator's hoisted page checks: Hoist).
+      // The body's other instructions may write the walker too.
+      const uint32_t w = reg();
+      const uint32_t from = std::array{20u, 20u, 20u, 22u, 23u}[rng() % 5];
+      const auto step = rng() % 2 ? 1 << (rng() % 11) : 1 + rng() % 2047;
+      const auto stride = static_cast<int32_t>((rng() % 2 ? 1 : -1) * static_cast<int32_t>(step));
+      p.push_back(i(static_cast<int32_t>(rng() % 128) - 64, from, 0, w, 0x13));  // addi w
+      p.push_back(i(static_cast<int32_t>(1 + rng() % 40), 0, 0, 25, 0x13));
+      const unsigned body = static_cast<unsigned>(1 + rng() % 4);
+      const unsigned step_at = static_cast<unsigned>(rng() % (body + 1));
+      unsigned words = 0;
+      for (unsigned k = 0; k <= body; ++k, ++words) {
+        if (k == step_at) {
+          p.push_back(i(stride, w, 0, w, 0x13));  // addi w, w, stride
+          continue;
+        }
+        const auto off = static_cast<int32_t>(rng() % 16) - 8;
+        switch (rng() % 6) {
+          case 0: p.push_back(alu()); break;
+          case 1: p.push_back(rng() % 2 ? i(off, w, 3, static_cast<uint32_t>(rng() % 8), 0x07)
+                                        : s(off, static_cast<uint32_t>(rng() % 8), w, 3, 0x27));
+                  break;
+          case 2: case 3: p.push_back(i(off, w, static_cast<uint32_t>(rng() % 7), reg(), 0x03)); break;
+          default: p.push_back(s(off, reg(), w, static_cast<uint32_t>(rng() % 4), 0x23)); break;
+        }
+      }
+      p.push_back(i(-1, 25, 0, 25, 0x13));
+      p.push_back(b(-static_cast<int32_t>(4 * (words + 1)), 0, 25, 1));  // bne x25, x0
     } else if (kind < 90) {
       // A counted loop (x25) over a few ALU and memory instructions.
       const unsigned body = static_cast<unsigned>(1 + rng() % 5);

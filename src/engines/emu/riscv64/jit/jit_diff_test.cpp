@@ -276,6 +276,57 @@ TEST(JitDiff, APinRaisedInsideALoopStopsItAtOnce) {
   }
 }
 
+// Loops walking a register across the end of RAM (up: loads and stores) or below its
+// start (down: loads), by strides from 1 to 2047 (powers of two and not), at each
+// misalignment and access size, stepping before or after the access: the page checks,
+// hoisted to the loop head, must stop its unchecked copy before the pass that leaves the
+// page, which faults here exactly where the interpreter's does.
+TEST(JitDiff, LoopsWalkingOutOfRamFaultWhereTheInterpreterDoes) {
+  using namespace enc;
+  uint64_t translated = 0;
+  for (const int sign : {1, -1}) {
+    for (uint32_t size_log = 0; size_log < 4; ++size_log) {
+      for (const int step : {1, 2, 3, 8, 24, 384, 1024, 2047}) {
+        const int stride = sign * step;
+        std::vector<uint32_t> program;
+        const auto add_to_x5 = [&](int64_t delta) {  // in steps addi can take
+          while (delta != 0) {
+            const int64_t part = std::clamp<int64_t>(delta, -2048, 2047);
+            program.push_back(i(static_cast<int32_t>(part), 5, 0, 5, 0x13));
+            delta -= part;
+          }
+        };
+        for (int misalign = 0; misalign < 8; ++misalign) {
+          for (const bool pre : {false, true}) {
+            // x5 = three strides and `misalign` bytes from the end of RAM (x23 is 2 bytes
+            // before it) or from its start (x24).
+            program.push_back(i(0, sign > 0 ? 23 : 24, 0, 5, 0x13));
+            add_to_x5(sign > 0 ? 2 - 3 * stride - misalign : 3 * -stride + misalign);
+            program.push_back(i(8, 0, 0, 25, 0x13));  // x25 = 8 passes
+            const size_t loop = program.size();
+            if (pre) program.push_back(i(stride, 5, 0, 5, 0x13));
+            program.push_back(i(0, 5, size_log, 6, 0x03));  // l{b,h,w,d} x6, 0(x5)
+            program.push_back(r(0, 6, 7, 0, 7, 0x33));      // add x7, x7, x6
+            if (sign > 0) program.push_back(s(0, 25, 5, size_log, 0x23));  // s{b,h,w,d} x25
+            if (!pre) program.push_back(i(stride, 5, 0, 5, 0x13));
+            program.push_back(i(-1, 25, 0, 25, 0x13));
+            const auto back = static_cast<int32_t>(4 * (program.size() - loop));
+            program.push_back(b(-back, 0, 25, 1));  // bne x25, x0, loop
+          }
+        }
+        program.push_back(j(0, 0));
+        Pair p = make_machines(program);
+        std::mt19937_64 rng(static_cast<uint64_t>(stride) * 8 + size_log);
+        ASSERT_EQ(run_both(*p.interp, *p.jit, 6000, rng, 500), "")
+            << "stride " << stride << ", size " << (1 << size_log);
+        EXPECT_EQ(p.jit->hart->pc(), kRamBase + 4 * (program.size() - 1));
+        translated += p.jit->hart->jit_blocks();
+      }
+    }
+  }
+  EXPECT_GT(translated, 0u);
+}
+
 TEST(JitDiff, StoreIntoTheRunningBlockWithoutFenceIEndsIt) {
   using namespace enc;
   // The store rewrites the next instruction of its own block: it runs the new one.

@@ -39,6 +39,7 @@ BlockFn Translator::translate(const void*, const DecodedInsn*, uint32_t, uint32_
 
 #include <sys/mman.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -135,6 +136,37 @@ bool is_fma(Op op) {
   return op == Op::kFmaddD || op == Op::kFmsubD || op == Op::kFnmsubD || op == Op::kFnmaddD;
 }
 
+bool is_branch(Op op) {
+  return op == Op::kBeq || op == Op::kBne || op == Op::kBlt || op == Op::kBge ||
+         op == Op::kBltu || op == Op::kBgeu;
+}
+
+// A load or store's size in bytes and direction; size 0 for any other operation.
+struct Access {
+  unsigned size = 0;
+  bool store = false;
+};
+Access access_of(Op op) {
+  switch (op) {
+    case Op::kLb: case Op::kLbu: return {1, false};
+    case Op::kLh: case Op::kLhu: return {2, false};
+    case Op::kLw: case Op::kLwu: return {4, false};
+    case Op::kLd: case Op::kFld: return {8, false};
+    case Op::kSb: return {1, true};
+    case Op::kSh: return {2, true};
+    case Op::kSw: return {4, true};
+    case Op::kSd: case Op::kFsd: return {8, true};
+    default: return {};
+  }
+}
+
+// Whether d may write x register r (an over-estimate: any destination field equal to r but
+// a store's or a branch's, which have none).
+bool writes_x(const DecodedInsn& d, unsigned r) {
+  const uint32_t opcode = d.raw & 0x7f;
+  return d.rd == r && opcode != 0x23 && opcode != 0x27 && opcode != 0x63;
+}
+
 // The x registers an instruction's native form may read or write, a bit each (an
 // over-estimate is harmless: see Emitter::loop_head_cache()); none for a handler call.
 // Never x0: the common forms read none for it (a loop whose body does reconciles on its
@@ -172,7 +204,7 @@ uint32_t f_regs(const DecodedInsn& d) {
 // measured on the live object rather than with offsetof).
 struct HartLayout {
   int32_t x, f, mstatus, frm, fflags, pc, block_pc, tlb_read, instret,
-      instret_limit, chain_key, block;
+      instret_limit, chain_key, block, scratch;
   uint32_t tlb_index_mask;  // (Hart::kTlbSize - 1) * sizeof(Hart::TlbEntry)
   uint32_t tlb_write_delta;  // m_tlb_write - m_tlb_read in bytes (the write table follows)
   uint32_t fs_mask;  // mstatus.FS: 0 (off) makes F/D instructions illegal; set to 3 (dirty)
@@ -191,6 +223,10 @@ struct HartLayout {
 // x0 sink): a loop keeps it in a host register (loop_head_cache()), so that its count and
 // limit test do not go through memory on every pass.
 constexpr unsigned kInstret = 33;
+// A hoisted loop's most loads and stores without page checks (Emitter::Hoist): their
+// addends and the loop's limit are Hart::m_jit_scratch.
+constexpr uint32_t kMaxHoistSites = 4;
+
 // The register cache's name for guest f register f: kF + f.
 constexpr unsigned kF = 64;
 
@@ -386,8 +422,13 @@ class Emitter : public Xbyak::CodeGenerator {
   void chain(uint32_t index, int64_t retired_adjust);
   void chain_direct(uint32_t index, int64_t retired_adjust, int64_t offset);
   void chained_entry(uint32_t count, Xbyak::Label& fail);
+  void insn(const DecodedInsn& d, uint32_t index);  // one instruction's code
+  void tlb_lookup(const Reg64& base, int64_t offset, unsigned size, bool store,
+                  Xbyak::Label& miss);
   void memory(Op op, const DecodedInsn& d, uint32_t index);
   void branch(Op op, const DecodedInsn& d, uint32_t index);
+  // cmp of m_instret, where cache `c` holds it, with the Hart word at `limit`.
+  void cmp_instret(const RegCache& c, int32_t limit);
   void alu(Op op, const DecodedInsn& d);
   bool alu_in_place(Op op, const DecodedInsn& d);
   void with_zero(Op op, const DecodedInsn& d, bool reg_reg);
@@ -413,7 +454,8 @@ class Emitter : public Xbyak::CodeGenerator {
   std::unique_ptr<Xbyak::Label[]> m_insn;  // per instruction: its code (in-block targets)
   // Per instruction: kForward / kBackward if an in-block branch goes there (from before or
   // from after it), and the register cache there (m_head: a loop head's, see branch()).
-  static constexpr uint8_t kForward = 1, kBackward = 2;
+  // (kAfterLoop: after a hoisted loop, where its copy goes on: see Hoist.)
+  static constexpr uint8_t kForward = 1, kBackward = 2, kAfterLoop = 4;
   std::unique_ptr<uint8_t[]> m_target;
   std::unique_ptr<RegSet[]> m_loop_regs;  // a loop head's: the registers of its body
   std::unique_ptr<RegCache[]> m_head;
@@ -460,6 +502,39 @@ class Emitter : public Xbyak::CodeGenerator {
   }
   std::unique_ptr<OutOfLine[]> m_slow;
   uint32_t m_slow_count = 0;
+  // A loop whose page checks are hoisted: its body (instructions [head, end), `end` the
+  // branch back to `head`) is straight-line native code, and its loads and stores at
+  // `sites` have a base register the body moves by a constant `stride` per pass (one
+  // addi; `pre`: before the access) or not at all. Its head looks each site's page up in
+  // the TLB for the next pass (hoist_check()), keeps the addends in Hart::m_jit_scratch,
+  // and counts the passes that stay in those pages; then a copy of the loop without TLB
+  // checks (`fast`) runs them, back to the head when they are done (or to leave when
+  // the instret limit says so). Where a check fails, the head goes on into the loop as
+  // translated without hoisting, which takes its slow paths.
+  struct Hoist {
+    static constexpr uint32_t kMaxSites = kMaxHoistSites;
+    struct Site {
+      uint32_t index = 0;
+      int64_t stride = 0;
+      bool pre = false;
+    };
+    uint32_t head = 0, end = 0;
+    Site sites[kMaxSites];
+    uint32_t sites_count = 0;
+    Xbyak::Label fast;
+  };
+  std::unique_ptr<Hoist[]> m_hoist;  // per instruction: the loop it heads, if hoisted
+  const Hoist* m_fast = nullptr;     // the loop whose copy is being emitted
+  const DecodedInsn* m_first = nullptr;
+  void find_hoist(uint32_t head, uint32_t end);
+  void hoist_check(const Hoist& h);
+  // Which of m_jit_scratch's addends the access at `index` uses, or -1 (a TLB lookup).
+  int hoisted_site(uint32_t index) const {
+    if (m_fast != nullptr)
+      for (uint32_t k = 0; k < m_fast->sites_count; ++k)
+        if (m_fast->sites[k].index == index) return static_cast<int>(k);
+    return -1;
+  }
   Xbyak::Label m_fp_constants;
   bool m_fp_constants_used = false;
   // What the code emitted so far has established about the F/D state on every path to
@@ -620,37 +695,14 @@ void Emitter::stubs() {
   ret();
 }
 
-void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
-  unsigned size = 8;
-  bool is_store = false;
-  switch (op) {
-    case Op::kLb: case Op::kLbu: size = 1; break;
-    case Op::kLh: case Op::kLhu: size = 2; break;
-    case Op::kLw: case Op::kLwu: size = 4; break;
-    case Op::kSb: size = 1; is_store = true; break;
-    case Op::kSh: size = 2; is_store = true; break;
-    case Op::kSw: size = 4; is_store = true; break;
-    case Op::kSd: case Op::kFsd: is_store = true; break;
-    default: break;
-  }
-  const bool fp = op == Op::kFld || op == Op::kFsd;
-  OutOfLine& o = slow_path(d, index);
-  // The operands first: the slow path starts from the cache as it is after them.
-  const Reg64 base = rx(d.rs1);
-  const bool store_zero = is_store && !fp && d.rs2 == 0;  // x0 takes no cache slot
-  const Reg64 value = is_store && !fp && !store_zero ? rx(d.rs2) : rax;
-  const Xbyak::Xmm fvalue = is_store && fp ? frx(d.rs2) : xmm0;
-  slow_from(o);
-  // Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
-  // the index of its first, so a page-crossing access misses.
-  if (fp && !m_fp.on) {
-    // FS off: the handler raises the illegal-instruction exception.
-    test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
-    jz(to_slow(o), T_NEAR);
-  }
-  // The address: `base` itself when the offset is 0, else rsi.
-  const Reg64 va = d.imm == 0 ? base : rsi;
-  if (d.imm != 0) lea(rsi, ptr[base + disp(d.imm)]);
+// Hart::load_fast()/store_fast(): the tag of the access's last byte (tlb_tag_last()) at
+// the index of its first, so a page-crossing access misses (to `miss`). The address is
+// `base` itself when the offset is 0, else rsi; after a hit, rax is the entry's offset
+// from rbp within the read table.
+void Emitter::tlb_lookup(const Reg64& base, int64_t offset, unsigned size, bool store,
+                         Xbyak::Label& miss) {
+  const Reg64 va = offset == 0 ? base : rsi;
+  if (offset != 0) lea(rsi, ptr[base + disp(offset)]);
   // The entry: ((address >> 12) & (kTlbSize - 1)) * 16 bytes.
   if (m_l.bmi2) {
     rorx(eax, va.cvt32(), 12 - 4);  // (the bits rotated in at the top are masked off)
@@ -659,18 +711,45 @@ void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
     shr(eax, 12 - 4);
   }
   and_(eax, m_l.tlb_index_mask);
-  const size_t table = is_store ? m_l.tlb_write_delta : 0;
+  const size_t table = store ? m_l.tlb_write_delta : 0;
   lea(rdx, ptr[va + disp(size - 1)]);
   or_(rdx, 0xfff);
   cmp(rdx, qword[rbp + rax + table]);
-  jne(to_slow(o), T_NEAR);
-  // The host address: va + the entry's addend.
+  jne(miss, T_NEAR);
+}
+
+void Emitter::memory(Op op, const DecodedInsn& d, uint32_t index) {
+  const Access access = access_of(op);
+  const unsigned size = access.size;
+  const bool is_store = access.store;
+  const bool fp = op == Op::kFld || op == Op::kFsd;
+  OutOfLine& o = slow_path(d, index);
+  // The operands first: the slow path starts from the cache as it is after them.
+  const Reg64 base = rx(d.rs1);
+  const bool store_zero = is_store && !fp && d.rs2 == 0;  // x0 takes no cache slot
+  const Reg64 value = is_store && !fp && !store_zero ? rx(d.rs2) : rax;
+  const Xbyak::Xmm fvalue = is_store && fp ? frx(d.rs2) : xmm0;
+  slow_from(o);
+  if (fp && !m_fp.on) {
+    // FS off: the handler raises the illegal-instruction exception.
+    test(dword[rbx + disp(m_l.mstatus)], m_l.fs_mask);
+    jz(to_slow(o), T_NEAR);
+  }
   Xbyak::RegExp at = rsi;
-  if (d.imm != 0) {
-    add(rsi, qword[rbp + rax + table + 8]);
+  if (const int site = hoisted_site(index); site >= 0) {
+    // In a loop's copy whose page checks its head made (hoist_check()): the entry's addend.
+    mov(rsi, qword[rbx + disp(m_l.scratch + 8 * site)]);
+    at = rsi + base + disp(d.imm);
   } else {
-    mov(rsi, qword[rbp + rax + table + 8]);
-    at = rsi + base;
+    tlb_lookup(base, d.imm, size, is_store, to_slow(o));
+    // The host address: va + the entry's addend.
+    const size_t table = is_store ? m_l.tlb_write_delta : 0;
+    if (d.imm != 0) {
+      add(rsi, qword[rbp + rax + table + 8]);
+    } else {
+      mov(rsi, qword[rbp + rax + table + 8]);
+      at = rsi + base;
+    }
   }
   if (store_zero) {
     switch (size) {
@@ -765,13 +844,17 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
       Xbyak::Label leave;
       const auto body = static_cast<int32_t>(1 - distance);
       add_instret(body);
-      if (const int s = m_regs.find(kInstret); s >= 0) {
-        cmp(RegCache::host(s), hart(m_l.instret_limit));
-      } else {
-        mov(rax, hart(m_l.instret_limit));
-        cmp(hart(m_l.instret), rax);
-      }
-      if (same_cache(m_head[t])) {
+      cmp_instret(m_regs, m_l.instret_limit);
+      if (m_fast != nullptr && index == m_fast->end) {
+        // The copy without page checks: again while in the passes hoist_check() counted,
+        // else back to the head, which checks again.
+        jae(leave, T_NEAR);
+        reconcile(m_head[t]);
+        cmp_instret(m_head[t], m_l.scratch + 8 * static_cast<int32_t>(Hoist::kMaxSites));
+        jb(m_fast->fast, T_NEAR);
+        jmp(m_insn[t], T_NEAR);
+        L(leave);
+      } else if (same_cache(m_head[t])) {
         jb(m_insn[t], T_NEAR);
       } else {
         jae(leave, T_NEAR);
@@ -786,6 +869,102 @@ void Emitter::branch(Op op, const DecodedInsn& d, uint32_t index) {
   chain_direct(index, static_cast<int64_t>(index) + 2 - m_count, d.pc_off + d.imm);
   m_regs = at_branch;
   L(not_taken);
+}
+
+void Emitter::cmp_instret(const RegCache& c, int32_t limit) {
+  if (const int s = c.find(kInstret); s >= 0) {
+    cmp(RegCache::host(s), hart(limit));
+  } else {
+    mov(rax, hart(limit));
+    cmp(hart(m_l.instret), rax);
+  }
+}
+
+// Whether the loop [head, end] can have its page checks hoisted (see Hoist), and where.
+void Emitter::find_hoist(uint32_t head, uint32_t end) {
+  for (uint32_t k = head; k < end; ++k) {
+    const Op op = op_of(m_first[k]);
+    if (op == Op::kCall || op == Op::kJal || op == Op::kJalr || is_branch(op)) return;
+  }
+  Hoist& h = m_hoist[head];
+  for (uint32_t k = head; k < end && h.sites_count < Hoist::kMaxSites; ++k) {
+    const DecodedInsn& d = m_first[k];
+    if (access_of(op_of(d)).size == 0 || d.rs1 == 0) continue;
+    Hoist::Site site{k, 0, false};
+    bool moved = false, other = false;
+    for (uint32_t w = head; w < end; ++w) {
+      const DecodedInsn& x = m_first[w];
+      if (!writes_x(x, d.rs1)) continue;
+      if (moved || op_of(x) != Op::kAddi || x.rs1 != d.rs1 || x.imm == 0) {
+        other = true;
+        break;
+      }
+      moved = true;
+      site.stride = x.imm;
+      site.pre = w < k;
+    }
+    if (!other) h.sites[h.sites_count++] = site;
+  }
+  if (h.sites_count == 0) return;
+  h.head = head;
+  h.end = end;
+  if (end + 1 < m_count) m_target[end + 1] |= kAfterLoop;  // where the copy goes on
+}
+
+// At a hoisted loop's head (see Hoist), before its first instruction, with the head's
+// cache: for each site, its address on the next pass looked up in the TLB (on a miss, on
+// into the checked loop below), its addend to m_jit_scratch[site], and how many passes
+// from here stay in that page; then m_jit_scratch[kMaxSites] = m_instret after the fewest
+// of them, the limit of the copy without checks, and into it.
+void Emitter::hoist_check(const Hoist& h) {
+  Xbyak::Label checked;
+  mov(ecx, 0x7fffffff);  // the fewest passes after the next that stay in their pages
+  for (uint32_t k = 0; k < h.sites_count; ++k) {
+    const Hoist::Site& site = h.sites[k];
+    const DecodedInsn& d = m_first[site.index];
+    const Access access = access_of(op_of(d));
+    const int64_t offset = d.imm + (site.pre ? site.stride : 0);
+    if (const int s = m_regs.find(d.rs1); s >= 0) {
+      lea(rsi, ptr[RegCache::host(s) + disp(offset)]);
+    } else {
+      mov(rsi, xmem(d.rs1));
+      if (offset != 0) add(rsi, imm32(offset));
+    }
+    tlb_lookup(rsi, 0, access.size, access.store, checked);
+    const size_t table = access.store ? m_l.tlb_write_delta : 0;
+    mov(rdx, qword[rbp + rax + table + 8]);
+    mov(qword[rbx + disp(m_l.scratch + 8 * static_cast<int32_t>(k))], rdx);
+    if (site.stride == 0) continue;
+    // The bytes of the page beyond this pass's access, on the side it moves to, over the
+    // stride: the passes after this one that stay.
+    if (site.stride > 0) {
+      lea(edx, ptr[rsi + disp(access.size - 1)]);
+      not_(edx);
+    } else {
+      mov(edx, esi);
+    }
+    and_(edx, 0xfff);
+    const uint64_t step = site.stride < 0 ? -static_cast<uint64_t>(site.stride)
+                                          : static_cast<uint64_t>(site.stride);
+    if (std::has_single_bit(step)) {
+      if (step != 1) shr(edx, static_cast<uint8_t>(std::countr_zero(step)));
+    } else {
+      // bytes / step as bytes * (2^32 / step + 1) >> 32: exact while bytes * step < 2^32
+      // (bytes < 2^12, step < 2^12); the factor is below 2^31 for a step of 3 or more.
+      imul(rdx, rdx, static_cast<int32_t>((uint64_t{1} << 32) / step + 1));
+      shr(rdx, 32);
+    }
+    cmp(ecx, edx);
+    cmova(ecx, edx);
+  }
+  const auto body = static_cast<int32_t>(h.end + 1 - h.head);
+  inc(ecx);  // with this one
+  imul(rcx, rcx, body);
+  if (const int s = m_regs.find(kInstret); s >= 0) add(rcx, RegCache::host(s));
+  else add(rcx, hart(m_l.instret));
+  mov(qword[rbx + disp(m_l.scratch + 8 * static_cast<int32_t>(Hoist::kMaxSites))], rcx);
+  jmp(h.fast, T_NEAR);
+  L(checked);
 }
 
 bool Emitter::same_cache(const RegCache& head) const {
@@ -1186,6 +1365,54 @@ void Emitter::fp(Op op, const DecodedInsn& d, uint32_t index) {
   slow_resume(o);
 }
 
+void Emitter::insn(const DecodedInsn& d, uint32_t i) {
+  const Op op = op_of(d);
+  switch (op) {
+    case Op::kCall:
+      call_out(d, i);
+      break;
+    case Op::kJal:
+      if (d.rd != 32) {
+        pc_to_rax(d.pc_off + d.len);
+        wx(d.rd, rax);
+      }
+      spill();
+      chain_direct(i, static_cast<int64_t>(i) + 2 - m_count, d.pc_off + d.imm);
+      break;
+    case Op::kJalr:
+      mov(rcx, rx(d.rs1));
+      if (d.imm) add(rcx, imm32(d.imm));
+      and_(rcx, 0xfffffffeu);  // sign-extended: ~1
+      pc_to_rax(d.pc_off + d.len);
+      wx(d.rd, rax);
+      spill();
+      chain(i, static_cast<int64_t>(i) + 2 - m_count);
+      break;
+    case Op::kBeq: case Op::kBne: case Op::kBlt: case Op::kBge: case Op::kBltu:
+    case Op::kBgeu:
+      branch(op, d, i);
+      break;
+    case Op::kLb: case Op::kLh: case Op::kLw: case Op::kLd: case Op::kLbu: case Op::kLhu:
+    case Op::kLwu: case Op::kSb: case Op::kSh: case Op::kSw: case Op::kSd: case Op::kFld:
+    case Op::kFsd:
+      memory(op, d, i);
+      break;
+    case Op::kDiv: case Op::kDivu: case Op::kRem: case Op::kRemu: case Op::kDivw:
+    case Op::kDivuw: case Op::kRemw: case Op::kRemuw:
+      divide(op, d, i);
+      break;
+    case Op::kFaddD: case Op::kFsubD: case Op::kFmulD: case Op::kFdivD: case Op::kFmaddD:
+    case Op::kFmsubD: case Op::kFnmsubD: case Op::kFnmaddD: case Op::kFsgnjD:
+    case Op::kFsgnjnD: case Op::kFsgnjxD: case Op::kFmvXD: case Op::kFmvDX:
+    case Op::kFcvtDW: case Op::kFcvtDWu:
+      fp(op, d, i);
+      break;
+    default:
+      alu(op, d);
+      break;
+  }
+}
+
 void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
                     uint32_t page_offset) {
   m_count = count;
@@ -1198,8 +1425,11 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   m_head_set.reset(new bool[count + 1]());
   m_exit.reset(new Xbyak::Label[count + 1]);
   m_exit_used.reset(new bool[count + 1]());
-  m_slow.reset(new OutOfLine[count]);
-  m_links.reset(new Link[count + 1]);  // at most one per instruction, and the block's end
+  m_first = first;
+  m_hoist.reset(new Hoist[count]);
+  // At most one per instruction, once as translated and once in a hoisted loop's copy.
+  m_slow.reset(new OutOfLine[2 * count]);
+  m_links.reset(new Link[2 * (count + 1)]);  // (and the block's end in each)
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     if ((d.raw & 0x7f) == 0x63 && d.rs3 != 0) {
@@ -1213,6 +1443,8 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
             loop.x |= x_regs(first[k]);
             loop.f |= f_regs(first[k]);
           }
+          if (m_hoist[static_cast<size_t>(t)].sites_count == 0)
+            find_hoist(static_cast<uint32_t>(t), i);
         }
       }
     }
@@ -1237,13 +1469,12 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   m_fp = {};
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
-    const Op op = op_of(d);
     if (m_target[i] != 0) {
       if (m_head_set[i]) {  // a forward branch got here first: this way in reconciles
         reconcile(m_head[i]);
         m_regs = m_head[i];
       } else {
-        if (m_target[i] == kBackward) loop_head_cache(m_loop_regs[i]);
+        if ((m_target[i] & ~kAfterLoop) == kBackward) loop_head_cache(m_loop_regs[i]);
         m_regs.all_dirty();
         m_head[i] = m_regs;
         m_head_set[i] = true;
@@ -1251,54 +1482,31 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
       L(m_insn[i]);
       m_fp = {};
     }
-    switch (op) {
-      case Op::kCall:
-        call_out(d, i);
-        break;
-      case Op::kJal:
-        if (d.rd != 32) {
-          pc_to_rax(d.pc_off + d.len);
-          wx(d.rd, rax);
-        }
-        spill();
-        chain_direct(i, static_cast<int64_t>(i) + 2 - count, d.pc_off + d.imm);
-        break;
-      case Op::kJalr:
-        mov(rcx, rx(d.rs1));
-        if (d.imm) add(rcx, imm32(d.imm));
-        and_(rcx, 0xfffffffeu);  // sign-extended: ~1
-        pc_to_rax(d.pc_off + d.len);
-        wx(d.rd, rax);
-        spill();
-        chain(i, static_cast<int64_t>(i) + 2 - count);
-        break;
-      case Op::kBeq: case Op::kBne: case Op::kBlt: case Op::kBge: case Op::kBltu:
-      case Op::kBgeu:
-        branch(op, d, i);
-        break;
-      case Op::kLb: case Op::kLh: case Op::kLw: case Op::kLd: case Op::kLbu: case Op::kLhu:
-      case Op::kLwu: case Op::kSb: case Op::kSh: case Op::kSw: case Op::kSd: case Op::kFld:
-      case Op::kFsd:
-        memory(op, d, i);
-        break;
-      case Op::kDiv: case Op::kDivu: case Op::kRem: case Op::kRemu: case Op::kDivw:
-      case Op::kDivuw: case Op::kRemw: case Op::kRemuw:
-        divide(op, d, i);
-        break;
-      case Op::kFaddD: case Op::kFsubD: case Op::kFmulD: case Op::kFdivD: case Op::kFmaddD:
-      case Op::kFmsubD: case Op::kFnmsubD: case Op::kFnmaddD: case Op::kFsgnjD:
-      case Op::kFsgnjnD: case Op::kFsgnjxD: case Op::kFmvXD: case Op::kFmvDX:
-      case Op::kFcvtDW: case Op::kFcvtDWu:
-        fp(op, d, i);
-        break;
-      default:
-        alu(op, d);
-        break;
-    }
+    if (m_hoist[i].sites_count != 0) hoist_check(m_hoist[i]);
+    insn(d, i);
   }
   // Ran to the end: pc past the block (the block_end() entry's offset), all retired.
   spill();
   chain_direct(count, 1, first[count].pc_off);
+  // The hoisted loops' copies without page checks (see Hoist), from their heads' caches;
+  // when the branch back is not taken, on after the loop as translated above.
+  for (uint32_t head = 0; head < count; ++head) {
+    const Hoist& h = m_hoist[head];
+    if (h.sites_count == 0) continue;
+    L(m_hoist[head].fast);
+    m_regs = m_head[head];
+    m_fp = {};
+    m_fast = &h;
+    for (uint32_t i = head; i <= h.end; ++i) insn(first[i], i);
+    m_fast = nullptr;
+    if (h.end + 1 < count) {
+      reconcile(m_head[h.end + 1]);
+      jmp(m_insn[h.end + 1], T_NEAR);
+    } else {
+      spill();
+      chain_direct(count, 1, first[count].pc_off);
+    }
+  }
   // Out of line: the slow paths (the handler, which may trap; then the register cache
   // reloaded as the fast path left it), then the exits.
   for (uint32_t s = 0; s < m_slow_count; ++s) {
@@ -1466,6 +1674,8 @@ BlockFn Translator::emit(const void* block, const DecodedInsn* first, uint32_t c
   static_assert(sizeof(std::atomic<uint64_t>) == 8);  // read as a plain qword
   layout.chain_key = HartLayout::off(m_hart, &m_hart.m_chain_key);
   layout.block = HartLayout::off(m_hart, &m_hart.m_block);
+  layout.scratch = HartLayout::off(m_hart, &m_hart.m_jit_scratch[0]);
+  static_assert(sizeof(Hart::m_jit_scratch) == 8 * (kMaxHoistSites + 1));
   layout.jump = reinterpret_cast<uintptr_t>(m_jump.get());
   Xbyak::ClearError();
   if (m_used == 0) {  // a new cache: the shared stubs first

@@ -4,7 +4,10 @@
 // The one instruction table (STYLE.md rule 8) stays the semantics: an instruction the
 // translator does not emit natively becomes a call to its InsnSpec::handler with its
 // DecodedInsn, so every instruction works; the native forms (integer ALU, branches, jumps,
-// loads and stores through the TLB) are the fast paths, added by measurement.
+// loads and stores through the TLB) are the fast paths, added by measurement. A loop
+// inside a block whose body is straight-line code looks up the pages of its loads and
+// stores that walk by a constant stride once at its head, and runs the passes that stay
+// in them without TLB checks (translator.cpp: Emitter::Hoist).
 //
 // Contract with Hart::run_blocks(), which calls a translation exactly where it would run
 // the block threaded, with the same state set up (m_block_pc, m_instret = count before the
