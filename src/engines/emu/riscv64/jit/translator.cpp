@@ -1427,9 +1427,6 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
   m_exit_used.reset(new bool[count + 1]());
   m_first = first;
   m_hoist.reset(new Hoist[count]);
-  // At most one per instruction, once as translated and once in a hoisted loop's copy.
-  m_slow.reset(new OutOfLine[2 * count]);
-  m_links.reset(new Link[2 * (count + 1)]);  // (and the block's end in each)
   for (uint32_t i = 0; i < count; ++i) {
     const DecodedInsn& d = first[i];
     if ((d.raw & 0x7f) == 0x63 && d.rs3 != 0) {
@@ -1449,6 +1446,13 @@ void Emitter::block(const void* block, const DecodedInsn* first, uint32_t count,
       }
     }
   }
+  // At most one per instruction, as translated and in a hoisted loop's copy, and one link
+  // for the block's end in each.
+  uint32_t copied = 0;
+  for (uint32_t i = 0; i < count; ++i)
+    if (m_hoist[i].sites_count != 0) copied += m_hoist[i].end + 1 - i;
+  m_slow.reset(new OutOfLine[count + copied]);
+  m_links.reset(new Link[count + copied + 2]);
   // Six pushes and 8 bytes after the return address: rsp is 16-byte aligned for the calls.
   push(rbx);
   push(rbp);
