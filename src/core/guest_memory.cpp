@@ -164,6 +164,7 @@ GuestMemory::GuestMemory(std::vector<MemoryRegion> regions, UniqueFd backing)
   }
   m_dirty_words = static_cast<size_t>((pages + 63) / 64);
   m_dirty.reset(new std::atomic<uint64_t>[m_dirty_words]());
+  m_written.reset(new std::atomic<uint64_t>[m_dirty_words]());
 }
 
 GuestMemory::~GuestMemory() {
@@ -214,10 +215,24 @@ void GuestMemory::set_dirty_range(uint64_t first, uint64_t last) {
     const unsigned lo = w == first / 64 ? static_cast<unsigned>(first % 64) : 0;
     const unsigned hi = w == last / 64 ? static_cast<unsigned>(last % 64) : 63;
     const uint64_t mask = (hi - lo == 63 ? ~0ull : ((1ull << (hi - lo + 1)) - 1)) << lo;
-    std::atomic<uint64_t>& word = m_dirty[w];
-    if ((word.load(std::memory_order_relaxed) & mask) != mask)
-      word.fetch_or(mask, std::memory_order_relaxed);
+    for (std::atomic<uint64_t>* word : {&m_dirty[w], &m_written[w]})
+      if ((word->load(std::memory_order_relaxed) & mask) != mask)
+        word->fetch_or(mask, std::memory_order_relaxed);
   }
+}
+
+bool GuestMemory::take_written(uint64_t gpa) {
+  for (size_t i = 0; i < m_regions.size(); ++i) {
+    const uint64_t off = gpa - m_regions[i].gpa;
+    if (off < m_regions[i].size) {
+      const uint64_t page = m_first_page[i] + off / kDirtyPageSize;
+      const uint64_t bit = 1ull << (page % 64);
+      std::atomic<uint64_t>& word = m_written[page / 64];
+      if (!(word.load(std::memory_order_relaxed) & bit)) return false;
+      return (word.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+    }
+  }
+  return false;
 }
 
 bool GuestMemory::is_dirty(uint64_t gpa) const {

@@ -142,6 +142,10 @@ class GuestMemory {
   std::vector<uint64_t> dirty_pages() const;
   size_t dirty_page_count() const;
   void clear_dirty();
+  // Whether the page at gpa was marked (mark_dirty()) since the last take_written() of it,
+  // which clears it (any thread; clear_dirty() leaves these bits alone). A hart asks at
+  // fence.i which of the pages it decoded code from were written since (hart.cpp).
+  bool take_written(uint64_t gpa);
   // Bumped by every clear_dirty(): a hart that saw another value must forget its
   // writable-page cache before its next store (engines/emu/riscv64/mmu.cpp).
   uint64_t dirty_generation() const { return m_dirty_generation.load(std::memory_order_acquire); }
@@ -165,10 +169,10 @@ class GuestMemory {
   GuestMemory(std::vector<MemoryRegion> regions, UniqueFd backing);
   void set_dirty_bits(uint64_t first, uint64_t last) {
     if (first == last) [[likely]] {
-      std::atomic<uint64_t>& word = m_dirty[first / 64];
       const uint64_t bit = 1ull << (first % 64);
-      if (!(word.load(std::memory_order_relaxed) & bit))
-        word.fetch_or(bit, std::memory_order_relaxed);
+      for (std::atomic<uint64_t>* word : {&m_dirty[first / 64], &m_written[first / 64]})
+        if (!(word->load(std::memory_order_relaxed) & bit))
+          word->fetch_or(bit, std::memory_order_relaxed);
       return;
     }
     set_dirty_range(first, last);
@@ -181,6 +185,7 @@ class GuestMemory {
   std::vector<MemoryRegion> m_regions;
   std::vector<uint64_t> m_first_page;  // per region: its first page's index in the bitmap
   std::unique_ptr<std::atomic<uint64_t>[]> m_dirty;  // one bit per kDirtyPageSize page
+  std::unique_ptr<std::atomic<uint64_t>[]> m_written;  // the same, for take_written()
   size_t m_dirty_words = 0;
   std::atomic<uint64_t> m_dirty_generation{0};
   UniqueFd m_backing;  // create_from_file(): the file, holding its shared flock(); or the memfd

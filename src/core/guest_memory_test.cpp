@@ -169,6 +169,22 @@ TEST(GuestMemoryDirty, ClearForgetsEverythingAndBumpsTheGeneration) {
   EXPECT_NE(mem->dirty_generation(), generation);
 }
 
+TEST(GuestMemoryDirty, TakeWrittenReportsAWriteOnceAndOutlivesClearDirty) {
+  auto mem = GuestMemory::create({{kBase, 200 * kPage}});
+  ASSERT_TRUE(mem.ok());
+  EXPECT_FALSE((*mem)->take_written(kBase));
+  ASSERT_TRUE((*mem)->write_le<uint32_t>(kBase + 8, 1));
+  (*mem)->mark_dirty(kBase + 60 * kPage, 70 * kPage);  // a range across bitmap words
+  (*mem)->clear_dirty();                                 // (a migration round's)
+  EXPECT_TRUE((*mem)->take_written(kBase + 100));
+  EXPECT_FALSE((*mem)->take_written(kBase + 100));  // taken
+  EXPECT_FALSE((*mem)->take_written(kBase + 59 * kPage));
+  EXPECT_TRUE((*mem)->take_written(kBase + 60 * kPage));
+  EXPECT_TRUE((*mem)->take_written(kBase + 129 * kPage));
+  EXPECT_FALSE((*mem)->take_written(kBase + 130 * kPage));
+  EXPECT_FALSE((*mem)->take_written(kBase + 200 * kPage));  // past RAM
+}
+
 TEST(GuestMemoryDirty, PagesOfSeveralRegionsAreListedByAddress) {
   auto mem = GuestMemory::create({{0x100000, 4 * kPage}, {0x0, 2 * kPage}});
   ASSERT_TRUE(mem.ok());

@@ -244,6 +244,7 @@ Result<std::unique_ptr<EmuEngine>> EmuEngine::create(GuestMemory& memory, const 
     impl->harts.push_back(std::make_unique<Hart>(memory, mmio, timebase, i));
     impl->harts.back()->set_trace(trace.insns);
     impl->harts.back()->set_trace_traps(trace.traps);
+    impl->harts.back()->set_sole_hart(harts == 1);
   }
   impl->reset.resize(harts);
   impl->created.resize(harts, false);

@@ -3,6 +3,7 @@
 #include "engines/emu/riscv64/hart.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -212,9 +213,13 @@ void Hart::code_page_store(uint64_t pa) {
   if (!(word & bit)) [[likely]]
     return;
   word &= ~bit;
+  drop_code_page(pa & ~0xfffull);
+  m_code_written = true;
+}
+
+void Hart::drop_code_page(uint64_t page) {
   // Blocks never cross a page, and the 2048 even addresses of a page have distinct slots.
   // A dropped block keeps its instructions and count: it may be the one running.
-  const uint64_t page = pa & ~0xfffull;
   for (uint64_t a = page; a < page + 0x1000; a += 2) {
     Block& b = m_slots[(a >> 1) & (kBlockSlots - 1)];
     if (b.key == Block::key_of(a)) {
@@ -224,7 +229,20 @@ void Hart::code_page_store(uint64_t pa) {
   }
   m_chain_key += kChainKeyStep;  // chains may point at the dropped blocks
   ++m_code_page_drops;
-  m_code_written = true;
+}
+
+void Hart::drop_written_code() {
+  const DecodeCache& c = *m_cache;
+  for (uint64_t w = 0; w < (c.code_pages + 63) / 64; ++w) {
+    uint64_t& word = (*c.code_bits)[w];
+    for (uint64_t bits = word; bits != 0; bits &= bits - 1) {
+      const auto n = w * 64 + static_cast<uint64_t>(std::countr_zero(bits));
+      const uint64_t page = c.code_base + (n << 12);
+      if (!m_memory.take_written(page)) continue;
+      word &= ~(1ull << (n % 64));
+      drop_code_page(page);
+    }
+  }
 }
 
 Hart::Block* Hart::fetch_block_slow(uint64_t pa, const uint8_t* page) {
@@ -759,7 +777,8 @@ bool Hart::exec_sfence_vma(const DecodedInsn& d) {
 
 bool Hart::exec_fence_i(const DecodedInsn& d) {
   m_pc += d.len;  // before the flush: `d` lives in the cache (which the flush only marks)
-  flush_decode_cache();
+  if (m_sole_hart) drop_written_code();
+  else flush_decode_cache();
   return false;
 }
 

@@ -26,7 +26,11 @@
 // the page's decoded blocks (and their translations) and ends the storing instruction's
 // block, as QEMU's TCG does: the next instruction is fetched anew, also without fence.i.
 // AMOs drop the blocks too but do not end the block. Per hart: another hart's stores reach
-// this hart's cache through fence.i (SBI's remote fence.i), as the ISA requires.
+// this hart's cache through fence.i (SBI's remote fence.i), as the ISA requires, which
+// drops every block; the VMM's and devices' writes into RAM (DMA) too. The only hart of
+// its VM has no other hart's stores to see, so its fence.i drops only the code pages
+// GuestMemory saw written since they were decoded (set_sole_hart()): Linux runs fence.i
+// whenever it maps a page of a program, hundreds of times in a boot.
 #pragma once
 
 #include <array>
@@ -197,7 +201,7 @@ class Hart {
   // the shell, five each, in turn: 0.74-1.21 s translating at 8 runs, 0.61-1.05 s at 16,
   // 0.46-0.53 s at 32, 0.43-0.74 s at 64, 0.40-0.60 s at 128, 0.37-0.49 s at 256,
   // 0.38-0.42 s at 512, 0.40-0.43 s at 1024);
-  // Linux's fence.i also drops every translation (flush_decode_cache()).
+  // (measured when Linux's fence.i still dropped every translation, also on one hart).
   static constexpr unsigned kJitHotRuns = 256;
   Result<void> enable_jit(size_t cache_bytes, unsigned hot_runs = kJitHotRuns);
   void disable_jit();
@@ -348,6 +352,12 @@ class Hart {
   bool exec_wfi(const DecodedInsn& d);
   bool exec_sfence_vma(const DecodedInsn& d);
   bool exec_fence_i(const DecodedInsn& d);
+  // The VM has no other hart (EmuEngine): fence.i need not drop the code no write reached,
+  // since only this hart's stores (code_page_store()) and the VMM's writes into RAM
+  // (GuestMemory::take_written()) can change it. With more harts, another one's stores may
+  // go to a page this one decoded without passing through a slow path, so fence.i drops
+  // every block.
+  void set_sole_hart(bool sole) { m_sole_hart = sole; }
 
   // F/D helpers.
   bool fp_enabled() const { return (m_mstatus & kMstatusFS) != 0; }
@@ -414,6 +424,11 @@ class Hart {
   // page's blocks, unmarks it and sets m_code_written.
   void note_code_page(uint64_t pa, const uint8_t* host_page);
   void code_page_store(uint64_t pa);
+  // Drops the blocks decoded from the page at `page` (their translations with them).
+  void drop_code_page(uint64_t page);
+  // fence.i on the only hart: drops the code pages written since they were decoded
+  // (GuestMemory::take_written()) instead of the whole cache.
+  void drop_written_code();
   // run_debug(): a data access of `size` bytes at va (store or AMO if write) against the
   // watchpoints; records the first hit.
   void note_watch(uint64_t va, unsigned size, bool write);
@@ -573,6 +588,7 @@ class Hart {
   static constexpr uint8_t kExcepted = 1, kIllegal = 2, kWfi = 4, kSlowMem = 8;
   uint8_t m_stopped = 0;
   bool m_code_written = false;  // code_page_store() dropped blocks; store() ends the block
+  bool m_sole_hart = false;      // set_sole_hart()
   uint64_t m_code_page_drops = 0;
   bool m_trace = false;
   bool m_trace_traps = false;

@@ -343,6 +343,33 @@ TEST_F(HartTest, FenceIMakesStoredCodeVisible) {
   EXPECT_EQ(hart->x(a0), 2u);
 }
 
+// The only hart of its VM: fence.i drops the blocks of the pages written since they were
+// decoded (here by the VMM, as a device's DMA would: GuestMemory marks them), and keeps the
+// others. A change behind GuestMemory's back (host_ptr() without a mark, which no writer
+// may do) shows which blocks it kept.
+TEST_F(HartTest, FenceIOnTheOnlyHartDropsTheCodeOfWrittenPagesOnly) {
+  hart->set_sole_hart(true);
+  // Page 0: a loop calling page 1's `addi a0, zero, N; ret` and running fence.i.
+  load({JAL(ra, 0x1000), FENCE_I, JAL(zero, -8)});
+  ASSERT_TRUE(memory->write_le<uint32_t>(kRamBase + 0x1000, ADDI(a0, zero, 1)));
+  ASSERT_TRUE(memory->write_le<uint32_t>(kRamBase + 0x1004, JALR(zero, ra, 0)));
+  hart->step(10);  // two passes: every page decoded, the writes' marks taken by fence.i
+  EXPECT_EQ(hart->x(a0), 1u);
+  store_le<uint32_t>(memory->host_ptr(kRamBase + 0x1000, 4), ADDI(a0, zero, 3));
+  hart->step(10);  // fence.i kept page 1's block: the old instruction runs
+  EXPECT_EQ(hart->x(a0), 1u);
+  ASSERT_TRUE(memory->write_le<uint32_t>(kRamBase + 0x1000, ADDI(a0, zero, 2)));
+  hart->step(5);  // jal, addi (still the cached one), ret, fence.i (drops page 1), jal
+  EXPECT_EQ(hart->x(a0), 1u);
+  hart->step(2);  // jal, addi (decoded again)
+  EXPECT_EQ(hart->x(a0), 2u);
+  // Another hart could have written without a mark: fence.i drops everything.
+  hart->set_sole_hart(false);
+  store_le<uint32_t>(memory->host_ptr(kRamBase + 0x1000, 4), ADDI(a0, zero, 3));
+  hart->step(5);  // ret, fence.i, jal, jal, addi (new)
+  EXPECT_EQ(hart->x(a0), 3u);
+}
+
 TEST_F(HartTest, CsrSemantics) {
   hart->set_x(a1, 0x1234);
   load({CSRRW(zero, 0x340, a1),          // mscratch = 0x1234
